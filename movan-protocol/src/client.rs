@@ -1,0 +1,339 @@
+//! Messages a game client sends, in the Movan shape:
+//!
+//! ```json
+//! {"uid": "1001", "token": "<jwt>", "extra_data": {"proto": "sync_action", "timestamp": 1700000000.25,
+//!  "action_data": {"move": [1, 0]}}}
+//! ```
+//!
+//! [`parse_client_message`] turns a frame body into a typed [`ClientMessage`] or a [`ProtocolError`] with the code
+//! to send back. It never panics, whatever the input.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::error::{ErrorCode, ProtocolError};
+
+/// Longest accepted room id.
+pub const MAX_ROOM_ID_LEN: usize = 64;
+/// Longest accepted uid.
+pub const MAX_UID_LEN: usize = 64;
+/// Deepest nesting accepted inside `action_data`. The server relays actions verbatim to every player, so it
+/// refuses what common client JSON parsers would choke on (System.Text.Json stops at 64 by default).
+pub const MAX_ACTION_DEPTH: usize = 32;
+
+/// One parsed client message.
+#[derive(Debug, Clone)]
+pub struct ClientMessage {
+    /// The uid the client claims; must match the token's subject.
+    pub uid: String,
+    /// The access token; required on the first message of a connection.
+    pub token: Option<String>,
+    /// The client's send time in seconds since the Unix epoch, if given.
+    pub timestamp: Option<f64>,
+    /// What the client asks for.
+    pub request: Request,
+}
+
+/// The typed request carried by `extra_data`.
+#[derive(Debug, Clone)]
+pub enum Request {
+    /// `room_enter`: join `room_id` (created when missing), or quick-match when `None`.
+    RoomEnter {
+        /// The room to enter.
+        room_id: Option<String>,
+    },
+    /// `room_leave`: leave the current room.
+    RoomLeave,
+    /// `room_prepare`: mark the player ready.
+    RoomPrepare,
+    /// `sync_action`: an action for the next frame. `action_data` is kept as raw JSON and relayed verbatim.
+    SyncAction {
+        /// The action, a JSON object.
+        action_data: Box<RawValue>,
+    },
+    /// `sync_request_reload_frames`: resend frames from `start_frame` to the newest.
+    ReloadFrames {
+        /// First frame wanted.
+        start_frame: u64,
+    },
+    /// `ping`: answered by `pong`.
+    Ping,
+}
+
+impl Request {
+    /// The proto name of this request.
+    pub fn proto(&self) -> &'static str {
+        match self {
+            Self::RoomEnter { .. } => "room_enter",
+            Self::RoomLeave => "room_leave",
+            Self::RoomPrepare => "room_prepare",
+            Self::SyncAction { .. } => "sync_action",
+            Self::ReloadFrames { .. } => "sync_request_reload_frames",
+            Self::Ping => "ping",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    uid: String,
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(borrow)]
+    extra_data: &'a RawValue,
+}
+
+#[derive(Deserialize)]
+struct ExtraData<'a> {
+    proto: String,
+    #[serde(default)]
+    timestamp: Option<f64>,
+    #[serde(default, borrow)]
+    data: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    action_data: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct RoomEnterData {
+    #[serde(default)]
+    room_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ReloadData {
+    start_frame: u64,
+}
+
+/// Parses one frame body sent by a client.
+pub fn parse_client_message(body: &[u8]) -> Result<ClientMessage, ProtocolError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|e| ProtocolError::new(ErrorCode::BadJson, format!("body is not UTF-8: {e}")))?;
+    let envelope: Envelope<'_> = serde_json::from_str(text).map_err(|e| json_error(&e, "message"))?;
+    if envelope.uid.is_empty() || envelope.uid.len() > MAX_UID_LEN {
+        return Err(ProtocolError::new(
+            ErrorCode::BadMessage,
+            format!("uid must be a non-empty string of at most {MAX_UID_LEN} bytes"),
+        ));
+    }
+    let extra: ExtraData<'_> =
+        serde_json::from_str(envelope.extra_data.get()).map_err(|e| json_error(&e, "extra_data"))?;
+    let proto = extra.proto;
+    let fail = |code, msg: String| ProtocolError::new(code, msg).with_proto(proto.as_str());
+    if let Some(ts) = extra.timestamp
+        && (!ts.is_finite() || ts < 0.0)
+    {
+        return Err(fail(
+            ErrorCode::BadMessage,
+            "extra_data.timestamp must be a non-negative number of seconds".into(),
+        ));
+    }
+    let request = match proto.as_str() {
+        "room_enter" => {
+            let room_id = match extra.data {
+                None => None,
+                Some(raw) if raw.get() == "null" => None,
+                Some(raw) => serde_json::from_str::<RoomEnterData>(raw.get())
+                    .map_err(|e| json_error(&e, "extra_data.data").with_proto(proto.as_str()))?
+                    .room_id,
+            };
+            if let Some(id) = &room_id {
+                validate_room_id(id).map_err(|msg| fail(ErrorCode::BadMessage, msg))?;
+            }
+            Request::RoomEnter { room_id }
+        }
+        "room_leave" => Request::RoomLeave,
+        "room_prepare" => Request::RoomPrepare,
+        "ping" => Request::Ping,
+        "sync_action" => {
+            if extra.timestamp.is_none() {
+                return Err(fail(
+                    ErrorCode::BadMessage,
+                    "sync_action needs extra_data.timestamp (seconds since the Unix epoch)".into(),
+                ));
+            }
+            let raw = extra.action_data.ok_or_else(|| {
+                fail(ErrorCode::BadMessage, "sync_action needs extra_data.action_data".into())
+            })?;
+            if !raw.get().starts_with('{') {
+                return Err(fail(
+                    ErrorCode::BadMessage,
+                    "extra_data.action_data must be a JSON object".into(),
+                ));
+            }
+            if json_depth(raw.get()) > MAX_ACTION_DEPTH {
+                return Err(fail(
+                    ErrorCode::BadMessage,
+                    format!("extra_data.action_data is nested deeper than {MAX_ACTION_DEPTH} levels"),
+                ));
+            }
+            Request::SyncAction {
+                action_data: raw.to_owned(),
+            }
+        }
+        "sync_request_reload_frames" => {
+            let raw = extra.data.ok_or_else(|| {
+                fail(
+                    ErrorCode::BadMessage,
+                    "sync_request_reload_frames needs extra_data.data.start_frame".into(),
+                )
+            })?;
+            let data: ReloadData = serde_json::from_str(raw.get())
+                .map_err(|e| json_error(&e, "extra_data.data").with_proto(proto.as_str()))?;
+            Request::ReloadFrames {
+                start_frame: data.start_frame,
+            }
+        }
+        _ => {
+            let shown: String = proto.chars().take(64).collect();
+            return Err(fail(ErrorCode::UnknownProto, format!("unknown proto {shown:?}")));
+        }
+    };
+    Ok(ClientMessage {
+        uid: envelope.uid,
+        token: envelope.token,
+        timestamp: extra.timestamp,
+        request,
+    })
+}
+
+/// Checks a room id: 1 to 64 characters from `[A-Za-z0-9_.-]`.
+pub fn validate_room_id(id: &str) -> Result<(), String> {
+    let ok_len = !id.is_empty() && id.len() <= MAX_ROOM_ID_LEN;
+    let ok_chars = id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok_len && ok_chars {
+        Ok(())
+    } else {
+        Err(format!(
+            "room_id must be 1 to {MAX_ROOM_ID_LEN} characters from A-Z, a-z, 0-9, '_', '-', '.'"
+        ))
+    }
+}
+
+/// Maximum nesting depth of a JSON text already known to be valid.
+fn json_depth(json: &str) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for b in json.bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+fn json_error(e: &serde_json::Error, what: &str) -> ProtocolError {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => {
+            ProtocolError::new(ErrorCode::BadJson, format!("{what} is not valid JSON: {e}"))
+        }
+        Category::Data => ProtocolError::new(ErrorCode::BadMessage, format!("bad {what}: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<ClientMessage, ProtocolError> {
+        parse_client_message(s.as_bytes())
+    }
+
+    fn code(s: &str) -> ErrorCode {
+        parse(s).expect_err("expected an error").code
+    }
+
+    #[test]
+    fn parses_every_proto() {
+        let m = parse(r#"{"uid":"7","token":"t","extra_data":{"proto":"room_enter","timestamp":1.5,"data":{"room_id":"r-1"}}}"#).unwrap();
+        assert_eq!(m.uid, "7");
+        assert_eq!(m.token.as_deref(), Some("t"));
+        assert!(matches!(m.request, Request::RoomEnter { room_id: Some(ref r) } if r == "r-1"));
+        let m = parse(r#"{"uid":"7","extra_data":{"proto":"room_enter"}}"#).unwrap();
+        assert!(matches!(m.request, Request::RoomEnter { room_id: None }));
+        let m = parse(r#"{"uid":"7","extra_data":{"proto":"room_enter","data":{}}}"#).unwrap();
+        assert!(matches!(m.request, Request::RoomEnter { room_id: None }));
+        for (p, want) in [("room_leave", "room_leave"), ("room_prepare", "room_prepare"), ("ping", "ping")] {
+            let m = parse(&format!(r#"{{"uid":"7","extra_data":{{"proto":"{p}"}}}}"#)).unwrap();
+            assert_eq!(m.request.proto(), want);
+        }
+        let m = parse(r#"{"uid":"7","extra_data":{"proto":"sync_action","timestamp":2.0,"action_data":{"k": [1, 2]}}}"#).unwrap();
+        match m.request {
+            Request::SyncAction { action_data } => assert_eq!(action_data.get(), r#"{"k": [1, 2]}"#),
+            other => panic!("{other:?}"),
+        }
+        let m = parse(r#"{"uid":"7","extra_data":{"proto":"sync_request_reload_frames","data":{"start_frame":12}}}"#).unwrap();
+        assert!(matches!(m.request, Request::ReloadFrames { start_frame: 12 }));
+    }
+
+    #[test]
+    fn malformed_input_gets_the_documented_codes() {
+        assert_eq!(parse_client_message(&[0xff, 0xfe]).unwrap_err().code, ErrorCode::BadJson);
+        assert_eq!(code("{"), ErrorCode::BadJson);
+        assert_eq!(code(""), ErrorCode::BadJson);
+        assert_eq!(code("[]"), ErrorCode::BadMessage);
+        assert_eq!(code(r#"{"extra_data":{"proto":"ping"}}"#), ErrorCode::BadMessage);
+        assert_eq!(code(r#"{"uid":7,"extra_data":{"proto":"ping"}}"#), ErrorCode::BadMessage);
+        assert_eq!(code(r#"{"uid":"","extra_data":{"proto":"ping"}}"#), ErrorCode::BadMessage);
+        assert_eq!(code(r#"{"uid":"7","token":5,"extra_data":{"proto":"ping"}}"#), ErrorCode::BadMessage);
+        assert_eq!(code(r#"{"uid":"7"}"#), ErrorCode::BadMessage);
+        assert_eq!(code(r#"{"uid":"7","extra_data":{}}"#), ErrorCode::BadMessage);
+        assert_eq!(code(r#"{"uid":"7","extra_data":{"proto":"dance"}}"#), ErrorCode::UnknownProto);
+        assert_eq!(code(r#"{"uid":"7","extra_data":{"proto":"ping","timestamp":"x"}}"#), ErrorCode::BadMessage);
+        assert_eq!(code(r#"{"uid":"7","extra_data":{"proto":"ping","timestamp":-1}}"#), ErrorCode::BadMessage);
+        assert_eq!(code(r#"{"uid":"7","extra_data":{"proto":"ping","timestamp":1e999}}"#), ErrorCode::BadJson);
+        // sync_action
+        assert_eq!(code(r#"{"uid":"7","extra_data":{"proto":"sync_action","timestamp":1}}"#), ErrorCode::BadMessage);
+        assert_eq!(code(r#"{"uid":"7","extra_data":{"proto":"sync_action","action_data":{}}}"#), ErrorCode::BadMessage);
+        assert_eq!(code(r#"{"uid":"7","extra_data":{"proto":"sync_action","timestamp":1,"action_data":[1]}}"#), ErrorCode::BadMessage);
+        // reload
+        assert_eq!(code(r#"{"uid":"7","extra_data":{"proto":"sync_request_reload_frames"}}"#), ErrorCode::BadMessage);
+        assert_eq!(code(r#"{"uid":"7","extra_data":{"proto":"sync_request_reload_frames","data":{"start_frame":-1}}}"#), ErrorCode::BadMessage);
+        assert_eq!(code(r#"{"uid":"7","extra_data":{"proto":"sync_request_reload_frames","data":{"start_frame":"3"}}}"#), ErrorCode::BadMessage);
+        assert_eq!(code(r#"{"uid":"7","extra_data":{"proto":"sync_request_reload_frames","data":{"start_frame":1e30}}}"#), ErrorCode::BadMessage);
+        // room ids
+        assert_eq!(code(r#"{"uid":"7","extra_data":{"proto":"room_enter","data":{"room_id":"a b"}}}"#), ErrorCode::BadMessage);
+        assert_eq!(code(r#"{"uid":"7","extra_data":{"proto":"room_enter","data":{"room_id":5}}}"#), ErrorCode::BadMessage);
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let deep = format!(
+            r#"{{"uid":"7","extra_data":{{"proto":"sync_action","timestamp":1,"action_data":{}1{}}}}}"#,
+            "{\"a\":".repeat(10_000),
+            "}".repeat(10_000)
+        );
+        assert_eq!(parse(&deep).unwrap_err().code, ErrorCode::BadMessage);
+        let ok = format!(
+            r#"{{"uid":"7","extra_data":{{"proto":"sync_action","timestamp":1,"action_data":{}"x]}}"{}}}}}"#,
+            "{\"a\":".repeat(MAX_ACTION_DEPTH - 1),
+            "}".repeat(MAX_ACTION_DEPTH - 1)
+        );
+        assert!(parse(&ok).is_ok(), "{ok}");
+        let deep_envelope = format!(r#"{{"uid":{}{}}}"#, "[".repeat(100_000), "]".repeat(100_000));
+        assert!(parse(&deep_envelope).is_err());
+    }
+
+    #[test]
+    fn errors_name_the_proto() {
+        let e = parse(r#"{"uid":"7","extra_data":{"proto":"sync_action","timestamp":1}}"#).unwrap_err();
+        assert_eq!(e.proto.as_deref(), Some("sync_action"));
+    }
+}

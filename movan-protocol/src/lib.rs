@@ -1,0 +1,25 @@
+//! The Movan wire protocol, shared by the sync server and its clients so the two cannot drift.
+//!
+//! - [`codec`]: framing — a 4-byte big-endian body length, then the body.
+//! - [`client`]: messages a game client sends, parsed once at the edge into a typed [`client::Request`].
+//! - [`server`]: messages the server sends (`room_state`, `sync_frame`, ...), and the shared frame encoder.
+//! - [`error`]: the error codes carried by `error` messages.
+//! - [`claims`]: the JWT claims the account server signs and the sync server verifies.
+//!
+//! `docs/protocol.md` is the human-readable contract; tests in this crate check its examples.
+
+pub mod claims;
+pub mod client;
+pub mod codec;
+#[cfg(feature = "config")]
+pub mod config;
+pub mod error;
+pub mod server;
+
+pub use claims::TokenClaims;
+pub use client::{ClientMessage, Request, parse_client_message};
+pub use codec::{FrameCodec, FrameError};
+pub use error::{ErrorCode, ProtocolError};
+
+/// Seconds since the Unix epoch, as carried in `timestamp` fields.
+pub type UnixSeconds = f64;

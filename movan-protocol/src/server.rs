@@ -1,0 +1,456 @@
+//! Messages the server sends: `{"proto": "...", "data": ...}`.
+//!
+//! The server side builds `sync_frame` and `reload_frames` with [`encode_frame`] and [`encode_reload_chunk`]: a
+//! frame is serialized once, and the very same bytes are broadcast and later replayed inside reloads. The client
+//! side parses anything the server sends with [`parse_server_message`].
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::codec::LENGTH_PREFIX;
+use crate::error::{ErrorCode, ProtocolError};
+
+/// Where a room is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomStatus {
+    /// Gathering players; `room_prepare` marks them ready.
+    Waiting,
+    /// The game runs and frames tick.
+    Playing,
+    /// The game ended; the room is being freed.
+    Over,
+}
+
+/// One member as shown in `room_state`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberState {
+    /// The member's uid.
+    pub uid: String,
+    /// Whether the member sent `room_prepare`.
+    pub ready: bool,
+    /// Whether the member currently has a live connection.
+    pub connected: bool,
+}
+
+/// `room_state`: sent to every member on every membership or readiness change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomState {
+    /// The room's id.
+    pub room_id: String,
+    /// Seats in the room.
+    pub capacity: u32,
+    /// Players needed before the game can start.
+    pub min_players: u32,
+    /// Lifecycle state.
+    pub status: RoomStatus,
+    /// Members in join order.
+    pub members: Vec<MemberState>,
+}
+
+/// `game_start`: the game begins; frames count from 0.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GameStart {
+    /// The room's id.
+    pub room_id: String,
+    /// Server wall-clock time of the start, seconds since the Unix epoch.
+    pub start_time: f64,
+    /// Milliseconds between frames.
+    pub frame_interval_ms: u64,
+    /// Players in the game, in join order.
+    pub members: Vec<String>,
+    /// A random seed shared by all players, for deterministic game logic.
+    pub seed: u32,
+}
+
+/// `game_over`: the game ended; the room is freed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GameOver {
+    /// The room's id.
+    pub room_id: String,
+    /// Why: `all_left`, `max_duration`, `ended_by_room`, or `shutdown`.
+    pub reason: String,
+    /// Number of frames broadcast (the last frame is `frame_count - 1`).
+    pub frame_count: u64,
+    /// Per-player results a custom room may set, otherwise `null`.
+    #[serde(default)]
+    pub results: Option<serde_json::Value>,
+}
+
+/// `pong`: the answer to `ping`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pong {
+    /// The `timestamp` of the ping, echoed so the client can measure round trips.
+    #[serde(default)]
+    pub timestamp: Option<f64>,
+    /// Server wall-clock time, seconds since the Unix epoch.
+    pub server_time: f64,
+}
+
+/// `error`: a request failed (see [`ErrorCode`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Machine-readable code.
+    pub code: ErrorCode,
+    /// Human-readable reason.
+    pub message: String,
+    /// The proto of the failing request, or `null`.
+    pub proto: Option<String>,
+}
+
+impl From<&ProtocolError> for ErrorBody {
+    fn from(e: &ProtocolError) -> Self {
+        Self {
+            code: e.code,
+            message: e.message.clone(),
+            proto: e.proto.clone(),
+        }
+    }
+}
+
+/// The messages the server serializes through serde (frames have their own encoders).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "proto", content = "data", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// `room_state`.
+    RoomState(RoomState),
+    /// `game_start`.
+    GameStart(GameStart),
+    /// `game_over`.
+    GameOver(GameOver),
+    /// `pong`.
+    Pong(Pong),
+    /// `error`.
+    Error(ErrorBody),
+}
+
+impl ServerMessage {
+    /// The message as wire bytes: length prefix and JSON body.
+    pub fn to_wire(&self) -> Bytes {
+        let mut out = BytesMut::with_capacity(128).writer();
+        out.get_mut().put_u32(0);
+        // Serializing these plain structs into memory cannot fail.
+        serde_json::to_writer(&mut out, self).expect("server message serializes");
+        finish_wire(out.into_inner())
+    }
+}
+
+/// One action of a frame, as the server orders and encodes it.
+#[derive(Debug, Clone, Copy)]
+pub struct ActionRef<'a> {
+    /// Who sent it.
+    pub uid: &'a str,
+    /// The timestamp it was ordered by (the client's, clamped to when the server received it).
+    pub timestamp: f64,
+    /// The action as the client sent it (or as the room rewrote it).
+    pub action_data: &'a RawValue,
+}
+
+/// A frame encoded once: the wire bytes to broadcast, and the frame object alone for reloads.
+#[derive(Debug, Clone)]
+pub struct EncodedFrame {
+    /// Length prefix + `{"proto":"sync_frame","data":<frame>}`.
+    pub wire: Bytes,
+    /// `<frame>`: `{"frame_count":n,"actions":[...]}` — a slice of `wire`, no copy.
+    pub frame: Bytes,
+}
+
+const FRAME_HEAD: &[u8] = br#"{"proto":"sync_frame","data":"#;
+
+/// Encodes a `sync_frame` message for `frame_count` with `actions` in their final order.
+pub fn encode_frame(frame_count: u64, actions: &[ActionRef<'_>]) -> EncodedFrame {
+    #[derive(Serialize)]
+    struct Extra<'a> {
+        timestamp: f64,
+        action_data: &'a RawValue,
+    }
+    #[derive(Serialize)]
+    struct Action<'a> {
+        uid: &'a str,
+        extra_data: Extra<'a>,
+    }
+    #[derive(Serialize)]
+    struct FrameOut<'a> {
+        frame_count: u64,
+        actions: Vec<Action<'a>>,
+    }
+    let frame = FrameOut {
+        frame_count,
+        actions: actions
+            .iter()
+            .map(|a| Action {
+                uid: a.uid,
+                extra_data: Extra {
+                    timestamp: a.timestamp,
+                    action_data: a.action_data,
+                },
+            })
+            .collect(),
+    };
+    let size: usize = 64 + actions.iter().map(|a| a.action_data.get().len() + 64).sum::<usize>();
+    let mut out = BytesMut::with_capacity(size).writer();
+    out.get_mut().put_u32(0);
+    out.get_mut().put_slice(FRAME_HEAD);
+    serde_json::to_writer(&mut out, &frame).expect("frame serializes");
+    let mut buf = out.into_inner();
+    buf.put_u8(b'}');
+    let wire = finish_wire(buf);
+    let frame = wire.slice(LENGTH_PREFIX + FRAME_HEAD.len()..wire.len() - 1);
+    EncodedFrame { wire, frame }
+}
+
+/// Encodes one `reload_frames` message holding `frames` (each the `frame` part of an [`EncodedFrame`]).
+///
+/// `data` is `{"start_frame":s,"latest_frame":l,"last":b,"frames":[...]}`; `last` is true on the final chunk of a
+/// reload.
+pub fn encode_reload_chunk(start_frame: u64, latest_frame: u64, last: bool, frames: &[Bytes]) -> Bytes {
+    let size = 96 + frames.iter().map(|f| f.len() + 1).sum::<usize>();
+    let mut buf = BytesMut::with_capacity(size);
+    buf.put_u32(0);
+    buf.put_slice(
+        format!(
+            r#"{{"proto":"reload_frames","data":{{"start_frame":{start_frame},"latest_frame":{latest_frame},"last":{last},"frames":["#
+        )
+        .as_bytes(),
+    );
+    for (i, f) in frames.iter().enumerate() {
+        if i > 0 {
+            buf.put_u8(b',');
+        }
+        buf.put_slice(f);
+    }
+    buf.put_slice(b"]}}");
+    finish_wire(buf)
+}
+
+fn finish_wire(mut buf: BytesMut) -> Bytes {
+    let len = (buf.len() - LENGTH_PREFIX) as u32;
+    buf[..LENGTH_PREFIX].copy_from_slice(&len.to_be_bytes());
+    buf.freeze()
+}
+
+/// A `sync_frame` (or a frame inside `reload_frames`) as a client sees it.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// Frame number, from 0, consecutive.
+    pub frame_count: u64,
+    /// The actions in their deterministic order.
+    pub actions: Vec<FrameAction>,
+    /// The frame object exactly as the server sent it.
+    pub raw: Box<RawValue>,
+}
+
+impl PartialEq for Frame {
+    fn eq(&self, other: &Self) -> bool {
+        self.raw.get() == other.raw.get()
+    }
+}
+
+/// One action inside a [`Frame`].
+#[derive(Debug, Clone)]
+pub struct FrameAction {
+    /// Who sent it.
+    pub uid: String,
+    /// The timestamp it was ordered by.
+    pub timestamp: f64,
+    /// The action object.
+    pub action_data: Box<RawValue>,
+}
+
+/// `reload_frames` as a client sees it.
+#[derive(Debug, Clone)]
+pub struct ReloadChunk {
+    /// The first frame the request asked for.
+    pub start_frame: u64,
+    /// The newest frame at the time of the request: the reload ends there.
+    pub latest_frame: u64,
+    /// True on the final chunk.
+    pub last: bool,
+    /// Frames, consecutive.
+    pub frames: Vec<Frame>,
+}
+
+/// Anything the server sends, parsed by a client.
+#[derive(Debug, Clone)]
+pub enum ServerEvent {
+    /// `room_state`.
+    RoomState(RoomState),
+    /// `game_start`.
+    GameStart(GameStart),
+    /// `sync_frame`.
+    Frame(Frame),
+    /// `reload_frames`.
+    Reload(ReloadChunk),
+    /// `game_over`.
+    GameOver(GameOver),
+    /// `pong`.
+    Pong(Pong),
+    /// `error`.
+    Error(ErrorBody),
+}
+
+/// A server message a client could not understand.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerParseError {
+    /// Not JSON, or fields of the wrong shape.
+    #[error("malformed server message: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A proto this client does not know.
+    #[error("unknown server proto {0:?}")]
+    UnknownProto(String),
+}
+
+/// Parses one frame body sent by the server.
+pub fn parse_server_message(body: &[u8]) -> Result<ServerEvent, ServerParseError> {
+    #[derive(Deserialize)]
+    struct Envelope<'a> {
+        proto: String,
+        #[serde(borrow)]
+        data: &'a RawValue,
+    }
+    #[derive(Deserialize)]
+    struct ReloadWire<'a> {
+        start_frame: u64,
+        latest_frame: u64,
+        last: bool,
+        #[serde(borrow)]
+        frames: Vec<&'a RawValue>,
+    }
+    let env: Envelope<'_> = serde_json::from_slice(body)?;
+    let data = env.data.get();
+    Ok(match env.proto.as_str() {
+        "room_state" => ServerEvent::RoomState(serde_json::from_str(data)?),
+        "game_start" => ServerEvent::GameStart(serde_json::from_str(data)?),
+        "sync_frame" => ServerEvent::Frame(parse_frame(env.data)?),
+        "reload_frames" => {
+            let wire: ReloadWire<'_> = serde_json::from_str(data)?;
+            ServerEvent::Reload(ReloadChunk {
+                start_frame: wire.start_frame,
+                latest_frame: wire.latest_frame,
+                last: wire.last,
+                frames: wire.frames.into_iter().map(parse_frame).collect::<Result<_, _>>()?,
+            })
+        }
+        "game_over" => ServerEvent::GameOver(serde_json::from_str(data)?),
+        "pong" => ServerEvent::Pong(serde_json::from_str(data)?),
+        "error" => ServerEvent::Error(serde_json::from_str(data)?),
+        other => return Err(ServerParseError::UnknownProto(other.to_owned())),
+    })
+}
+
+fn parse_frame(raw: &RawValue) -> Result<Frame, serde_json::Error> {
+    #[derive(Deserialize)]
+    struct Extra {
+        timestamp: f64,
+        action_data: Box<RawValue>,
+    }
+    #[derive(Deserialize)]
+    struct ActionWire {
+        uid: String,
+        extra_data: Extra,
+    }
+    #[derive(Deserialize)]
+    struct FrameWire {
+        frame_count: u64,
+        actions: Vec<ActionWire>,
+    }
+    let wire: FrameWire = serde_json::from_str(raw.get())?;
+    Ok(Frame {
+        frame_count: wire.frame_count,
+        actions: wire
+            .actions
+            .into_iter()
+            .map(|a| FrameAction {
+                uid: a.uid,
+                timestamp: a.extra_data.timestamp,
+                action_data: a.extra_data.action_data,
+            })
+            .collect(),
+        raw: raw.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(s: &str) -> Box<RawValue> {
+        RawValue::from_string(s.to_owned()).unwrap()
+    }
+
+    #[test]
+    fn frame_is_encoded_once_and_parses_back() {
+        let a = raw(r#"{"move":[1,0]}"#);
+        let b = raw(r#"{"fire":true}"#);
+        let enc = encode_frame(
+            3,
+            &[
+                ActionRef { uid: "1001", timestamp: 1.25, action_data: &a },
+                ActionRef { uid: "1002", timestamp: 1.5, action_data: &b },
+            ],
+        );
+        let body = &enc.wire[LENGTH_PREFIX..];
+        assert_eq!(u32::from_be_bytes(enc.wire[..4].try_into().unwrap()) as usize, body.len());
+        assert_eq!(
+            std::str::from_utf8(body).unwrap(),
+            r#"{"proto":"sync_frame","data":{"frame_count":3,"actions":[{"uid":"1001","extra_data":{"timestamp":1.25,"action_data":{"move":[1,0]}}},{"uid":"1002","extra_data":{"timestamp":1.5,"action_data":{"fire":true}}}]}}"#
+        );
+        assert_eq!(
+            std::str::from_utf8(&enc.frame).unwrap(),
+            r#"{"frame_count":3,"actions":[{"uid":"1001","extra_data":{"timestamp":1.25,"action_data":{"move":[1,0]}}},{"uid":"1002","extra_data":{"timestamp":1.5,"action_data":{"fire":true}}}]}"#
+        );
+        match parse_server_message(body).unwrap() {
+            ServerEvent::Frame(f) => {
+                assert_eq!(f.frame_count, 3);
+                assert_eq!(f.actions.len(), 2);
+                assert_eq!(f.actions[1].uid, "1002");
+                assert_eq!(f.raw.get().as_bytes(), &enc.frame[..]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn empty_frame() {
+        let enc = encode_frame(0, &[]);
+        assert_eq!(&enc.frame[..], br#"{"frame_count":0,"actions":[]}"#);
+    }
+
+    #[test]
+    fn uid_is_json_escaped() {
+        let a = raw("{}");
+        let enc = encode_frame(0, &[ActionRef { uid: "a\"b", timestamp: 0.0, action_data: &a }]);
+        assert!(serde_json::from_slice::<serde_json::Value>(&enc.wire[4..]).is_ok());
+    }
+
+    #[test]
+    fn reload_chunk_carries_the_broadcast_bytes() {
+        let frames: Vec<Bytes> = (5..8).map(|n| encode_frame(n, &[]).frame).collect();
+        let wire = encode_reload_chunk(5, 9, false, &frames);
+        match parse_server_message(&wire[4..]).unwrap() {
+            ServerEvent::Reload(chunk) => {
+                assert_eq!((chunk.start_frame, chunk.latest_frame, chunk.last), (5, 9, false));
+                let got: Vec<&[u8]> = chunk.frames.iter().map(|f| f.raw.get().as_bytes()).collect();
+                let want: Vec<&[u8]> = frames.iter().map(|f| &f[..]).collect();
+                assert_eq!(got, want);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn serde_messages_have_the_documented_shape() {
+        let msg = ServerMessage::Error(ErrorBody {
+            code: ErrorCode::NotInRoom,
+            message: "no".into(),
+            proto: Some("room_prepare".into()),
+        });
+        let wire = msg.to_wire();
+        assert_eq!(
+            std::str::from_utf8(&wire[4..]).unwrap(),
+            r#"{"proto":"error","data":{"code":"not_in_room","message":"no","proto":"room_prepare"}}"#
+        );
+        assert!(matches!(parse_server_message(&wire[4..]).unwrap(), ServerEvent::Error(_)));
+    }
+}
