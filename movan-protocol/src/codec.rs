@@ -139,7 +139,10 @@ mod tests {
             assert!(codec.decode(&mut buf).unwrap().is_none(), "cut at {cut}");
         }
         let mut buf = BytesMut::from(&wire[..]);
-        assert_eq!(codec.decode(&mut buf).unwrap().unwrap(), Bytes::from_static(b"hello"));
+        assert_eq!(
+            codec.decode(&mut buf).unwrap().unwrap(),
+            Bytes::from_static(b"hello")
+        );
         assert!(buf.is_empty());
     }
 
@@ -160,7 +163,10 @@ mod tests {
     #[test]
     fn exact_maximum_is_accepted() {
         let mut codec = FrameCodec::new(3);
-        assert_eq!(decode_all(&mut codec, &frame_bytes(b"abc")).unwrap().len(), 1);
+        assert_eq!(
+            decode_all(&mut codec, &frame_bytes(b"abc")).unwrap().len(),
+            1
+        );
         assert!(decode_all(&mut codec, &frame_bytes(b"abcd")).is_err());
         let mut out = BytesMut::new();
         assert!(codec.encode(&b"abcd"[..], &mut out).is_err());

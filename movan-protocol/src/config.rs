@@ -57,10 +57,12 @@ impl ConfigFile {
 
     /// Parses `text` as if read from `path`.
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
-        let table = text.parse::<toml::Table>().map_err(|e| ConfigError::Syntax {
-            file: path.to_owned(),
-            message: e.to_string(),
-        })?;
+        let table = text
+            .parse::<toml::Table>()
+            .map_err(|e| ConfigError::Syntax {
+                file: path.to_owned(),
+                message: e.to_string(),
+            })?;
         Ok(Self {
             path: path.to_owned(),
             table,
@@ -116,13 +118,19 @@ mod tests {
 
     #[test]
     fn errors_name_file_and_key() {
-        let f = ConfigFile::parse(Path::new("c.toml"), "[sync]\ntick_interval_ms = \"fast\"\n").unwrap();
+        let f = ConfigFile::parse(Path::new("c.toml"), "[sync]\ntick_interval_ms = \"fast\"\n")
+            .unwrap();
         let e = f.section::<Sync>("sync").unwrap_err().to_string();
         assert!(e.starts_with("c.toml: sync.tick_interval_ms: "), "{e}");
         let f = ConfigFile::parse(Path::new("c.toml"), "[sync]\ntick_intervl_ms = 5\n").unwrap();
         let e = f.section::<Sync>("sync").unwrap_err().to_string();
-        assert!(e.contains("c.toml: sync") && e.contains("tick_intervl_ms"), "{e}");
-        let e = ConfigFile::parse(Path::new("c.toml"), "[sync\n").unwrap_err().to_string();
+        assert!(
+            e.contains("c.toml: sync") && e.contains("tick_intervl_ms"),
+            "{e}"
+        );
+        let e = ConfigFile::parse(Path::new("c.toml"), "[sync\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("c.toml: not valid TOML"), "{e}");
     }
 

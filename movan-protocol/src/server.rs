@@ -19,8 +19,6 @@ pub enum RoomStatus {
     Waiting,
     /// The game runs and frames tick.
     Playing,
-    /// The game ended; the room is being freed.
-    Over,
 }
 
 /// One member as shown in `room_state`.
@@ -188,7 +186,11 @@ pub fn encode_frame(frame_count: u64, actions: &[ActionRef<'_>]) -> EncodedFrame
             })
             .collect(),
     };
-    let size: usize = 64 + actions.iter().map(|a| a.action_data.get().len() + 64).sum::<usize>();
+    let size: usize = 64
+        + actions
+            .iter()
+            .map(|a| a.action_data.get().len() + 64)
+            .sum::<usize>();
     let mut out = BytesMut::with_capacity(size).writer();
     out.get_mut().put_u32(0);
     out.get_mut().put_slice(FRAME_HEAD);
@@ -202,15 +204,20 @@ pub fn encode_frame(frame_count: u64, actions: &[ActionRef<'_>]) -> EncodedFrame
 
 /// Encodes one `reload_frames` message holding `frames` (each the `frame` part of an [`EncodedFrame`]).
 ///
-/// `data` is `{"start_frame":s,"latest_frame":l,"last":b,"frames":[...]}`; `last` is true on the final chunk of a
-/// reload.
-pub fn encode_reload_chunk(start_frame: u64, latest_frame: u64, last: bool, frames: &[Bytes]) -> Bytes {
+/// `data` is `{"start_frame":s,"end_frame":e,"last":b,"frames":[...]}`: this chunk holds frames `s..s+len`, the whole
+/// reload ends before frame `e` (the next frame to be broadcast), and `last` is true on the final chunk.
+pub fn encode_reload_chunk(
+    start_frame: u64,
+    end_frame: u64,
+    last: bool,
+    frames: &[Bytes],
+) -> Bytes {
     let size = 96 + frames.iter().map(|f| f.len() + 1).sum::<usize>();
     let mut buf = BytesMut::with_capacity(size);
     buf.put_u32(0);
     buf.put_slice(
         format!(
-            r#"{{"proto":"reload_frames","data":{{"start_frame":{start_frame},"latest_frame":{latest_frame},"last":{last},"frames":["#
+            r#"{{"proto":"reload_frames","data":{{"start_frame":{start_frame},"end_frame":{end_frame},"last":{last},"frames":["#
         )
         .as_bytes(),
     );
@@ -261,10 +268,10 @@ pub struct FrameAction {
 /// `reload_frames` as a client sees it.
 #[derive(Debug, Clone)]
 pub struct ReloadChunk {
-    /// The first frame the request asked for.
+    /// Frame number of the first frame in this chunk.
     pub start_frame: u64,
-    /// The newest frame at the time of the request: the reload ends there.
-    pub latest_frame: u64,
+    /// The reload covers frames up to, not including, this one: the next frame the server will broadcast.
+    pub end_frame: u64,
     /// True on the final chunk.
     pub last: bool,
     /// Frames, consecutive.
@@ -312,7 +319,7 @@ pub fn parse_server_message(body: &[u8]) -> Result<ServerEvent, ServerParseError
     #[derive(Deserialize)]
     struct ReloadWire<'a> {
         start_frame: u64,
-        latest_frame: u64,
+        end_frame: u64,
         last: bool,
         #[serde(borrow)]
         frames: Vec<&'a RawValue>,
@@ -327,9 +334,13 @@ pub fn parse_server_message(body: &[u8]) -> Result<ServerEvent, ServerParseError
             let wire: ReloadWire<'_> = serde_json::from_str(data)?;
             ServerEvent::Reload(ReloadChunk {
                 start_frame: wire.start_frame,
-                latest_frame: wire.latest_frame,
+                end_frame: wire.end_frame,
                 last: wire.last,
-                frames: wire.frames.into_iter().map(parse_frame).collect::<Result<_, _>>()?,
+                frames: wire
+                    .frames
+                    .into_iter()
+                    .map(parse_frame)
+                    .collect::<Result<_, _>>()?,
             })
         }
         "game_over" => ServerEvent::GameOver(serde_json::from_str(data)?),
@@ -386,12 +397,23 @@ mod tests {
         let enc = encode_frame(
             3,
             &[
-                ActionRef { uid: "1001", timestamp: 1.25, action_data: &a },
-                ActionRef { uid: "1002", timestamp: 1.5, action_data: &b },
+                ActionRef {
+                    uid: "1001",
+                    timestamp: 1.25,
+                    action_data: &a,
+                },
+                ActionRef {
+                    uid: "1002",
+                    timestamp: 1.5,
+                    action_data: &b,
+                },
             ],
         );
         let body = &enc.wire[LENGTH_PREFIX..];
-        assert_eq!(u32::from_be_bytes(enc.wire[..4].try_into().unwrap()) as usize, body.len());
+        assert_eq!(
+            u32::from_be_bytes(enc.wire[..4].try_into().unwrap()) as usize,
+            body.len()
+        );
         assert_eq!(
             std::str::from_utf8(body).unwrap(),
             r#"{"proto":"sync_frame","data":{"frame_count":3,"actions":[{"uid":"1001","extra_data":{"timestamp":1.25,"action_data":{"move":[1,0]}}},{"uid":"1002","extra_data":{"timestamp":1.5,"action_data":{"fire":true}}}]}}"#
@@ -420,7 +442,14 @@ mod tests {
     #[test]
     fn uid_is_json_escaped() {
         let a = raw("{}");
-        let enc = encode_frame(0, &[ActionRef { uid: "a\"b", timestamp: 0.0, action_data: &a }]);
+        let enc = encode_frame(
+            0,
+            &[ActionRef {
+                uid: "a\"b",
+                timestamp: 0.0,
+                action_data: &a,
+            }],
+        );
         assert!(serde_json::from_slice::<serde_json::Value>(&enc.wire[4..]).is_ok());
     }
 
@@ -430,8 +459,15 @@ mod tests {
         let wire = encode_reload_chunk(5, 9, false, &frames);
         match parse_server_message(&wire[4..]).unwrap() {
             ServerEvent::Reload(chunk) => {
-                assert_eq!((chunk.start_frame, chunk.latest_frame, chunk.last), (5, 9, false));
-                let got: Vec<&[u8]> = chunk.frames.iter().map(|f| f.raw.get().as_bytes()).collect();
+                assert_eq!(
+                    (chunk.start_frame, chunk.end_frame, chunk.last),
+                    (5, 9, false)
+                );
+                let got: Vec<&[u8]> = chunk
+                    .frames
+                    .iter()
+                    .map(|f| f.raw.get().as_bytes())
+                    .collect();
                 let want: Vec<&[u8]> = frames.iter().map(|f| &f[..]).collect();
                 assert_eq!(got, want);
             }
@@ -451,6 +487,9 @@ mod tests {
             std::str::from_utf8(&wire[4..]).unwrap(),
             r#"{"proto":"error","data":{"code":"not_in_room","message":"no","proto":"room_prepare"}}"#
         );
-        assert!(matches!(parse_server_message(&wire[4..]).unwrap(), ServerEvent::Error(_)));
+        assert!(matches!(
+            parse_server_message(&wire[4..]).unwrap(),
+            ServerEvent::Error(_)
+        ));
     }
 }

@@ -1,1 +1,21 @@
-//! stub
+//! Movan sync server: rooms that tick lockstep frames to their players.
+//!
+//! - [`engine`]: the sans-IO core (rooms, ordering, frames, history, reload), driven by `now`.
+//! - [`room`]: the [`Room`] trait, the extension point for game rules.
+//! - [`server`]: the tokio shell that moves bytes and time for the engine.
+//! - [`auth`]: access-token verification.
+//! - [`config`]: the `[sync]` and `[token]` config sections.
+
+pub mod auth;
+pub mod config;
+pub mod engine;
+pub mod history;
+pub mod room;
+pub mod server;
+
+pub use engine::{ConnId, Engine, EngineConfig, Output};
+pub use room::{
+    ActionVerdict, DefaultRoom, FrameOutcome, MemberInfo, OrderedAction, Room, RoomFactory,
+    RoomInfo,
+};
+pub use server::Server;

@@ -1,0 +1,207 @@
+//! The `[sync]` and `[token]` sections of `config/config.toml`, validated at start.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use movan_protocol::config::{ConfigError, ConfigFile};
+use serde::Deserialize;
+
+use crate::engine::EngineConfig;
+
+/// The `[sync]` section. Every field has a default; see `config/config.toml` for what each does.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyncConfig {
+    /// TCP listen address for game clients.
+    pub listen_addr: SocketAddr,
+    /// Milliseconds between frames.
+    pub tick_interval_ms: u64,
+    /// Rooms running at once.
+    pub max_rooms: usize,
+    /// Seats per room.
+    pub max_players: u32,
+    /// Players needed before a game starts.
+    pub min_players: u32,
+    /// Largest accepted client frame body, bytes.
+    pub max_frame_bytes: usize,
+    /// Frames kept for reload, in seconds of play.
+    pub history_secs: u64,
+    /// Frames per `reload_frames` message.
+    pub reload_chunk_frames: usize,
+    /// Messages queued per connection before it is dropped as too slow.
+    pub send_queue_len: usize,
+    /// Actions a room holds for its next frame.
+    pub max_pending_actions: usize,
+    /// Longest game in seconds; 0 = no limit.
+    pub max_game_secs: u64,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        Self {
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 2025)),
+            tick_interval_ms: 50,
+            max_rooms: 1000,
+            max_players: 4,
+            min_players: 2,
+            max_frame_bytes: movan_protocol::codec::DEFAULT_MAX_FRAME,
+            history_secs: 1200,
+            reload_chunk_frames: 256,
+            send_queue_len: 512,
+            max_pending_actions: 1024,
+            max_game_secs: 7200,
+        }
+    }
+}
+
+/// The part of the `[token]` section the sync server needs (the account server owns the rest).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct TokenConfig {
+    /// Required `iss` claim.
+    pub issuer: String,
+    /// Required `aud` claim.
+    pub audience: String,
+    /// Ed25519 public key (SPKI PEM) that signs access tokens.
+    pub public_key_path: PathBuf,
+}
+
+impl Default for TokenConfig {
+    fn default() -> Self {
+        Self {
+            issuer: "movan-account".into(),
+            audience: "movan-sync".into(),
+            public_key_path: PathBuf::from("data/jwt_ed25519.pub.pem"),
+        }
+    }
+}
+
+/// Everything the sync server reads from the config file.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// `[sync]`.
+    pub sync: SyncConfig,
+    /// `[token]`.
+    pub token: TokenConfig,
+}
+
+impl Config {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let file = ConfigFile::read(path)?;
+        Self::from_file(&file)
+    }
+
+    /// Takes and validates the sections of an already parsed file.
+    pub fn from_file(file: &ConfigFile) -> Result<Self, ConfigError> {
+        let sync: SyncConfig = file.section("sync")?;
+        let token: TokenConfig = file.section("token")?;
+        let checks: [(&str, bool, &str); 10] = [
+            (
+                "sync.tick_interval_ms",
+                (1..=10_000).contains(&sync.tick_interval_ms),
+                "must be 1 to 10000",
+            ),
+            ("sync.max_rooms", sync.max_rooms >= 1, "must be at least 1"),
+            (
+                "sync.max_players",
+                (1..=1024).contains(&sync.max_players),
+                "must be 1 to 1024",
+            ),
+            (
+                "sync.min_players",
+                sync.min_players >= 1 && sync.min_players <= sync.max_players,
+                "must be at least 1 and at most sync.max_players",
+            ),
+            (
+                "sync.max_frame_bytes",
+                (256..=16 * 1024 * 1024).contains(&sync.max_frame_bytes),
+                "must be 256 to 16777216",
+            ),
+            (
+                "sync.history_secs",
+                sync.history_secs >= 1,
+                "must be at least 1",
+            ),
+            (
+                "sync.reload_chunk_frames",
+                (1..=10_000).contains(&sync.reload_chunk_frames),
+                "must be 1 to 10000",
+            ),
+            (
+                "sync.send_queue_len",
+                sync.send_queue_len >= 8,
+                "must be at least 8",
+            ),
+            (
+                "sync.max_pending_actions",
+                sync.max_pending_actions >= 1,
+                "must be at least 1",
+            ),
+            (
+                "token.issuer",
+                !token.issuer.is_empty() && !token.audience.is_empty(),
+                "issuer and audience must be set",
+            ),
+        ];
+        for (key, ok, why) in checks {
+            if !ok {
+                return Err(file.invalid(key, why));
+            }
+        }
+        Ok(Self { sync, token })
+    }
+
+    /// The sans-IO engine's settings derived from `[sync]`.
+    pub fn engine(&self) -> EngineConfig {
+        let s = &self.sync;
+        let tick = Duration::from_millis(s.tick_interval_ms);
+        EngineConfig {
+            tick_interval: tick,
+            max_rooms: s.max_rooms,
+            max_players: s.max_players,
+            min_players: s.min_players,
+            history_frames: ((s.history_secs * 1000).div_ceil(s.tick_interval_ms)).max(1) as usize,
+            reload_chunk_frames: s.reload_chunk_frames,
+            max_pending_actions: s.max_pending_actions,
+            max_game_duration: (s.max_game_secs > 0).then(|| Duration::from_secs(s.max_game_secs)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_file(&ConfigFile::parse(Path::new("movan.toml"), text)?)
+    }
+
+    #[test]
+    fn shipped_config_is_valid_and_matches_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/config.toml");
+        let c = Config::load(&path).expect("config/config.toml is valid");
+        let d = SyncConfig::default();
+        assert_eq!(c.sync.listen_addr, d.listen_addr);
+        assert_eq!(c.sync.tick_interval_ms, d.tick_interval_ms);
+        assert_eq!(c.sync.history_secs, d.history_secs);
+        assert_eq!(c.engine().history_frames, 24_000);
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let e = parse("[sync]\ntick_interval_ms = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "movan.toml: sync.tick_interval_ms: must be 1 to 10000");
+        let e = parse("[sync]\nmin_players = 5\n").unwrap_err().to_string();
+        assert!(e.starts_with("movan.toml: sync.min_players:"), "{e}");
+        let e = parse("[sync]\nlisten_addr = \"nowhere\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("movan.toml: sync.listen_addr:"), "{e}");
+        let e = parse("[sync]\nmax_romms = 3\n").unwrap_err().to_string();
+        assert!(e.contains("max_romms"), "{e}");
+    }
+}

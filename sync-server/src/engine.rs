@@ -1,0 +1,875 @@
+//! The sans-IO core of the sync server: connections, players, rooms, ticking, ordering, history and reload.
+//!
+//! [`Engine`] never reads a clock or touches a socket. The shell feeds it events with the current time
+//! (`connect`, `handle`, `disconnect`, `handle_timeout`), asks when it next needs to run (`poll_timeout`), and
+//! carries out what it returns (`poll_output`). Everything here is therefore testable with made-up `Instant`s.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use movan_protocol::server::{
+    ActionRef, ErrorBody, GameOver, GameStart, MemberState, Pong, RoomState, RoomStatus,
+    ServerMessage, encode_frame,
+};
+use movan_protocol::{ErrorCode, ProtocolError, Request};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::value::RawValue;
+
+use crate::history::{FrameHistory, Reload, ReloadError};
+use crate::room::{
+    ActionVerdict, FrameOutcome, MemberInfo, OrderedAction, Room, RoomFactory, RoomInfo,
+};
+
+/// Engine settings (derived from the `[sync]` config section).
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Time between frames.
+    pub tick_interval: Duration,
+    /// Rooms at once.
+    pub max_rooms: usize,
+    /// Seats per room.
+    pub max_players: u32,
+    /// Players needed to start.
+    pub min_players: u32,
+    /// Frames kept per game for reload.
+    pub history_frames: usize,
+    /// Frames per `reload_frames` message.
+    pub reload_chunk_frames: usize,
+    /// Actions a room holds for its next frame.
+    pub max_pending_actions: usize,
+    /// Longest game, if limited.
+    pub max_game_duration: Option<Duration>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            tick_interval: Duration::from_millis(50),
+            max_rooms: 1000,
+            max_players: 4,
+            min_players: 2,
+            history_frames: 24_000,
+            reload_chunk_frames: 256,
+            max_pending_actions: 1024,
+            max_game_duration: None,
+        }
+    }
+}
+
+/// Identifies one client connection; chosen by the shell, never reused within a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+/// Why the engine asks the shell to close a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The same player connected again; the new connection replaced this one.
+    Replaced,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+/// Something for the shell to do.
+#[derive(Debug)]
+pub enum Output {
+    /// Write these wire bytes (length prefix included) to the connection.
+    Send {
+        /// Recipient.
+        conn: ConnId,
+        /// Wire bytes, shared with other recipients.
+        bytes: Bytes,
+    },
+    /// Write the messages of a reload, in order, as the connection's writer gets to them.
+    Reload {
+        /// Recipient.
+        conn: ConnId,
+        /// Lazily encoded `reload_frames` messages.
+        reload: Reload,
+    },
+    /// Flush what was queued for the connection, then close it.
+    Close {
+        /// The connection.
+        conn: ConnId,
+        /// Why.
+        reason: CloseReason,
+    },
+}
+
+/// Counts for logs and load reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Authenticated connections.
+    pub connections: usize,
+    /// Rooms, waiting or playing.
+    pub rooms: usize,
+    /// Rooms with a running game.
+    pub games: usize,
+    /// Players in rooms.
+    pub players_in_rooms: usize,
+}
+
+/// The sync server's state machine. See the module docs.
+pub struct Engine {
+    config: EngineConfig,
+    factory: Box<dyn RoomFactory>,
+    clock: WallClock,
+    conns: HashMap<ConnId, Arc<str>>,
+    players: HashMap<Arc<str>, Player>,
+    rooms: HashMap<Arc<str>, RoomSlot>,
+    /// Waiting rooms by creation order, for quick match.
+    waiting: BTreeMap<u64, Arc<str>>,
+    /// Next frame deadline of each running game: (deadline, room seq, room id). Stale entries are skipped.
+    timers: BinaryHeap<Reverse<(Instant, u64, Arc<str>)>>,
+    outputs: VecDeque<Output>,
+    rng: StdRng,
+    next_seq: u64,
+    players_in_rooms: usize,
+    games: usize,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Default)]
+struct Player {
+    conn: Option<ConnId>,
+    room: Option<Arc<str>>,
+}
+
+struct RoomSlot {
+    id: Arc<str>,
+    seq: u64,
+    rules: Box<dyn Room>,
+    capacity: u32,
+    min_players: u32,
+    members: Vec<MemberInfo>,
+    /// Parallel to `members`: each member's live connection.
+    member_conns: Vec<Option<ConnId>>,
+    game: Option<Game>,
+}
+
+struct Game {
+    started_at: Instant,
+    pending: VecDeque<Pending>,
+    history: FrameHistory,
+    arrivals: u64,
+}
+
+struct Pending {
+    uid: Arc<str>,
+    client_ts: f64,
+    received_at: Instant,
+    arrival: u64,
+    action_data: Box<RawValue>,
+}
+
+/// Maps the monotonic clock the engine is driven by to wall-clock seconds, fixed at construction.
+#[derive(Debug, Clone, Copy)]
+struct WallClock {
+    anchor: Instant,
+    anchor_unix: f64,
+}
+
+impl WallClock {
+    fn unix(&self, t: Instant) -> f64 {
+        match t.checked_duration_since(self.anchor) {
+            Some(d) => self.anchor_unix + d.as_secs_f64(),
+            None => self.anchor_unix - self.anchor.duration_since(t).as_secs_f64(),
+        }
+    }
+}
+
+type Outcome = Result<(), ProtocolError>;
+
+/// A [`RoomInfo`] of a `RoomSlot`, borrowing only the fields it shows so that `rules` stays free to call.
+macro_rules! room_info {
+    ($room:expr) => {
+        RoomInfo {
+            room_id: &$room.id,
+            capacity: $room.capacity,
+            min_players: $room.min_players,
+            members: &$room.members,
+            playing: $room.game.is_some(),
+            frame_count: $room.game.as_ref().map_or(0, |g| g.history.next_frame()),
+        }
+    };
+}
+
+impl Engine {
+    /// A new engine. `anchor` and `anchor_unix` pin the monotonic clock to wall time (the shell passes
+    /// `Instant::now()` and the current Unix time); `seed` seeds the per-game random seeds.
+    pub fn new(
+        config: EngineConfig,
+        factory: Box<dyn RoomFactory>,
+        anchor: Instant,
+        anchor_unix: f64,
+        seed: u64,
+    ) -> Self {
+        Self {
+            config,
+            factory,
+            clock: WallClock {
+                anchor,
+                anchor_unix,
+            },
+            conns: HashMap::new(),
+            players: HashMap::new(),
+            rooms: HashMap::new(),
+            waiting: BTreeMap::new(),
+            timers: BinaryHeap::new(),
+            outputs: VecDeque::new(),
+            rng: StdRng::seed_from_u64(seed),
+            next_seq: 0,
+            players_in_rooms: 0,
+            games: 0,
+        }
+    }
+
+    /// The settings this engine runs with.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Wall-clock seconds at `t`, on the engine's clock.
+    pub fn unix_time(&self, t: Instant) -> f64 {
+        self.clock.unix(t)
+    }
+
+    /// Current counts.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            connections: self.conns.len(),
+            rooms: self.rooms.len(),
+            games: self.games,
+            players_in_rooms: self.players_in_rooms,
+        }
+    }
+
+    /// The next thing for the shell to do, if any.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When [`Self::handle_timeout`] must next be called: the earliest frame deadline.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((t, _, _))| *t)
+    }
+
+    /// Binds an authenticated connection to `uid`. A previous connection of the same player is replaced: it gets
+    /// an `error` with code `replaced` and is closed, and the player keeps its room seat.
+    pub fn connect(&mut self, conn: ConnId, uid: &str, _now: Instant) {
+        let uid: Arc<str> = match self.players.get_key_value(uid) {
+            Some((k, _)) => k.clone(),
+            None => Arc::from(uid),
+        };
+        self.conns.insert(conn, uid.clone());
+        let player = self.players.entry(uid.clone()).or_default();
+        let old = player.conn.replace(conn);
+        let room = player.room.clone();
+        if let Some(old) = old.filter(|old| *old != conn) {
+            self.conns.remove(&old);
+            let err = ProtocolError::new(
+                ErrorCode::Replaced,
+                "this player connected again; this connection is replaced",
+            );
+            self.send_error(old, &err);
+            self.outputs.push_back(Output::Close {
+                conn: old,
+                reason: CloseReason::Replaced,
+            });
+        }
+        if let Some(room_id) = room
+            && let Some(room) = self.rooms.get_mut(&room_id)
+        {
+            room.set_conn(&uid, Some(conn));
+            self.broadcast_room_state(&room_id);
+        }
+    }
+
+    /// The connection is gone. Only the player's current connection counts: the cleanup of a replaced connection
+    /// never touches its successor. A player that disconnects leaves its room.
+    pub fn disconnect(&mut self, conn: ConnId, now: Instant) {
+        let Some(uid) = self.conns.remove(&conn) else {
+            return;
+        };
+        let Some(player) = self.players.get_mut(&uid) else {
+            return;
+        };
+        if player.conn != Some(conn) {
+            return;
+        }
+        player.conn = None;
+        if player.room.is_some() {
+            self.leave_room(&uid, now);
+        }
+        self.forget_if_idle(&uid);
+    }
+
+    /// Handles one parsed request of connection `conn`, received at `now`. `client_ts` is the message's
+    /// `timestamp`. Failures become an `error` message to the sender.
+    pub fn handle(&mut self, conn: ConnId, request: Request, client_ts: Option<f64>, now: Instant) {
+        let Some(uid) = self.conns.get(&conn).cloned() else {
+            return;
+        };
+        let proto = request.proto();
+        let result = match request {
+            Request::RoomEnter { room_id } => self.enter_room(&uid, room_id, now),
+            Request::RoomLeave => self.request_leave(&uid, now),
+            Request::RoomPrepare => self.prepare(&uid, now),
+            Request::SyncAction { action_data } => self.action(
+                &uid,
+                client_ts.unwrap_or_else(|| self.clock.unix(now)),
+                action_data,
+                now,
+            ),
+            Request::ReloadFrames { start_frame } => self.reload(conn, &uid, start_frame),
+            Request::Ping => {
+                let pong = ServerMessage::Pong(Pong {
+                    timestamp: client_ts,
+                    server_time: self.clock.unix(now),
+                });
+                self.send(conn, pong.to_wire());
+                Ok(())
+            }
+        };
+        if let Err(e) = result {
+            self.send_error(conn, &e.with_proto(proto));
+        }
+    }
+
+    /// Produces every frame whose deadline is at or before `now`, in order, for every running game.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((deadline, seq, room_id))) = self.timers.peek().cloned() {
+            if deadline > now {
+                break;
+            }
+            self.timers.pop();
+            let live = self
+                .rooms
+                .get(&room_id)
+                .is_some_and(|r| r.seq == seq && r.game.is_some());
+            if live {
+                self.tick_room(&room_id, now);
+            }
+        }
+    }
+
+    /// Ends every game with reason `shutdown` and closes every connection, for a graceful stop.
+    pub fn shutdown(&mut self) {
+        let ids: Vec<Arc<str>> = self.rooms.keys().cloned().collect();
+        for id in ids {
+            let playing = self.rooms.get(&id).is_some_and(|r| r.game.is_some());
+            if playing {
+                self.end_game(&id, "shutdown", None);
+            }
+        }
+        let mut conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        conns.sort();
+        for conn in conns {
+            self.outputs.push_back(Output::Close {
+                conn,
+                reason: CloseReason::Shutdown,
+            });
+        }
+    }
+
+    fn enter_room(&mut self, uid: &Arc<str>, room_id: Option<String>, now: Instant) -> Outcome {
+        if let Some(current) = self.player_room(uid) {
+            return Err(ProtocolError::new(
+                ErrorCode::AlreadyInRoom,
+                format!("already in room {current:?}; send room_leave first"),
+            ));
+        }
+        let (id, created) = match room_id {
+            Some(id) => match self.rooms.get_key_value(id.as_str()) {
+                Some((k, _)) => (k.clone(), false),
+                None => (self.create_room(Arc::from(id))?, true),
+            },
+            None => match self.quick_match(uid) {
+                Some(id) => (id, false),
+                None => {
+                    let id = self.fresh_room_id();
+                    (self.create_room(id)?, true)
+                }
+            },
+        };
+        if let Err(e) = self.seat(uid, &id) {
+            if created {
+                self.free_room(&id);
+            }
+            return Err(e);
+        }
+        self.players.entry(uid.clone()).or_default().room = Some(id.clone());
+        self.players_in_rooms += 1;
+        self.broadcast_room_state(&id);
+        self.maybe_start(&id, now);
+        Ok(())
+    }
+
+    fn seat(&mut self, uid: &Arc<str>, id: &Arc<str>) -> Outcome {
+        let conn = self.players.get(uid).and_then(|p| p.conn);
+        let room = self
+            .rooms
+            .get_mut(id)
+            .ok_or_else(|| internal("room vanished"))?;
+        if room.game.is_some() {
+            return Err(ProtocolError::new(
+                ErrorCode::RoomInGame,
+                format!("room {id:?} is already playing"),
+            ));
+        }
+        if room.members.len() >= room.capacity as usize {
+            return Err(ProtocolError::new(
+                ErrorCode::RoomFull,
+                format!("room {id:?} is full ({} seats)", room.capacity),
+            ));
+        }
+        let info = room_info!(room);
+        room.rules.can_join(&info, uid).map_err(|why| {
+            ProtocolError::new(ErrorCode::RoomFull, format!("room {id:?} refused: {why}"))
+        })?;
+        room.members.push(MemberInfo {
+            uid: uid.to_string(),
+            ready: false,
+            connected: conn.is_some(),
+        });
+        room.member_conns.push(conn);
+        Ok(())
+    }
+
+    fn quick_match(&mut self, uid: &str) -> Option<Arc<str>> {
+        let candidates: Vec<Arc<str>> = self.waiting.values().cloned().collect();
+        for id in candidates {
+            let Some(room) = self.rooms.get_mut(&id) else {
+                continue;
+            };
+            if room.members.len() >= room.capacity as usize {
+                continue;
+            }
+            let info = room_info!(room);
+            if room.rules.can_join(&info, uid).is_ok() {
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    fn fresh_room_id(&mut self) -> Arc<str> {
+        loop {
+            let id = format!("auto-{}", self.next_seq);
+            if !self.rooms.contains_key(id.as_str()) {
+                return Arc::from(id);
+            }
+            self.next_seq += 1;
+        }
+    }
+
+    fn create_room(&mut self, id: Arc<str>) -> Result<Arc<str>, ProtocolError> {
+        if self.rooms.len() >= self.config.max_rooms {
+            return Err(ProtocolError::new(
+                ErrorCode::TooManyRooms,
+                format!(
+                    "the server already runs its maximum of {} rooms",
+                    self.config.max_rooms
+                ),
+            ));
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let rules = self.factory.create(&id);
+        self.rooms.insert(
+            id.clone(),
+            RoomSlot {
+                id: id.clone(),
+                seq,
+                rules,
+                capacity: self.config.max_players,
+                min_players: self.config.min_players,
+                members: Vec::new(),
+                member_conns: Vec::new(),
+                game: None,
+            },
+        );
+        self.waiting.insert(seq, id.clone());
+        Ok(id)
+    }
+
+    fn free_room(&mut self, id: &Arc<str>) {
+        if let Some(room) = self.rooms.remove(id) {
+            self.waiting.remove(&room.seq);
+            if room.game.is_some() {
+                self.games -= 1;
+            }
+        }
+    }
+
+    fn request_leave(&mut self, uid: &Arc<str>, now: Instant) -> Outcome {
+        if self.player_room(uid).is_none() {
+            return Err(not_in_room());
+        }
+        self.leave_room(uid, now);
+        Ok(())
+    }
+
+    /// Removes `uid` from its room, telling the others, and ends or frees the room when it empties.
+    fn leave_room(&mut self, uid: &Arc<str>, now: Instant) {
+        let Some(id) = self.players.get_mut(uid).and_then(|p| p.room.take()) else {
+            return;
+        };
+        self.players_in_rooms -= 1;
+        let Some(room) = self.rooms.get_mut(&id) else {
+            return;
+        };
+        room.remove_member(uid);
+        let empty = room.members.is_empty();
+        if room.game.is_some() {
+            let info = room_info!(room);
+            room.rules.on_leave(&info, uid);
+            if empty {
+                self.end_game(&id, "all_left", None);
+                return;
+            }
+        } else if empty {
+            self.free_room(&id);
+            return;
+        }
+        self.broadcast_room_state(&id);
+        self.maybe_start(&id, now);
+    }
+
+    fn prepare(&mut self, uid: &Arc<str>, now: Instant) -> Outcome {
+        let id = self.player_room(uid).ok_or_else(not_in_room)?;
+        let room = self.rooms.get_mut(&id).ok_or_else(not_in_room)?;
+        if room.game.is_some() {
+            return Err(ProtocolError::new(
+                ErrorCode::RoomInGame,
+                "the game has already started",
+            ));
+        }
+        let Some(member) = room.members.iter_mut().find(|m| *m.uid == **uid) else {
+            return Err(not_in_room());
+        };
+        if !member.ready {
+            member.ready = true;
+            self.broadcast_room_state(&id);
+        }
+        self.maybe_start(&id, now);
+        Ok(())
+    }
+
+    fn maybe_start(&mut self, id: &Arc<str>, now: Instant) {
+        let Some(room) = self.rooms.get_mut(id) else {
+            return;
+        };
+        if room.game.is_some() || room.members.is_empty() {
+            return;
+        }
+        let info = room_info!(room);
+        if !room.rules.should_start(&info) {
+            return;
+        }
+        room.game = Some(Game {
+            started_at: now,
+            pending: VecDeque::new(),
+            history: FrameHistory::new(self.config.history_frames),
+            arrivals: 0,
+        });
+        let seq = room.seq;
+        let start = GameStart {
+            room_id: id.to_string(),
+            start_time: self.clock.unix(now),
+            frame_interval_ms: self.config.tick_interval.as_millis() as u64,
+            members: room.members.iter().map(|m| m.uid.clone()).collect(),
+            seed: self.rng.r#gen(),
+        };
+        self.waiting.remove(&seq);
+        self.games += 1;
+        self.broadcast_room_state(id);
+        self.broadcast(id, ServerMessage::GameStart(start).to_wire());
+        self.timers
+            .push(Reverse((now + self.config.tick_interval, seq, id.clone())));
+    }
+
+    fn action(
+        &mut self,
+        uid: &Arc<str>,
+        client_ts: f64,
+        action_data: Box<RawValue>,
+        now: Instant,
+    ) -> Outcome {
+        let id = self.player_room(uid).ok_or_else(not_in_room)?;
+        let max_pending = self.config.max_pending_actions;
+        let room = self.rooms.get_mut(&id).ok_or_else(not_in_room)?;
+        let Some(pending) = room.game.as_ref().map(|g| g.pending.len()) else {
+            return Err(ProtocolError::new(
+                ErrorCode::GameNotRunning,
+                "the game has not started",
+            ));
+        };
+        if pending >= max_pending {
+            return Err(ProtocolError::new(
+                ErrorCode::LimitExceeded,
+                format!(
+                    "room already holds {max_pending} actions for the next frame (sync.max_pending_actions)"
+                ),
+            ));
+        }
+        let info = room_info!(room);
+        let action_data = match room.rules.on_action(&info, uid, action_data) {
+            ActionVerdict::Accept(a) => a,
+            ActionVerdict::Reject(why) => {
+                return Err(ProtocolError::new(ErrorCode::ActionRejected, why));
+            }
+        };
+        let game = room
+            .game
+            .as_mut()
+            .ok_or_else(|| internal("game vanished"))?;
+        game.arrivals += 1;
+        game.pending.push_back(Pending {
+            uid: uid.clone(),
+            client_ts,
+            received_at: now,
+            arrival: game.arrivals,
+            action_data,
+        });
+        Ok(())
+    }
+
+    fn reload(&mut self, conn: ConnId, uid: &Arc<str>, start_frame: u64) -> Outcome {
+        let id = self.player_room(uid).ok_or_else(not_in_room)?;
+        let room = self.rooms.get(&id).ok_or_else(not_in_room)?;
+        let game = room.game.as_ref().ok_or_else(|| {
+            ProtocolError::new(ErrorCode::GameNotRunning, "the game has not started")
+        })?;
+        let reload = game
+            .history
+            .reload(start_frame, self.config.reload_chunk_frames)
+            .map_err(|e| match e {
+                ReloadError::Expired { .. } => {
+                    ProtocolError::new(ErrorCode::HistoryExpired, e.to_string())
+                }
+                ReloadError::NotYet { .. } => {
+                    ProtocolError::new(ErrorCode::BadFrameRange, e.to_string())
+                }
+            })?;
+        self.outputs.push_back(Output::Reload { conn, reload });
+        Ok(())
+    }
+
+    /// Emits every due frame of one room, then schedules its next deadline.
+    fn tick_room(&mut self, id: &Arc<str>, now: Instant) {
+        let interval = self.config.tick_interval;
+        loop {
+            let Some(room) = self.rooms.get_mut(id) else {
+                return;
+            };
+            let Some(game) = room.game.as_mut() else {
+                return;
+            };
+            let frame = game.history.next_frame();
+            let window_start = frame_deadline(game.started_at, interval, frame);
+            let deadline = window_start + interval;
+            if deadline > now {
+                self.timers.push(Reverse((deadline, room.seq, id.clone())));
+                return;
+            }
+            let actions = order_actions(&mut game.pending, window_start, deadline, &self.clock);
+            let refs: Vec<ActionRef<'_>> = actions
+                .iter()
+                .map(|a| ActionRef {
+                    uid: &a.uid,
+                    timestamp: a.timestamp,
+                    action_data: &a.action_data,
+                })
+                .collect();
+            let encoded = encode_frame(frame, &refs);
+            drop(refs);
+            game.history.push(encoded.frame);
+            let played = deadline.duration_since(game.started_at);
+            for conn in room.member_conns.iter().flatten() {
+                self.outputs.push_back(Output::Send {
+                    conn: *conn,
+                    bytes: encoded.wire.clone(),
+                });
+            }
+            let info = room_info!(room);
+            match room.rules.after_frame(&info, frame, &actions) {
+                FrameOutcome::End { results } => {
+                    self.end_game(id, "ended_by_room", results);
+                    return;
+                }
+                FrameOutcome::Continue => {}
+            }
+            if self
+                .config
+                .max_game_duration
+                .is_some_and(|max| played >= max)
+            {
+                self.end_game(id, "max_duration", None);
+                return;
+            }
+        }
+    }
+
+    fn end_game(&mut self, id: &Arc<str>, reason: &str, results: Option<serde_json::Value>) {
+        let Some(room) = self.rooms.get(id) else {
+            return;
+        };
+        let frame_count = room.game.as_ref().map_or(0, |g| g.history.next_frame());
+        let over = ServerMessage::GameOver(GameOver {
+            room_id: id.to_string(),
+            reason: reason.to_owned(),
+            frame_count,
+            results,
+        });
+        let members: Vec<String> = room.members.iter().map(|m| m.uid.clone()).collect();
+        self.broadcast(id, over.to_wire());
+        self.free_room(id);
+        for uid in members {
+            if let Some(p) = self.players.get_mut(uid.as_str()) {
+                p.room = None;
+                self.players_in_rooms -= 1;
+            }
+            self.forget_if_idle(uid.as_str());
+        }
+    }
+
+    fn forget_if_idle(&mut self, uid: &str) {
+        if self
+            .players
+            .get(uid)
+            .is_some_and(|p| p.conn.is_none() && p.room.is_none())
+        {
+            self.players.remove(uid);
+        }
+    }
+
+    fn player_room(&self, uid: &str) -> Option<Arc<str>> {
+        self.players.get(uid).and_then(|p| p.room.clone())
+    }
+
+    fn broadcast_room_state(&mut self, id: &Arc<str>) {
+        let Some(room) = self.rooms.get(id) else {
+            return;
+        };
+        let state = ServerMessage::RoomState(RoomState {
+            room_id: id.to_string(),
+            capacity: room.capacity,
+            min_players: room.min_players,
+            status: if room.game.is_some() {
+                RoomStatus::Playing
+            } else {
+                RoomStatus::Waiting
+            },
+            members: room
+                .members
+                .iter()
+                .map(|m| MemberState {
+                    uid: m.uid.clone(),
+                    ready: m.ready,
+                    connected: m.connected,
+                })
+                .collect(),
+        });
+        self.broadcast(id, state.to_wire());
+    }
+
+    fn broadcast(&mut self, id: &Arc<str>, bytes: Bytes) {
+        let Some(room) = self.rooms.get(id) else {
+            return;
+        };
+        for conn in room.member_conns.iter().flatten() {
+            self.outputs.push_back(Output::Send {
+                conn: *conn,
+                bytes: bytes.clone(),
+            });
+        }
+    }
+
+    fn send(&mut self, conn: ConnId, bytes: Bytes) {
+        self.outputs.push_back(Output::Send { conn, bytes });
+    }
+
+    fn send_error(&mut self, conn: ConnId, e: &ProtocolError) {
+        self.send(conn, ServerMessage::Error(ErrorBody::from(e)).to_wire());
+    }
+}
+
+impl RoomSlot {
+    fn remove_member(&mut self, uid: &str) {
+        if let Some(i) = self.members.iter().position(|m| m.uid == uid) {
+            self.members.remove(i);
+            self.member_conns.remove(i);
+        }
+    }
+
+    fn set_conn(&mut self, uid: &str, conn: Option<ConnId>) {
+        if let Some(i) = self.members.iter().position(|m| m.uid == uid) {
+            self.members[i].connected = conn.is_some();
+            self.member_conns[i] = conn;
+        }
+    }
+}
+
+/// Start of frame `n`'s collection window: `started_at + n * interval`, computed from the start so ticks never drift.
+fn frame_deadline(started_at: Instant, interval: Duration, n: u64) -> Instant {
+    let nanos = interval.as_nanos().saturating_mul(u128::from(n));
+    started_at + Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+}
+
+/// Takes the actions received before `deadline` and orders them: by timestamp — the client's, clamped into
+/// `[max(window_start, ...), received_at]` so nobody can jump the queue by lying — then by uid, then by arrival.
+fn order_actions(
+    pending: &mut VecDeque<Pending>,
+    window_start: Instant,
+    deadline: Instant,
+    clock: &WallClock,
+) -> Vec<OrderedAction> {
+    let due = pending
+        .iter()
+        .take_while(|p| p.received_at < deadline)
+        .count();
+    let window_start_unix = clock.unix(window_start);
+    let mut keyed: Vec<(f64, u64, Pending)> = pending
+        .drain(..due)
+        .map(|p| {
+            let received = clock.unix(p.received_at);
+            let low = window_start_unix.min(received);
+            (p.client_ts.clamp(low, received), p.arrival, p)
+        })
+        .collect();
+    keyed.sort_by(|a, b| {
+        a.0.total_cmp(&b.0)
+            .then_with(|| a.2.uid.cmp(&b.2.uid))
+            .then(a.1.cmp(&b.1))
+    });
+    keyed
+        .into_iter()
+        .map(|(timestamp, _, p)| OrderedAction {
+            uid: p.uid.to_string(),
+            timestamp,
+            action_data: p.action_data,
+        })
+        .collect()
+}
+
+fn not_in_room() -> ProtocolError {
+    ProtocolError::new(ErrorCode::NotInRoom, "not in a room; send room_enter first")
+}
+
+fn internal(what: &str) -> ProtocolError {
+    ProtocolError::new(ErrorCode::Internal, what)
+}
+
+#[cfg(test)]
+mod tests;

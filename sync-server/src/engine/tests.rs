@@ -1,0 +1,664 @@
+//! Engine tests: injected time, no sockets, no sleeps.
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use crate::room::DefaultRoom;
+use movan_protocol::server::{Frame, ServerEvent, parse_server_message};
+
+const UNIX0: f64 = 1_000_000.0;
+
+struct Harness {
+    engine: Engine,
+    t0: Instant,
+    closed: Vec<(ConnId, CloseReason)>,
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn raw(s: &str) -> Box<RawValue> {
+    RawValue::from_string(s.to_owned()).unwrap()
+}
+
+impl Harness {
+    fn new(config: EngineConfig) -> Self {
+        Self::with_rooms(config, Box::new(crate::room::default_rooms()))
+    }
+
+    fn with_rooms(config: EngineConfig, factory: Box<dyn RoomFactory>) -> Self {
+        let t0 = Instant::now();
+        Self {
+            engine: Engine::new(config, factory, t0, UNIX0, 7),
+            t0,
+            closed: Vec::new(),
+        }
+    }
+
+    fn at(&self, offset_ms: u64) -> Instant {
+        self.t0 + ms(offset_ms)
+    }
+
+    fn unix(&self, offset_ms: u64) -> f64 {
+        UNIX0 + offset_ms as f64 / 1000.0
+    }
+
+    /// Connects player `n` (uid `"u{n}"`) on connection `n`.
+    fn join(&mut self, n: u64) {
+        self.engine.connect(ConnId(n), &format!("u{n}"), self.t0);
+    }
+
+    fn send(&mut self, conn: u64, request: Request, ts: Option<f64>, at_ms: u64) {
+        let now = self.at(at_ms);
+        self.engine.handle(ConnId(conn), request, ts, now);
+    }
+
+    fn enter(&mut self, conn: u64, room: Option<&str>) {
+        self.send(
+            conn,
+            Request::RoomEnter {
+                room_id: room.map(str::to_owned),
+            },
+            None,
+            0,
+        );
+    }
+
+    fn prepare(&mut self, conn: u64, at_ms: u64) {
+        self.send(conn, Request::RoomPrepare, None, at_ms);
+    }
+
+    fn act(&mut self, conn: u64, body: &str, client_ts: f64, at_ms: u64) {
+        self.send(
+            conn,
+            Request::SyncAction {
+                action_data: raw(body),
+            },
+            Some(client_ts),
+            at_ms,
+        );
+    }
+
+    fn tick(&mut self, at_ms: u64) {
+        let now = self.at(at_ms);
+        self.engine.handle_timeout(now);
+    }
+
+    /// Everything sent since the last drain, parsed, per connection.
+    fn drain(&mut self) -> Vec<(u64, ServerEvent)> {
+        let mut out = Vec::new();
+        while let Some(o) = self.engine.poll_output() {
+            match o {
+                Output::Send { conn, bytes } => out.push((conn.0, parse(&bytes))),
+                Output::Reload { conn, reload } => out.extend(reload.map(|b| (conn.0, parse(&b)))),
+                Output::Close { conn, reason } => self.closed.push((conn, reason)),
+            }
+        }
+        out
+    }
+
+    fn frames_of(&mut self, conn: u64) -> Vec<Frame> {
+        self.drain()
+            .into_iter()
+            .filter_map(|(c, e)| match e {
+                ServerEvent::Frame(f) if c == conn => Some(f),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn errors_of(&mut self, conn: u64) -> Vec<ErrorCode> {
+        self.drain()
+            .into_iter()
+            .filter_map(|(c, e)| match e {
+                ServerEvent::Error(b) if c == conn => Some(b.code),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Players 1..=n in room "r", all ready, game started at t0.
+    fn started(config: EngineConfig, n: u64) -> Self {
+        let mut h = Self::new(config);
+        for i in 1..=n {
+            h.join(i);
+            h.enter(i, Some("r"));
+        }
+        for i in 1..=n {
+            h.prepare(i, 0);
+        }
+        assert!(
+            h.drain()
+                .iter()
+                .any(|(_, e)| matches!(e, ServerEvent::GameStart(_)))
+        );
+        h
+    }
+}
+
+fn parse(wire: &Bytes) -> ServerEvent {
+    let len = u32::from_be_bytes(wire[..4].try_into().unwrap()) as usize;
+    assert_eq!(len, wire.len() - 4, "length prefix matches body");
+    parse_server_message(&wire[4..]).unwrap()
+}
+
+fn uids(frame: &Frame) -> Vec<&str> {
+    frame.actions.iter().map(|a| a.uid.as_str()).collect()
+}
+
+#[test]
+fn game_starts_when_all_ready_and_enough_players() {
+    let mut h = Harness::new(EngineConfig::default());
+    h.join(1);
+    h.enter(1, Some("r"));
+    h.prepare(1, 0);
+    let events = h.drain();
+    assert!(
+        events
+            .iter()
+            .all(|(_, e)| !matches!(e, ServerEvent::GameStart(_))),
+        "one player is below min_players"
+    );
+    match &events.last().unwrap().1 {
+        ServerEvent::RoomState(s) => {
+            assert_eq!(s.status, RoomStatus::Waiting);
+            assert_eq!(s.members.len(), 1);
+            assert!(s.members[0].ready);
+        }
+        other => panic!("{other:?}"),
+    }
+    h.join(2);
+    h.enter(2, Some("r"));
+    let events = h.drain();
+    assert_eq!(events.len(), 2, "room_state to both members: {events:?}");
+    assert!(
+        events
+            .iter()
+            .all(|(_, e)| matches!(e, ServerEvent::RoomState(s) if s.members.len() == 2))
+    );
+    h.prepare(2, 0);
+    let events = h.drain();
+    let starts: Vec<&GameStart> = events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            ServerEvent::GameStart(g) => Some(g),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(starts.len(), 2);
+    assert_eq!(starts[0].members, vec!["u1", "u2"]);
+    assert_eq!(starts[0].frame_interval_ms, 50);
+    assert_eq!(starts[0].seed, starts[1].seed);
+    assert_eq!(h.engine.poll_timeout(), Some(h.at(50)));
+    assert_eq!(h.engine.stats().games, 1);
+}
+
+#[test]
+fn frames_are_consecutive_and_empty_frames_are_sent() {
+    let mut h = Harness::started(EngineConfig::default(), 2);
+    h.tick(49);
+    assert!(h.drain().is_empty());
+    h.tick(50);
+    let f = h.frames_of(1);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].frame_count, 0);
+    assert!(f[0].actions.is_empty());
+    h.tick(100);
+    assert_eq!(
+        h.frames_of(2)
+            .iter()
+            .map(|f| f.frame_count)
+            .collect::<Vec<_>>(),
+        vec![1]
+    );
+}
+
+#[test]
+fn late_ticks_catch_up_without_skipping_or_drifting() {
+    let mut h = Harness::started(EngineConfig::default(), 2);
+    h.tick(175);
+    let counts: Vec<u64> = h.frames_of(1).iter().map(|f| f.frame_count).collect();
+    assert_eq!(counts, vec![0, 1, 2]);
+    assert_eq!(
+        h.engine.poll_timeout(),
+        Some(h.at(200)),
+        "deadlines stay on the start-based grid"
+    );
+    h.tick(199);
+    assert!(h.frames_of(1).is_empty());
+    h.tick(200);
+    assert_eq!(h.frames_of(1)[0].frame_count, 3);
+}
+
+#[test]
+fn actions_go_to_the_frame_of_their_arrival_even_when_the_tick_is_late() {
+    let mut h = Harness::started(EngineConfig::default(), 2);
+    h.act(1, r#"{"a":0}"#, h.unix(10), 10);
+    h.act(2, r#"{"a":1}"#, h.unix(60), 60);
+    h.tick(120);
+    let frames = h.frames_of(1);
+    assert_eq!(frames.len(), 2);
+    assert_eq!(uids(&frames[0]), vec!["u1"]);
+    assert_eq!(uids(&frames[1]), vec!["u2"]);
+    assert_eq!(frames[1].actions[0].action_data.get(), r#"{"a":1}"#);
+}
+
+#[test]
+fn ordering_by_clamped_timestamp_then_uid_then_arrival() {
+    let mut h = Harness::started(EngineConfig::default(), 3);
+    // Frame 0's window is [t0, t0+50ms).
+    h.act(3, r#"{"n":"liar-past"}"#, 0.0, 40); // claims the distant past: clamped to the window start
+    h.act(1, r#"{"n":"future"}"#, h.unix(10_000), 20); // claims the future: clamped to its arrival (20 ms)
+    h.act(2, r#"{"n":"honest"}"#, h.unix(15), 30);
+    h.act(1, r#"{"n":"tie-first"}"#, h.unix(25), 31);
+    h.act(2, r#"{"n":"tie-uid"}"#, h.unix(25), 32);
+    h.act(1, r#"{"n":"tie-second"}"#, h.unix(25), 33);
+    h.tick(50);
+    let frame = &h.frames_of(1)[0];
+    let names: Vec<String> = frame
+        .actions
+        .iter()
+        .map(|a| {
+            serde_json::from_str::<serde_json::Value>(a.action_data.get()).unwrap()["n"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            "liar-past",
+            "honest",
+            "future",
+            "tie-first",
+            "tie-second",
+            "tie-uid"
+        ]
+    );
+    let ts: Vec<f64> = frame.actions.iter().map(|a| a.timestamp).collect();
+    assert_eq!(
+        ts[0],
+        h.unix(0),
+        "past timestamps clamp to the window start"
+    );
+    assert_eq!(
+        ts[2],
+        h.unix(20),
+        "future timestamps clamp to the arrival time"
+    );
+    assert_eq!(ts[1], h.unix(15));
+    assert!(ts.windows(2).all(|w| w[0] <= w[1]));
+}
+
+#[test]
+fn every_member_gets_the_same_bytes() {
+    let mut h = Harness::started(EngineConfig::default(), 3);
+    h.act(2, r#"{"x":1}"#, h.unix(5), 5);
+    h.tick(50);
+    let mut wires = Vec::new();
+    while let Some(o) = h.engine.poll_output() {
+        if let Output::Send { bytes, .. } = o {
+            wires.push(bytes);
+        }
+    }
+    assert_eq!(wires.len(), 3);
+    assert!(
+        wires.iter().all(|w| w.as_ptr() == wires[0].as_ptr()),
+        "one buffer shared by all recipients"
+    );
+}
+
+#[test]
+fn reload_serves_the_broadcast_bytes_in_chunks() {
+    let config = EngineConfig {
+        reload_chunk_frames: 2,
+        ..EngineConfig::default()
+    };
+    let mut h = Harness::started(config, 2);
+    let mut broadcast = Vec::new();
+    for i in 0..5u64 {
+        h.act(
+            1,
+            &format!(r#"{{"i":{i}}}"#),
+            h.unix(i * 50 + 1),
+            i * 50 + 1,
+        );
+        h.tick((i + 1) * 50);
+        broadcast.extend(h.frames_of(2));
+    }
+    h.send(2, Request::ReloadFrames { start_frame: 1 }, None, 260);
+    let chunks: Vec<_> = h
+        .drain()
+        .into_iter()
+        .map(|(c, e)| match e {
+            ServerEvent::Reload(r) if c == 2 => r,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        chunks
+            .iter()
+            .map(|c| (c.start_frame, c.end_frame, c.last, c.frames.len()))
+            .collect::<Vec<_>>(),
+        vec![(1, 5, false, 2), (3, 5, true, 2)]
+    );
+    let reloaded: Vec<&str> = chunks
+        .iter()
+        .flat_map(|c| c.frames.iter().map(|f| f.raw.get()))
+        .collect();
+    let sent: Vec<&str> = broadcast[1..].iter().map(|f| f.raw.get()).collect();
+    assert_eq!(reloaded, sent);
+}
+
+#[test]
+fn reload_range_and_history_bound() {
+    let config = EngineConfig {
+        history_frames: 5,
+        ..EngineConfig::default()
+    };
+    let mut h = Harness::started(config, 2);
+    h.tick(400); // frames 0..=7
+    h.drain();
+    h.send(1, Request::ReloadFrames { start_frame: 2 }, None, 401);
+    assert_eq!(h.errors_of(1), vec![ErrorCode::HistoryExpired]);
+    h.send(1, Request::ReloadFrames { start_frame: 9 }, None, 401);
+    assert_eq!(h.errors_of(1), vec![ErrorCode::BadFrameRange]);
+    h.send(1, Request::ReloadFrames { start_frame: 3 }, None, 401);
+    let got: Vec<u64> = h
+        .drain()
+        .into_iter()
+        .flat_map(|(_, e)| match e {
+            ServerEvent::Reload(r) => r
+                .frames
+                .into_iter()
+                .map(|f| f.frame_count)
+                .collect::<Vec<_>>(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(got, vec![3, 4, 5, 6, 7]);
+    h.send(1, Request::ReloadFrames { start_frame: 8 }, None, 401);
+    match &h.drain()[..] {
+        [(1, ServerEvent::Reload(r))] => assert!(r.last && r.frames.is_empty() && r.end_frame == 8),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn requests_in_the_wrong_state_get_errors() {
+    let config = EngineConfig {
+        max_players: 2,
+        max_rooms: 2,
+        ..EngineConfig::default()
+    };
+    let mut h = Harness::new(config);
+    for i in 1..=5 {
+        h.join(i);
+    }
+    h.act(1, "{}", h.unix(0), 0);
+    assert_eq!(h.errors_of(1), vec![ErrorCode::NotInRoom]);
+    h.prepare(1, 0);
+    assert_eq!(h.errors_of(1), vec![ErrorCode::NotInRoom]);
+    h.send(1, Request::RoomLeave, None, 0);
+    assert_eq!(h.errors_of(1), vec![ErrorCode::NotInRoom]);
+    h.send(1, Request::ReloadFrames { start_frame: 0 }, None, 0);
+    assert_eq!(h.errors_of(1), vec![ErrorCode::NotInRoom]);
+    h.enter(1, Some("a"));
+    h.drain();
+    h.enter(1, Some("b"));
+    assert_eq!(h.errors_of(1), vec![ErrorCode::AlreadyInRoom]);
+    h.act(1, "{}", h.unix(0), 0);
+    assert_eq!(h.errors_of(1), vec![ErrorCode::GameNotRunning]);
+    h.send(1, Request::ReloadFrames { start_frame: 0 }, None, 0);
+    assert_eq!(h.errors_of(1), vec![ErrorCode::GameNotRunning]);
+    h.enter(2, Some("a"));
+    h.enter(3, Some("a"));
+    assert_eq!(h.errors_of(3), vec![ErrorCode::RoomFull]);
+    h.enter(3, Some("b"));
+    h.enter(4, Some("c"));
+    assert_eq!(h.errors_of(4), vec![ErrorCode::TooManyRooms]);
+    h.prepare(1, 0);
+    h.prepare(2, 0);
+    h.drain();
+    h.prepare(1, 0);
+    assert_eq!(h.errors_of(1), vec![ErrorCode::RoomInGame]);
+    h.send(3, Request::RoomLeave, None, 0); // frees room b
+    h.enter(4, Some("a"));
+    assert_eq!(h.errors_of(4), vec![ErrorCode::RoomInGame]);
+    assert_eq!(
+        h.engine.stats().rooms,
+        1,
+        "a refused room_enter leaves no empty room behind"
+    );
+}
+
+#[test]
+fn pending_actions_are_bounded() {
+    let config = EngineConfig {
+        max_pending_actions: 3,
+        ..EngineConfig::default()
+    };
+    let mut h = Harness::started(config, 2);
+    for _ in 0..4 {
+        h.act(1, "{}", h.unix(1), 1);
+    }
+    assert_eq!(h.errors_of(1), vec![ErrorCode::LimitExceeded]);
+    h.tick(50);
+    assert_eq!(h.frames_of(1)[0].actions.len(), 3);
+    h.act(1, "{}", h.unix(51), 51);
+    assert!(h.errors_of(1).is_empty());
+}
+
+#[test]
+fn quick_match_fills_waiting_rooms_first() {
+    let mut h = Harness::new(EngineConfig::default());
+    for i in 1..=5 {
+        h.join(i);
+        h.enter(i, None);
+    }
+    let states: HashMap<u64, String> = h
+        .drain()
+        .into_iter()
+        .filter_map(|(c, e)| match e {
+            ServerEvent::RoomState(s) => Some((c, s.room_id)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(states[&1], states[&4]);
+    assert_ne!(states[&4], states[&5]);
+    assert_eq!(h.engine.stats().rooms, 2);
+}
+
+#[test]
+fn game_ends_when_everyone_left_and_the_room_is_freed() {
+    let mut h = Harness::started(EngineConfig::default(), 2);
+    h.tick(100);
+    h.send(1, Request::RoomLeave, None, 101);
+    let events = h.drain();
+    assert!(
+        events.iter().any(|(c, e)| *c == 2 && matches!(e, ServerEvent::RoomState(s) if s.members.len() == 1)),
+        "the remaining player is told: {events:?}"
+    );
+    h.engine.disconnect(ConnId(2), h.at(102));
+    assert_eq!(
+        h.engine.stats(),
+        Stats {
+            connections: 1,
+            rooms: 0,
+            games: 0,
+            players_in_rooms: 0
+        }
+    );
+    assert_eq!(h.engine.poll_timeout().map(|t| t > h.at(102)), Some(true));
+    h.tick(1000);
+    assert!(h.drain().is_empty(), "a freed room never ticks again");
+}
+
+#[test]
+fn game_over_reaches_remaining_players_when_the_room_ends_it() {
+    struct FirstToScore;
+    impl Room for FirstToScore {
+        fn on_action(&mut self, _: &RoomInfo<'_>, _: &str, a: Box<RawValue>) -> ActionVerdict {
+            if a.get().contains("cheat") {
+                ActionVerdict::Reject("no cheating".into())
+            } else {
+                ActionVerdict::Accept(a)
+            }
+        }
+        fn after_frame(
+            &mut self,
+            _: &RoomInfo<'_>,
+            _: u64,
+            actions: &[OrderedAction],
+        ) -> FrameOutcome {
+            match actions
+                .iter()
+                .find(|a| a.action_data.get().contains("score"))
+            {
+                Some(a) => FrameOutcome::End {
+                    results: Some(serde_json::json!({ "winner": a.uid })),
+                },
+                None => FrameOutcome::Continue,
+            }
+        }
+    }
+    let factory = |_: &str| -> Box<dyn Room> { Box::new(FirstToScore) };
+    let mut h = Harness::with_rooms(EngineConfig::default(), Box::new(factory));
+    for i in 1..=2 {
+        h.join(i);
+        h.enter(i, Some("r"));
+        h.prepare(i, 0);
+    }
+    h.drain();
+    h.act(1, r#"{"cheat":1}"#, h.unix(1), 1);
+    assert_eq!(h.errors_of(1), vec![ErrorCode::ActionRejected]);
+    h.tick(50);
+    h.act(2, r#"{"score":1}"#, h.unix(60), 60);
+    h.tick(100);
+    let overs: Vec<GameOver> = h
+        .drain()
+        .into_iter()
+        .filter_map(|(_, e)| match e {
+            ServerEvent::GameOver(g) => Some(g),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(overs.len(), 2);
+    assert_eq!(overs[0].reason, "ended_by_room");
+    assert_eq!(overs[0].frame_count, 2);
+    assert_eq!(overs[0].results, Some(serde_json::json!({"winner": "u2"})));
+    assert_eq!(h.engine.stats().rooms, 0);
+    h.enter(1, None);
+    assert!(h.errors_of(1).is_empty(), "players are free to play again");
+}
+
+#[test]
+fn max_game_duration_ends_the_game() {
+    let config = EngineConfig {
+        max_game_duration: Some(ms(200)),
+        ..EngineConfig::default()
+    };
+    let mut h = Harness::started(config, 2);
+    h.tick(1000);
+    let events = h.drain();
+    let frames = events
+        .iter()
+        .filter(|(c, e)| *c == 1 && matches!(e, ServerEvent::Frame(_)))
+        .count();
+    assert_eq!(frames, 4);
+    assert!(events.iter().any(|(_, e)| matches!(e, ServerEvent::GameOver(g) if g.reason == "max_duration" && g.frame_count == 4)));
+}
+
+#[test]
+fn a_second_connection_replaces_the_first_and_old_cleanup_is_harmless() {
+    let mut h = Harness::started(EngineConfig::default(), 2);
+    h.engine.connect(ConnId(10), "u1", h.at(5));
+    let events = h.drain();
+    assert!(events.iter().any(
+        |(c, e)| *c == 1 && matches!(e, ServerEvent::Error(b) if b.code == ErrorCode::Replaced)
+    ));
+    assert_eq!(h.closed, vec![(ConnId(1), CloseReason::Replaced)]);
+    h.engine.disconnect(ConnId(1), h.at(6));
+    h.tick(50);
+    let events = h.drain();
+    assert!(
+        events
+            .iter()
+            .any(|(c, e)| *c == 10 && matches!(e, ServerEvent::Frame(_))),
+        "the new connection plays on"
+    );
+    assert!(events.iter().all(|(c, _)| *c != 1));
+    assert_eq!(h.engine.stats().players_in_rooms, 2);
+}
+
+#[test]
+fn disconnect_leaves_the_room() {
+    let mut h = Harness::new(EngineConfig::default());
+    h.join(1);
+    h.join(2);
+    h.enter(1, Some("r"));
+    h.enter(2, Some("r"));
+    h.prepare(2, 0);
+    h.drain();
+    h.engine.disconnect(ConnId(1), h.at(1));
+    // u2 alone is below min_players: no start, just the new room_state.
+    match &h.drain()[..] {
+        [(2, ServerEvent::RoomState(s))] => assert_eq!(s.members.len(), 1),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn ping_echoes_the_timestamp() {
+    let mut h = Harness::new(EngineConfig::default());
+    h.join(1);
+    h.send(1, Request::Ping, Some(12.5), 250);
+    match &h.drain()[..] {
+        [(1, ServerEvent::Pong(p))] => {
+            assert_eq!(p.timestamp, Some(12.5));
+            assert_eq!(p.server_time, h.unix(250));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn shutdown_ends_games_and_closes_everyone() {
+    let mut h = Harness::started(EngineConfig::default(), 2);
+    h.join(3);
+    h.engine.shutdown();
+    let events = h.drain();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|(_, e)| matches!(e, ServerEvent::GameOver(g) if g.reason == "shutdown"))
+            .count(),
+        2
+    );
+    assert_eq!(h.closed.len(), 3);
+}
+
+#[test]
+fn default_room_accepts_everything() {
+    let mut r = DefaultRoom;
+    let members = vec![MemberInfo {
+        uid: "a".into(),
+        ready: true,
+        connected: true,
+    }];
+    let info = RoomInfo {
+        room_id: "r",
+        capacity: 4,
+        min_players: 1,
+        members: &members,
+        playing: false,
+        frame_count: 0,
+    };
+    assert!(r.can_join(&info, "b").is_ok());
+    assert!(r.should_start(&info));
+    assert!(matches!(
+        r.on_action(&info, "a", raw("{}")),
+        ActionVerdict::Accept(_)
+    ));
+}

@@ -1,0 +1,144 @@
+//! The `Room` trait: the extension point for game rules.
+//!
+//! The engine owns membership, ticking, ordering, history and reload; a `Room` decides who may join, when the game
+//! starts, which actions are valid (and may rewrite them), and when the game ends. Every method has a default, and
+//! [`DefaultRoom`] uses them all: anyone may join a free seat, the game starts when every member is ready and at
+//! least `min_players` are in, every action is accepted as sent, and the game runs until everyone left.
+
+use serde_json::value::RawValue;
+
+/// A read-only view of a room, handed to every [`Room`] hook.
+#[derive(Debug, Clone, Copy)]
+pub struct RoomInfo<'a> {
+    /// The room's id.
+    pub room_id: &'a str,
+    /// Seats.
+    pub capacity: u32,
+    /// Players needed to start.
+    pub min_players: u32,
+    /// Members in join order.
+    pub members: &'a [MemberInfo],
+    /// Whether the game is running.
+    pub playing: bool,
+    /// Frames broadcast so far (the next frame's number).
+    pub frame_count: u64,
+}
+
+impl RoomInfo<'_> {
+    /// True when every member is ready and at least `min_players` are in: the default start rule.
+    pub fn all_ready(&self) -> bool {
+        self.members.len() >= self.min_players as usize && self.members.iter().all(|m| m.ready)
+    }
+}
+
+/// A member as rooms see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberInfo {
+    /// The player's uid.
+    pub uid: String,
+    /// Whether the player sent `room_prepare`.
+    pub ready: bool,
+    /// Whether the player has a live connection.
+    pub connected: bool,
+}
+
+/// One action as ordered in a frame.
+#[derive(Debug, Clone)]
+pub struct OrderedAction {
+    /// Who sent it.
+    pub uid: String,
+    /// The timestamp it was ordered by: the client's, clamped into the window in which the server received it.
+    pub timestamp: f64,
+    /// The action object.
+    pub action_data: Box<RawValue>,
+}
+
+/// What [`Room::on_action`] decides.
+#[derive(Debug)]
+pub enum ActionVerdict {
+    /// Queue this action (the one received, or a rewritten one) for the next frame.
+    Accept(Box<RawValue>),
+    /// Drop it; the sender gets an `action_rejected` error with this reason.
+    Reject(String),
+}
+
+/// What [`Room::after_frame`] decides.
+#[derive(Debug)]
+pub enum FrameOutcome {
+    /// Keep ticking.
+    Continue,
+    /// End the game now: every member gets `game_over` with reason `ended_by_room` and these results.
+    End {
+        /// Per-player results for `game_over` (any JSON), e.g. `{"winner": "1002"}`.
+        results: Option<serde_json::Value>,
+    },
+}
+
+/// Game rules for one room. One instance per room, created by a [`RoomFactory`]; called only from the engine, one
+/// call at a time, so it can keep plain mutable state.
+pub trait Room: Send + 'static {
+    /// May `uid` take a free seat? `Err(reason)` refuses with `room_full` and the reason. Default: yes.
+    fn can_join(&mut self, room: &RoomInfo<'_>, uid: &str) -> Result<(), String> {
+        let _ = (room, uid);
+        Ok(())
+    }
+
+    /// Should the game start now? Asked after every join, leave and `room_prepare`. Default:
+    /// [`RoomInfo::all_ready`].
+    fn should_start(&mut self, room: &RoomInfo<'_>) -> bool {
+        room.all_ready()
+    }
+
+    /// Accept, reject or rewrite an action before it is queued for the next frame. Default: accept as sent.
+    fn on_action(
+        &mut self,
+        room: &RoomInfo<'_>,
+        uid: &str,
+        action_data: Box<RawValue>,
+    ) -> ActionVerdict {
+        let _ = (room, uid);
+        ActionVerdict::Accept(action_data)
+    }
+
+    /// Called after each frame was broadcast. Default: continue.
+    fn after_frame(
+        &mut self,
+        room: &RoomInfo<'_>,
+        frame_count: u64,
+        actions: &[OrderedAction],
+    ) -> FrameOutcome {
+        let _ = (room, frame_count, actions);
+        FrameOutcome::Continue
+    }
+
+    /// Called when a member leaves a running game (by `room_leave` or disconnect). Default: nothing.
+    fn on_leave(&mut self, room: &RoomInfo<'_>, uid: &str) {
+        let _ = (room, uid);
+    }
+}
+
+/// Creates the [`Room`] for each new room id.
+pub trait RoomFactory: Send + 'static {
+    /// A fresh room named `room_id`.
+    fn create(&self, room_id: &str) -> Box<dyn Room>;
+}
+
+impl<F> RoomFactory for F
+where
+    F: Fn(&str) -> Box<dyn Room> + Send + 'static,
+{
+    fn create(&self, room_id: &str) -> Box<dyn Room> {
+        self(room_id)
+    }
+}
+
+/// The stock rules described in the module docs.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DefaultRoom;
+
+impl Room for DefaultRoom {}
+
+/// A factory of [`DefaultRoom`]s.
+pub fn default_rooms() -> impl RoomFactory {
+    |_: &str| -> Box<dyn Room> { Box::new(DefaultRoom) }
+}

@@ -1,0 +1,494 @@
+//! The tokio shell around the [`Engine`]: it accepts connections, turns bytes into parsed requests, feeds the engine
+//! with the current time, and carries its outputs to per-connection writer tasks. It holds no game logic.
+//!
+//! Tasks: one accept loop, one engine task (owns the engine and every connection's send queue), and per connection
+//! a reader (framing, parsing, authentication) and a writer (drains a bounded queue into the socket, batching
+//! writes). A connection whose queue is full is dropped so that a slow reader never delays a tick.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use movan_protocol::server::{ErrorBody, ServerMessage};
+use movan_protocol::{
+    ErrorCode, FrameCodec, FrameError, ProtocolError, Request, parse_client_message,
+};
+use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use crate::auth::TokenVerifier;
+use crate::config::Config;
+use crate::engine::{ConnId, Engine, Output};
+use crate::history::Reload;
+use crate::room::{RoomFactory, default_rooms};
+
+/// Events from the accept loop and the readers to the engine task.
+const EVENT_QUEUE: usize = 16 * 1024;
+/// How long a graceful shutdown waits for connections to flush.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Buffered bytes per connection writer before a flush.
+const WRITE_BUFFER: usize = 64 * 1024;
+
+/// A configured sync server, ready to [`run`](Self::run) on a listener.
+pub struct Server {
+    config: Config,
+    verifier: Arc<TokenVerifier>,
+    factory: Box<dyn RoomFactory>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// A server with the stock [`DefaultRoom`](crate::room::DefaultRoom) rules.
+    pub fn new(config: Config, verifier: TokenVerifier) -> Self {
+        Self {
+            config,
+            verifier: Arc::new(verifier),
+            factory: Box::new(default_rooms()),
+        }
+    }
+
+    /// Uses `factory` to create the rules of every new room.
+    pub fn with_rooms(mut self, factory: impl RoomFactory) -> Self {
+        self.factory = Box::new(factory);
+        self
+    }
+
+    /// Serves clients on `listener` until `shutdown` completes, then ends every game with `game_over` (reason
+    /// `shutdown`), flushes what is queued and returns within a few seconds.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let now = Instant::now();
+        let unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let seed = rand::random();
+        let engine = Engine::new(self.config.engine(), self.factory, now, unix, seed);
+        let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
+        let stop = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let engine_task = tokio::spawn(engine_loop(engine, events_rx, stop.clone()));
+        let shared = Arc::new(ConnShared {
+            events: events_tx,
+            verifier: self.verifier,
+            max_frame: self.config.sync.max_frame_bytes,
+        });
+        let queue_len = self.config.sync.send_queue_len;
+        let mut next_conn = 0u64;
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        next_conn += 1;
+                        let conn = ConnId(next_conn);
+                        debug!(conn = conn.0, %peer, "accepted");
+                        if !open_connection(conn, stream, queue_len, &shared, &tracker).await {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+            }
+        }
+        info!("shutting down: ending games and flushing connections");
+        drop(listener);
+        stop.cancel();
+        let _ = engine_task.await;
+        tracker.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+            .await
+            .is_err()
+        {
+            warn!("some connections did not flush within {SHUTDOWN_GRACE:?}");
+        }
+        Ok(())
+    }
+}
+
+/// What every connection task needs.
+struct ConnShared {
+    events: mpsc::Sender<Event>,
+    verifier: Arc<TokenVerifier>,
+    max_frame: usize,
+}
+
+enum Event {
+    Opened {
+        conn: ConnId,
+        handle: ConnHandle,
+    },
+    Authenticated {
+        conn: ConnId,
+        uid: String,
+    },
+    Request {
+        conn: ConnId,
+        request: Request,
+        timestamp: Option<f64>,
+    },
+    Closed {
+        conn: ConnId,
+    },
+}
+
+/// The engine task's grip on a connection: its send queue and its kill switch.
+struct ConnHandle {
+    queue: mpsc::Sender<Outgoing>,
+    cancel: CancellationToken,
+}
+
+/// One entry of a connection's send queue.
+enum Outgoing {
+    Bytes(Bytes),
+    Reload(Reload),
+    /// Flush and close.
+    Close,
+}
+
+/// Registers a new connection with the engine and starts its tasks. False when the engine is gone.
+async fn open_connection(
+    conn: ConnId,
+    stream: TcpStream,
+    queue_len: usize,
+    shared: &Arc<ConnShared>,
+    tracker: &TaskTracker,
+) -> bool {
+    let _ = stream.set_nodelay(true);
+    let (read, write) = stream.into_split();
+    let (queue, queue_rx) = mpsc::channel(queue_len);
+    let cancel = CancellationToken::new();
+    let handle = ConnHandle {
+        queue: queue.clone(),
+        cancel: cancel.clone(),
+    };
+    if shared
+        .events
+        .send(Event::Opened { conn, handle })
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    tracker.spawn(write_loop(queue_rx, write, cancel.clone()));
+    tracker.spawn(read_loop(conn, read, queue, cancel, shared.clone()));
+    true
+}
+
+/// Owns the engine: feeds it events and deadlines, and routes its outputs to the connections.
+async fn engine_loop(
+    mut engine: Engine,
+    mut events: mpsc::Receiver<Event>,
+    stop: CancellationToken,
+) {
+    let mut conns: HashMap<ConnId, ConnHandle> = HashMap::new();
+    let mut stats_every = tokio::time::interval(Duration::from_secs(30));
+    stats_every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let deadline = engine.poll_timeout();
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => {
+                engine.shutdown();
+                dispatch(&mut engine, &mut conns);
+                return;
+            }
+            () = sleep_until(deadline), if deadline.is_some() => engine.handle_timeout(Instant::now()),
+            event = events.recv() => {
+                let Some(event) = event else { return };
+                handle_event(&mut engine, &mut conns, event);
+                // Take what else is already queued before dispatching, bounded so ticks stay on time.
+                for _ in 0..256 {
+                    match events.try_recv() {
+                        Ok(event) => handle_event(&mut engine, &mut conns, event),
+                        Err(_) => break,
+                    }
+                }
+            }
+            _ = stats_every.tick() => {
+                let s = engine.stats();
+                info!(connections = s.connections, rooms = s.rooms, games = s.games, players = s.players_in_rooms, "stats");
+            }
+        }
+        dispatch(&mut engine, &mut conns);
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    if let Some(deadline) = deadline {
+        tokio::time::sleep_until(deadline.into()).await;
+    }
+}
+
+fn handle_event(engine: &mut Engine, conns: &mut HashMap<ConnId, ConnHandle>, event: Event) {
+    let now = Instant::now();
+    match event {
+        Event::Opened { conn, handle } => {
+            conns.insert(conn, handle);
+        }
+        Event::Authenticated { conn, uid } => {
+            if conns.contains_key(&conn) {
+                info!(conn = conn.0, uid = %uid, "player connected");
+                engine.connect(conn, &uid, now);
+            }
+        }
+        Event::Request {
+            conn,
+            request,
+            timestamp,
+        } => engine.handle(conn, request, timestamp, now),
+        Event::Closed { conn } => {
+            if let Some(handle) = conns.remove(&conn) {
+                handle.cancel.cancel();
+            }
+            engine.disconnect(conn, now);
+        }
+    }
+}
+
+/// Carries the engine's outputs to the connections' queues, dropping connections whose queue is full.
+fn dispatch(engine: &mut Engine, conns: &mut HashMap<ConnId, ConnHandle>) {
+    while let Some(output) = engine.poll_output() {
+        let (conn, item) = match output {
+            Output::Send { conn, bytes } => (conn, Outgoing::Bytes(bytes)),
+            Output::Reload { conn, reload } => (conn, Outgoing::Reload(reload)),
+            Output::Close { conn, reason } => {
+                debug!(conn = conn.0, ?reason, "closing");
+                if let Some(handle) = conns.remove(&conn)
+                    && handle.queue.try_send(Outgoing::Close).is_err()
+                {
+                    handle.cancel.cancel();
+                }
+                continue;
+            }
+        };
+        let Some(handle) = conns.get(&conn) else {
+            continue;
+        };
+        match handle.queue.try_send(item) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                warn!(conn = conn.0, "send queue full: dropping slow connection");
+                if let Some(handle) = conns.remove(&conn) {
+                    handle.cancel.cancel();
+                }
+                engine.disconnect(conn, Instant::now());
+            }
+            Err(TrySendError::Closed(_)) => {
+                conns.remove(&conn);
+                engine.disconnect(conn, Instant::now());
+            }
+        }
+    }
+}
+
+/// Reads frames, parses them, authenticates the first one, and forwards requests to the engine.
+async fn read_loop(
+    conn: ConnId,
+    read: OwnedReadHalf,
+    queue: mpsc::Sender<Outgoing>,
+    cancel: CancellationToken,
+    shared: Arc<ConnShared>,
+) {
+    let mut frames = FramedRead::new(read, FrameCodec::new(shared.max_frame));
+    let mut identity: Option<(String, String)> = None;
+    loop {
+        let item = tokio::select! {
+            () = cancel.cancelled() => break,
+            item = frames.next() => item,
+        };
+        let body = match item {
+            None => break,
+            Some(Ok(body)) => body,
+            Some(Err(FrameError::TooLarge { len, max })) => {
+                let e = ProtocolError::new(
+                    ErrorCode::FrameTooLarge,
+                    format!(
+                        "frame of {len} bytes exceeds the maximum of {max} bytes (sync.max_frame_bytes)"
+                    ),
+                );
+                reply(&queue, &cancel, &e, true);
+                break;
+            }
+            Some(Err(FrameError::Io(e))) => {
+                debug!(conn = conn.0, error = %e, "read failed");
+                break;
+            }
+        };
+        let message = match parse_client_message(&body) {
+            Ok(message) => message,
+            Err(e) => {
+                // The first message must authenticate; anything else unparseable is answered and skipped.
+                let first = identity.is_none();
+                reply(&queue, &cancel, &e, first);
+                if first {
+                    break;
+                }
+                continue;
+            }
+        };
+        let proto = message.request.proto();
+        match &identity {
+            None => match authenticate(
+                &shared.verifier,
+                message.uid.as_str(),
+                message.token.as_deref(),
+            ) {
+                Ok(()) => {
+                    let uid = message.uid.clone();
+                    identity = Some((uid.clone(), message.token.clone().unwrap_or_default()));
+                    if shared
+                        .events
+                        .send(Event::Authenticated { conn, uid })
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    reply(&queue, &cancel, &e.with_proto(proto), true);
+                    break;
+                }
+            },
+            Some((uid, token)) => {
+                let token_ok = match message.token.as_deref() {
+                    None => Ok(()),
+                    Some(t) if t == token => Ok(()),
+                    Some(t) => authenticate(&shared.verifier, uid, Some(t)),
+                };
+                if let Err(e) = token_ok {
+                    reply(&queue, &cancel, &e.with_proto(proto), false);
+                    continue;
+                }
+                if message.uid != *uid {
+                    let e = ProtocolError::new(
+                        ErrorCode::UidMismatch,
+                        format!(
+                            "this connection belongs to uid {uid:?}, not {:?}",
+                            message.uid
+                        ),
+                    );
+                    reply(&queue, &cancel, &e.with_proto(proto), false);
+                    continue;
+                }
+            }
+        }
+        let event = Event::Request {
+            conn,
+            request: message.request,
+            timestamp: message.timestamp,
+        };
+        if shared.events.send(event).await.is_err() {
+            break;
+        }
+    }
+    let _ = shared.events.send(Event::Closed { conn }).await;
+}
+
+/// Checks that `token` is valid and belongs to `uid`.
+fn authenticate(
+    verifier: &TokenVerifier,
+    uid: &str,
+    token: Option<&str>,
+) -> Result<(), ProtocolError> {
+    let token = token.ok_or_else(|| {
+        ProtocolError::new(
+            ErrorCode::Unauthenticated,
+            "the first message of a connection must carry a token from the account server's login",
+        )
+    })?;
+    let claims = verifier.verify(token)?;
+    if claims.sub != uid {
+        return Err(ProtocolError::new(
+            ErrorCode::UidMismatch,
+            format!("the token belongs to uid {:?}, not {uid:?}", claims.sub),
+        ));
+    }
+    Ok(())
+}
+
+/// Queues an `error` for this connection, then a close when `close` is set.
+fn reply(
+    queue: &mpsc::Sender<Outgoing>,
+    cancel: &CancellationToken,
+    e: &ProtocolError,
+    close: bool,
+) {
+    let wire = ServerMessage::Error(ErrorBody::from(e)).to_wire();
+    let queued = queue.try_send(Outgoing::Bytes(wire)).is_ok()
+        && (!close || queue.try_send(Outgoing::Close).is_ok());
+    if !queued {
+        cancel.cancel();
+    }
+}
+
+/// Drains the connection's queue into the socket, batching what is ready into one flush.
+async fn write_loop(
+    mut queue: mpsc::Receiver<Outgoing>,
+    write: OwnedWriteHalf,
+    cancel: CancellationToken,
+) {
+    let mut out = BufWriter::with_capacity(WRITE_BUFFER, write);
+    let work = async {
+        while let Some(first) = queue.recv().await {
+            let mut item = Some(first);
+            while let Some(next) = item.take() {
+                if !write_item(&mut out, next).await? {
+                    out.flush().await?;
+                    return Ok::<(), std::io::Error>(());
+                }
+                item = queue.try_recv().ok();
+            }
+            out.flush().await?;
+        }
+        Ok(())
+    };
+    tokio::select! {
+        () = cancel.cancelled() => {}
+        result = work => {
+            if let Err(e) = result {
+                debug!(error = %e, "write failed");
+            }
+        }
+    }
+    let _ = out.shutdown().await;
+    cancel.cancel();
+}
+
+/// Writes one queue entry; false means "close now".
+async fn write_item(out: &mut BufWriter<OwnedWriteHalf>, item: Outgoing) -> std::io::Result<bool> {
+    match item {
+        Outgoing::Bytes(bytes) => out.write_all(&bytes).await?,
+        Outgoing::Reload(reload) => {
+            for chunk in reload {
+                out.write_all(&chunk).await?;
+            }
+        }
+        Outgoing::Close => return Ok(false),
+    }
+    Ok(true)
+}
