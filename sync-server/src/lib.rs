@@ -7,6 +7,7 @@
 //! - [`config`]: the `[sync]` and `[token]` config sections.
 
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod history;

@@ -1,0 +1,96 @@
+//! The `sync-server` command line, reusable by game binaries that bring their own [`RoomFactory`]:
+//!
+//! ```no_run
+//! fn main() -> anyhow::Result<()> {
+//!     sync_server::cli::main_with_rooms(sync_server::room::default_rooms())
+//! }
+//! ```
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+
+use crate::Server;
+use crate::auth::TokenVerifier;
+use crate::config::Config;
+use crate::room::RoomFactory;
+
+/// Movan sync server: lockstep rooms over TCP.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Args {
+    /// Configuration file (the `[sync]` and `[token]` sections are read).
+    #[arg(long, env = "MOVAN_CONFIG", default_value = "config/config.toml")]
+    pub config: PathBuf,
+    /// Listen address, overriding `sync.listen_addr` (port 0 picks a free port).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+}
+
+/// Parses the command line, sets up logging, and runs a sync server with `factory`'s rooms until SIGINT/SIGTERM.
+///
+/// Prints `sync-server listening on <addr>` on stdout once it accepts connections.
+pub fn main_with_rooms(factory: impl RoomFactory) -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+    runtime.block_on(serve(args, factory))
+}
+
+async fn serve(args: Args, factory: impl RoomFactory) -> anyhow::Result<()> {
+    let mut config = Config::load(&args.config)?;
+    if let Some(addr) = args.listen {
+        config.sync.listen_addr = addr;
+    }
+    let token = &config.token;
+    let verifier =
+        TokenVerifier::from_pem_file(&token.public_key_path, &token.issuer, &token.audience)?;
+    let listener = tokio::net::TcpListener::bind(config.sync.listen_addr)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (sync.listen_addr)",
+                config.sync.listen_addr
+            )
+        })?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, config = %args.config.display(), tick_ms = config.sync.tick_interval_ms, "sync server started");
+    println!("sync-server listening on {addr}");
+    std::io::stdout().flush()?;
+    Server::new(config, verifier)
+        .with_rooms(factory)
+        .run(listener, shutdown_signal())
+        .await?;
+    tracing::info!("sync server stopped");
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
