@@ -37,6 +37,8 @@ const EVENT_QUEUE: usize = 16 * 1024;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Buffered bytes per connection writer before a flush.
 const WRITE_BUFFER: usize = 64 * 1024;
+/// A write that makes no progress for this long means the peer stopped reading: the connection is dropped.
+const WRITE_STALL: Duration = Duration::from_secs(10);
 
 /// A configured sync server, ready to [`run`](Self::run) on a listener.
 pub struct Server {
@@ -261,9 +263,9 @@ fn handle_event(engine: &mut Engine, conns: &mut HashMap<ConnId, ConnHandle>, ev
             timestamp,
         } => engine.handle(conn, request, timestamp, now),
         Event::Closed { conn } => {
-            if let Some(handle) = conns.remove(&conn) {
-                handle.cancel.cancel();
-            }
+            // Dropping the handle (not cancelling it) lets the writer flush what is queued — such as the error
+            // that made the reader close — and then stop when the queue runs dry.
+            conns.remove(&conn);
             engine.disconnect(conn, now);
         }
     }
@@ -458,12 +460,12 @@ async fn write_loop(
             let mut item = Some(first);
             while let Some(next) = item.take() {
                 if !write_item(&mut out, next).await? {
-                    out.flush().await?;
+                    stall_guard(out.flush()).await?;
                     return Ok::<(), std::io::Error>(());
                 }
                 item = queue.try_recv().ok();
             }
-            out.flush().await?;
+            stall_guard(out.flush()).await?;
         }
         Ok(())
     };
@@ -479,13 +481,20 @@ async fn write_loop(
     cancel.cancel();
 }
 
-/// Writes one queue entry; false means "close now".
+/// Fails a write that stalls longer than [`WRITE_STALL`].
+async fn stall_guard<T>(write: impl Future<Output = std::io::Result<T>>) -> std::io::Result<T> {
+    tokio::time::timeout(WRITE_STALL, write)
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "peer stopped reading"))?
+}
+
+/// Writes one queue entry, each write bounded by [`WRITE_STALL`]; false means "close now".
 async fn write_item(out: &mut BufWriter<OwnedWriteHalf>, item: Outgoing) -> std::io::Result<bool> {
     match item {
-        Outgoing::Bytes(bytes) => out.write_all(&bytes).await?,
+        Outgoing::Bytes(bytes) => stall_guard(out.write_all(&bytes)).await?,
         Outgoing::Reload(reload) => {
             for chunk in reload {
-                out.write_all(&chunk).await?;
+                stall_guard(out.write_all(&chunk)).await?;
             }
         }
         Outgoing::Close => return Ok(false),

@@ -1,0 +1,668 @@
+//! The load generator behind the `movan-bot` binary, callable from tests.
+//!
+//! Each bot logs in, fills a room with its peers, gets ready, and once the game starts sends actions at a fixed
+//! rate (open loop: on schedule, whatever it receives) while a receive loop checks what comes back: frames are
+//! consecutive from 0, each own action appears exactly once, and every member of a room saw the same bytes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use tokio::time::{Instant, MissedTickBehavior, sleep_until};
+use tokio_util::sync::CancellationToken;
+
+use crate::account::AccountClient;
+use crate::error::ClientError;
+use crate::game::{FrameLog, FrameLogError, Pushed};
+use crate::sync::{SyncClient, SyncEvents, SyncSender};
+use movan_protocol::server::{Frame, ServerEvent};
+
+/// Error messages kept per bot; further errors are only counted.
+const MAX_MESSAGES_PER_BOT: usize = 10;
+/// How long one reload may take.
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a bot run does.
+#[derive(Debug, Clone)]
+pub struct BotConfig {
+    /// Account server base URL, e.g. `http://127.0.0.1:2026`.
+    pub account: String,
+    /// Sync server address overriding the one the login returns.
+    pub sync: Option<String>,
+    /// Number of bots.
+    pub bots: usize,
+    /// Members a room needs before its bots get ready.
+    pub room_size: usize,
+    /// How long each bot sends actions once its game started.
+    pub duration: Duration,
+    /// Actions each bot sends per second (0 = none).
+    pub actions_per_sec: f64,
+    /// Usernames are `{prefix}-{i}`, rooms `{prefix}-room-{i / room_size}`.
+    pub prefix: String,
+    /// Password of every bot account.
+    pub password: String,
+    /// Enter rooms by quick match instead of explicit room ids.
+    pub quick_match: bool,
+    /// Longest wait for a room to fill and for the game to start.
+    pub join_timeout: Duration,
+    /// Ticks to keep receiving after the last action, so it can land in a frame.
+    pub linger_ticks: u32,
+    /// After the game, reload every frame from 0 and check the reload matches the live frames byte for byte.
+    pub check_reload: bool,
+}
+
+impl BotConfig {
+    /// A configuration with the `movan-bot` defaults against the account server at `account`.
+    pub fn new(account: impl Into<String>) -> Self {
+        Self {
+            account: account.into(),
+            sync: None,
+            bots: 8,
+            room_size: 4,
+            duration: Duration::from_secs(10),
+            actions_per_sec: 20.0,
+            prefix: "bot".into(),
+            password: "movan-bot-pass".into(),
+            quick_match: false,
+            join_timeout: Duration::from_secs(30),
+            linger_ticks: 3,
+            check_reload: false,
+        }
+    }
+
+    /// The room bot `i` enters (unless quick-matching).
+    pub fn room_id(&self, i: usize) -> String {
+        format!("{}-room-{}", self.prefix, i / self.room_size.max(1))
+    }
+
+    /// Checks the values make sense before anything connects.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.bots == 0 || self.room_size == 0 {
+            return Err("--bots and --room-size must be at least 1".into());
+        }
+        if !self.actions_per_sec.is_finite() || self.actions_per_sec < 0.0 {
+            return Err("--actions-per-sec must be a non-negative number".into());
+        }
+        movan_protocol::client::validate_room_id(&self.room_id(self.bots - 1))
+            .map_err(|e| format!("--prefix gives bad room ids: {e}"))
+    }
+}
+
+/// The outcome of a bot run; [`Report::passed`] says whether every check held.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Report {
+    /// Bots started.
+    pub bots: usize,
+    /// Distinct rooms the bots played in.
+    pub rooms: usize,
+    /// Frames received, summed over bots (each frame counted once per bot).
+    pub frames_received: u64,
+    /// Actions sent, summed over bots.
+    pub actions_sent: u64,
+    /// Own actions found in frames, summed over bots (duplicates included).
+    pub actions_seen_own: u64,
+    /// Actions sent that never appeared in a frame.
+    pub missing: u64,
+    /// Actions that appeared in more than one frame slot.
+    pub duplicated: u64,
+    /// Times a bot found a frame missing (it then reloaded to fill the gap).
+    pub gaps: u64,
+    /// Frames whose bytes differed between members of one room, or between live and reload.
+    pub desyncs: u64,
+    /// Bot failures and server `error` messages.
+    pub errors: u64,
+    /// The first few error messages.
+    pub error_messages: Vec<String>,
+}
+
+impl Report {
+    /// True when no action went missing or was duplicated, no gap, desync or error occurred, and frames arrived.
+    pub fn passed(&self) -> bool {
+        self.missing == 0
+            && self.duplicated == 0
+            && self.gaps == 0
+            && self.desyncs == 0
+            && self.errors == 0
+            && self.frames_received > 0
+    }
+}
+
+/// Runs every bot to completion and checks what they saw.
+pub async fn run(config: &BotConfig) -> Report {
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..config.bots {
+        let config = config.clone();
+        tasks.spawn(async move { (i, run_bot(i, &config).await) });
+    }
+    let mut runs = Vec::with_capacity(config.bots);
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((i, run)) => runs.push((i, run)),
+            Err(e) => {
+                let mut run = BotRun::default();
+                run.error(format!("bot task failed: {e}"));
+                runs.push((usize::MAX, run));
+            }
+        }
+    }
+    runs.sort_by_key(|(i, _)| *i);
+    summarize(config.bots, runs.into_iter().map(|(_, run)| run).collect())
+}
+
+/// What one bot saw.
+#[derive(Debug, Default)]
+struct BotRun {
+    room_id: Option<String>,
+    log: FrameLog,
+    tally: ActionTally,
+    gaps: u64,
+    desyncs: u64,
+    error_count: u64,
+    errors: Vec<String>,
+}
+
+impl BotRun {
+    fn error(&mut self, message: String) {
+        tracing::warn!("{message}");
+        self.error_count += 1;
+        if self.errors.len() < MAX_MESSAGES_PER_BOT {
+            self.errors.push(message);
+        }
+    }
+}
+
+async fn run_bot(i: usize, config: &BotConfig) -> BotRun {
+    let mut run = BotRun::default();
+    if let Err(e) = play(i, config, &mut run).await {
+        run.error(format!("bot {i}: {e:#}"));
+    }
+    run
+}
+
+/// One bot's whole life: log in, fill the room, play, verify, leave.
+async fn play(i: usize, config: &BotConfig, run: &mut BotRun) -> anyhow::Result<()> {
+    let username = format!("{}-{i}", config.prefix);
+    let session = AccountClient::new(config.account.as_str())
+        .register_or_login(&username, &config.password)
+        .await
+        .with_context(|| format!("logging in as {username}"))?;
+    let addr = config.sync.clone().unwrap_or(session.sync_addr);
+    let mut client = tokio::time::timeout(
+        config.join_timeout,
+        SyncClient::connect(&addr, &session.uid, &session.token),
+    )
+    .await
+    .map_err(ClientError::from)
+    .and_then(|r| r)
+    .with_context(|| format!("connecting to {addr}"))?;
+
+    let room = (!config.quick_match).then(|| config.room_id(i));
+    client.enter_room(room.as_deref()).await?;
+    let full = |e: &ServerEvent| matches!(e, ServerEvent::RoomState(s) if s.members.len() >= config.room_size);
+    wait_or_fail(client.events(), full, config.join_timeout)
+        .await
+        .context("waiting for the room to fill")?;
+    client.prepare().await?;
+    let started = wait_or_fail(
+        client.events(),
+        |e| matches!(e, ServerEvent::GameStart(_)),
+        config.join_timeout,
+    )
+    .await
+    .context("waiting for game_start")?;
+    let ServerEvent::GameStart(start) = started else {
+        bail!("expected game_start, got {started:?}");
+    };
+    tracing::debug!(bot = i, room = %start.room_id, "game started");
+    run.room_id = Some(start.room_id);
+    let tick = Duration::from_millis(start.frame_interval_ms.max(1));
+
+    let (sender, mut events) = client.split();
+    receive_while_sending(i, config, tick, &sender, &mut events, run).await?;
+    if config.check_reload {
+        check_reload(&sender, &mut events, run).await?;
+    }
+    if !events.is_closed() {
+        sender.leave_room().await.context("leaving the room")?;
+    }
+    Ok(())
+}
+
+/// Waits for an event matching `pred`, failing on a server `error` meanwhile.
+async fn wait_or_fail(
+    events: &mut SyncEvents,
+    mut pred: impl FnMut(&ServerEvent) -> bool,
+    timeout: Duration,
+) -> Result<ServerEvent, ClientError> {
+    match events
+        .wait_for(|e| pred(e) || matches!(e, ServerEvent::Error(_)), timeout)
+        .await?
+    {
+        ServerEvent::Error(body) => Err(body.into()),
+        ev => Ok(ev),
+    }
+}
+
+/// Sends actions on schedule in a separate task while checking every event; returns after the sender finished and
+/// `linger_ticks` more ticks passed, or when the game ends.
+async fn receive_while_sending(
+    i: usize,
+    config: &BotConfig,
+    tick: Duration,
+    sender: &SyncSender,
+    events: &mut SyncEvents,
+    run: &mut BotRun,
+) -> anyhow::Result<()> {
+    let stop = CancellationToken::new();
+    let mut send_task = tokio::spawn(send_actions(
+        sender.clone(),
+        i,
+        config.actions_per_sec,
+        config.duration,
+        stop.clone(),
+    ));
+    let mut sender_done = false;
+    let mut linger_until = Instant::now();
+    let outcome: anyhow::Result<()> = loop {
+        tokio::select! {
+            joined = &mut send_task, if !sender_done => {
+                sender_done = true;
+                finish_sending(joined, run);
+                linger_until = Instant::now() + tick * config.linger_ticks;
+            }
+            () = sleep_until(linger_until), if sender_done => break Ok(()),
+            ev = events.next_event() => match ev {
+                None => {
+                    let reason = events.close_reason().map_or("end of stream".to_owned(), |e| e.to_string());
+                    break Err(anyhow::anyhow!("connection closed during the game: {reason}"));
+                }
+                Some(ServerEvent::GameOver(over)) => {
+                    if !sender_done {
+                        run.error(format!("bot {i}: game over ({}) before the bot finished", over.reason));
+                    }
+                    break Ok(());
+                }
+                Some(ServerEvent::Frame(frame)) => {
+                    if let Err(e) = accept_frame(frame, sender, events, run).await {
+                        break Err(e);
+                    }
+                }
+                Some(ServerEvent::Error(body)) => {
+                    run.error(format!("bot {i}: server error {} on {:?}: {}", body.code, body.proto, body.message));
+                }
+                Some(other) => tracing::trace!(bot = i, ?other, "ignored"),
+            }
+        }
+    };
+    if !sender_done {
+        stop.cancel();
+        finish_sending(send_task.await, run);
+    }
+    outcome
+}
+
+fn finish_sending(
+    joined: Result<(u64, Option<ClientError>), tokio::task::JoinError>,
+    run: &mut BotRun,
+) {
+    match joined {
+        Ok((sent, err)) => {
+            run.tally.sent = sent;
+            if let Some(e) = err {
+                run.error(format!("sending actions: {e}"));
+            }
+        }
+        Err(e) => run.error(format!("action sender failed: {e}")),
+    }
+}
+
+/// Sends `{"seq": n, "bot": i}` every `1 / rate` seconds for `duration`; returns how many went out.
+async fn send_actions(
+    sender: SyncSender,
+    bot: usize,
+    rate: f64,
+    duration: Duration,
+    stop: CancellationToken,
+) -> (u64, Option<ClientError>) {
+    let end = Instant::now() + duration;
+    if rate <= 0.0 {
+        stop.run_until_cancelled(sleep_until(end)).await;
+        return (0, None);
+    }
+    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    // Open loop: a late tick is made up at once, so the rate holds on average.
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Burst);
+    let mut sent = 0u64;
+    loop {
+        if stop.run_until_cancelled(ticks.tick()).await.is_none() || Instant::now() >= end {
+            return (sent, None);
+        }
+        let action = serde_json::json!({ "seq": sent, "bot": bot });
+        if let Err(e) = sender.send_action(&action).await {
+            return (sent, Some(e));
+        }
+        sent += 1;
+    }
+}
+
+/// Adds a live frame to the log, reloading to fill a gap first.
+async fn accept_frame(
+    frame: Frame,
+    sender: &SyncSender,
+    events: &mut SyncEvents,
+    run: &mut BotRun,
+) -> anyhow::Result<()> {
+    match run.log.push(frame.clone()) {
+        Ok(pushed) => {
+            run.count_own(&frame, pushed, sender.uid());
+            Ok(())
+        }
+        Err(FrameLogError::Gap { expected, got }) => {
+            run.gaps += 1;
+            tracing::warn!(expected, got, "frame gap; reloading");
+            sender.request_reload(expected).await?;
+            let reloaded = events
+                .recv_reload(expected, RELOAD_TIMEOUT)
+                .await
+                .context("reloading to fill a gap")?;
+            for f in reloaded.into_iter().chain([frame]) {
+                let pushed = run.log.push(f.clone()).context("after reload")?;
+                run.count_own(&f, pushed, sender.uid());
+            }
+            Ok(())
+        }
+        Err(e @ FrameLogError::Conflict { .. }) => {
+            run.desyncs += 1;
+            Err(e.into())
+        }
+    }
+}
+
+impl BotRun {
+    fn count_own(&mut self, frame: &Frame, pushed: Pushed, uid: &str) {
+        if pushed == Pushed::Duplicate {
+            return;
+        }
+        for action in frame.actions.iter().filter(|a| a.uid == uid) {
+            if let Err(what) = self.tally.record(&action.action_data) {
+                self.error(format!("frame {}: {what}", frame.frame_count));
+            }
+        }
+    }
+}
+
+/// Reloads every frame from 0 and checks the frames also held live are byte-identical.
+async fn check_reload(
+    sender: &SyncSender,
+    events: &mut SyncEvents,
+    run: &mut BotRun,
+) -> anyhow::Result<()> {
+    sender.request_reload(0).await?;
+    let reloaded = events
+        .recv_reload(0, RELOAD_TIMEOUT)
+        .await
+        .context("reloading from frame 0")?;
+    if reloaded.len() < run.log.len() {
+        bail!(
+            "reload returned {} frames, fewer than the {} received live",
+            reloaded.len(),
+            run.log.len()
+        );
+    }
+    let differing = run
+        .log
+        .frames()
+        .iter()
+        .zip(&reloaded)
+        .filter(|(live, again)| live.raw.get() != again.raw.get())
+        .count();
+    run.desyncs += differing as u64;
+    Ok(())
+}
+
+/// How often each of one bot's actions appeared in frames.
+#[derive(Debug, Default)]
+struct ActionTally {
+    /// Actions sent, numbered `0..sent`.
+    sent: u64,
+    /// Appearances per `seq`.
+    seen: HashMap<u64, u32>,
+}
+
+#[derive(Deserialize)]
+struct BotAction {
+    seq: u64,
+}
+
+impl ActionTally {
+    /// Counts one own action found in a frame; refuses one this bot could not have sent.
+    fn record(&mut self, action_data: &RawValue) -> Result<(), String> {
+        let action: BotAction = serde_json::from_str(action_data.get())
+            .map_err(|e| format!("own action {} is not a bot action: {e}", action_data.get()))?;
+        *self.seen.entry(action.seq).or_default() += 1;
+        Ok(())
+    }
+
+    fn seen_total(&self) -> u64 {
+        self.seen.values().map(|&n| u64::from(n)).sum()
+    }
+
+    fn missing(&self) -> u64 {
+        (0..self.sent)
+            .filter(|seq| !self.seen.contains_key(seq))
+            .count() as u64
+    }
+
+    fn duplicated(&self) -> u64 {
+        self.seen.values().filter(|&&n| n > 1).count() as u64
+    }
+
+    /// Seqs seen that were never sent.
+    fn unknown(&self) -> u64 {
+        self.seen.keys().filter(|&&seq| seq >= self.sent).count() as u64
+    }
+}
+
+/// Adds up the bots' results and compares the frames of bots that shared a room.
+fn summarize(bots: usize, runs: Vec<BotRun>) -> Report {
+    let mut report = Report {
+        bots,
+        ..Report::default()
+    };
+    let mut rooms: BTreeMap<&str, Vec<&BotRun>> = BTreeMap::new();
+    for run in &runs {
+        if let Some(room) = &run.room_id {
+            rooms.entry(room).or_default().push(run);
+        }
+        report.frames_received += run.log.len() as u64;
+        report.actions_sent += run.tally.sent;
+        report.actions_seen_own += run.tally.seen_total();
+        report.missing += run.tally.missing();
+        report.duplicated += run.tally.duplicated();
+        report.gaps += run.gaps;
+        report.desyncs += run.desyncs;
+        report.errors += run.error_count;
+        report.error_messages.extend(run.errors.iter().cloned());
+        let unknown = run.tally.unknown();
+        if unknown > 0 {
+            report.errors += 1;
+            report
+                .error_messages
+                .push(format!("{unknown} own actions seen that were never sent"));
+        }
+    }
+    report.rooms = rooms.len();
+    for members in rooms.values() {
+        report.desyncs += room_desyncs(members);
+    }
+    report
+}
+
+/// Frames a member of the room holds with different bytes than the member holding the most frames.
+fn room_desyncs(members: &[&BotRun]) -> u64 {
+    let Some(reference) = members.iter().max_by_key(|run| run.log.len()) else {
+        return 0;
+    };
+    let reference = reference.log.frames();
+    members
+        .iter()
+        .map(|run| {
+            run.log
+                .frames()
+                .iter()
+                .zip(reference)
+                .filter(|(a, b)| a.raw.get() != b.raw.get())
+                .count() as u64
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use movan_protocol::server::{ActionRef, encode_frame, parse_server_message};
+
+    fn raw(s: &str) -> Box<RawValue> {
+        RawValue::from_string(s.to_owned()).unwrap()
+    }
+
+    fn frame(n: u64, actions: &[(&str, &str)]) -> Frame {
+        let data: Vec<Box<RawValue>> = actions.iter().map(|(_, a)| raw(a)).collect();
+        let refs: Vec<ActionRef<'_>> = actions
+            .iter()
+            .zip(&data)
+            .map(|((uid, _), d)| ActionRef {
+                uid,
+                timestamp: 1.0,
+                action_data: d,
+            })
+            .collect();
+        match parse_server_message(&encode_frame(n, &refs).wire[4..]).unwrap() {
+            ServerEvent::Frame(f) => f,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn tally_counts_missing_duplicated_and_unknown() {
+        let mut t = ActionTally {
+            sent: 4,
+            ..ActionTally::default()
+        };
+        for seq in [0, 1, 1, 3, 7] {
+            t.record(&raw(&format!(r#"{{"seq":{seq},"bot":0}}"#)))
+                .unwrap();
+        }
+        assert!(t.record(&raw(r#"{"move":1}"#)).is_err());
+        assert_eq!(t.seen_total(), 5);
+        assert_eq!(t.missing(), 1, "seq 2");
+        assert_eq!(t.duplicated(), 1, "seq 1");
+        assert_eq!(t.unknown(), 1, "seq 7");
+    }
+
+    #[test]
+    fn own_actions_count_once_per_frame_even_when_the_frame_repeats() {
+        let mut run = BotRun::default();
+        run.tally.sent = 2;
+        let f0 = frame(
+            0,
+            &[
+                ("me", r#"{"seq":0,"bot":0}"#),
+                ("other", r#"{"seq":0,"bot":1}"#),
+            ],
+        );
+        let f1 = frame(1, &[("me", r#"{"seq":1,"bot":0}"#)]);
+        for f in [f0.clone(), f1, f0] {
+            let pushed = run.log.push(f.clone()).unwrap();
+            run.count_own(&f, pushed, "me");
+        }
+        let report = summarize(1, vec![run]);
+        assert_eq!(
+            (report.actions_seen_own, report.missing, report.duplicated),
+            (2, 0, 0)
+        );
+        // No room id: the bot never started a game, which alone is not counted as an error here.
+        assert_eq!(report.rooms, 0);
+        assert!(report.passed());
+    }
+
+    #[test]
+    fn members_of_a_room_must_hold_the_same_bytes() {
+        let mut a = BotRun {
+            room_id: Some("r".into()),
+            ..BotRun::default()
+        };
+        let mut b = BotRun {
+            room_id: Some("r".into()),
+            ..BotRun::default()
+        };
+        a.log.push(frame(0, &[])).unwrap();
+        a.log.push(frame(1, &[("x", "{}")])).unwrap();
+        b.log.push(frame(0, &[])).unwrap();
+        b.log.push(frame(1, &[("y", "{}")])).unwrap();
+        let report = summarize(2, vec![a, b]);
+        assert_eq!(report.rooms, 1);
+        assert_eq!(report.desyncs, 1);
+        assert!(!report.passed());
+    }
+
+    #[tokio::test]
+    async fn a_gap_is_counted_and_filled_by_a_reload() {
+        use crate::sync::test_server::{T, pair};
+        use movan_protocol::server::encode_reload_chunk;
+
+        let (client, mut server) = pair().await;
+        let (sender, mut events) = client.split();
+        let mut run = BotRun::default();
+        run.tally.sent = 2;
+        let frames = [
+            frame(0, &[]),
+            frame(1, &[("1001", r#"{"seq":0,"bot":0}"#)]),
+            frame(2, &[("1001", r#"{"seq":1,"bot":0}"#)]),
+        ];
+        accept_frame(frames[0].clone(), &sender, &mut events, &mut run)
+            .await
+            .unwrap();
+        let serve = async {
+            let req = server.recv_json().await;
+            assert_eq!(req["extra_data"]["data"]["start_frame"], 1);
+            let raw: Vec<bytes::Bytes> = frames[1..]
+                .iter()
+                .map(|f| f.raw.get().to_owned().into())
+                .collect();
+            server.send(&encode_reload_chunk(1, 3, true, &raw)).await;
+        };
+        let (filled, ()) = tokio::join!(
+            tokio::time::timeout(
+                T,
+                accept_frame(frames[2].clone(), &sender, &mut events, &mut run)
+            ),
+            serve
+        );
+        filled.unwrap().unwrap();
+        assert_eq!(run.log.next_frame(), 3);
+        let report = summarize(1, vec![run]);
+        assert_eq!((report.gaps, report.missing, report.duplicated), (1, 0, 0));
+        assert_eq!(
+            report.actions_seen_own, 2,
+            "the live copy of frame 2 is not counted again"
+        );
+        assert!(!report.passed(), "a gap fails the run even when filled");
+    }
+
+    #[test]
+    fn config_validation() {
+        let mut c = BotConfig::new("http://127.0.0.1:2026");
+        assert!(c.validate().is_ok());
+        assert_eq!(c.room_id(5), "bot-room-1");
+        c.prefix = "has space".into();
+        assert!(c.validate().is_err());
+        c.prefix = "bot".into();
+        c.actions_per_sec = f64::NAN;
+        assert!(c.validate().is_err());
+    }
+}
