@@ -136,7 +136,11 @@ async fn four_players_play_a_game_in_lockstep() {
         let n = frame.frame_count as f64;
         for a in &frame.actions {
             let (lo, hi) = (t0 + n * interval, t0 + (n + 1.0) * interval);
-            assert!(a.timestamp >= lo - 1e-6 && a.timestamp <= hi + 1e-6, "action in frame {n} at {} outside [{lo}, {hi}]", a.timestamp);
+            assert!(
+                a.timestamp >= lo - 1e-6 && a.timestamp <= hi + 1e-6,
+                "action in frame {n} at {} outside [{lo}, {hi}]",
+                a.timestamp
+            );
             let v: Value = serde_json::from_str(a.action_data.get()).unwrap();
             let (p, seq) = (v["p"].as_u64().unwrap() as usize, v["seq"].as_u64().unwrap());
             assert_eq!(uid_of[a.uid.as_str()], p, "action attributed to its sender");
@@ -251,12 +255,9 @@ fn body(uid: &str, token: Option<&str>, extra: Value) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_documented_errors_while_other_rooms_keep_ticking() {
-    let cluster = Cluster::start_with(Options {
-        sync: vec!["max_frame_bytes = 1024".into()],
-        ..Options::default()
-    })
-    .await
-    .unwrap();
+    let cluster = Cluster::start_with(Options { sync: vec!["max_frame_bytes = 1024".into()], ..Options::default() })
+        .await
+        .unwrap();
     // A game in another room runs throughout; it must not lose a frame.
     let (_, mut game, _, _) = start_game(&cluster, "bystanders", &["by1", "by2"]).await;
     let mut bystander = game.remove(0);
@@ -271,11 +272,27 @@ async fn bad_input_gets_documented_errors_while_other_rooms_keep_ticking() {
     let ping = json!({"proto": "ping", "timestamp": 1.0});
 
     // Failures on the first message close the connection.
-    first_message_refused(&cluster, &me.uid, &me.token, &body(&me.uid, None, ping.clone()), ErrorCode::Unauthenticated).await;
-    first_message_refused(&cluster, &me.uid, "x", &body(&me.uid, Some("garbage"), ping.clone()), ErrorCode::BadToken).await;
+    first_message_refused(&cluster, &me.uid, &me.token, &body(&me.uid, None, ping.clone()), ErrorCode::Unauthenticated)
+        .await;
+    first_message_refused(&cluster, &me.uid, "x", &body(&me.uid, Some("garbage"), ping.clone()), ErrorCode::BadToken)
+        .await;
     let expired = forge(&cluster, &me.uid, now_secs() - 600);
-    first_message_refused(&cluster, &me.uid, "x", &body(&me.uid, Some(&expired), ping.clone()), ErrorCode::TokenExpired).await;
-    first_message_refused(&cluster, &me.uid, "x", &body(&me.uid, Some(&other.token), ping.clone()), ErrorCode::UidMismatch).await;
+    first_message_refused(
+        &cluster,
+        &me.uid,
+        "x",
+        &body(&me.uid, Some(&expired), ping.clone()),
+        ErrorCode::TokenExpired,
+    )
+    .await;
+    first_message_refused(
+        &cluster,
+        &me.uid,
+        "x",
+        &body(&me.uid, Some(&other.token), ping.clone()),
+        ErrorCode::UidMismatch,
+    )
+    .await;
     first_message_refused(&cluster, &me.uid, "x", b"{not json", ErrorCode::BadJson).await;
     // An over-size frame: only the length prefix is needed for the verdict.
     let mut c = connect(&me).await;
@@ -296,9 +313,15 @@ async fn bad_input_gets_documented_errors_while_other_rooms_keep_ticking() {
         (serde_json::to_vec(&json!({"uid": uid})).unwrap(), ErrorCode::BadMessage),
         (serde_json::to_vec(&json!({"uid": 5, "extra_data": {"proto": "ping"}})).unwrap(), ErrorCode::BadMessage),
         (body(uid, None, json!({"proto": "sync_action", "action_data": {}})), ErrorCode::BadMessage),
-        (body(uid, None, json!({"proto": "sync_action", "timestamp": "soon", "action_data": {}})), ErrorCode::BadMessage),
+        (
+            body(uid, None, json!({"proto": "sync_action", "timestamp": "soon", "action_data": {}})),
+            ErrorCode::BadMessage,
+        ),
         (body(uid, None, json!({"proto": "sync_action", "timestamp": 1.0, "action_data": 7})), ErrorCode::BadMessage),
-        (body(uid, None, json!({"proto": "sync_request_reload_frames", "data": {"start_frame": "0"}})), ErrorCode::BadMessage),
+        (
+            body(uid, None, json!({"proto": "sync_request_reload_frames", "data": {"start_frame": "0"}})),
+            ErrorCode::BadMessage,
+        ),
         (body(uid, None, json!({"proto": "room_enter", "data": {"room_id": "no spaces"}})), ErrorCode::BadMessage),
         (body(&other.uid, None, ping.clone()), ErrorCode::UidMismatch),
         (body(uid, Some(&other.token), ping.clone()), ErrorCode::UidMismatch),
@@ -331,12 +354,8 @@ async fn bad_input_gets_documented_errors_while_other_rooms_keep_ticking() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quick_match_puts_players_together() {
-    let cluster = Cluster::start_with(Options {
-        sync: vec!["max_players = 2".into()],
-        ..Options::default()
-    })
-    .await
-    .unwrap();
+    let cluster =
+        Cluster::start_with(Options { sync: vec!["max_players = 2".into()], ..Options::default() }).await.unwrap();
     let account = AccountClient::new(&cluster.account_url);
     let mut rooms = Vec::new();
     let mut clients = Vec::new();
@@ -379,10 +398,7 @@ async fn sigterm_ends_games_with_game_over_and_exits_cleanly() {
     assert!(status.success(), "sync-server exit status {status}");
     for c in &mut clients {
         let events = c.wait_closed(WAIT).await.unwrap();
-        assert!(
-            events.iter().any(|e| matches!(e, ServerEvent::GameOver(g) if g.reason == "shutdown")),
-            "{events:?}"
-        );
+        assert!(events.iter().any(|e| matches!(e, ServerEvent::GameOver(g) if g.reason == "shutdown")), "{events:?}");
     }
     let status = cluster.terminate_account().await.unwrap();
     assert!(status.success(), "account-server exit status {status}");

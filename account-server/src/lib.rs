@@ -1,1 +1,108 @@
-//! stub
+//! The Movan account server: registration, login and access-token issuing over HTTP/JSON.
+//!
+//! - [`config`]: the `[account]` and `[token]` sections of `config/config.toml`.
+//! - [`store`]: users, sessions and refresh tokens ([`Store`], implemented on sled by [`SledStore`]).
+//! - [`password`]: argon2id hashing on the blocking pool, bounded in concurrency.
+//! - [`tokens`]: the Ed25519 key pair and the EdDSA JWTs ([`movan_protocol::TokenClaims`]) the sync server checks.
+//! - [`error`]: the JSON error body `{"code", "message"}`.
+//!
+//! [`app`] builds the router (tests call it without a socket); [`run`] serves it on a bound listener until a
+//! shutdown signal, then flushes the database.
+
+pub mod config;
+pub mod credentials;
+pub mod error;
+mod extract;
+pub mod password;
+mod routes;
+pub mod state;
+pub mod store;
+pub mod tokens;
+
+use std::future::{Future, IntoFuture as _};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tracing::{debug, warn};
+
+pub use config::{AccountConfig, Config, TokenConfig};
+pub use error::ApiError;
+pub use state::{AppState, Clock, StartError};
+pub use store::{SledStore, Store, StoreError};
+
+/// How long [`run`] waits for open requests after the shutdown signal before closing anyway.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The HTTP API: the `/v1` routes, JSON 404/405 fallbacks and the `account.max_body_bytes` body limit.
+pub fn app(state: AppState) -> Router {
+    let limit = state.max_body_bytes;
+    routes::router()
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+/// Serving failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Accepting or serving connections failed.
+    #[error("serving HTTP: {0}")]
+    Serve(#[source] std::io::Error),
+    /// The final database flush failed.
+    #[error("flushing the database: {0}")]
+    Flush(#[source] StoreError),
+}
+
+/// Serves [`app`] on `listener` until `shutdown` completes, lets open requests finish (at most
+/// [`DRAIN_TIMEOUT`]), then flushes the store.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let store = Arc::clone(state.store());
+    let passwords = state.passwords().clone();
+    tokio::spawn(async move {
+        if let Err(e) = passwords.warm_up().await {
+            warn!(error = %e, "cannot precompute the dummy password hash");
+        }
+    });
+    let stopping = Arc::new(Notify::new());
+    let signal = {
+        let stopping = Arc::clone(&stopping);
+        async move {
+            shutdown.await;
+            stopping.notify_one();
+        }
+    };
+    let server = axum::serve(listener, app(state)).with_graceful_shutdown(signal).into_future();
+    let drain_deadline = async {
+        stopping.notified().await;
+        tokio::time::sleep(DRAIN_TIMEOUT).await;
+    };
+    tokio::select! {
+        served = server => served.map_err(RunError::Serve)?,
+        () = drain_deadline => {
+            warn!(timeout_secs = DRAIN_TIMEOUT.as_secs(), "requests still open at shutdown; closing");
+        }
+    }
+    store.flush().await.map_err(RunError::Flush)
+}
+
+/// Logs each request's method, path, status and duration at debug level (bodies and headers are never logged).
+async fn log_request(req: Request, next: Next) -> Response {
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let started = Instant::now();
+    let response = next.run(req).await;
+    let status = response.status().as_u16();
+    debug!(%method, %path, status, elapsed_ms = started.elapsed().as_millis() as u64, "request");
+    response
+}

@@ -67,10 +67,7 @@ impl AccountClient {
             base_url.pop();
         }
         // Building only fails when the TLS backend cannot initialise; this crate builds reqwest without TLS.
-        let http = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .unwrap_or_default();
+        let http = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().unwrap_or_default();
         Self { base_url, http }
     }
 
@@ -83,29 +80,20 @@ impl AccountClient {
     ///
     /// A taken username fails with [`ClientError::Http`] status 409 (code `username_taken`).
     pub async fn register(&self, username: &str, password: &str) -> Result<String, ClientError> {
-        let req = self
-            .http
-            .post(self.url("/v1/register"))
-            .json(&Credentials { username, password });
+        let req = self.http.post(self.url("/v1/register")).json(&Credentials { username, password });
         let reg: Registered = json_response(req.send().await?).await?;
         Ok(reg.uid)
     }
 
     /// `POST /v1/login`: checks the password and opens a session.
     pub async fn login(&self, username: &str, password: &str) -> Result<Session, ClientError> {
-        let req = self
-            .http
-            .post(self.url("/v1/login"))
-            .json(&Credentials { username, password });
+        let req = self.http.post(self.url("/v1/login")).json(&Credentials { username, password });
         json_response(req.send().await?).await
     }
 
     /// `POST /v1/refresh`: exchanges a refresh token for a new session (new access token).
     pub async fn refresh(&self, refresh_token: &str) -> Result<Session, ClientError> {
-        let req = self
-            .http
-            .post(self.url("/v1/refresh"))
-            .json(&serde_json::json!({ "refresh_token": refresh_token }));
+        let req = self.http.post(self.url("/v1/refresh")).json(&serde_json::json!({ "refresh_token": refresh_token }));
         json_response(req.send().await?).await
     }
 
@@ -123,11 +111,7 @@ impl AccountClient {
     }
 
     /// Registers `username` unless a 409 says it exists, then logs in. Handy for bots and tests that rerun.
-    pub async fn register_or_login(
-        &self,
-        username: &str,
-        password: &str,
-    ) -> Result<Session, ClientError> {
+    pub async fn register_or_login(&self, username: &str, password: &str) -> Result<Session, ClientError> {
         match self.register(username, password).await {
             Ok(_) => {}
             Err(e) if e.http_status() == Some(409) => {}
@@ -142,9 +126,7 @@ impl AccountClient {
 }
 
 /// Decodes a success body as `T`, or turns an error status into [`ClientError::Http`].
-async fn json_response<T: serde::de::DeserializeOwned>(
-    resp: reqwest::Response,
-) -> Result<T, ClientError> {
+async fn json_response<T: serde::de::DeserializeOwned>(resp: reqwest::Response) -> Result<T, ClientError> {
     Ok(check_status(resp).await?.json().await?)
 }
 
@@ -161,11 +143,7 @@ async fn check_status(resp: reqwest::Response) -> Result<reqwest::Response, Clie
             (String::new(), text.chars().take(MAX_QUOTED_BODY).collect())
         }
     };
-    Err(ClientError::Http {
-        status: status.as_u16(),
-        code,
-        message,
-    })
+    Err(ClientError::Http { status: status.as_u16(), code, message })
 }
 
 #[cfg(test)]
@@ -223,10 +201,7 @@ mod tests {
         let head = String::from_utf8(buf[..head_end].to_vec()).unwrap();
         let mut lines = head.lines();
         let mut first = lines.next().unwrap().split(' ');
-        let (method, path) = (
-            first.next().unwrap().to_owned(),
-            first.next().unwrap().to_owned(),
-        );
+        let (method, path) = (first.next().unwrap().to_owned(), first.next().unwrap().to_owned());
         let header = |name: &str| {
             head.lines().find_map(|l| {
                 let (k, v) = l.split_once(':')?;
@@ -247,7 +222,8 @@ mod tests {
         }
     }
 
-    const SESSION: &str = r#"{"uid":"1001","token":"tok","refresh_token":"ref","expires_in":3600,"sync_addr":"127.0.0.1:2025"}"#;
+    const SESSION: &str =
+        r#"{"uid":"1001","token":"tok","refresh_token":"ref","expires_in":3600,"sync_addr":"127.0.0.1:2025"}"#;
 
     #[tokio::test]
     async fn register_or_login_ignores_a_taken_username() {
@@ -258,59 +234,33 @@ mod tests {
         })
         .await;
         let client = AccountClient::new(format!("{base}/"));
-        let session = client
-            .register_or_login("alice", "password1")
-            .await
-            .unwrap();
+        let session = client.register_or_login("alice", "password1").await.unwrap();
         assert_eq!(session.uid, "1001");
         assert_eq!(session.sync_addr, "127.0.0.1:2025");
         let reg = seen.recv().await.unwrap();
-        assert_eq!(
-            (reg.method.as_str(), reg.path.as_str()),
-            ("POST", "/v1/register")
-        );
+        assert_eq!((reg.method.as_str(), reg.path.as_str()), ("POST", "/v1/register"));
         let body: serde_json::Value = serde_json::from_str(&reg.body).unwrap();
-        assert_eq!(
-            body,
-            serde_json::json!({"username": "alice", "password": "password1"})
-        );
+        assert_eq!(body, serde_json::json!({"username": "alice", "password": "password1"}));
         assert_eq!(seen.recv().await.unwrap().path, "/v1/login");
     }
 
     #[tokio::test]
     async fn errors_carry_status_code_and_message() {
         let (base, _seen) = fake_account_server(|req| match req.path.as_str() {
-            "/v1/login" => (
-                401,
-                r#"{"code":"bad_credentials","message":"wrong password"}"#.into(),
-            ),
+            "/v1/login" => (401, r#"{"code":"bad_credentials","message":"wrong password"}"#.into()),
             _ => (500, "not json".into()),
         })
         .await;
         let client = AccountClient::new(base);
         match client.login("alice", "nope-nope").await {
-            Err(ClientError::Http {
-                status,
-                code,
-                message,
-            }) => {
-                assert_eq!(
-                    (status, code.as_str(), message.as_str()),
-                    (401, "bad_credentials", "wrong password")
-                );
+            Err(ClientError::Http { status, code, message }) => {
+                assert_eq!((status, code.as_str(), message.as_str()), (401, "bad_credentials", "wrong password"));
             }
             other => panic!("{other:?}"),
         }
         match client.register("alice", "password1").await {
-            Err(ClientError::Http {
-                status,
-                code,
-                message,
-            }) => {
-                assert_eq!(
-                    (status, code.as_str(), message.as_str()),
-                    (500, "", "not json")
-                );
+            Err(ClientError::Http { status, code, message }) => {
+                assert_eq!((status, code.as_str(), message.as_str()), (500, "", "not json"));
             }
             other => panic!("{other:?}"),
         }
@@ -327,24 +277,12 @@ mod tests {
         .await;
         let client = AccountClient::new(base);
         let me = client.me("tok").await.unwrap();
-        assert_eq!(
-            me,
-            Me {
-                uid: "1001".into(),
-                username: "alice".into()
-            }
-        );
+        assert_eq!(me, Me { uid: "1001".into(), username: "alice".into() });
         let req = seen.recv().await.unwrap();
-        assert_eq!(
-            (req.method.as_str(), req.authorization.as_deref()),
-            ("GET", Some("Bearer tok"))
-        );
+        assert_eq!((req.method.as_str(), req.authorization.as_deref()), ("GET", Some("Bearer tok")));
         client.logout("tok").await.unwrap();
         let req = seen.recv().await.unwrap();
-        assert_eq!(
-            (req.method.as_str(), req.path.as_str()),
-            ("POST", "/v1/logout")
-        );
+        assert_eq!((req.method.as_str(), req.path.as_str()), ("POST", "/v1/logout"));
         assert_eq!(req.authorization.as_deref(), Some("Bearer tok"));
         assert_eq!(client.refresh("ref").await.unwrap().token, "tok");
         let req = seen.recv().await.unwrap();

@@ -189,29 +189,21 @@ async fn play(i: usize, config: &BotConfig, run: &mut BotRun) -> anyhow::Result<
         .await
         .with_context(|| format!("logging in as {username}"))?;
     let addr = config.sync.clone().unwrap_or(session.sync_addr);
-    let mut client = tokio::time::timeout(
-        config.join_timeout,
-        SyncClient::connect(&addr, &session.uid, &session.token),
-    )
-    .await
-    .map_err(ClientError::from)
-    .and_then(|r| r)
-    .with_context(|| format!("connecting to {addr}"))?;
+    let mut client =
+        tokio::time::timeout(config.join_timeout, SyncClient::connect(&addr, &session.uid, &session.token))
+            .await
+            .map_err(ClientError::from)
+            .and_then(|r| r)
+            .with_context(|| format!("connecting to {addr}"))?;
 
     let room = (!config.quick_match).then(|| config.room_id(i));
     client.enter_room(room.as_deref()).await?;
     let full = |e: &ServerEvent| matches!(e, ServerEvent::RoomState(s) if s.members.len() >= config.room_size);
-    wait_or_fail(client.events(), full, config.join_timeout)
-        .await
-        .context("waiting for the room to fill")?;
+    wait_or_fail(client.events(), full, config.join_timeout).await.context("waiting for the room to fill")?;
     client.prepare().await?;
-    let started = wait_or_fail(
-        client.events(),
-        |e| matches!(e, ServerEvent::GameStart(_)),
-        config.join_timeout,
-    )
-    .await
-    .context("waiting for game_start")?;
+    let started = wait_or_fail(client.events(), |e| matches!(e, ServerEvent::GameStart(_)), config.join_timeout)
+        .await
+        .context("waiting for game_start")?;
     let ServerEvent::GameStart(start) = started else {
         bail!("expected game_start, got {started:?}");
     };
@@ -236,10 +228,7 @@ async fn wait_or_fail(
     mut pred: impl FnMut(&ServerEvent) -> bool,
     timeout: Duration,
 ) -> Result<ServerEvent, ClientError> {
-    match events
-        .wait_for(|e| pred(e) || matches!(e, ServerEvent::Error(_)), timeout)
-        .await?
-    {
+    match events.wait_for(|e| pred(e) || matches!(e, ServerEvent::Error(_)), timeout).await? {
         ServerEvent::Error(body) => Err(body.into()),
         ev => Ok(ev),
     }
@@ -256,13 +245,8 @@ async fn receive_while_sending(
     run: &mut BotRun,
 ) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
-    let mut send_task = tokio::spawn(send_actions(
-        sender.clone(),
-        i,
-        config.actions_per_sec,
-        config.duration,
-        stop.clone(),
-    ));
+    let mut send_task =
+        tokio::spawn(send_actions(sender.clone(), i, config.actions_per_sec, config.duration, stop.clone()));
     let mut sender_done = false;
     let mut linger_until = Instant::now();
     let outcome: anyhow::Result<()> = loop {
@@ -303,10 +287,7 @@ async fn receive_while_sending(
     outcome
 }
 
-fn finish_sending(
-    joined: Result<(u64, Option<ClientError>), tokio::task::JoinError>,
-    run: &mut BotRun,
-) {
+fn finish_sending(joined: Result<(u64, Option<ClientError>), tokio::task::JoinError>, run: &mut BotRun) {
     match joined {
         Ok((sent, err)) => {
             run.tally.sent = sent;
@@ -363,10 +344,7 @@ async fn accept_frame(
             run.gaps += 1;
             tracing::warn!(expected, got, "frame gap; reloading");
             sender.request_reload(expected).await?;
-            let reloaded = events
-                .recv_reload(expected, RELOAD_TIMEOUT)
-                .await
-                .context("reloading to fill a gap")?;
+            let reloaded = events.recv_reload(expected, RELOAD_TIMEOUT).await.context("reloading to fill a gap")?;
             for f in reloaded.into_iter().chain([frame]) {
                 let pushed = run.log.push(f.clone()).context("after reload")?;
                 run.count_own(&f, pushed, sender.uid());
@@ -394,30 +372,14 @@ impl BotRun {
 }
 
 /// Reloads every frame from 0 and checks the frames also held live are byte-identical.
-async fn check_reload(
-    sender: &SyncSender,
-    events: &mut SyncEvents,
-    run: &mut BotRun,
-) -> anyhow::Result<()> {
+async fn check_reload(sender: &SyncSender, events: &mut SyncEvents, run: &mut BotRun) -> anyhow::Result<()> {
     sender.request_reload(0).await?;
-    let reloaded = events
-        .recv_reload(0, RELOAD_TIMEOUT)
-        .await
-        .context("reloading from frame 0")?;
+    let reloaded = events.recv_reload(0, RELOAD_TIMEOUT).await.context("reloading from frame 0")?;
     if reloaded.len() < run.log.len() {
-        bail!(
-            "reload returned {} frames, fewer than the {} received live",
-            reloaded.len(),
-            run.log.len()
-        );
+        bail!("reload returned {} frames, fewer than the {} received live", reloaded.len(), run.log.len());
     }
-    let differing = run
-        .log
-        .frames()
-        .iter()
-        .zip(&reloaded)
-        .filter(|(live, again)| live.raw.get() != again.raw.get())
-        .count();
+    let differing =
+        run.log.frames().iter().zip(&reloaded).filter(|(live, again)| live.raw.get() != again.raw.get()).count();
     run.desyncs += differing as u64;
     Ok(())
 }
@@ -450,9 +412,7 @@ impl ActionTally {
     }
 
     fn missing(&self) -> u64 {
-        (0..self.sent)
-            .filter(|seq| !self.seen.contains_key(seq))
-            .count() as u64
+        (0..self.sent).filter(|seq| !self.seen.contains_key(seq)).count() as u64
     }
 
     fn duplicated(&self) -> u64 {
@@ -467,10 +427,7 @@ impl ActionTally {
 
 /// Adds up the bots' results and compares the frames of bots that shared a room.
 fn summarize(bots: usize, runs: Vec<BotRun>) -> Report {
-    let mut report = Report {
-        bots,
-        ..Report::default()
-    };
+    let mut report = Report { bots, ..Report::default() };
     let mut rooms: BTreeMap<&str, Vec<&BotRun>> = BTreeMap::new();
     for run in &runs {
         if let Some(room) = &run.room_id {
@@ -488,9 +445,7 @@ fn summarize(bots: usize, runs: Vec<BotRun>) -> Report {
         let unknown = run.tally.unknown();
         if unknown > 0 {
             report.errors += 1;
-            report
-                .error_messages
-                .push(format!("{unknown} own actions seen that were never sent"));
+            report.error_messages.push(format!("{unknown} own actions seen that were never sent"));
         }
     }
     report.rooms = rooms.len();
@@ -508,14 +463,7 @@ fn room_desyncs(members: &[&BotRun]) -> u64 {
     let reference = reference.log.frames();
     members
         .iter()
-        .map(|run| {
-            run.log
-                .frames()
-                .iter()
-                .zip(reference)
-                .filter(|(a, b)| a.raw.get() != b.raw.get())
-                .count() as u64
-        })
+        .map(|run| run.log.frames().iter().zip(reference).filter(|(a, b)| a.raw.get() != b.raw.get()).count() as u64)
         .sum()
 }
 
@@ -532,15 +480,8 @@ mod tests {
 
     fn frame(n: u64, actions: &[(&str, &str)]) -> Frame {
         let data: Vec<Box<RawValue>> = actions.iter().map(|(_, a)| raw(a)).collect();
-        let refs: Vec<ActionRef<'_>> = actions
-            .iter()
-            .zip(&data)
-            .map(|((uid, _), d)| ActionRef {
-                uid,
-                timestamp: 1.0,
-                action_data: d,
-            })
-            .collect();
+        let refs: Vec<ActionRef<'_>> =
+            actions.iter().zip(&data).map(|((uid, _), d)| ActionRef { uid, timestamp: 1.0, action_data: d }).collect();
         match parse_server_message(&encode_frame(n, &refs).wire[4..]).unwrap() {
             ServerEvent::Frame(f) => f,
             other => panic!("{other:?}"),
@@ -549,13 +490,9 @@ mod tests {
 
     #[test]
     fn tally_counts_missing_duplicated_and_unknown() {
-        let mut t = ActionTally {
-            sent: 4,
-            ..ActionTally::default()
-        };
+        let mut t = ActionTally { sent: 4, ..ActionTally::default() };
         for seq in [0, 1, 1, 3, 7] {
-            t.record(&raw(&format!(r#"{{"seq":{seq},"bot":0}}"#)))
-                .unwrap();
+            t.record(&raw(&format!(r#"{{"seq":{seq},"bot":0}}"#))).unwrap();
         }
         assert!(t.record(&raw(r#"{"move":1}"#)).is_err());
         assert_eq!(t.seen_total(), 5);
@@ -568,23 +505,14 @@ mod tests {
     fn own_actions_count_once_per_frame_even_when_the_frame_repeats() {
         let mut run = BotRun::default();
         run.tally.sent = 2;
-        let f0 = frame(
-            0,
-            &[
-                ("me", r#"{"seq":0,"bot":0}"#),
-                ("other", r#"{"seq":0,"bot":1}"#),
-            ],
-        );
+        let f0 = frame(0, &[("me", r#"{"seq":0,"bot":0}"#), ("other", r#"{"seq":0,"bot":1}"#)]);
         let f1 = frame(1, &[("me", r#"{"seq":1,"bot":0}"#)]);
         for f in [f0.clone(), f1, f0] {
             let pushed = run.log.push(f.clone()).unwrap();
             run.count_own(&f, pushed, "me");
         }
         let report = summarize(1, vec![run]);
-        assert_eq!(
-            (report.actions_seen_own, report.missing, report.duplicated),
-            (2, 0, 0)
-        );
+        assert_eq!((report.actions_seen_own, report.missing, report.duplicated), (2, 0, 0));
         // No room id: the bot never started a game, which alone is not counted as an error here.
         assert_eq!(report.rooms, 0);
         assert!(report.passed());
@@ -592,14 +520,8 @@ mod tests {
 
     #[test]
     fn members_of_a_room_must_hold_the_same_bytes() {
-        let mut a = BotRun {
-            room_id: Some("r".into()),
-            ..BotRun::default()
-        };
-        let mut b = BotRun {
-            room_id: Some("r".into()),
-            ..BotRun::default()
-        };
+        let mut a = BotRun { room_id: Some("r".into()), ..BotRun::default() };
+        let mut b = BotRun { room_id: Some("r".into()), ..BotRun::default() };
         a.log.push(frame(0, &[])).unwrap();
         a.log.push(frame(1, &[("x", "{}")])).unwrap();
         b.log.push(frame(0, &[])).unwrap();
@@ -624,33 +546,22 @@ mod tests {
             frame(1, &[("1001", r#"{"seq":0,"bot":0}"#)]),
             frame(2, &[("1001", r#"{"seq":1,"bot":0}"#)]),
         ];
-        accept_frame(frames[0].clone(), &sender, &mut events, &mut run)
-            .await
-            .unwrap();
+        accept_frame(frames[0].clone(), &sender, &mut events, &mut run).await.unwrap();
         let serve = async {
             let req = server.recv_json().await;
             assert_eq!(req["extra_data"]["data"]["start_frame"], 1);
-            let raw: Vec<bytes::Bytes> = frames[1..]
-                .iter()
-                .map(|f| f.raw.get().to_owned().into())
-                .collect();
+            let raw: Vec<bytes::Bytes> = frames[1..].iter().map(|f| f.raw.get().to_owned().into()).collect();
             server.send(&encode_reload_chunk(1, 3, true, &raw)).await;
         };
         let (filled, ()) = tokio::join!(
-            tokio::time::timeout(
-                T,
-                accept_frame(frames[2].clone(), &sender, &mut events, &mut run)
-            ),
+            tokio::time::timeout(T, accept_frame(frames[2].clone(), &sender, &mut events, &mut run)),
             serve
         );
         filled.unwrap().unwrap();
         assert_eq!(run.log.next_frame(), 3);
         let report = summarize(1, vec![run]);
         assert_eq!((report.gaps, report.missing, report.duplicated), (1, 0, 0));
-        assert_eq!(
-            report.actions_seen_own, 2,
-            "the live copy of frame 2 is not counted again"
-        );
+        assert_eq!(report.actions_seen_own, 2, "the live copy of frame 2 is not counted again");
         assert!(!report.passed(), "a gap fails the run even when filled");
     }
 

@@ -80,10 +80,6 @@ impl From<tokio::time::error::Elapsed> for ClientError {
 
 impl From<movan_protocol::server::ErrorBody> for ClientError {
     fn from(e: movan_protocol::server::ErrorBody) -> Self {
-        Self::Server {
-            code: e.code,
-            message: e.message,
-            proto: e.proto,
-        }
+        Self::Server { code: e.code, message: e.message, proto: e.proto }
     }
 }

@@ -55,19 +55,12 @@ impl FrameLog {
             return Ok(Pushed::New);
         }
         if frame.frame_count > expected {
-            return Err(FrameLogError::Gap {
-                expected,
-                got: frame.frame_count,
-            });
+            return Err(FrameLogError::Gap { expected, got: frame.frame_count });
         }
-        let held = usize::try_from(frame.frame_count)
-            .ok()
-            .and_then(|i| self.frames.get(i));
+        let held = usize::try_from(frame.frame_count).ok().and_then(|i| self.frames.get(i));
         match held {
             Some(held) if held.raw.get() == frame.raw.get() => Ok(Pushed::Duplicate),
-            _ => Err(FrameLogError::Conflict {
-                frame_count: frame.frame_count,
-            }),
+            _ => Err(FrameLogError::Conflict { frame_count: frame.frame_count }),
         }
     }
 
@@ -93,9 +86,7 @@ impl FrameLog {
 
     /// The frame numbered `frame_count`, if held.
     pub fn get(&self, frame_count: u64) -> Option<&Frame> {
-        usize::try_from(frame_count)
-            .ok()
-            .and_then(|i| self.frames.get(i))
+        usize::try_from(frame_count).ok().and_then(|i| self.frames.get(i))
     }
 
     /// Gives up the frames.
@@ -114,14 +105,8 @@ mod tests {
 
     fn frame(n: u64, action: Option<&str>) -> Frame {
         let data = action.map(|a| RawValue::from_string(a.to_owned()).unwrap());
-        let actions: Vec<ActionRef<'_>> = data
-            .iter()
-            .map(|d| ActionRef {
-                uid: "7",
-                timestamp: 1.0,
-                action_data: d,
-            })
-            .collect();
+        let actions: Vec<ActionRef<'_>> =
+            data.iter().map(|d| ActionRef { uid: "7", timestamp: 1.0, action_data: d }).collect();
         let wire = encode_frame(n, &actions).wire;
         match parse_server_message(&wire[4..]).unwrap() {
             ServerEvent::Frame(f) => f,
@@ -138,12 +123,7 @@ mod tests {
         }
         assert_eq!(log.len(), 5);
         assert_eq!(log.next_frame(), 5);
-        assert!(
-            log.frames()
-                .iter()
-                .enumerate()
-                .all(|(i, f)| f.frame_count == i as u64)
-        );
+        assert!(log.frames().iter().enumerate().all(|(i, f)| f.frame_count == i as u64));
         assert_eq!(log.get(3).unwrap().frame_count, 3);
         assert!(log.get(5).is_none());
     }
@@ -151,13 +131,7 @@ mod tests {
     #[test]
     fn the_first_frame_must_be_zero() {
         let mut log = FrameLog::new();
-        assert_eq!(
-            log.push(frame(1, None)),
-            Err(FrameLogError::Gap {
-                expected: 0,
-                got: 1
-            })
-        );
+        assert_eq!(log.push(frame(1, None)), Err(FrameLogError::Gap { expected: 0, got: 1 }));
         assert!(log.is_empty());
     }
 
@@ -166,13 +140,7 @@ mod tests {
         let mut log = FrameLog::new();
         log.push(frame(0, None)).unwrap();
         log.push(frame(1, None)).unwrap();
-        assert_eq!(
-            log.push(frame(4, None)),
-            Err(FrameLogError::Gap {
-                expected: 2,
-                got: 4
-            })
-        );
+        assert_eq!(log.push(frame(4, None)), Err(FrameLogError::Gap { expected: 2, got: 4 }));
         assert_eq!(log.next_frame(), 2);
         // Filling the gap (as a reload would) makes the late frame acceptable.
         for n in 2..5 {
@@ -186,10 +154,7 @@ mod tests {
         let mut log = FrameLog::new();
         log.push(frame(0, Some(r#"{"a":1}"#))).unwrap();
         log.push(frame(1, None)).unwrap();
-        assert_eq!(
-            log.push(frame(0, Some(r#"{"a":1}"#))),
-            Ok(Pushed::Duplicate)
-        );
+        assert_eq!(log.push(frame(0, Some(r#"{"a":1}"#))), Ok(Pushed::Duplicate));
         assert_eq!(log.push(frame(1, None)), Ok(Pushed::Duplicate));
         assert_eq!(log.len(), 2);
     }
@@ -198,15 +163,9 @@ mod tests {
     fn differing_duplicates_are_conflicts() {
         let mut log = FrameLog::new();
         log.push(frame(0, Some(r#"{"a":1}"#))).unwrap();
-        assert_eq!(
-            log.push(frame(0, Some(r#"{"a":2}"#))),
-            Err(FrameLogError::Conflict { frame_count: 0 })
-        );
+        assert_eq!(log.push(frame(0, Some(r#"{"a":2}"#))), Err(FrameLogError::Conflict { frame_count: 0 }));
         // Same JSON value, different bytes: still a conflict, because lockstep needs the broadcast bytes.
-        assert_eq!(
-            log.push(frame(0, Some(r#"{"a": 1}"#))),
-            Err(FrameLogError::Conflict { frame_count: 0 })
-        );
+        assert_eq!(log.push(frame(0, Some(r#"{"a": 1}"#))), Err(FrameLogError::Conflict { frame_count: 0 }));
         assert_eq!(log.frames()[0].actions[0].action_data.get(), r#"{"a":1}"#);
     }
 }

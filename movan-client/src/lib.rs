@@ -42,6 +42,6 @@ pub use sync::{SyncClient, SyncEvents, SyncSender, unix_now};
 pub use movan_protocol as protocol;
 pub use movan_protocol::ErrorCode;
 pub use movan_protocol::server::{
-    ErrorBody, Frame, FrameAction, GameOver, GameStart, MemberState, Pong, ReloadChunk, RoomState,
-    RoomStatus, ServerEvent,
+    ErrorBody, Frame, FrameAction, GameOver, GameStart, MemberState, Pong, ReloadChunk, RoomState, RoomStatus,
+    ServerEvent,
 };

@@ -68,9 +68,7 @@ struct Writer {
 
 /// The current time as the protocol's `timestamp`: seconds since the Unix epoch.
 pub fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
 impl SyncClient {
@@ -85,18 +83,9 @@ impl SyncClient {
         let reader = tokio::spawn(read_events(read, tx));
         let sender = SyncSender {
             uid: uid.into(),
-            writer: Arc::new(Mutex::new(Writer {
-                stream: write,
-                token: Some(token.to_owned()),
-            })),
+            writer: Arc::new(Mutex::new(Writer { stream: write, token: Some(token.to_owned()) })),
         };
-        let events = SyncEvents {
-            rx,
-            pending: VecDeque::new(),
-            close_reason: None,
-            closed: false,
-            reader,
-        };
+        let events = SyncEvents { rx, pending: VecDeque::new(), close_reason: None, closed: false, reader };
         Ok(SyncClient { sender, events })
     }
 
@@ -146,11 +135,7 @@ impl SyncClient {
     }
 
     /// `sync_action` with an explicit `timestamp` (seconds since the Unix epoch).
-    pub async fn send_action_at(
-        &self,
-        action_data: &Value,
-        timestamp: f64,
-    ) -> Result<(), ClientError> {
+    pub async fn send_action_at(&self, action_data: &Value, timestamp: f64) -> Result<(), ClientError> {
         self.sender.send_action_at(action_data, timestamp).await
     }
 
@@ -190,10 +175,7 @@ impl SyncClient {
     }
 
     /// [`SyncClient::next_event`] giving up after `timeout`.
-    pub async fn next_event_timeout(
-        &mut self,
-        timeout: Duration,
-    ) -> Result<Option<ServerEvent>, Elapsed> {
+    pub async fn next_event_timeout(&mut self, timeout: Duration) -> Result<Option<ServerEvent>, Elapsed> {
         self.events.next_event_timeout(timeout).await
     }
 
@@ -207,19 +189,12 @@ impl SyncClient {
     }
 
     /// Waits until the server closes the connection, returning the events received meanwhile.
-    pub async fn wait_closed(
-        &mut self,
-        timeout: Duration,
-    ) -> Result<Vec<ServerEvent>, ClientError> {
+    pub async fn wait_closed(&mut self, timeout: Duration) -> Result<Vec<ServerEvent>, ClientError> {
         self.events.wait_closed(timeout).await
     }
 
     /// Requests frames from `start_frame` and collects every `reload_frames` chunk (see [`SyncEvents::recv_reload`]).
-    pub async fn reload(
-        &mut self,
-        start_frame: u64,
-        timeout: Duration,
-    ) -> Result<Vec<Frame>, ClientError> {
+    pub async fn reload(&mut self, start_frame: u64, timeout: Duration) -> Result<Vec<Frame>, ClientError> {
         self.sender.request_reload(start_frame).await?;
         self.events.recv_reload(start_frame, timeout).await
     }
@@ -253,18 +228,8 @@ impl SyncSender {
     }
 
     /// `sync_action` with an explicit `timestamp`. `action_data` is sent as given, even if it is not an object.
-    pub async fn send_action_at(
-        &self,
-        action_data: &Value,
-        timestamp: f64,
-    ) -> Result<(), ClientError> {
-        self.send_typed(Extra {
-            proto: "sync_action",
-            timestamp,
-            data: None,
-            action_data: Some(action_data),
-        })
-        .await
+    pub async fn send_action_at(&self, action_data: &Value, timestamp: f64) -> Result<(), ClientError> {
+        self.send_typed(Extra { proto: "sync_action", timestamp, data: None, action_data: Some(action_data) }).await
     }
 
     /// `sync_request_reload_frames` from `start_frame`.
@@ -280,13 +245,7 @@ impl SyncSender {
 
     /// Sends any proto, known or not, with optional `data` and the current time as `timestamp`.
     pub async fn send_proto(&self, proto: &str, data: Option<&Value>) -> Result<(), ClientError> {
-        self.send_typed(Extra {
-            proto,
-            timestamp: unix_now(),
-            data,
-            action_data: None,
-        })
-        .await
+        self.send_typed(Extra { proto, timestamp: unix_now(), data, action_data: None }).await
     }
 
     /// Frames and sends `body` as is, for bad-input tests. It does not count as the first message: the token still
@@ -312,11 +271,7 @@ impl SyncSender {
     async fn send_typed(&self, extra_data: Extra<'_>) -> Result<(), ClientError> {
         let mut w = self.writer.lock().await;
         let token = w.token.take();
-        let body = serde_json::to_vec(&Envelope {
-            uid: &self.uid,
-            token: token.as_deref(),
-            extra_data,
-        })?;
+        let body = serde_json::to_vec(&Envelope { uid: &self.uid, token: token.as_deref(), extra_data })?;
         w.stream.write_all(&frame_bytes(&body)).await?;
         Ok(())
     }
@@ -367,10 +322,7 @@ impl SyncEvents {
     }
 
     /// [`SyncEvents::next_event`] giving up after `timeout`.
-    pub async fn next_event_timeout(
-        &mut self,
-        timeout: Duration,
-    ) -> Result<Option<ServerEvent>, Elapsed> {
+    pub async fn next_event_timeout(&mut self, timeout: Duration) -> Result<Option<ServerEvent>, Elapsed> {
         tokio::time::timeout(timeout, self.next_event()).await
     }
 
@@ -393,10 +345,7 @@ impl SyncEvents {
 
     /// Waits until the connection closes, returning the events received meanwhile. Fails with
     /// [`ClientError::Timeout`] if it is still open after `timeout`.
-    pub async fn wait_closed(
-        &mut self,
-        timeout: Duration,
-    ) -> Result<Vec<ServerEvent>, ClientError> {
+    pub async fn wait_closed(&mut self, timeout: Duration) -> Result<Vec<ServerEvent>, ClientError> {
         let deadline = Instant::now() + timeout;
         let mut seen = Vec::new();
         while let Some(ev) = timeout_at(deadline, self.next_event()).await? {
@@ -411,11 +360,7 @@ impl SyncEvents {
     /// in order, for [`SyncEvents::next_event`]. An `error` about the reload (or about no particular request, such
     /// as `replaced`) fails with [`ClientError::Server`]. Chunks must cover `start_frame..end_frame` consecutively,
     /// otherwise [`ClientError::Protocol`]. The `timeout` covers the whole reload.
-    pub async fn recv_reload(
-        &mut self,
-        start_frame: u64,
-        timeout: Duration,
-    ) -> Result<Vec<Frame>, ClientError> {
+    pub async fn recv_reload(&mut self, start_frame: u64, timeout: Duration) -> Result<Vec<Frame>, ClientError> {
         let deadline = Instant::now() + timeout;
         let mut frames = Vec::new();
         let mut next = start_frame;
@@ -461,9 +406,7 @@ impl SyncEvents {
                         return Ok(frames);
                     }
                 }
-                ServerEvent::Error(body)
-                    if body.proto.as_deref().is_none_or(|p| p == RELOAD_PROTO) =>
-                {
+                ServerEvent::Error(body) if body.proto.as_deref().is_none_or(|p| p == RELOAD_PROTO) => {
                     return Err(body.into());
                 }
                 other => self.pending.push_back(other),
@@ -530,11 +473,7 @@ pub(crate) mod test_server {
 
     impl FakeServer {
         pub(crate) async fn recv_json(&mut self) -> Value {
-            let body = tokio::time::timeout(T, self.frames.next())
-                .await
-                .unwrap()
-                .unwrap()
-                .unwrap();
+            let body = tokio::time::timeout(T, self.frames.next()).await.unwrap().unwrap().unwrap();
             serde_json::from_slice(&body).unwrap()
         }
 
@@ -547,13 +486,9 @@ pub(crate) mod test_server {
     pub(crate) async fn pair() -> (SyncClient, FakeServer) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
-        let (client, accepted) =
-            tokio::join!(SyncClient::connect(&addr, "1001", "jwt"), listener.accept());
+        let (client, accepted) = tokio::join!(SyncClient::connect(&addr, "1001", "jwt"), listener.accept());
         let (read, write) = accepted.unwrap().0.into_split();
-        let server = FakeServer {
-            frames: FramedRead::new(read, FrameCodec::default()),
-            write,
-        };
+        let server = FakeServer { frames: FramedRead::new(read, FrameCodec::default()), write };
         (client.unwrap(), server)
     }
 }
@@ -566,9 +501,7 @@ mod tests {
     use super::*;
     use bytes::Bytes;
     use movan_protocol::ErrorCode;
-    use movan_protocol::server::{
-        ErrorBody, Pong, ServerMessage, encode_frame, encode_reload_chunk,
-    };
+    use movan_protocol::server::{ErrorBody, Pong, ServerMessage, encode_frame, encode_reload_chunk};
 
     fn frame_wire(n: u64) -> Bytes {
         encode_frame(n, &[]).wire
@@ -590,10 +523,7 @@ mod tests {
         let second = server.recv_json().await;
         assert!(second.get("token").is_none(), "{second}");
         assert_eq!(second["extra_data"]["proto"], "room_enter");
-        assert_eq!(
-            second["extra_data"]["data"],
-            serde_json::json!({"room_id": "r-1"})
-        );
+        assert_eq!(second["extra_data"]["data"], serde_json::json!({"room_id": "r-1"}));
 
         let third = server.recv_json().await;
         assert!(third.get("token").is_none());
@@ -611,23 +541,14 @@ mod tests {
         let enter = server.recv_json().await;
         assert_eq!(enter["token"], "jwt");
         assert_eq!(enter["extra_data"]["proto"], "room_enter");
-        assert!(
-            enter["extra_data"].get("data").is_none(),
-            "quick match sends no data"
-        );
+        assert!(enter["extra_data"].get("data").is_none(), "quick match sends no data");
     }
 
     #[tokio::test]
     async fn actions_and_reload_requests_have_the_documented_shape() {
         let (client, mut server) = pair().await;
-        client
-            .send_action_at(&serde_json::json!({"move": [1, 0]}), 12.5)
-            .await
-            .unwrap();
-        client
-            .send_action(&serde_json::json!({"fire": true}))
-            .await
-            .unwrap();
+        client.send_action_at(&serde_json::json!({"move": [1, 0]}), 12.5).await.unwrap();
+        client.send_action(&serde_json::json!({"fire": true})).await.unwrap();
         client.request_reload(42).await.unwrap();
 
         let a = server.recv_json().await;
@@ -640,10 +561,7 @@ mod tests {
         assert!(b["extra_data"].get("data").is_none());
         let r = server.recv_json().await;
         assert_eq!(r["extra_data"]["proto"], "sync_request_reload_frames");
-        assert_eq!(
-            r["extra_data"]["data"],
-            serde_json::json!({"start_frame": 42})
-        );
+        assert_eq!(r["extra_data"]["data"], serde_json::json!({"start_frame": 42}));
     }
 
     #[tokio::test]
@@ -658,11 +576,7 @@ mod tests {
     #[tokio::test]
     async fn frames_split_and_coalesced_on_the_wire_are_decoded() {
         let (mut client, mut server) = pair().await;
-        let pong = ServerMessage::Pong(Pong {
-            timestamp: Some(1.5),
-            server_time: 2.0,
-        })
-        .to_wire();
+        let pong = ServerMessage::Pong(Pong { timestamp: Some(1.5), server_time: 2.0 }).to_wire();
         // Two messages in one write, then one byte at a time.
         let mut both = frame_wire(0).to_vec();
         both.extend_from_slice(&frame_wire(1));
@@ -689,13 +603,9 @@ mod tests {
         let serve = async {
             let req = server.recv_json().await;
             assert_eq!(req["extra_data"]["data"]["start_frame"], 0);
-            server
-                .send(&encode_reload_chunk(0, 6, false, &frames[..3]))
-                .await;
+            server.send(&encode_reload_chunk(0, 6, false, &frames[..3])).await;
             server.send(&frame_wire(6)).await;
-            server
-                .send(&encode_reload_chunk(3, 6, true, &frames[3..]))
-                .await;
+            server.send(&encode_reload_chunk(3, 6, true, &frames[3..])).await;
             server.send(&frame_wire(7)).await;
         };
         let (got, ()) = tokio::join!(client.reload(0, T), serve);
@@ -774,9 +684,7 @@ mod tests {
         let s2 = sender.clone();
         let sending = tokio::spawn(async move {
             for seq in 0..3 {
-                s2.send_action(&serde_json::json!({ "seq": seq }))
-                    .await
-                    .unwrap();
+                s2.send_action(&serde_json::json!({ "seq": seq })).await.unwrap();
             }
         });
         for seq in 0..3 {
@@ -787,10 +695,7 @@ mod tests {
         }
         sending.await.unwrap();
         for seq in 0..3 {
-            let ev = events
-                .wait_for(|e| matches!(e, ServerEvent::Frame(_)), T)
-                .await
-                .unwrap();
+            let ev = events.wait_for(|e| matches!(e, ServerEvent::Frame(_)), T).await.unwrap();
             assert!(matches!(ev, ServerEvent::Frame(f) if f.frame_count == seq));
         }
         assert_eq!(sender.uid(), "1001");
@@ -805,10 +710,7 @@ mod tests {
         assert_eq!(seen.len(), 1);
         assert!(client.next_event().await.is_none());
         assert!(client.events().is_closed());
-        assert!(
-            client.events().close_reason().is_none(),
-            "a clean close has no error"
-        );
+        assert!(client.events().close_reason().is_none(), "a clean close has no error");
         let err = client.wait_for(|_| true, T).await.unwrap_err();
         assert!(matches!(err, ClientError::Closed), "{err}");
     }
@@ -816,15 +718,10 @@ mod tests {
     #[tokio::test]
     async fn a_malformed_server_message_ends_the_stream_with_a_reason() {
         let (mut client, mut server) = pair().await;
-        server
-            .send(&frame_bytes(br#"{"proto":"mystery","data":{}}"#))
-            .await;
+        server.send(&frame_bytes(br#"{"proto":"mystery","data":{}}"#)).await;
         server.send(&frame_bytes(b"not json")).await;
         assert!(client.next_event_timeout(T).await.unwrap().is_none());
-        assert!(matches!(
-            client.events().close_reason(),
-            Some(ClientError::Parse(_))
-        ));
+        assert!(matches!(client.events().close_reason(), Some(ClientError::Parse(_))));
     }
 
     #[tokio::test]
@@ -832,29 +729,15 @@ mod tests {
         let (mut client, _server) = pair().await;
         let short = Duration::from_millis(20);
         assert!(client.next_event_timeout(short).await.is_err());
-        assert!(matches!(
-            client.wait_for(|_| true, short).await,
-            Err(ClientError::Timeout)
-        ));
-        assert!(matches!(
-            client.wait_closed(short).await,
-            Err(ClientError::Timeout)
-        ));
-        assert!(matches!(
-            client.reload(0, short).await,
-            Err(ClientError::Timeout)
-        ));
+        assert!(matches!(client.wait_for(|_| true, short).await, Err(ClientError::Timeout)));
+        assert!(matches!(client.wait_closed(short).await, Err(ClientError::Timeout)));
+        assert!(matches!(client.reload(0, short).await, Err(ClientError::Timeout)));
     }
 
     #[tokio::test]
     async fn shutdown_ends_the_servers_stream() {
         let (client, mut server) = pair().await;
         client.shutdown().await.unwrap();
-        assert!(
-            tokio::time::timeout(T, server.frames.next())
-                .await
-                .unwrap()
-                .is_none()
-        );
+        assert!(tokio::time::timeout(T, server.frames.next()).await.unwrap().is_none());
     }
 }

@@ -109,16 +109,15 @@ struct ReloadData {
 pub fn parse_client_message(body: &[u8]) -> Result<ClientMessage, ProtocolError> {
     let text = std::str::from_utf8(body)
         .map_err(|e| ProtocolError::new(ErrorCode::BadJson, format!("body is not UTF-8: {e}")))?;
-    let envelope: Envelope<'_> =
-        serde_json::from_str(text).map_err(|e| json_error(&e, "message"))?;
+    let envelope: Envelope<'_> = serde_json::from_str(text).map_err(|e| json_error(&e, "message"))?;
     if envelope.uid.is_empty() || envelope.uid.len() > MAX_UID_LEN {
         return Err(ProtocolError::new(
             ErrorCode::BadMessage,
             format!("uid must be a non-empty string of at most {MAX_UID_LEN} bytes"),
         ));
     }
-    let extra: ExtraData<'_> = serde_json::from_str(envelope.extra_data.get())
-        .map_err(|e| json_error(&e, "extra_data"))?;
+    let extra: ExtraData<'_> =
+        serde_json::from_str(envelope.extra_data.get()).map_err(|e| json_error(&e, "extra_data"))?;
     let proto = extra.proto;
     let fail = |code, msg: String| ProtocolError::new(code, msg).with_proto(proto.as_str());
     if let Some(ts) = extra.timestamp
@@ -155,71 +154,44 @@ pub fn parse_client_message(body: &[u8]) -> Result<ClientMessage, ProtocolError>
                     "sync_action needs extra_data.timestamp (seconds since the Unix epoch)".into(),
                 ));
             }
-            let raw = extra.action_data.ok_or_else(|| {
-                fail(
-                    ErrorCode::BadMessage,
-                    "sync_action needs extra_data.action_data".into(),
-                )
-            })?;
+            let raw = extra
+                .action_data
+                .ok_or_else(|| fail(ErrorCode::BadMessage, "sync_action needs extra_data.action_data".into()))?;
             if !raw.get().starts_with('{') {
-                return Err(fail(
-                    ErrorCode::BadMessage,
-                    "extra_data.action_data must be a JSON object".into(),
-                ));
+                return Err(fail(ErrorCode::BadMessage, "extra_data.action_data must be a JSON object".into()));
             }
             if json_depth(raw.get()) > MAX_ACTION_DEPTH {
                 return Err(fail(
                     ErrorCode::BadMessage,
-                    format!(
-                        "extra_data.action_data is nested deeper than {MAX_ACTION_DEPTH} levels"
-                    ),
+                    format!("extra_data.action_data is nested deeper than {MAX_ACTION_DEPTH} levels"),
                 ));
             }
-            Request::SyncAction {
-                action_data: raw.to_owned(),
-            }
+            Request::SyncAction { action_data: raw.to_owned() }
         }
         "sync_request_reload_frames" => {
             let raw = extra.data.ok_or_else(|| {
-                fail(
-                    ErrorCode::BadMessage,
-                    "sync_request_reload_frames needs extra_data.data.start_frame".into(),
-                )
+                fail(ErrorCode::BadMessage, "sync_request_reload_frames needs extra_data.data.start_frame".into())
             })?;
             let data: ReloadData = serde_json::from_str(raw.get())
                 .map_err(|e| json_error(&e, "extra_data.data").with_proto(proto.as_str()))?;
-            Request::ReloadFrames {
-                start_frame: data.start_frame,
-            }
+            Request::ReloadFrames { start_frame: data.start_frame }
         }
         _ => {
             let shown: String = proto.chars().take(64).collect();
-            return Err(fail(
-                ErrorCode::UnknownProto,
-                format!("unknown proto {shown:?}"),
-            ));
+            return Err(fail(ErrorCode::UnknownProto, format!("unknown proto {shown:?}")));
         }
     };
-    Ok(ClientMessage {
-        uid: envelope.uid,
-        token: envelope.token,
-        timestamp: extra.timestamp,
-        request,
-    })
+    Ok(ClientMessage { uid: envelope.uid, token: envelope.token, timestamp: extra.timestamp, request })
 }
 
 /// Checks a room id: 1 to 64 characters from `[A-Za-z0-9_.-]`.
 pub fn validate_room_id(id: &str) -> Result<(), String> {
     let ok_len = !id.is_empty() && id.len() <= MAX_ROOM_ID_LEN;
-    let ok_chars = id
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    let ok_chars = id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
     if ok_len && ok_chars {
         Ok(())
     } else {
-        Err(format!(
-            "room_id must be 1 to {MAX_ROOM_ID_LEN} characters from A-Z, a-z, 0-9, '_', '-', '.'"
-        ))
+        Err(format!("room_id must be 1 to {MAX_ROOM_ID_LEN} characters from A-Z, a-z, 0-9, '_', '-', '.'"))
     }
 }
 
@@ -273,7 +245,10 @@ mod tests {
 
     #[test]
     fn parses_every_proto() {
-        let m = parse(r#"{"uid":"7","token":"t","extra_data":{"proto":"room_enter","timestamp":1.5,"data":{"room_id":"r-1"}}}"#).unwrap();
+        let m = parse(
+            r#"{"uid":"7","token":"t","extra_data":{"proto":"room_enter","timestamp":1.5,"data":{"room_id":"r-1"}}}"#,
+        )
+        .unwrap();
         assert_eq!(m.uid, "7");
         assert_eq!(m.token.as_deref(), Some("t"));
         assert!(matches!(m.request, Request::RoomEnter { room_id: Some(ref r) } if r == "r-1"));
@@ -281,110 +256,59 @@ mod tests {
         assert!(matches!(m.request, Request::RoomEnter { room_id: None }));
         let m = parse(r#"{"uid":"7","extra_data":{"proto":"room_enter","data":{}}}"#).unwrap();
         assert!(matches!(m.request, Request::RoomEnter { room_id: None }));
-        for (p, want) in [
-            ("room_leave", "room_leave"),
-            ("room_prepare", "room_prepare"),
-            ("ping", "ping"),
-        ] {
+        for (p, want) in [("room_leave", "room_leave"), ("room_prepare", "room_prepare"), ("ping", "ping")] {
             let m = parse(&format!(r#"{{"uid":"7","extra_data":{{"proto":"{p}"}}}}"#)).unwrap();
             assert_eq!(m.request.proto(), want);
         }
-        let m = parse(r#"{"uid":"7","extra_data":{"proto":"sync_action","timestamp":2.0,"action_data":{"k": [1, 2]}}}"#).unwrap();
+        let m =
+            parse(r#"{"uid":"7","extra_data":{"proto":"sync_action","timestamp":2.0,"action_data":{"k": [1, 2]}}}"#)
+                .unwrap();
         match m.request {
             Request::SyncAction { action_data } => {
                 assert_eq!(action_data.get(), r#"{"k": [1, 2]}"#)
             }
             other => panic!("{other:?}"),
         }
-        let m = parse(r#"{"uid":"7","extra_data":{"proto":"sync_request_reload_frames","data":{"start_frame":12}}}"#).unwrap();
-        assert!(matches!(
-            m.request,
-            Request::ReloadFrames { start_frame: 12 }
-        ));
+        let m = parse(r#"{"uid":"7","extra_data":{"proto":"sync_request_reload_frames","data":{"start_frame":12}}}"#)
+            .unwrap();
+        assert!(matches!(m.request, Request::ReloadFrames { start_frame: 12 }));
     }
 
     #[test]
     fn malformed_input_gets_the_documented_codes() {
-        assert_eq!(
-            parse_client_message(&[0xff, 0xfe]).unwrap_err().code,
-            ErrorCode::BadJson
-        );
+        assert_eq!(parse_client_message(&[0xff, 0xfe]).unwrap_err().code, ErrorCode::BadJson);
         assert_eq!(code("{"), ErrorCode::BadJson);
         assert_eq!(code(""), ErrorCode::BadJson);
         assert_eq!(code("[]"), ErrorCode::BadMessage);
-        assert_eq!(
-            code(r#"{"extra_data":{"proto":"ping"}}"#),
-            ErrorCode::BadMessage
-        );
-        assert_eq!(
-            code(r#"{"uid":7,"extra_data":{"proto":"ping"}}"#),
-            ErrorCode::BadMessage
-        );
-        assert_eq!(
-            code(r#"{"uid":"","extra_data":{"proto":"ping"}}"#),
-            ErrorCode::BadMessage
-        );
-        assert_eq!(
-            code(r#"{"uid":"7","token":5,"extra_data":{"proto":"ping"}}"#),
-            ErrorCode::BadMessage
-        );
+        assert_eq!(code(r#"{"extra_data":{"proto":"ping"}}"#), ErrorCode::BadMessage);
+        assert_eq!(code(r#"{"uid":7,"extra_data":{"proto":"ping"}}"#), ErrorCode::BadMessage);
+        assert_eq!(code(r#"{"uid":"","extra_data":{"proto":"ping"}}"#), ErrorCode::BadMessage);
+        assert_eq!(code(r#"{"uid":"7","token":5,"extra_data":{"proto":"ping"}}"#), ErrorCode::BadMessage);
         assert_eq!(code(r#"{"uid":"7"}"#), ErrorCode::BadMessage);
-        assert_eq!(
-            code(r#"{"uid":"7","extra_data":{}}"#),
-            ErrorCode::BadMessage
-        );
-        assert_eq!(
-            code(r#"{"uid":"7","extra_data":{"proto":"dance"}}"#),
-            ErrorCode::UnknownProto
-        );
-        assert_eq!(
-            code(r#"{"uid":"7","extra_data":{"proto":"ping","timestamp":"x"}}"#),
-            ErrorCode::BadMessage
-        );
-        assert_eq!(
-            code(r#"{"uid":"7","extra_data":{"proto":"ping","timestamp":-1}}"#),
-            ErrorCode::BadMessage
-        );
-        assert_eq!(
-            code(r#"{"uid":"7","extra_data":{"proto":"ping","timestamp":1e999}}"#),
-            ErrorCode::BadJson
-        );
+        assert_eq!(code(r#"{"uid":"7","extra_data":{}}"#), ErrorCode::BadMessage);
+        assert_eq!(code(r#"{"uid":"7","extra_data":{"proto":"dance"}}"#), ErrorCode::UnknownProto);
+        assert_eq!(code(r#"{"uid":"7","extra_data":{"proto":"ping","timestamp":"x"}}"#), ErrorCode::BadMessage);
+        assert_eq!(code(r#"{"uid":"7","extra_data":{"proto":"ping","timestamp":-1}}"#), ErrorCode::BadMessage);
+        assert_eq!(code(r#"{"uid":"7","extra_data":{"proto":"ping","timestamp":1e999}}"#), ErrorCode::BadJson);
         // sync_action
+        assert_eq!(code(r#"{"uid":"7","extra_data":{"proto":"sync_action","timestamp":1}}"#), ErrorCode::BadMessage);
+        assert_eq!(code(r#"{"uid":"7","extra_data":{"proto":"sync_action","action_data":{}}}"#), ErrorCode::BadMessage);
         assert_eq!(
-            code(r#"{"uid":"7","extra_data":{"proto":"sync_action","timestamp":1}}"#),
-            ErrorCode::BadMessage
-        );
-        assert_eq!(
-            code(r#"{"uid":"7","extra_data":{"proto":"sync_action","action_data":{}}}"#),
-            ErrorCode::BadMessage
-        );
-        assert_eq!(
-            code(
-                r#"{"uid":"7","extra_data":{"proto":"sync_action","timestamp":1,"action_data":[1]}}"#
-            ),
+            code(r#"{"uid":"7","extra_data":{"proto":"sync_action","timestamp":1,"action_data":[1]}}"#),
             ErrorCode::BadMessage
         );
         // reload
+        assert_eq!(code(r#"{"uid":"7","extra_data":{"proto":"sync_request_reload_frames"}}"#), ErrorCode::BadMessage);
         assert_eq!(
-            code(r#"{"uid":"7","extra_data":{"proto":"sync_request_reload_frames"}}"#),
+            code(r#"{"uid":"7","extra_data":{"proto":"sync_request_reload_frames","data":{"start_frame":-1}}}"#),
             ErrorCode::BadMessage
         );
         assert_eq!(
-            code(
-                r#"{"uid":"7","extra_data":{"proto":"sync_request_reload_frames","data":{"start_frame":-1}}}"#
-            ),
+            code(r#"{"uid":"7","extra_data":{"proto":"sync_request_reload_frames","data":{"start_frame":"3"}}}"#),
             ErrorCode::BadMessage
         );
         assert_eq!(
-            code(
-                r#"{"uid":"7","extra_data":{"proto":"sync_request_reload_frames","data":{"start_frame":"3"}}}"#
-            ),
-            ErrorCode::BadMessage
-        );
-        assert_eq!(
-            code(
-                r#"{"uid":"7","extra_data":{"proto":"sync_request_reload_frames","data":{"start_frame":1e30}}}"#
-            ),
+            code(r#"{"uid":"7","extra_data":{"proto":"sync_request_reload_frames","data":{"start_frame":1e30}}}"#),
             ErrorCode::BadMessage
         );
         // room ids
@@ -412,18 +336,13 @@ mod tests {
             "}".repeat(MAX_ACTION_DEPTH - 1)
         );
         assert!(parse(&ok).is_ok(), "{ok}");
-        let deep_envelope = format!(
-            r#"{{"uid":{}{}}}"#,
-            "[".repeat(100_000),
-            "]".repeat(100_000)
-        );
+        let deep_envelope = format!(r#"{{"uid":{}{}}}"#, "[".repeat(100_000), "]".repeat(100_000));
         assert!(parse(&deep_envelope).is_err());
     }
 
     #[test]
     fn errors_name_the_proto() {
-        let e =
-            parse(r#"{"uid":"7","extra_data":{"proto":"sync_action","timestamp":1}}"#).unwrap_err();
+        let e = parse(r#"{"uid":"7","extra_data":{"proto":"sync_action","timestamp":1}}"#).unwrap_err();
         assert_eq!(e.proto.as_deref(), Some("sync_action"));
     }
 }

@@ -64,10 +64,7 @@ impl Decoder for FrameCodec {
         };
         let len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
         if len > self.max_frame {
-            return Err(FrameError::TooLarge {
-                len: len as u64,
-                max: self.max_frame,
-            });
+            return Err(FrameError::TooLarge { len: len as u64, max: self.max_frame });
         }
         let total = LENGTH_PREFIX + len;
         if src.len() < total {
@@ -84,10 +81,7 @@ impl Encoder<&[u8]> for FrameCodec {
 
     fn encode(&mut self, body: &[u8], dst: &mut BytesMut) -> Result<(), FrameError> {
         if body.len() > self.max_frame {
-            return Err(FrameError::TooLarge {
-                len: body.len() as u64,
-                max: self.max_frame,
-            });
+            return Err(FrameError::TooLarge { len: body.len() as u64, max: self.max_frame });
         }
         dst.reserve(LENGTH_PREFIX + body.len());
         dst.put_u32(body.len() as u32);
@@ -139,10 +133,7 @@ mod tests {
             assert!(codec.decode(&mut buf).unwrap().is_none(), "cut at {cut}");
         }
         let mut buf = BytesMut::from(&wire[..]);
-        assert_eq!(
-            codec.decode(&mut buf).unwrap().unwrap(),
-            Bytes::from_static(b"hello")
-        );
+        assert_eq!(codec.decode(&mut buf).unwrap().unwrap(), Bytes::from_static(b"hello"));
         assert!(buf.is_empty());
     }
 
@@ -163,10 +154,7 @@ mod tests {
     #[test]
     fn exact_maximum_is_accepted() {
         let mut codec = FrameCodec::new(3);
-        assert_eq!(
-            decode_all(&mut codec, &frame_bytes(b"abc")).unwrap().len(),
-            1
-        );
+        assert_eq!(decode_all(&mut codec, &frame_bytes(b"abc")).unwrap().len(), 1);
         assert!(decode_all(&mut codec, &frame_bytes(b"abcd")).is_err());
         let mut out = BytesMut::new();
         assert!(codec.encode(&b"abcd"[..], &mut out).is_err());

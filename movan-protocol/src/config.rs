@@ -48,10 +48,8 @@ pub struct ConfigFile {
 impl ConfigFile {
     /// Reads and parses `path`.
     pub fn read(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            file: path.to_owned(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: path.to_owned(), source })?;
         Self::parse(path, &text)
     }
 
@@ -59,14 +57,8 @@ impl ConfigFile {
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
         let table = text
             .parse::<toml::Table>()
-            .map_err(|e| ConfigError::Syntax {
-                file: path.to_owned(),
-                message: e.to_string(),
-            })?;
-        Ok(Self {
-            path: path.to_owned(),
-            table,
-        })
+            .map_err(|e| ConfigError::Syntax { file: path.to_owned(), message: e.to_string() })?;
+        Ok(Self { path: path.to_owned(), table })
     }
 
     /// The file this configuration came from.
@@ -81,26 +73,14 @@ impl ConfigFile {
         };
         serde_path_to_error::deserialize(value.clone()).map_err(|e| {
             let inner = e.path().to_string();
-            let key = if inner == "." || inner.is_empty() {
-                name.to_owned()
-            } else {
-                format!("{name}.{inner}")
-            };
-            ConfigError::Key {
-                file: self.path.clone(),
-                key,
-                message: e.into_inner().to_string(),
-            }
+            let key = if inner == "." || inner.is_empty() { name.to_owned() } else { format!("{name}.{inner}") };
+            ConfigError::Key { file: self.path.clone(), key, message: e.into_inner().to_string() }
         })
     }
 
     /// An error about `key` (a dotted path) in this file, for checks beyond types.
     pub fn invalid(&self, key: &str, message: impl Into<String>) -> ConfigError {
-        ConfigError::Key {
-            file: self.path.clone(),
-            key: key.to_owned(),
-            message: message.into(),
-        }
+        ConfigError::Key { file: self.path.clone(), key: key.to_owned(), message: message.into() }
     }
 }
 
@@ -118,19 +98,13 @@ mod tests {
 
     #[test]
     fn errors_name_file_and_key() {
-        let f = ConfigFile::parse(Path::new("c.toml"), "[sync]\ntick_interval_ms = \"fast\"\n")
-            .unwrap();
+        let f = ConfigFile::parse(Path::new("c.toml"), "[sync]\ntick_interval_ms = \"fast\"\n").unwrap();
         let e = f.section::<Sync>("sync").unwrap_err().to_string();
         assert!(e.starts_with("c.toml: sync.tick_interval_ms: "), "{e}");
         let f = ConfigFile::parse(Path::new("c.toml"), "[sync]\ntick_intervl_ms = 5\n").unwrap();
         let e = f.section::<Sync>("sync").unwrap_err().to_string();
-        assert!(
-            e.contains("c.toml: sync") && e.contains("tick_intervl_ms"),
-            "{e}"
-        );
-        let e = ConfigFile::parse(Path::new("c.toml"), "[sync\n")
-            .unwrap_err()
-            .to_string();
+        assert!(e.contains("c.toml: sync") && e.contains("tick_intervl_ms"), "{e}");
+        let e = ConfigFile::parse(Path::new("c.toml"), "[sync\n").unwrap_err().to_string();
         assert!(e.starts_with("c.toml: not valid TOML"), "{e}");
     }
 

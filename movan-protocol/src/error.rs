@@ -16,9 +16,10 @@ pub enum ErrorCode {
     UnknownProto,
     /// The first message of a connection carried no token.
     Unauthenticated,
-    /// The token is malformed, badly signed, or has the wrong issuer or audience; the connection is then closed.
+    /// The token is malformed, badly signed, or has the wrong issuer or audience. On the first message the
+    /// connection is then closed; on a later message only that message is dropped.
     BadToken,
-    /// The token has expired; the connection is then closed. Refresh it at the account server.
+    /// The token has expired (closes the connection on the first message). Refresh it at the account server.
     TokenExpired,
     /// `uid` (or a later `token`) does not match the identity the connection is bound to.
     UidMismatch,
@@ -28,11 +29,11 @@ pub enum ErrorCode {
     AlreadyInRoom,
     /// The room has no free seat (or its rules refused the player).
     RoomFull,
-    /// The room's game has already started.
+    /// The room's game has already started (`room_enter` into it, or `room_prepare` during it).
     RoomInGame,
     /// The server already runs `max_rooms` rooms.
     TooManyRooms,
-    /// `room_prepare` or `sync_action` outside the state that allows it.
+    /// `sync_action` or `sync_request_reload_frames` while the room is not playing.
     GameNotRunning,
     /// The room's rules rejected the action.
     ActionRejected,
@@ -44,7 +45,7 @@ pub enum ErrorCode {
     Replaced,
     /// A configured limit was exceeded.
     LimitExceeded,
-    /// The server is shutting down.
+    /// The server is shutting down; the connection is then closed.
     ShuttingDown,
     /// An unexpected server-side failure.
     Internal,
@@ -100,11 +101,7 @@ pub struct ProtocolError {
 impl ProtocolError {
     /// An error not tied to a request proto.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            proto: None,
-        }
+        Self { code, message: message.into(), proto: None }
     }
 
     /// Attaches the proto of the failing request.

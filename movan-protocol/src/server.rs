@@ -99,11 +99,7 @@ pub struct ErrorBody {
 
 impl From<&ProtocolError> for ErrorBody {
     fn from(e: &ProtocolError) -> Self {
-        Self {
-            code: e.code,
-            message: e.message.clone(),
-            proto: e.proto.clone(),
-        }
+        Self { code: e.code, message: e.message.clone(), proto: e.proto.clone() }
     }
 }
 
@@ -177,20 +173,10 @@ pub fn encode_frame(frame_count: u64, actions: &[ActionRef<'_>]) -> EncodedFrame
         frame_count,
         actions: actions
             .iter()
-            .map(|a| Action {
-                uid: a.uid,
-                extra_data: Extra {
-                    timestamp: a.timestamp,
-                    action_data: a.action_data,
-                },
-            })
+            .map(|a| Action { uid: a.uid, extra_data: Extra { timestamp: a.timestamp, action_data: a.action_data } })
             .collect(),
     };
-    let size: usize = 64
-        + actions
-            .iter()
-            .map(|a| a.action_data.get().len() + 64)
-            .sum::<usize>();
+    let size: usize = 64 + actions.iter().map(|a| a.action_data.get().len() + 64).sum::<usize>();
     let mut out = BytesMut::with_capacity(size).writer();
     out.get_mut().put_u32(0);
     out.get_mut().put_slice(FRAME_HEAD);
@@ -206,12 +192,7 @@ pub fn encode_frame(frame_count: u64, actions: &[ActionRef<'_>]) -> EncodedFrame
 ///
 /// `data` is `{"start_frame":s,"end_frame":e,"last":b,"frames":[...]}`: this chunk holds frames `s..s+len`, the whole
 /// reload ends before frame `e` (the next frame to be broadcast), and `last` is true on the final chunk.
-pub fn encode_reload_chunk(
-    start_frame: u64,
-    end_frame: u64,
-    last: bool,
-    frames: &[Bytes],
-) -> Bytes {
+pub fn encode_reload_chunk(start_frame: u64, end_frame: u64, last: bool, frames: &[Bytes]) -> Bytes {
     let size = 96 + frames.iter().map(|f| f.len() + 1).sum::<usize>();
     let mut buf = BytesMut::with_capacity(size);
     buf.put_u32(0);
@@ -336,11 +317,7 @@ pub fn parse_server_message(body: &[u8]) -> Result<ServerEvent, ServerParseError
                 start_frame: wire.start_frame,
                 end_frame: wire.end_frame,
                 last: wire.last,
-                frames: wire
-                    .frames
-                    .into_iter()
-                    .map(parse_frame)
-                    .collect::<Result<_, _>>()?,
+                frames: wire.frames.into_iter().map(parse_frame).collect::<Result<_, _>>()?,
             })
         }
         "game_over" => ServerEvent::GameOver(serde_json::from_str(data)?),
@@ -397,23 +374,12 @@ mod tests {
         let enc = encode_frame(
             3,
             &[
-                ActionRef {
-                    uid: "1001",
-                    timestamp: 1.25,
-                    action_data: &a,
-                },
-                ActionRef {
-                    uid: "1002",
-                    timestamp: 1.5,
-                    action_data: &b,
-                },
+                ActionRef { uid: "1001", timestamp: 1.25, action_data: &a },
+                ActionRef { uid: "1002", timestamp: 1.5, action_data: &b },
             ],
         );
         let body = &enc.wire[LENGTH_PREFIX..];
-        assert_eq!(
-            u32::from_be_bytes(enc.wire[..4].try_into().unwrap()) as usize,
-            body.len()
-        );
+        assert_eq!(u32::from_be_bytes(enc.wire[..4].try_into().unwrap()) as usize, body.len());
         assert_eq!(
             std::str::from_utf8(body).unwrap(),
             r#"{"proto":"sync_frame","data":{"frame_count":3,"actions":[{"uid":"1001","extra_data":{"timestamp":1.25,"action_data":{"move":[1,0]}}},{"uid":"1002","extra_data":{"timestamp":1.5,"action_data":{"fire":true}}}]}}"#
@@ -442,14 +408,7 @@ mod tests {
     #[test]
     fn uid_is_json_escaped() {
         let a = raw("{}");
-        let enc = encode_frame(
-            0,
-            &[ActionRef {
-                uid: "a\"b",
-                timestamp: 0.0,
-                action_data: &a,
-            }],
-        );
+        let enc = encode_frame(0, &[ActionRef { uid: "a\"b", timestamp: 0.0, action_data: &a }]);
         assert!(serde_json::from_slice::<serde_json::Value>(&enc.wire[4..]).is_ok());
     }
 
@@ -459,15 +418,8 @@ mod tests {
         let wire = encode_reload_chunk(5, 9, false, &frames);
         match parse_server_message(&wire[4..]).unwrap() {
             ServerEvent::Reload(chunk) => {
-                assert_eq!(
-                    (chunk.start_frame, chunk.end_frame, chunk.last),
-                    (5, 9, false)
-                );
-                let got: Vec<&[u8]> = chunk
-                    .frames
-                    .iter()
-                    .map(|f| f.raw.get().as_bytes())
-                    .collect();
+                assert_eq!((chunk.start_frame, chunk.end_frame, chunk.last), (5, 9, false));
+                let got: Vec<&[u8]> = chunk.frames.iter().map(|f| f.raw.get().as_bytes()).collect();
                 let want: Vec<&[u8]> = frames.iter().map(|f| &f[..]).collect();
                 assert_eq!(got, want);
             }
@@ -487,9 +439,6 @@ mod tests {
             std::str::from_utf8(&wire[4..]).unwrap(),
             r#"{"proto":"error","data":{"code":"not_in_room","message":"no","proto":"room_prepare"}}"#
         );
-        assert!(matches!(
-            parse_server_message(&wire[4..]).unwrap(),
-            ServerEvent::Error(_)
-        ));
+        assert!(matches!(parse_server_message(&wire[4..]).unwrap(), ServerEvent::Error(_)));
     }
 }

@@ -30,33 +30,21 @@ impl Room for PointsRace {
         room.members.len() == room.capacity as usize && room.all_ready()
     }
 
-    fn on_action(
-        &mut self,
-        _room: &RoomInfo<'_>,
-        _uid: &str,
-        action: Box<RawValue>,
-    ) -> ActionVerdict {
+    fn on_action(&mut self, _room: &RoomInfo<'_>, _uid: &str, action: Box<RawValue>) -> ActionVerdict {
         match serde_json::from_str::<Points>(action.get()) {
             Ok(p) if (1..=3).contains(&p.points) => ActionVerdict::Accept(action),
             _ => ActionVerdict::Reject("send {\"points\": n} with n from 1 to 3".into()),
         }
     }
 
-    fn after_frame(
-        &mut self,
-        _room: &RoomInfo<'_>,
-        _frame: u64,
-        actions: &[OrderedAction],
-    ) -> FrameOutcome {
+    fn after_frame(&mut self, _room: &RoomInfo<'_>, _frame: u64, actions: &[OrderedAction]) -> FrameOutcome {
         for a in actions {
             if let Ok(p) = serde_json::from_str::<Points>(a.action_data.get()) {
                 let score = self.scores.entry(a.uid.clone()).or_default();
                 *score += p.points;
                 if *score >= TARGET {
                     return FrameOutcome::End {
-                        results: Some(
-                            serde_json::json!({ "winner": a.uid, "scores": self.scores }),
-                        ),
+                        results: Some(serde_json::json!({ "winner": a.uid, "scores": self.scores })),
                     };
                 }
             }
@@ -66,7 +54,5 @@ impl Room for PointsRace {
 }
 
 fn main() -> anyhow::Result<()> {
-    sync_server::cli::main_with_rooms(|_room_id: &str| -> Box<dyn Room> {
-        Box::new(PointsRace::default())
-    })
+    sync_server::cli::main_with_rooms(|_room_id: &str| -> Box<dyn Room> { Box::new(PointsRace::default()) })
 }

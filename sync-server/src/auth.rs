@@ -48,22 +48,12 @@ impl TokenVerifier {
     /// Loads the Ed25519 public key (PEM) at `path`.
     pub fn from_pem_file(path: &Path, issuer: &str, audience: &str) -> Result<Self, KeyError> {
         let shown = path.display().to_string();
-        let pem = std::fs::read(path).map_err(|source| KeyError::Read {
-            path: shown.clone(),
-            source,
-        })?;
-        Self::from_pem(&pem, issuer, audience).map_err(|source| KeyError::Parse {
-            path: shown,
-            source,
-        })
+        let pem = std::fs::read(path).map_err(|source| KeyError::Read { path: shown.clone(), source })?;
+        Self::from_pem(&pem, issuer, audience).map_err(|source| KeyError::Parse { path: shown, source })
     }
 
     /// Uses the Ed25519 public key in `pem`.
-    pub fn from_pem(
-        pem: &[u8],
-        issuer: &str,
-        audience: &str,
-    ) -> Result<Self, jsonwebtoken::errors::Error> {
+    pub fn from_pem(pem: &[u8], issuer: &str, audience: &str) -> Result<Self, jsonwebtoken::errors::Error> {
         let key = DecodingKey::from_ed_pem(pem)?;
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[issuer]);
@@ -75,17 +65,15 @@ impl TokenVerifier {
 
     /// The token's claims, or the error to send to the client.
     pub fn verify(&self, token: &str) -> Result<TokenClaims, ProtocolError> {
-        jsonwebtoken::decode::<TokenClaims>(token, &self.key, &self.validation)
-            .map(|data| data.claims)
-            .map_err(|e| match e.kind() {
+        jsonwebtoken::decode::<TokenClaims>(token, &self.key, &self.validation).map(|data| data.claims).map_err(|e| {
+            match e.kind() {
                 ErrorKind::ExpiredSignature => ProtocolError::new(
                     ErrorCode::TokenExpired,
                     "the token has expired; refresh it at the account server",
                 ),
-                _ => {
-                    ProtocolError::new(ErrorCode::BadToken, format!("the token is not valid: {e}"))
-                }
-            })
+                _ => ProtocolError::new(ErrorCode::BadToken, format!("the token is not valid: {e}")),
+            }
+        })
     }
 }
 
@@ -100,21 +88,12 @@ mod tests {
     fn keys(seed: u8) -> (EncodingKey, String) {
         let sk = SigningKey::from_bytes(&[seed; 32]);
         let private = sk.to_pkcs8_pem(LineEnding::LF).unwrap();
-        let public = sk
-            .verifying_key()
-            .to_public_key_pem(LineEnding::LF)
-            .unwrap();
-        (
-            EncodingKey::from_ed_pem(private.as_bytes()).unwrap(),
-            public,
-        )
+        let public = sk.verifying_key().to_public_key_pem(LineEnding::LF).unwrap();
+        (EncodingKey::from_ed_pem(private.as_bytes()).unwrap(), public)
     }
 
     fn now() -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
     }
 
     fn token(key: &EncodingKey, iss: &str, aud: &str, exp: u64) -> String {
@@ -137,42 +116,23 @@ mod tests {
         let good = token(&sk, "movan-account", "movan-sync", now() + 60);
         assert_eq!(v.verify(&good).unwrap().sub, "1001");
         let code = |t: &str| v.verify(t).unwrap_err().code;
-        assert_eq!(
-            code(&token(&sk, "movan-account", "movan-sync", now() - 60)),
-            ErrorCode::TokenExpired
-        );
-        assert_eq!(
-            code(&token(&sk, "someone-else", "movan-sync", now() + 60)),
-            ErrorCode::BadToken
-        );
-        assert_eq!(
-            code(&token(&sk, "movan-account", "other-audience", now() + 60)),
-            ErrorCode::BadToken
-        );
+        assert_eq!(code(&token(&sk, "movan-account", "movan-sync", now() - 60)), ErrorCode::TokenExpired);
+        assert_eq!(code(&token(&sk, "someone-else", "movan-sync", now() + 60)), ErrorCode::BadToken);
+        assert_eq!(code(&token(&sk, "movan-account", "other-audience", now() + 60)), ErrorCode::BadToken);
         let (other_sk, _) = keys(2);
-        assert_eq!(
-            code(&token(&other_sk, "movan-account", "movan-sync", now() + 60)),
-            ErrorCode::BadToken
-        );
+        assert_eq!(code(&token(&other_sk, "movan-account", "movan-sync", now() + 60)), ErrorCode::BadToken);
         assert_eq!(code("not.a.jwt"), ErrorCode::BadToken);
         assert_eq!(code(""), ErrorCode::BadToken);
         let mut tampered = good.clone().into_bytes();
         let mid = tampered.len() / 2;
         tampered[mid] = if tampered[mid] == b'A' { b'B' } else { b'A' };
-        assert_eq!(
-            code(std::str::from_utf8(&tampered).unwrap()),
-            ErrorCode::BadToken
-        );
+        assert_eq!(code(std::str::from_utf8(&tampered).unwrap()), ErrorCode::BadToken);
     }
 
     #[test]
     fn missing_key_file_names_the_path_and_the_fix() {
-        let e =
-            TokenVerifier::from_pem_file(Path::new("/nonexistent/k.pem"), "i", "a").unwrap_err();
+        let e = TokenVerifier::from_pem_file(Path::new("/nonexistent/k.pem"), "i", "a").unwrap_err();
         let msg = e.to_string();
-        assert!(
-            msg.contains("/nonexistent/k.pem") && msg.contains("keygen"),
-            "{msg}"
-        );
+        assert!(msg.contains("/nonexistent/k.pem") && msg.contains("keygen"), "{msg}");
     }
 }

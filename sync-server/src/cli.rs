@@ -36,9 +36,7 @@ pub struct Args {
 pub fn main_with_rooms(factory: impl RoomFactory) -> anyhow::Result<()> {
     let args = Args::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
@@ -51,24 +49,15 @@ async fn serve(args: Args, factory: impl RoomFactory) -> anyhow::Result<()> {
         config.sync.listen_addr = addr;
     }
     let token = &config.token;
-    let verifier =
-        TokenVerifier::from_pem_file(&token.public_key_path, &token.issuer, &token.audience)?;
+    let verifier = TokenVerifier::from_pem_file(&token.public_key_path, &token.issuer, &token.audience)?;
     let listener = tokio::net::TcpListener::bind(config.sync.listen_addr)
         .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {} (sync.listen_addr)",
-                config.sync.listen_addr
-            )
-        })?;
+        .with_context(|| format!("cannot listen on {} (sync.listen_addr)", config.sync.listen_addr))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, config = %args.config.display(), tick_ms = config.sync.tick_interval_ms, "sync server started");
     println!("sync-server listening on {addr}");
     std::io::stdout().flush()?;
-    Server::new(config, verifier)
-        .with_rooms(factory)
-        .run(listener, shutdown_signal())
-        .await?;
+    Server::new(config, verifier).with_rooms(factory).run(listener, shutdown_signal()).await?;
     tracing::info!("sync server stopped");
     Ok(())
 }

@@ -29,10 +29,16 @@ pub struct SyncConfig {
     pub history_secs: u64,
     /// Frames per `reload_frames` message.
     pub reload_chunk_frames: usize,
+    /// Bytes of frames per `reload_frames` message.
+    pub reload_chunk_bytes: usize,
     /// Messages queued per connection before it is dropped as too slow.
     pub send_queue_len: usize,
     /// Actions a room holds for its next frame.
     pub max_pending_actions: usize,
+    /// Actions one player may have waiting for the next frame.
+    pub max_actions_per_player: usize,
+    /// Bytes of actions a room holds for its next frame.
+    pub max_pending_bytes: usize,
     /// Longest game in seconds; 0 = no limit.
     pub max_game_secs: u64,
 }
@@ -48,8 +54,11 @@ impl Default for SyncConfig {
             max_frame_bytes: movan_protocol::codec::DEFAULT_MAX_FRAME,
             history_secs: 1200,
             reload_chunk_frames: 256,
+            reload_chunk_bytes: 1024 * 1024,
             send_queue_len: 512,
             max_pending_actions: 1024,
+            max_actions_per_player: 16,
+            max_pending_bytes: 256 * 1024,
             max_game_secs: 7200,
         }
     }
@@ -97,18 +106,10 @@ impl Config {
     pub fn from_file(file: &ConfigFile) -> Result<Self, ConfigError> {
         let sync: SyncConfig = file.section("sync")?;
         let token: TokenConfig = file.section("token")?;
-        let checks: [(&str, bool, &str); 10] = [
-            (
-                "sync.tick_interval_ms",
-                (1..=10_000).contains(&sync.tick_interval_ms),
-                "must be 1 to 10000",
-            ),
+        let checks: [(&str, bool, &str); 13] = [
+            ("sync.tick_interval_ms", (1..=10_000).contains(&sync.tick_interval_ms), "must be 1 to 10000"),
             ("sync.max_rooms", sync.max_rooms >= 1, "must be at least 1"),
-            (
-                "sync.max_players",
-                (1..=1024).contains(&sync.max_players),
-                "must be 1 to 1024",
-            ),
+            ("sync.max_players", (1..=1024).contains(&sync.max_players), "must be 1 to 1024"),
             (
                 "sync.min_players",
                 sync.min_players >= 1 && sync.min_players <= sync.max_players,
@@ -119,31 +120,14 @@ impl Config {
                 (256..=16 * 1024 * 1024).contains(&sync.max_frame_bytes),
                 "must be 256 to 16777216",
             ),
-            (
-                "sync.history_secs",
-                sync.history_secs >= 1,
-                "must be at least 1",
-            ),
-            (
-                "sync.reload_chunk_frames",
-                (1..=10_000).contains(&sync.reload_chunk_frames),
-                "must be 1 to 10000",
-            ),
-            (
-                "sync.send_queue_len",
-                sync.send_queue_len >= 8,
-                "must be at least 8",
-            ),
-            (
-                "sync.max_pending_actions",
-                sync.max_pending_actions >= 1,
-                "must be at least 1",
-            ),
-            (
-                "token.issuer",
-                !token.issuer.is_empty() && !token.audience.is_empty(),
-                "issuer and audience must be set",
-            ),
+            ("sync.history_secs", sync.history_secs >= 1, "must be at least 1"),
+            ("sync.reload_chunk_frames", (1..=10_000).contains(&sync.reload_chunk_frames), "must be 1 to 10000"),
+            ("sync.send_queue_len", sync.send_queue_len >= 8, "must be at least 8"),
+            ("sync.max_pending_actions", sync.max_pending_actions >= 1, "must be at least 1"),
+            ("sync.max_actions_per_player", sync.max_actions_per_player >= 1, "must be at least 1"),
+            ("sync.max_pending_bytes", (1024..=8 << 20).contains(&sync.max_pending_bytes), "must be 1024 to 8388608"),
+            ("sync.reload_chunk_bytes", (1024..=8 << 20).contains(&sync.reload_chunk_bytes), "must be 1024 to 8388608"),
+            ("token.issuer", !token.issuer.is_empty() && !token.audience.is_empty(), "issuer and audience must be set"),
         ];
         for (key, ok, why) in checks {
             if !ok {
@@ -164,7 +148,10 @@ impl Config {
             min_players: s.min_players,
             history_frames: ((s.history_secs * 1000).div_ceil(s.tick_interval_ms)).max(1) as usize,
             reload_chunk_frames: s.reload_chunk_frames,
+            reload_chunk_bytes: s.reload_chunk_bytes,
             max_pending_actions: s.max_pending_actions,
+            max_actions_per_player: s.max_actions_per_player,
+            max_pending_bytes: s.max_pending_bytes,
             max_game_duration: (s.max_game_secs > 0).then(|| Duration::from_secs(s.max_game_secs)),
         }
     }
@@ -191,15 +178,11 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_key() {
-        let e = parse("[sync]\ntick_interval_ms = 0\n")
-            .unwrap_err()
-            .to_string();
+        let e = parse("[sync]\ntick_interval_ms = 0\n").unwrap_err().to_string();
         assert_eq!(e, "movan.toml: sync.tick_interval_ms: must be 1 to 10000");
         let e = parse("[sync]\nmin_players = 5\n").unwrap_err().to_string();
         assert!(e.starts_with("movan.toml: sync.min_players:"), "{e}");
-        let e = parse("[sync]\nlisten_addr = \"nowhere\"\n")
-            .unwrap_err()
-            .to_string();
+        let e = parse("[sync]\nlisten_addr = \"nowhere\"\n").unwrap_err().to_string();
         assert!(e.starts_with("movan.toml: sync.listen_addr:"), "{e}");
         let e = parse("[sync]\nmax_romms = 3\n").unwrap_err().to_string();
         assert!(e.contains("max_romms"), "{e}");

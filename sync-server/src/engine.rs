@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use movan_protocol::server::{
-    ActionRef, ErrorBody, GameOver, GameStart, MemberState, Pong, RoomState, RoomStatus,
-    ServerMessage, encode_frame,
+    ActionRef, ErrorBody, GameOver, GameStart, MemberState, Pong, RoomState, RoomStatus, ServerMessage, encode_frame,
 };
 use movan_protocol::{ErrorCode, ProtocolError, Request};
 use rand::rngs::StdRng;
@@ -20,9 +19,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::value::RawValue;
 
 use crate::history::{FrameHistory, Reload, ReloadError};
-use crate::room::{
-    ActionVerdict, FrameOutcome, MemberInfo, OrderedAction, Room, RoomFactory, RoomInfo,
-};
+use crate::room::{ActionVerdict, FrameOutcome, MemberInfo, OrderedAction, Room, RoomFactory, RoomInfo};
 
 /// Engine settings (derived from the `[sync]` config section).
 #[derive(Debug, Clone)]
@@ -39,8 +36,14 @@ pub struct EngineConfig {
     pub history_frames: usize,
     /// Frames per `reload_frames` message.
     pub reload_chunk_frames: usize,
+    /// Bytes of frames per `reload_frames` message (a single larger frame still goes out alone).
+    pub reload_chunk_bytes: usize,
     /// Actions a room holds for its next frame.
     pub max_pending_actions: usize,
+    /// Actions one player may have waiting for the next frame.
+    pub max_actions_per_player: usize,
+    /// Bytes of `action_data` a room holds for its next frame: bounds the size of one frame.
+    pub max_pending_bytes: usize,
     /// Longest game, if limited.
     pub max_game_duration: Option<Duration>,
 }
@@ -54,7 +57,10 @@ impl Default for EngineConfig {
             min_players: 2,
             history_frames: 24_000,
             reload_chunk_frames: 256,
+            reload_chunk_bytes: 1024 * 1024,
             max_pending_actions: 1024,
+            max_actions_per_player: 16,
+            max_pending_bytes: 256 * 1024,
             max_game_duration: None,
         }
     }
@@ -133,9 +139,7 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine")
-            .field("stats", &self.stats())
-            .finish_non_exhaustive()
+        f.debug_struct("Engine").field("stats", &self.stats()).finish_non_exhaustive()
     }
 }
 
@@ -159,7 +163,10 @@ struct RoomSlot {
 
 struct Game {
     started_at: Instant,
+    /// The `game_start` message, resent to a connection that replaces a player's previous one.
+    start_wire: Bytes,
     pending: VecDeque<Pending>,
+    pending_bytes: usize,
     history: FrameHistory,
     arrivals: u64,
 }
@@ -217,10 +224,7 @@ impl Engine {
         Self {
             config,
             factory,
-            clock: WallClock {
-                anchor,
-                anchor_unix,
-            },
+            clock: WallClock { anchor, anchor_unix },
             conns: HashMap::new(),
             players: HashMap::new(),
             rooms: HashMap::new(),
@@ -277,21 +281,20 @@ impl Engine {
         let room = player.room.clone();
         if let Some(old) = old.filter(|old| *old != conn) {
             self.conns.remove(&old);
-            let err = ProtocolError::new(
-                ErrorCode::Replaced,
-                "this player connected again; this connection is replaced",
-            );
+            let err =
+                ProtocolError::new(ErrorCode::Replaced, "this player connected again; this connection is replaced");
             self.send_error(old, &err);
-            self.outputs.push_back(Output::Close {
-                conn: old,
-                reason: CloseReason::Replaced,
-            });
+            self.outputs.push_back(Output::Close { conn: old, reason: CloseReason::Replaced });
         }
         if let Some(room_id) = room
             && let Some(room) = self.rooms.get_mut(&room_id)
         {
             room.set_conn(&uid, Some(conn));
+            let start = room.game.as_ref().map(|g| g.start_wire.clone());
             self.broadcast_room_state(&room_id);
+            if let Some(start) = start {
+                self.send(conn, start);
+            }
         }
     }
 
@@ -325,18 +328,12 @@ impl Engine {
             Request::RoomEnter { room_id } => self.enter_room(&uid, room_id, now),
             Request::RoomLeave => self.request_leave(&uid, now),
             Request::RoomPrepare => self.prepare(&uid, now),
-            Request::SyncAction { action_data } => self.action(
-                &uid,
-                client_ts.unwrap_or_else(|| self.clock.unix(now)),
-                action_data,
-                now,
-            ),
+            Request::SyncAction { action_data } => {
+                self.action(&uid, client_ts.unwrap_or_else(|| self.clock.unix(now)), action_data, now)
+            }
             Request::ReloadFrames { start_frame } => self.reload(conn, &uid, start_frame),
             Request::Ping => {
-                let pong = ServerMessage::Pong(Pong {
-                    timestamp: client_ts,
-                    server_time: self.clock.unix(now),
-                });
+                let pong = ServerMessage::Pong(Pong { timestamp: client_ts, server_time: self.clock.unix(now) });
                 self.send(conn, pong.to_wire());
                 Ok(())
             }
@@ -353,10 +350,7 @@ impl Engine {
                 break;
             }
             self.timers.pop();
-            let live = self
-                .rooms
-                .get(&room_id)
-                .is_some_and(|r| r.seq == seq && r.game.is_some());
+            let live = self.rooms.get(&room_id).is_some_and(|r| r.seq == seq && r.game.is_some());
             if live {
                 self.tick_room(&room_id, now);
             }
@@ -374,11 +368,10 @@ impl Engine {
         }
         let mut conns: Vec<ConnId> = self.conns.keys().copied().collect();
         conns.sort();
+        let bye = ProtocolError::new(ErrorCode::ShuttingDown, "the server is shutting down");
         for conn in conns {
-            self.outputs.push_back(Output::Close {
-                conn,
-                reason: CloseReason::Shutdown,
-            });
+            self.send_error(conn, &bye);
+            self.outputs.push_back(Output::Close { conn, reason: CloseReason::Shutdown });
         }
     }
 
@@ -417,15 +410,9 @@ impl Engine {
 
     fn seat(&mut self, uid: &Arc<str>, id: &Arc<str>) -> Outcome {
         let conn = self.players.get(uid).and_then(|p| p.conn);
-        let room = self
-            .rooms
-            .get_mut(id)
-            .ok_or_else(|| internal("room vanished"))?;
+        let room = self.rooms.get_mut(id).ok_or_else(|| internal("room vanished"))?;
         if room.game.is_some() {
-            return Err(ProtocolError::new(
-                ErrorCode::RoomInGame,
-                format!("room {id:?} is already playing"),
-            ));
+            return Err(ProtocolError::new(ErrorCode::RoomInGame, format!("room {id:?} is already playing")));
         }
         if room.members.len() >= room.capacity as usize {
             return Err(ProtocolError::new(
@@ -434,14 +421,10 @@ impl Engine {
             ));
         }
         let info = room_info!(room);
-        room.rules.can_join(&info, uid).map_err(|why| {
-            ProtocolError::new(ErrorCode::RoomFull, format!("room {id:?} refused: {why}"))
-        })?;
-        room.members.push(MemberInfo {
-            uid: uid.to_string(),
-            ready: false,
-            connected: conn.is_some(),
-        });
+        room.rules
+            .can_join(&info, uid)
+            .map_err(|why| ProtocolError::new(ErrorCode::RoomFull, format!("room {id:?} refused: {why}")))?;
+        room.members.push(MemberInfo { uid: uid.to_string(), ready: false, connected: conn.is_some() });
         room.member_conns.push(conn);
         Ok(())
     }
@@ -477,10 +460,7 @@ impl Engine {
         if self.rooms.len() >= self.config.max_rooms {
             return Err(ProtocolError::new(
                 ErrorCode::TooManyRooms,
-                format!(
-                    "the server already runs its maximum of {} rooms",
-                    self.config.max_rooms
-                ),
+                format!("the server already runs its maximum of {} rooms", self.config.max_rooms),
             ));
         }
         let seq = self.next_seq;
@@ -550,10 +530,7 @@ impl Engine {
         let id = self.player_room(uid).ok_or_else(not_in_room)?;
         let room = self.rooms.get_mut(&id).ok_or_else(not_in_room)?;
         if room.game.is_some() {
-            return Err(ProtocolError::new(
-                ErrorCode::RoomInGame,
-                "the game has already started",
-            ));
+            return Err(ProtocolError::new(ErrorCode::RoomInGame, "the game has already started"));
         }
         let Some(member) = room.members.iter_mut().find(|m| *m.uid == **uid) else {
             return Err(not_in_room());
@@ -577,12 +554,6 @@ impl Engine {
         if !room.rules.should_start(&info) {
             return;
         }
-        room.game = Some(Game {
-            started_at: now,
-            pending: VecDeque::new(),
-            history: FrameHistory::new(self.config.history_frames),
-            arrivals: 0,
-        });
         let seq = room.seq;
         let start = GameStart {
             room_id: id.to_string(),
@@ -591,38 +562,32 @@ impl Engine {
             members: room.members.iter().map(|m| m.uid.clone()).collect(),
             seed: self.rng.r#gen(),
         };
+        let start_wire = ServerMessage::GameStart(start).to_wire();
+        room.game = Some(Game {
+            started_at: now,
+            start_wire: start_wire.clone(),
+            pending: VecDeque::new(),
+            pending_bytes: 0,
+            history: FrameHistory::new(self.config.history_frames),
+            arrivals: 0,
+        });
         self.waiting.remove(&seq);
         self.games += 1;
         self.broadcast_room_state(id);
-        self.broadcast(id, ServerMessage::GameStart(start).to_wire());
-        self.timers
-            .push(Reverse((now + self.config.tick_interval, seq, id.clone())));
+        self.broadcast(id, start_wire);
+        self.timers.push(Reverse((now + self.config.tick_interval, seq, id.clone())));
     }
 
-    fn action(
-        &mut self,
-        uid: &Arc<str>,
-        client_ts: f64,
-        action_data: Box<RawValue>,
-        now: Instant,
-    ) -> Outcome {
+    fn action(&mut self, uid: &Arc<str>, client_ts: f64, action_data: Box<RawValue>, now: Instant) -> Outcome {
         let id = self.player_room(uid).ok_or_else(not_in_room)?;
-        let max_pending = self.config.max_pending_actions;
+        let limits =
+            (self.config.max_pending_actions, self.config.max_actions_per_player, self.config.max_pending_bytes);
         let room = self.rooms.get_mut(&id).ok_or_else(not_in_room)?;
-        let Some(pending) = room.game.as_ref().map(|g| g.pending.len()) else {
-            return Err(ProtocolError::new(
-                ErrorCode::GameNotRunning,
-                "the game has not started",
-            ));
-        };
-        if pending >= max_pending {
-            return Err(ProtocolError::new(
-                ErrorCode::LimitExceeded,
-                format!(
-                    "room already holds {max_pending} actions for the next frame (sync.max_pending_actions)"
-                ),
-            ));
-        }
+        let game = room
+            .game
+            .as_ref()
+            .ok_or_else(|| ProtocolError::new(ErrorCode::GameNotRunning, "the game has not started"))?;
+        check_pending_limits(game, uid, action_data.get().len(), limits)?;
         let info = room_info!(room);
         let action_data = match room.rules.on_action(&info, uid, action_data) {
             ActionVerdict::Accept(a) => a,
@@ -630,11 +595,9 @@ impl Engine {
                 return Err(ProtocolError::new(ErrorCode::ActionRejected, why));
             }
         };
-        let game = room
-            .game
-            .as_mut()
-            .ok_or_else(|| internal("game vanished"))?;
+        let game = room.game.as_mut().ok_or_else(|| internal("game vanished"))?;
         game.arrivals += 1;
+        game.pending_bytes += action_data.get().len();
         game.pending.push_back(Pending {
             uid: uid.clone(),
             client_ts,
@@ -648,19 +611,16 @@ impl Engine {
     fn reload(&mut self, conn: ConnId, uid: &Arc<str>, start_frame: u64) -> Outcome {
         let id = self.player_room(uid).ok_or_else(not_in_room)?;
         let room = self.rooms.get(&id).ok_or_else(not_in_room)?;
-        let game = room.game.as_ref().ok_or_else(|| {
-            ProtocolError::new(ErrorCode::GameNotRunning, "the game has not started")
-        })?;
+        let game = room
+            .game
+            .as_ref()
+            .ok_or_else(|| ProtocolError::new(ErrorCode::GameNotRunning, "the game has not started"))?;
         let reload = game
             .history
-            .reload(start_frame, self.config.reload_chunk_frames)
+            .reload(start_frame, self.config.reload_chunk_frames, self.config.reload_chunk_bytes)
             .map_err(|e| match e {
-                ReloadError::Expired { .. } => {
-                    ProtocolError::new(ErrorCode::HistoryExpired, e.to_string())
-                }
-                ReloadError::NotYet { .. } => {
-                    ProtocolError::new(ErrorCode::BadFrameRange, e.to_string())
-                }
+                ReloadError::Expired { .. } => ProtocolError::new(ErrorCode::HistoryExpired, e.to_string()),
+                ReloadError::NotYet { .. } => ProtocolError::new(ErrorCode::BadFrameRange, e.to_string()),
             })?;
         self.outputs.push_back(Output::Reload { conn, reload });
         Ok(())
@@ -684,23 +644,17 @@ impl Engine {
                 return;
             }
             let actions = order_actions(&mut game.pending, window_start, deadline, &self.clock);
+            game.pending_bytes = game.pending.iter().map(|p| p.action_data.get().len()).sum();
             let refs: Vec<ActionRef<'_>> = actions
                 .iter()
-                .map(|a| ActionRef {
-                    uid: &a.uid,
-                    timestamp: a.timestamp,
-                    action_data: &a.action_data,
-                })
+                .map(|a| ActionRef { uid: &a.uid, timestamp: a.timestamp, action_data: &a.action_data })
                 .collect();
             let encoded = encode_frame(frame, &refs);
             drop(refs);
             game.history.push(encoded.frame);
             let played = deadline.duration_since(game.started_at);
             for conn in room.member_conns.iter().flatten() {
-                self.outputs.push_back(Output::Send {
-                    conn: *conn,
-                    bytes: encoded.wire.clone(),
-                });
+                self.outputs.push_back(Output::Send { conn: *conn, bytes: encoded.wire.clone() });
             }
             let info = room_info!(room);
             match room.rules.after_frame(&info, frame, &actions) {
@@ -710,11 +664,7 @@ impl Engine {
                 }
                 FrameOutcome::Continue => {}
             }
-            if self
-                .config
-                .max_game_duration
-                .is_some_and(|max| played >= max)
-            {
+            if self.config.max_game_duration.is_some_and(|max| played >= max) {
                 self.end_game(id, "max_duration", None);
                 return;
             }
@@ -745,11 +695,7 @@ impl Engine {
     }
 
     fn forget_if_idle(&mut self, uid: &str) {
-        if self
-            .players
-            .get(uid)
-            .is_some_and(|p| p.conn.is_none() && p.room.is_none())
-        {
+        if self.players.get(uid).is_some_and(|p| p.conn.is_none() && p.room.is_none()) {
             self.players.remove(uid);
         }
     }
@@ -766,19 +712,11 @@ impl Engine {
             room_id: id.to_string(),
             capacity: room.capacity,
             min_players: room.min_players,
-            status: if room.game.is_some() {
-                RoomStatus::Playing
-            } else {
-                RoomStatus::Waiting
-            },
+            status: if room.game.is_some() { RoomStatus::Playing } else { RoomStatus::Waiting },
             members: room
                 .members
                 .iter()
-                .map(|m| MemberState {
-                    uid: m.uid.clone(),
-                    ready: m.ready,
-                    connected: m.connected,
-                })
+                .map(|m| MemberState { uid: m.uid.clone(), ready: m.ready, connected: m.connected })
                 .collect(),
         });
         self.broadcast(id, state.to_wire());
@@ -789,10 +727,7 @@ impl Engine {
             return;
         };
         for conn in room.member_conns.iter().flatten() {
-            self.outputs.push_back(Output::Send {
-                conn: *conn,
-                bytes: bytes.clone(),
-            });
+            self.outputs.push_back(Output::Send { conn: *conn, bytes: bytes.clone() });
         }
     }
 
@@ -835,10 +770,7 @@ fn order_actions(
     deadline: Instant,
     clock: &WallClock,
 ) -> Vec<OrderedAction> {
-    let due = pending
-        .iter()
-        .take_while(|p| p.received_at < deadline)
-        .count();
+    let due = pending.iter().take_while(|p| p.received_at < deadline).count();
     let window_start_unix = clock.unix(window_start);
     let mut keyed: Vec<(f64, u64, Pending)> = pending
         .drain(..due)
@@ -848,19 +780,32 @@ fn order_actions(
             (p.client_ts.clamp(low, received), p.arrival, p)
         })
         .collect();
-    keyed.sort_by(|a, b| {
-        a.0.total_cmp(&b.0)
-            .then_with(|| a.2.uid.cmp(&b.2.uid))
-            .then(a.1.cmp(&b.1))
-    });
+    keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.2.uid.cmp(&b.2.uid)).then(a.1.cmp(&b.1)));
     keyed
         .into_iter()
-        .map(|(timestamp, _, p)| OrderedAction {
-            uid: p.uid.to_string(),
-            timestamp,
-            action_data: p.action_data,
-        })
+        .map(|(timestamp, _, p)| OrderedAction { uid: p.uid.to_string(), timestamp, action_data: p.action_data })
         .collect()
+}
+
+/// Refuses an action that would push the room's next frame past its limits: (room actions, actions per player,
+/// bytes).
+fn check_pending_limits(game: &Game, uid: &str, len: usize, limits: (usize, usize, usize)) -> Outcome {
+    let (max_actions, max_per_player, max_bytes) = limits;
+    let over = |what: String| Err(ProtocolError::new(ErrorCode::LimitExceeded, what));
+    if game.pending.len() >= max_actions {
+        return over(format!(
+            "the room already holds {max_actions} actions for the next frame (sync.max_pending_actions)"
+        ));
+    }
+    if game.pending.iter().filter(|p| &*p.uid == uid).count() >= max_per_player {
+        return over(format!(
+            "you already have {max_per_player} actions waiting for the next frame (sync.max_actions_per_player)"
+        ));
+    }
+    if game.pending_bytes + len > max_bytes {
+        return over(format!("the next frame already holds {max_bytes} bytes of actions (sync.max_pending_bytes)"));
+    }
+    Ok(())
 }
 
 fn not_in_room() -> ProtocolError {

@@ -37,11 +37,7 @@ pub enum ReloadError {
 impl FrameHistory {
     /// An empty history keeping at most `capacity` frames (at least 1).
     pub fn new(capacity: usize) -> Self {
-        Self {
-            frames: VecDeque::new(),
-            first: 0,
-            capacity: capacity.max(1),
-        }
+        Self { frames: VecDeque::new(), first: 0, capacity: capacity.max(1) }
     }
 
     /// The number of the next frame to be pushed.
@@ -66,16 +62,14 @@ impl FrameHistory {
     /// The frames from `start` to the newest, as `reload_frames` messages of at most `chunk` frames each.
     ///
     /// `start` equal to [`Self::next_frame`] is valid and yields one empty, final chunk: the client is up to date.
-    pub fn reload(&self, start: u64, chunk: usize) -> Result<Reload, ReloadError> {
+    /// Each message holds at most `chunk` frames and, unless it holds a single frame, at most `max_bytes` of frames.
+    pub fn reload(&self, start: u64, chunk: usize, max_bytes: usize) -> Result<Reload, ReloadError> {
         let next = self.next_frame();
         if start > next {
             return Err(ReloadError::NotYet { start, next });
         }
         if start < self.first {
-            return Err(ReloadError::Expired {
-                start,
-                oldest: self.first,
-            });
+            return Err(ReloadError::Expired { start, oldest: self.first });
         }
         let skip = (start - self.first) as usize;
         Ok(Reload {
@@ -83,6 +77,7 @@ impl FrameHistory {
             start,
             end: next,
             chunk: chunk.max(1),
+            max_bytes,
             sent: 0,
             done: false,
         })
@@ -97,15 +92,9 @@ pub struct Reload {
     start: u64,
     end: u64,
     chunk: usize,
+    max_bytes: usize,
     sent: usize,
     done: bool,
-}
-
-impl Reload {
-    /// Number of messages this reload produces in all.
-    pub fn chunk_count(&self) -> usize {
-        self.frames.len().div_ceil(self.chunk).max(1)
-    }
 }
 
 impl Iterator for Reload {
@@ -115,7 +104,16 @@ impl Iterator for Reload {
         if self.done {
             return None;
         }
-        let upto = (self.sent + self.chunk).min(self.frames.len());
+        let mut upto = self.sent;
+        let mut bytes = 0;
+        while let Some(frame) = self.frames.get(upto) {
+            let taken = upto - self.sent;
+            if taken == self.chunk || (taken > 0 && bytes + frame.len() > self.max_bytes) {
+                break;
+            }
+            bytes += frame.len();
+            upto += 1;
+        }
         let first = self.start + self.sent as u64;
         let last = upto == self.frames.len();
         let wire = encode_reload_chunk(first, self.end, last, &self.frames[self.sent..upto]);
@@ -144,12 +142,9 @@ mod tests {
 
     fn chunks(r: Reload) -> Vec<(u64, u64, bool, Vec<String>)> {
         r.map(|wire| match parse_server_message(&wire[4..]).unwrap() {
-            ServerEvent::Reload(c) => (
-                c.start_frame,
-                c.end_frame,
-                c.last,
-                c.frames.iter().map(|f| f.raw.get().to_owned()).collect(),
-            ),
+            ServerEvent::Reload(c) => {
+                (c.start_frame, c.end_frame, c.last, c.frames.iter().map(|f| f.raw.get().to_owned()).collect())
+            }
             other => panic!("{other:?}"),
         })
         .collect()
@@ -159,46 +154,29 @@ mod tests {
     fn bounded_history_drops_the_oldest() {
         let (h, _) = history(10, 4);
         assert_eq!((h.oldest(), h.next_frame()), (6, 10));
-        assert_eq!(
-            h.reload(5, 10).unwrap_err(),
-            ReloadError::Expired {
-                start: 5,
-                oldest: 6
-            }
-        );
-        assert_eq!(
-            h.reload(11, 10).unwrap_err(),
-            ReloadError::NotYet {
-                start: 11,
-                next: 10
-            }
-        );
-        assert!(h.reload(6, 10).is_ok());
+        assert_eq!(h.reload(5, 10, usize::MAX).unwrap_err(), ReloadError::Expired { start: 5, oldest: 6 });
+        assert_eq!(h.reload(11, 10, usize::MAX).unwrap_err(), ReloadError::NotYet { start: 11, next: 10 });
+        assert!(h.reload(6, 10, usize::MAX).is_ok());
     }
 
     #[test]
     fn reload_is_chunked_and_byte_identical() {
         let (h, all) = history(10, 100);
-        let r = h.reload(3, 3).unwrap();
-        assert_eq!(r.chunk_count(), 3);
-        let got = chunks(r);
+        let got = chunks(h.reload(3, 3, usize::MAX).unwrap());
         assert_eq!(got.len(), 3);
         assert_eq!(
             got.iter().map(|c| (c.0, c.1, c.2)).collect::<Vec<_>>(),
             vec![(3, 10, false), (6, 10, false), (9, 10, true)]
         );
         let frames: Vec<String> = got.into_iter().flat_map(|c| c.3).collect();
-        let want: Vec<String> = all[3..]
-            .iter()
-            .map(|b| String::from_utf8(b.to_vec()).unwrap())
-            .collect();
+        let want: Vec<String> = all[3..].iter().map(|b| String::from_utf8(b.to_vec()).unwrap()).collect();
         assert_eq!(frames, want);
     }
 
     #[test]
     fn exact_chunk_multiple_has_no_trailing_empty_chunk() {
         let (h, _) = history(6, 100);
-        let got = chunks(h.reload(0, 3).unwrap());
+        let got = chunks(h.reload(0, 3, usize::MAX).unwrap());
         assert_eq!(got.len(), 2);
         assert!(got[1].2);
     }
@@ -206,12 +184,21 @@ mod tests {
     #[test]
     fn up_to_date_client_gets_one_empty_final_chunk() {
         let (h, _) = history(4, 100);
-        let got = chunks(h.reload(4, 3).unwrap());
+        let got = chunks(h.reload(4, 3, usize::MAX).unwrap());
         assert_eq!(got, vec![(4, 4, true, vec![])]);
         let (empty, _) = history(0, 100);
-        assert_eq!(
-            chunks(empty.reload(0, 3).unwrap()),
-            vec![(0, 0, true, vec![])]
-        );
+        assert_eq!(chunks(empty.reload(0, 3, usize::MAX).unwrap()), vec![(0, 0, true, vec![])]);
+    }
+
+    #[test]
+    fn chunks_are_bounded_in_bytes_but_never_empty() {
+        let (h, all) = history(5, 100);
+        let one = all[0].len();
+        // Room for two frames per chunk by bytes, five by count.
+        let got = chunks(h.reload(0, 5, 2 * one + 1).unwrap());
+        assert_eq!(got.iter().map(|c| c.3.len()).collect::<Vec<_>>(), vec![2, 2, 1]);
+        // A single frame larger than the budget still goes out, alone.
+        let got = chunks(h.reload(0, 5, 1).unwrap());
+        assert_eq!(got.len(), 5);
     }
 }

@@ -15,8 +15,5 @@ pub mod room;
 pub mod server;
 
 pub use engine::{ConnId, Engine, EngineConfig, Output};
-pub use room::{
-    ActionVerdict, DefaultRoom, FrameOutcome, MemberInfo, OrderedAction, Room, RoomFactory,
-    RoomInfo,
-};
+pub use room::{ActionVerdict, DefaultRoom, FrameOutcome, MemberInfo, OrderedAction, Room, RoomFactory, RoomInfo};
 pub use server::Server;

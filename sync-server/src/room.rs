@@ -90,23 +90,13 @@ pub trait Room: Send + 'static {
     }
 
     /// Accept, reject or rewrite an action before it is queued for the next frame. Default: accept as sent.
-    fn on_action(
-        &mut self,
-        room: &RoomInfo<'_>,
-        uid: &str,
-        action_data: Box<RawValue>,
-    ) -> ActionVerdict {
+    fn on_action(&mut self, room: &RoomInfo<'_>, uid: &str, action_data: Box<RawValue>) -> ActionVerdict {
         let _ = (room, uid);
         ActionVerdict::Accept(action_data)
     }
 
     /// Called after each frame was broadcast. Default: continue.
-    fn after_frame(
-        &mut self,
-        room: &RoomInfo<'_>,
-        frame_count: u64,
-        actions: &[OrderedAction],
-    ) -> FrameOutcome {
+    fn after_frame(&mut self, room: &RoomInfo<'_>, frame_count: u64, actions: &[OrderedAction]) -> FrameOutcome {
         let _ = (room, frame_count, actions);
         FrameOutcome::Continue
     }

@@ -13,9 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures::StreamExt;
 use movan_protocol::server::{ErrorBody, ServerMessage};
-use movan_protocol::{
-    ErrorCode, FrameCodec, FrameError, ProtocolError, Request, parse_client_message,
-};
+use movan_protocol::{ErrorCode, FrameCodec, FrameError, ProtocolError, Request, parse_client_message};
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -49,20 +47,14 @@ pub struct Server {
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
+        f.debug_struct("Server").field("config", &self.config).finish_non_exhaustive()
     }
 }
 
 impl Server {
     /// A server with the stock [`DefaultRoom`](crate::room::DefaultRoom) rules.
     pub fn new(config: Config, verifier: TokenVerifier) -> Self {
-        Self {
-            config,
-            verifier: Arc::new(verifier),
-            factory: Box::new(default_rooms()),
-        }
+        Self { config, verifier: Arc::new(verifier), factory: Box::new(default_rooms()) }
     }
 
     /// Uses `factory` to create the rules of every new room.
@@ -73,15 +65,9 @@ impl Server {
 
     /// Serves clients on `listener` until `shutdown` completes, then ends every game with `game_over` (reason
     /// `shutdown`), flushes what is queued and returns within a few seconds.
-    pub async fn run(
-        self,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()>,
-    ) -> std::io::Result<()> {
+    pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let now = Instant::now();
-        let unix = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
+        let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
         let seed = rand::random();
         let engine = Engine::new(self.config.engine(), self.factory, now, unix, seed);
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
@@ -121,10 +107,7 @@ impl Server {
         stop.cancel();
         let _ = engine_task.await;
         tracker.close();
-        if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
             warn!("some connections did not flush within {SHUTDOWN_GRACE:?}");
         }
         Ok(())
@@ -139,22 +122,10 @@ struct ConnShared {
 }
 
 enum Event {
-    Opened {
-        conn: ConnId,
-        handle: ConnHandle,
-    },
-    Authenticated {
-        conn: ConnId,
-        uid: String,
-    },
-    Request {
-        conn: ConnId,
-        request: Request,
-        timestamp: Option<f64>,
-    },
-    Closed {
-        conn: ConnId,
-    },
+    Opened { conn: ConnId, handle: ConnHandle },
+    Authenticated { conn: ConnId, uid: String },
+    Request { conn: ConnId, request: Request, timestamp: Option<f64> },
+    Closed { conn: ConnId },
 }
 
 /// The engine task's grip on a connection: its send queue and its kill switch.
@@ -183,16 +154,8 @@ async fn open_connection(
     let (read, write) = stream.into_split();
     let (queue, queue_rx) = mpsc::channel(queue_len);
     let cancel = CancellationToken::new();
-    let handle = ConnHandle {
-        queue: queue.clone(),
-        cancel: cancel.clone(),
-    };
-    if shared
-        .events
-        .send(Event::Opened { conn, handle })
-        .await
-        .is_err()
-    {
+    let handle = ConnHandle { queue: queue.clone(), cancel: cancel.clone() };
+    if shared.events.send(Event::Opened { conn, handle }).await.is_err() {
         return false;
     }
     tracker.spawn(write_loop(queue_rx, write, cancel.clone()));
@@ -201,11 +164,7 @@ async fn open_connection(
 }
 
 /// Owns the engine: feeds it events and deadlines, and routes its outputs to the connections.
-async fn engine_loop(
-    mut engine: Engine,
-    mut events: mpsc::Receiver<Event>,
-    stop: CancellationToken,
-) {
+async fn engine_loop(mut engine: Engine, mut events: mpsc::Receiver<Event>, stop: CancellationToken) {
     let mut conns: HashMap<ConnId, ConnHandle> = HashMap::new();
     let mut stats_every = tokio::time::interval(Duration::from_secs(30));
     stats_every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -257,11 +216,7 @@ fn handle_event(engine: &mut Engine, conns: &mut HashMap<ConnId, ConnHandle>, ev
                 engine.connect(conn, &uid, now);
             }
         }
-        Event::Request {
-            conn,
-            request,
-            timestamp,
-        } => engine.handle(conn, request, timestamp, now),
+        Event::Request { conn, request, timestamp } => engine.handle(conn, request, timestamp, now),
         Event::Closed { conn } => {
             // Dropping the handle (not cancelling it) lets the writer flush what is queued — such as the error
             // that made the reader close — and then stop when the queue runs dry.
@@ -328,9 +283,7 @@ async fn read_loop(
             Some(Err(FrameError::TooLarge { len, max })) => {
                 let e = ProtocolError::new(
                     ErrorCode::FrameTooLarge,
-                    format!(
-                        "frame of {len} bytes exceeds the maximum of {max} bytes (sync.max_frame_bytes)"
-                    ),
+                    format!("frame of {len} bytes exceeds the maximum of {max} bytes (sync.max_frame_bytes)"),
                 );
                 reply(&queue, &cancel, &e, true);
                 break;
@@ -354,20 +307,11 @@ async fn read_loop(
         };
         let proto = message.request.proto();
         match &identity {
-            None => match authenticate(
-                &shared.verifier,
-                message.uid.as_str(),
-                message.token.as_deref(),
-            ) {
+            None => match authenticate(&shared.verifier, message.uid.as_str(), message.token.as_deref()) {
                 Ok(()) => {
                     let uid = message.uid.clone();
                     identity = Some((uid.clone(), message.token.clone().unwrap_or_default()));
-                    if shared
-                        .events
-                        .send(Event::Authenticated { conn, uid })
-                        .await
-                        .is_err()
-                    {
+                    if shared.events.send(Event::Authenticated { conn, uid }).await.is_err() {
                         break;
                     }
                 }
@@ -389,21 +333,14 @@ async fn read_loop(
                 if message.uid != *uid {
                     let e = ProtocolError::new(
                         ErrorCode::UidMismatch,
-                        format!(
-                            "this connection belongs to uid {uid:?}, not {:?}",
-                            message.uid
-                        ),
+                        format!("this connection belongs to uid {uid:?}, not {:?}", message.uid),
                     );
                     reply(&queue, &cancel, &e.with_proto(proto), false);
                     continue;
                 }
             }
         }
-        let event = Event::Request {
-            conn,
-            request: message.request,
-            timestamp: message.timestamp,
-        };
+        let event = Event::Request { conn, request: message.request, timestamp: message.timestamp };
         if shared.events.send(event).await.is_err() {
             break;
         }
@@ -412,11 +349,7 @@ async fn read_loop(
 }
 
 /// Checks that `token` is valid and belongs to `uid`.
-fn authenticate(
-    verifier: &TokenVerifier,
-    uid: &str,
-    token: Option<&str>,
-) -> Result<(), ProtocolError> {
+fn authenticate(verifier: &TokenVerifier, uid: &str, token: Option<&str>) -> Result<(), ProtocolError> {
     let token = token.ok_or_else(|| {
         ProtocolError::new(
             ErrorCode::Unauthenticated,
@@ -434,26 +367,16 @@ fn authenticate(
 }
 
 /// Queues an `error` for this connection, then a close when `close` is set.
-fn reply(
-    queue: &mpsc::Sender<Outgoing>,
-    cancel: &CancellationToken,
-    e: &ProtocolError,
-    close: bool,
-) {
+fn reply(queue: &mpsc::Sender<Outgoing>, cancel: &CancellationToken, e: &ProtocolError, close: bool) {
     let wire = ServerMessage::Error(ErrorBody::from(e)).to_wire();
-    let queued = queue.try_send(Outgoing::Bytes(wire)).is_ok()
-        && (!close || queue.try_send(Outgoing::Close).is_ok());
+    let queued = queue.try_send(Outgoing::Bytes(wire)).is_ok() && (!close || queue.try_send(Outgoing::Close).is_ok());
     if !queued {
         cancel.cancel();
     }
 }
 
 /// Drains the connection's queue into the socket, batching what is ready into one flush.
-async fn write_loop(
-    mut queue: mpsc::Receiver<Outgoing>,
-    write: OwnedWriteHalf,
-    cancel: CancellationToken,
-) {
+async fn write_loop(mut queue: mpsc::Receiver<Outgoing>, write: OwnedWriteHalf, cancel: CancellationToken) {
     let mut out = BufWriter::with_capacity(WRITE_BUFFER, write);
     let work = async {
         while let Some(first) = queue.recv().await {

@@ -52,6 +52,7 @@ impl Cluster {
         // The sync address is only known once the sync server runs, so the account server starts last.
         write_config(&config, dir.path(), &options, "127.0.0.1:1")?;
         let keygen = Command::new(binary("account-server"))
+            .env("RUST_LOG", "warn")
             .args(["keygen", "--config"])
             .arg(&config)
             .stdout(Stdio::null())
@@ -64,14 +65,7 @@ impl Cluster {
         let (sync, sync_addr) = spawn_service("sync-server", &config, &[]).await?;
         write_config(&config, dir.path(), &options, &sync_addr)?;
         let (account, account_url) = spawn_service("account-server", &config, &[]).await?;
-        Ok(Self {
-            dir,
-            config,
-            account_url,
-            sync_addr,
-            account: Some(account),
-            sync: Some(sync),
-        })
+        Ok(Self { dir, config, account_url, sync_addr, account: Some(account), sync: Some(sync) })
     }
 
     /// Sends SIGTERM to the sync server and waits for it to exit; returns its exit status.

@@ -60,9 +60,7 @@ async fn main() -> ExitCode {
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
 
     let config = match to_config(&args) {
@@ -89,17 +87,12 @@ async fn main() -> ExitCode {
     } else {
         print!("{summary}");
     }
-    if report.passed() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    if report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 fn to_config(args: &Args) -> Result<BotConfig, String> {
     let secs = |name: &str, v: f64| {
-        Duration::try_from_secs_f64(v)
-            .map_err(|_| format!("--{name} must be a non-negative number of seconds"))
+        Duration::try_from_secs_f64(v).map_err(|_| format!("--{name} must be a non-negative number of seconds"))
     };
     let config = BotConfig {
         account: args.account.clone(),

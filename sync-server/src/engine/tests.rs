@@ -28,11 +28,7 @@ impl Harness {
 
     fn with_rooms(config: EngineConfig, factory: Box<dyn RoomFactory>) -> Self {
         let t0 = Instant::now();
-        Self {
-            engine: Engine::new(config, factory, t0, UNIX0, 7),
-            t0,
-            closed: Vec::new(),
-        }
+        Self { engine: Engine::new(config, factory, t0, UNIX0, 7), t0, closed: Vec::new() }
     }
 
     fn at(&self, offset_ms: u64) -> Instant {
@@ -54,14 +50,7 @@ impl Harness {
     }
 
     fn enter(&mut self, conn: u64, room: Option<&str>) {
-        self.send(
-            conn,
-            Request::RoomEnter {
-                room_id: room.map(str::to_owned),
-            },
-            None,
-            0,
-        );
+        self.send(conn, Request::RoomEnter { room_id: room.map(str::to_owned) }, None, 0);
     }
 
     fn prepare(&mut self, conn: u64, at_ms: u64) {
@@ -69,14 +58,7 @@ impl Harness {
     }
 
     fn act(&mut self, conn: u64, body: &str, client_ts: f64, at_ms: u64) {
-        self.send(
-            conn,
-            Request::SyncAction {
-                action_data: raw(body),
-            },
-            Some(client_ts),
-            at_ms,
-        );
+        self.send(conn, Request::SyncAction { action_data: raw(body) }, Some(client_ts), at_ms);
     }
 
     fn tick(&mut self, at_ms: u64) {
@@ -127,11 +109,7 @@ impl Harness {
         for i in 1..=n {
             h.prepare(i, 0);
         }
-        assert!(
-            h.drain()
-                .iter()
-                .any(|(_, e)| matches!(e, ServerEvent::GameStart(_)))
-        );
+        assert!(h.drain().iter().any(|(_, e)| matches!(e, ServerEvent::GameStart(_))));
         h
     }
 }
@@ -153,12 +131,7 @@ fn game_starts_when_all_ready_and_enough_players() {
     h.enter(1, Some("r"));
     h.prepare(1, 0);
     let events = h.drain();
-    assert!(
-        events
-            .iter()
-            .all(|(_, e)| !matches!(e, ServerEvent::GameStart(_))),
-        "one player is below min_players"
-    );
+    assert!(events.iter().all(|(_, e)| !matches!(e, ServerEvent::GameStart(_))), "one player is below min_players");
     match &events.last().unwrap().1 {
         ServerEvent::RoomState(s) => {
             assert_eq!(s.status, RoomStatus::Waiting);
@@ -171,11 +144,7 @@ fn game_starts_when_all_ready_and_enough_players() {
     h.enter(2, Some("r"));
     let events = h.drain();
     assert_eq!(events.len(), 2, "room_state to both members: {events:?}");
-    assert!(
-        events
-            .iter()
-            .all(|(_, e)| matches!(e, ServerEvent::RoomState(s) if s.members.len() == 2))
-    );
+    assert!(events.iter().all(|(_, e)| matches!(e, ServerEvent::RoomState(s) if s.members.len() == 2)));
     h.prepare(2, 0);
     let events = h.drain();
     let starts: Vec<&GameStart> = events
@@ -204,13 +173,7 @@ fn frames_are_consecutive_and_empty_frames_are_sent() {
     assert_eq!(f[0].frame_count, 0);
     assert!(f[0].actions.is_empty());
     h.tick(100);
-    assert_eq!(
-        h.frames_of(2)
-            .iter()
-            .map(|f| f.frame_count)
-            .collect::<Vec<_>>(),
-        vec![1]
-    );
+    assert_eq!(h.frames_of(2).iter().map(|f| f.frame_count).collect::<Vec<_>>(), vec![1]);
 }
 
 #[test]
@@ -219,11 +182,7 @@ fn late_ticks_catch_up_without_skipping_or_drifting() {
     h.tick(175);
     let counts: Vec<u64> = h.frames_of(1).iter().map(|f| f.frame_count).collect();
     assert_eq!(counts, vec![0, 1, 2]);
-    assert_eq!(
-        h.engine.poll_timeout(),
-        Some(h.at(200)),
-        "deadlines stay on the start-based grid"
-    );
+    assert_eq!(h.engine.poll_timeout(), Some(h.at(200)), "deadlines stay on the start-based grid");
     h.tick(199);
     assert!(h.frames_of(1).is_empty());
     h.tick(200);
@@ -259,34 +218,13 @@ fn ordering_by_clamped_timestamp_then_uid_then_arrival() {
         .actions
         .iter()
         .map(|a| {
-            serde_json::from_str::<serde_json::Value>(a.action_data.get()).unwrap()["n"]
-                .as_str()
-                .unwrap()
-                .to_owned()
+            serde_json::from_str::<serde_json::Value>(a.action_data.get()).unwrap()["n"].as_str().unwrap().to_owned()
         })
         .collect();
-    assert_eq!(
-        names,
-        vec![
-            "liar-past",
-            "honest",
-            "future",
-            "tie-first",
-            "tie-second",
-            "tie-uid"
-        ]
-    );
+    assert_eq!(names, vec!["liar-past", "honest", "future", "tie-first", "tie-second", "tie-uid"]);
     let ts: Vec<f64> = frame.actions.iter().map(|a| a.timestamp).collect();
-    assert_eq!(
-        ts[0],
-        h.unix(0),
-        "past timestamps clamp to the window start"
-    );
-    assert_eq!(
-        ts[2],
-        h.unix(20),
-        "future timestamps clamp to the arrival time"
-    );
+    assert_eq!(ts[0], h.unix(0), "past timestamps clamp to the window start");
+    assert_eq!(ts[2], h.unix(20), "future timestamps clamp to the arrival time");
     assert_eq!(ts[1], h.unix(15));
     assert!(ts.windows(2).all(|w| w[0] <= w[1]));
 }
@@ -303,27 +241,16 @@ fn every_member_gets_the_same_bytes() {
         }
     }
     assert_eq!(wires.len(), 3);
-    assert!(
-        wires.iter().all(|w| w.as_ptr() == wires[0].as_ptr()),
-        "one buffer shared by all recipients"
-    );
+    assert!(wires.iter().all(|w| w.as_ptr() == wires[0].as_ptr()), "one buffer shared by all recipients");
 }
 
 #[test]
 fn reload_serves_the_broadcast_bytes_in_chunks() {
-    let config = EngineConfig {
-        reload_chunk_frames: 2,
-        ..EngineConfig::default()
-    };
+    let config = EngineConfig { reload_chunk_frames: 2, ..EngineConfig::default() };
     let mut h = Harness::started(config, 2);
     let mut broadcast = Vec::new();
     for i in 0..5u64 {
-        h.act(
-            1,
-            &format!(r#"{{"i":{i}}}"#),
-            h.unix(i * 50 + 1),
-            i * 50 + 1,
-        );
+        h.act(1, &format!(r#"{{"i":{i}}}"#), h.unix(i * 50 + 1), i * 50 + 1);
         h.tick((i + 1) * 50);
         broadcast.extend(h.frames_of(2));
     }
@@ -337,26 +264,17 @@ fn reload_serves_the_broadcast_bytes_in_chunks() {
         })
         .collect();
     assert_eq!(
-        chunks
-            .iter()
-            .map(|c| (c.start_frame, c.end_frame, c.last, c.frames.len()))
-            .collect::<Vec<_>>(),
+        chunks.iter().map(|c| (c.start_frame, c.end_frame, c.last, c.frames.len())).collect::<Vec<_>>(),
         vec![(1, 5, false, 2), (3, 5, true, 2)]
     );
-    let reloaded: Vec<&str> = chunks
-        .iter()
-        .flat_map(|c| c.frames.iter().map(|f| f.raw.get()))
-        .collect();
+    let reloaded: Vec<&str> = chunks.iter().flat_map(|c| c.frames.iter().map(|f| f.raw.get())).collect();
     let sent: Vec<&str> = broadcast[1..].iter().map(|f| f.raw.get()).collect();
     assert_eq!(reloaded, sent);
 }
 
 #[test]
 fn reload_range_and_history_bound() {
-    let config = EngineConfig {
-        history_frames: 5,
-        ..EngineConfig::default()
-    };
+    let config = EngineConfig { history_frames: 5, ..EngineConfig::default() };
     let mut h = Harness::started(config, 2);
     h.tick(400); // frames 0..=7
     h.drain();
@@ -369,11 +287,7 @@ fn reload_range_and_history_bound() {
         .drain()
         .into_iter()
         .flat_map(|(_, e)| match e {
-            ServerEvent::Reload(r) => r
-                .frames
-                .into_iter()
-                .map(|f| f.frame_count)
-                .collect::<Vec<_>>(),
+            ServerEvent::Reload(r) => r.frames.into_iter().map(|f| f.frame_count).collect::<Vec<_>>(),
             other => panic!("{other:?}"),
         })
         .collect();
@@ -387,11 +301,7 @@ fn reload_range_and_history_bound() {
 
 #[test]
 fn requests_in_the_wrong_state_get_errors() {
-    let config = EngineConfig {
-        max_players: 2,
-        max_rooms: 2,
-        ..EngineConfig::default()
-    };
+    let config = EngineConfig { max_players: 2, max_rooms: 2, ..EngineConfig::default() };
     let mut h = Harness::new(config);
     for i in 1..=5 {
         h.join(i);
@@ -426,28 +336,31 @@ fn requests_in_the_wrong_state_get_errors() {
     h.send(3, Request::RoomLeave, None, 0); // frees room b
     h.enter(4, Some("a"));
     assert_eq!(h.errors_of(4), vec![ErrorCode::RoomInGame]);
-    assert_eq!(
-        h.engine.stats().rooms,
-        1,
-        "a refused room_enter leaves no empty room behind"
-    );
+    assert_eq!(h.engine.stats().rooms, 1, "a refused room_enter leaves no empty room behind");
 }
 
 #[test]
-fn pending_actions_are_bounded() {
+fn pending_actions_are_bounded_per_room_per_player_and_in_bytes() {
     let config = EngineConfig {
         max_pending_actions: 3,
+        max_actions_per_player: 2,
+        max_pending_bytes: 20,
         ..EngineConfig::default()
     };
     let mut h = Harness::started(config, 2);
-    for _ in 0..4 {
+    for _ in 0..3 {
         h.act(1, "{}", h.unix(1), 1);
     }
-    assert_eq!(h.errors_of(1), vec![ErrorCode::LimitExceeded]);
+    assert_eq!(h.errors_of(1), vec![ErrorCode::LimitExceeded], "per player");
+    h.act(2, "{}", h.unix(1), 1);
+    h.act(2, "{}", h.unix(1), 1);
+    assert_eq!(h.errors_of(2), vec![ErrorCode::LimitExceeded], "per room");
     h.tick(50);
     assert_eq!(h.frames_of(1)[0].actions.len(), 3);
-    h.act(1, "{}", h.unix(51), 51);
-    assert!(h.errors_of(1).is_empty());
+    h.act(1, r#"{"pad":"0123456789"}"#, h.unix(51), 51);
+    assert!(h.errors_of(1).is_empty(), "limits reset after the frame");
+    h.act(2, r#"{"pad":"0"}"#, h.unix(52), 52);
+    assert_eq!(h.errors_of(2), vec![ErrorCode::LimitExceeded], "bytes");
 }
 
 #[test]
@@ -481,15 +394,7 @@ fn game_ends_when_everyone_left_and_the_room_is_freed() {
         "the remaining player is told: {events:?}"
     );
     h.engine.disconnect(ConnId(2), h.at(102));
-    assert_eq!(
-        h.engine.stats(),
-        Stats {
-            connections: 1,
-            rooms: 0,
-            games: 0,
-            players_in_rooms: 0
-        }
-    );
+    assert_eq!(h.engine.stats(), Stats { connections: 1, rooms: 0, games: 0, players_in_rooms: 0 });
     assert_eq!(h.engine.poll_timeout().map(|t| t > h.at(102)), Some(true));
     h.tick(1000);
     assert!(h.drain().is_empty(), "a freed room never ticks again");
@@ -506,19 +411,9 @@ fn game_over_reaches_remaining_players_when_the_room_ends_it() {
                 ActionVerdict::Accept(a)
             }
         }
-        fn after_frame(
-            &mut self,
-            _: &RoomInfo<'_>,
-            _: u64,
-            actions: &[OrderedAction],
-        ) -> FrameOutcome {
-            match actions
-                .iter()
-                .find(|a| a.action_data.get().contains("score"))
-            {
-                Some(a) => FrameOutcome::End {
-                    results: Some(serde_json::json!({ "winner": a.uid })),
-                },
+        fn after_frame(&mut self, _: &RoomInfo<'_>, _: u64, actions: &[OrderedAction]) -> FrameOutcome {
+            match actions.iter().find(|a| a.action_data.get().contains("score")) {
+                Some(a) => FrameOutcome::End { results: Some(serde_json::json!({ "winner": a.uid })) },
                 None => FrameOutcome::Continue,
             }
         }
@@ -555,19 +450,17 @@ fn game_over_reaches_remaining_players_when_the_room_ends_it() {
 
 #[test]
 fn max_game_duration_ends_the_game() {
-    let config = EngineConfig {
-        max_game_duration: Some(ms(200)),
-        ..EngineConfig::default()
-    };
+    let config = EngineConfig { max_game_duration: Some(ms(200)), ..EngineConfig::default() };
     let mut h = Harness::started(config, 2);
     h.tick(1000);
     let events = h.drain();
-    let frames = events
-        .iter()
-        .filter(|(c, e)| *c == 1 && matches!(e, ServerEvent::Frame(_)))
-        .count();
+    let frames = events.iter().filter(|(c, e)| *c == 1 && matches!(e, ServerEvent::Frame(_))).count();
     assert_eq!(frames, 4);
-    assert!(events.iter().any(|(_, e)| matches!(e, ServerEvent::GameOver(g) if g.reason == "max_duration" && g.frame_count == 4)));
+    assert!(
+        events
+            .iter()
+            .any(|(_, e)| matches!(e, ServerEvent::GameOver(g) if g.reason == "max_duration" && g.frame_count == 4))
+    );
 }
 
 #[test]
@@ -575,19 +468,16 @@ fn a_second_connection_replaces_the_first_and_old_cleanup_is_harmless() {
     let mut h = Harness::started(EngineConfig::default(), 2);
     h.engine.connect(ConnId(10), "u1", h.at(5));
     let events = h.drain();
-    assert!(events.iter().any(
-        |(c, e)| *c == 1 && matches!(e, ServerEvent::Error(b) if b.code == ErrorCode::Replaced)
-    ));
+    assert!(events.iter().any(|(c, e)| *c == 1 && matches!(e, ServerEvent::Error(b) if b.code == ErrorCode::Replaced)));
+    assert!(
+        events.iter().any(|(c, e)| *c == 10 && matches!(e, ServerEvent::GameStart(_))),
+        "the new connection learns the game's seed and start time"
+    );
     assert_eq!(h.closed, vec![(ConnId(1), CloseReason::Replaced)]);
     h.engine.disconnect(ConnId(1), h.at(6));
     h.tick(50);
     let events = h.drain();
-    assert!(
-        events
-            .iter()
-            .any(|(c, e)| *c == 10 && matches!(e, ServerEvent::Frame(_))),
-        "the new connection plays on"
-    );
+    assert!(events.iter().any(|(c, e)| *c == 10 && matches!(e, ServerEvent::Frame(_))), "the new connection plays on");
     assert!(events.iter().all(|(c, _)| *c != 1));
     assert_eq!(h.engine.stats().players_in_rooms, 2);
 }
@@ -630,35 +520,21 @@ fn shutdown_ends_games_and_closes_everyone() {
     h.engine.shutdown();
     let events = h.drain();
     assert_eq!(
-        events
-            .iter()
-            .filter(|(_, e)| matches!(e, ServerEvent::GameOver(g) if g.reason == "shutdown"))
-            .count(),
+        events.iter().filter(|(_, e)| matches!(e, ServerEvent::GameOver(g) if g.reason == "shutdown")).count(),
         2
     );
+    let byes = events.iter().filter(|(_, e)| matches!(e, ServerEvent::Error(b) if b.code == ErrorCode::ShuttingDown));
+    assert_eq!(byes.count(), 3);
     assert_eq!(h.closed.len(), 3);
 }
 
 #[test]
 fn default_room_accepts_everything() {
     let mut r = DefaultRoom;
-    let members = vec![MemberInfo {
-        uid: "a".into(),
-        ready: true,
-        connected: true,
-    }];
-    let info = RoomInfo {
-        room_id: "r",
-        capacity: 4,
-        min_players: 1,
-        members: &members,
-        playing: false,
-        frame_count: 0,
-    };
+    let members = vec![MemberInfo { uid: "a".into(), ready: true, connected: true }];
+    let info =
+        RoomInfo { room_id: "r", capacity: 4, min_players: 1, members: &members, playing: false, frame_count: 0 };
     assert!(r.can_join(&info, "b").is_ok());
     assert!(r.should_start(&info));
-    assert!(matches!(
-        r.on_action(&info, "a", raw("{}")),
-        ActionVerdict::Accept(_)
-    ));
+    assert!(matches!(r.on_action(&info, "a", raw("{}")), ActionVerdict::Accept(_)));
 }

@@ -1,0 +1,266 @@
+//! The `[account]` and `[token]` sections of `config/config.toml`, validated at start.
+//!
+//! Every key is optional and defaults to the value documented in `config/config.toml`; an unknown key or a value
+//! out of range is an error naming the file and the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use movan_protocol::config::{ConfigError, ConfigFile};
+use serde::Deserialize;
+
+/// OWASP's minimum argon2id memory cost, KiB (19 MiB).
+pub const MIN_ARGON2_MEMORY_KIB: u32 = 19_456;
+/// OWASP's minimum argon2id iterations with [`MIN_ARGON2_MEMORY_KIB`].
+pub const MIN_ARGON2_ITERATIONS: u32 = 2;
+
+/// The `[token]` section: how access tokens are signed and how long tokens live.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenConfig {
+    /// `iss` claim of access tokens.
+    pub issuer: String,
+    /// `aud` claim of access tokens.
+    pub audience: String,
+    /// Ed25519 private key, PKCS#8 PEM; created with the public key if missing.
+    pub private_key_path: PathBuf,
+    /// Ed25519 public key, SPKI PEM; the sync server reads it.
+    pub public_key_path: PathBuf,
+    /// Lifetime of an access token, seconds.
+    pub access_ttl_secs: u64,
+    /// Lifetime of a refresh token, seconds.
+    pub refresh_ttl_secs: u64,
+}
+
+impl Default for TokenConfig {
+    fn default() -> Self {
+        Self {
+            issuer: "movan-account".into(),
+            audience: "movan-sync".into(),
+            private_key_path: PathBuf::from("data/jwt_ed25519.pem"),
+            public_key_path: PathBuf::from("data/jwt_ed25519.pub.pem"),
+            access_ttl_secs: 3600,
+            refresh_ttl_secs: 30 * 24 * 3600,
+        }
+    }
+}
+
+/// The `[account]` section: the HTTP service, its database, password hashing and credential rules.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccountConfig {
+    /// HTTP/JSON listen address.
+    pub http_addr: SocketAddr,
+    /// sled database directory.
+    pub db_path: PathBuf,
+    /// Sync server address handed to clients at login (`host:port`).
+    pub sync_addr: String,
+    /// Password hashes computed at once; 0 = number of CPU cores.
+    pub max_concurrent_hashes: usize,
+    /// argon2id memory cost, KiB.
+    pub argon2_memory_kib: u32,
+    /// argon2id iterations.
+    pub argon2_iterations: u32,
+    /// argon2id lanes.
+    pub argon2_parallelism: u32,
+    /// Shortest username, characters.
+    pub username_min_len: usize,
+    /// Longest username, characters.
+    pub username_max_len: usize,
+    /// Shortest password, characters.
+    pub password_min_len: usize,
+    /// Longest password, characters.
+    pub password_max_len: usize,
+    /// Largest accepted request body, bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for AccountConfig {
+    fn default() -> Self {
+        Self {
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 2026)),
+            db_path: PathBuf::from("data/accounts.sled"),
+            sync_addr: "127.0.0.1:2025".into(),
+            max_concurrent_hashes: 0,
+            argon2_memory_kib: MIN_ARGON2_MEMORY_KIB,
+            argon2_iterations: MIN_ARGON2_ITERATIONS,
+            argon2_parallelism: 1,
+            username_min_len: 3,
+            username_max_len: 32,
+            password_min_len: 8,
+            password_max_len: 128,
+            max_body_bytes: 16_384,
+        }
+    }
+}
+
+impl AccountConfig {
+    /// The argon2id cost parameters. Cannot fail for a configuration that passed [`Config::from_file`].
+    pub fn argon2_params(&self) -> Result<argon2::Params, argon2::Error> {
+        argon2::Params::new(self.argon2_memory_kib, self.argon2_iterations, self.argon2_parallelism, None)
+    }
+
+    /// How many password hashes may run at once: `max_concurrent_hashes`, or the number of CPU cores for 0.
+    pub fn hash_concurrency(&self) -> usize {
+        if self.max_concurrent_hashes > 0 {
+            return self.max_concurrent_hashes;
+        }
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+}
+
+/// Everything the account server reads from the config file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Config {
+    /// `[account]`.
+    pub account: AccountConfig,
+    /// `[token]`.
+    pub token: TokenConfig,
+}
+
+impl Config {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::from_file(&ConfigFile::read(path)?)
+    }
+
+    /// Takes and validates the `[account]` and `[token]` sections of an already parsed file.
+    pub fn from_file(file: &ConfigFile) -> Result<Self, ConfigError> {
+        let account: AccountConfig = file.section("account")?;
+        let token: TokenConfig = file.section("token")?;
+        if let Some((key, why)) = first_violation(&account, &token) {
+            return Err(file.invalid(key, why));
+        }
+        Ok(Self { account, token })
+    }
+}
+
+/// The first key whose value is out of range, and why.
+fn first_violation(a: &AccountConfig, t: &TokenConfig) -> Option<(&'static str, String)> {
+    const YEAR: u64 = 365 * 24 * 3600;
+    let checks: [(&str, bool, &str); 16] = [
+        ("token.issuer", !t.issuer.is_empty(), "must not be empty"),
+        ("token.audience", !t.audience.is_empty(), "must not be empty"),
+        ("token.private_key_path", !t.private_key_path.as_os_str().is_empty(), "must not be empty"),
+        (
+            "token.public_key_path",
+            !t.public_key_path.as_os_str().is_empty() && t.public_key_path != t.private_key_path,
+            "must not be empty and must differ from token.private_key_path",
+        ),
+        ("token.access_ttl_secs", (1..=YEAR).contains(&t.access_ttl_secs), "must be 1 to 31536000 (one year)"),
+        ("token.refresh_ttl_secs", (1..=10 * YEAR).contains(&t.refresh_ttl_secs), "must be 1 to 315360000 (ten years)"),
+        ("account.db_path", !a.db_path.as_os_str().is_empty(), "must not be empty"),
+        ("account.sync_addr", is_host_port(&a.sync_addr), "must be host:port, e.g. \"127.0.0.1:2025\""),
+        ("account.max_concurrent_hashes", a.max_concurrent_hashes <= 1024, "must be 0 (CPU cores) to 1024"),
+        (
+            "account.argon2_memory_kib",
+            (MIN_ARGON2_MEMORY_KIB..=4 * 1024 * 1024).contains(&a.argon2_memory_kib),
+            "must be 19456 (OWASP minimum) to 4194304 (4 GiB)",
+        ),
+        (
+            "account.argon2_iterations",
+            (MIN_ARGON2_ITERATIONS..=1000).contains(&a.argon2_iterations),
+            "must be 2 (OWASP minimum) to 1000",
+        ),
+        ("account.argon2_parallelism", (1..=64).contains(&a.argon2_parallelism), "must be 1 to 64"),
+        ("account.username_min_len", (1..=256).contains(&a.username_min_len), "must be 1 to 256"),
+        (
+            "account.username_max_len",
+            (a.username_min_len..=256).contains(&a.username_max_len),
+            "must be account.username_min_len to 256",
+        ),
+        ("account.password_min_len", (1..=1024).contains(&a.password_min_len), "must be 1 to 1024"),
+        (
+            "account.password_max_len",
+            (a.password_min_len..=1024).contains(&a.password_max_len),
+            "must be account.password_min_len to 1024",
+        ),
+    ];
+    if let Some((key, _, why)) = checks.into_iter().find(|(_, ok, _)| !ok) {
+        return Some((key, why.to_owned()));
+    }
+    // A body must fit the longest password (4 bytes per character in UTF-8) plus the username and the JSON around them.
+    let needed = 4 * (a.password_max_len + a.username_max_len) + 64;
+    if !(needed..=16 * 1024 * 1024).contains(&a.max_body_bytes) {
+        let why = format!("must be {needed} (room for the longest username and password) to 16777216");
+        return Some(("account.max_body_bytes", why));
+    }
+    None
+}
+
+/// Whether `s` looks like `host:port` with a non-empty host and a valid port.
+fn is_host_port(s: &str) -> bool {
+    s.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty() && !host.contains(char::is_whitespace) && port.parse::<u16>().is_ok()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_file(&ConfigFile::parse(Path::new("movan.toml"), text)?)
+    }
+
+    #[test]
+    fn shipped_config_file_matches_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/config.toml");
+        assert_eq!(Config::load(&path).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        assert_eq!(parse("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn values_are_read() {
+        let c = parse(
+            "[account]\nhttp_addr = \"0.0.0.0:9000\"\nsync_addr = \"game.example.com:2025\"\nusername_max_len = 20\n\
+             [token]\naccess_ttl_secs = 60\n",
+        )
+        .unwrap();
+        assert_eq!(c.account.http_addr, SocketAddr::from(([0, 0, 0, 0], 9000)));
+        assert_eq!(c.account.sync_addr, "game.example.com:2025");
+        assert_eq!(c.account.username_max_len, 20);
+        assert_eq!(c.token.access_ttl_secs, 60);
+    }
+
+    #[test]
+    fn unknown_and_mistyped_keys_are_named() {
+        let e = parse("[account]\nargon2_memory = 1\n").unwrap_err().to_string();
+        assert!(e.contains("account") && e.contains("argon2_memory"), "{e}");
+        let e = parse("[token]\naccess_ttl_secs = \"long\"\n").unwrap_err().to_string();
+        assert!(e.starts_with("movan.toml: token.access_ttl_secs: "), "{e}");
+    }
+
+    #[test]
+    fn out_of_range_values_are_named() {
+        let cases = [
+            ("[account]\nargon2_memory_kib = 4096\n", "account.argon2_memory_kib"),
+            ("[account]\nargon2_iterations = 1\n", "account.argon2_iterations"),
+            ("[account]\nargon2_parallelism = 0\n", "account.argon2_parallelism"),
+            ("[account]\nusername_min_len = 10\nusername_max_len = 5\n", "account.username_max_len"),
+            ("[account]\npassword_min_len = 0\n", "account.password_min_len"),
+            ("[account]\nmax_body_bytes = 100\n", "account.max_body_bytes"),
+            ("[account]\nsync_addr = \"nowhere\"\n", "account.sync_addr"),
+            ("[token]\nissuer = \"\"\n", "token.issuer"),
+            ("[token]\naccess_ttl_secs = 0\n", "token.access_ttl_secs"),
+            ("[token]\npublic_key_path = \"data/jwt_ed25519.pem\"\n", "token.public_key_path"),
+        ];
+        for (text, key) in cases {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("movan.toml: {key}: ")), "{text:?} gave {e}");
+        }
+    }
+
+    #[test]
+    fn default_argon2_params_are_valid() {
+        let p = AccountConfig::default().argon2_params().unwrap();
+        assert_eq!((p.m_cost(), p.t_cost(), p.p_cost()), (19_456, 2, 1));
+        assert!(AccountConfig::default().hash_concurrency() >= 1);
+    }
+}

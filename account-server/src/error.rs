@@ -1,0 +1,147 @@
+//! The API's error responses: JSON `{"code": "...", "message": "..."}` with one HTTP status per code.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use tracing::error;
+
+use crate::password::PasswordError;
+use crate::store::StoreError;
+use crate::tokens::TokenError;
+
+/// Why a request failed. Each variant has a fixed `code` and HTTP status; the message of
+/// [`ApiError::Internal`] is only logged, the client sees a generic one.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Malformed JSON, missing fields or a wrong content type (400 `bad_request`).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The username breaks a rule, which the message names (400 `invalid_username`).
+    #[error("{0}")]
+    InvalidUsername(String),
+    /// The password breaks a rule, which the message names (400 `invalid_password`).
+    #[error("{0}")]
+    InvalidPassword(String),
+    /// Another account has this username, compared case-insensitively (409 `username_taken`).
+    #[error("username is already taken")]
+    UsernameTaken,
+    /// Unknown username or wrong password; the two are indistinguishable (401 `invalid_credentials`).
+    #[error("wrong username or password")]
+    InvalidCredentials,
+    /// Missing, malformed, invalid or expired bearer token, or an ended session (401 `unauthorized`).
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// Unknown, used, expired or revoked refresh token (401 `invalid_refresh_token`).
+    #[error("refresh token is invalid, expired or revoked")]
+    InvalidRefreshToken,
+    /// The request body is larger than the limit it carries (413 `payload_too_large`).
+    #[error("request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// No such route (404 `not_found`).
+    #[error("no such endpoint")]
+    NotFound,
+    /// The route exists but not with this method (405 `method_not_allowed`).
+    #[error("method not allowed on this endpoint")]
+    MethodNotAllowed,
+    /// A server-side failure (500 `internal`); the cause is logged, never sent.
+    #[error("internal server error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    /// The machine-readable `code` of the response body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "bad_request",
+            Self::InvalidUsername(_) => "invalid_username",
+            Self::InvalidPassword(_) => "invalid_password",
+            Self::UsernameTaken => "username_taken",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::InvalidRefreshToken => "invalid_refresh_token",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    /// The HTTP status of the response.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) | Self::InvalidUsername(_) | Self::InvalidPassword(_) => StatusCode::BAD_REQUEST,
+            Self::UsernameTaken => StatusCode::CONFLICT,
+            Self::InvalidCredentials | Self::Unauthorized(_) | Self::InvalidRefreshToken => StatusCode::UNAUTHORIZED,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// The JSON body of every error response.
+#[derive(Debug, Serialize)]
+struct ErrorBody {
+    code: &'static str,
+    message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Self::Internal(cause) = &self {
+            error!(error = %format_args!("{cause:#}"), "request failed");
+        }
+        let body = ErrorBody { code: self.code(), message: self.to_string() };
+        let mut response = (self.status(), Json(body)).into_response();
+        if matches!(self, Self::Unauthorized(_)) {
+            // RFC 6750: a 401 for a protected resource names the scheme it expects.
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::UsernameTaken => Self::UsernameTaken,
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
+impl From<PasswordError> for ApiError {
+    fn from(e: PasswordError) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[tokio::test]
+    async fn internal_details_are_not_sent() {
+        let response = ApiError::Internal(anyhow::anyhow!("disk on fire at /secret/path")).into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json, serde_json::json!({"code": "internal", "message": "internal server error"}));
+    }
+
+    #[test]
+    fn unauthorized_names_the_bearer_scheme() {
+        let response = ApiError::Unauthorized("missing bearer token").into_response();
+        assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer");
+    }
+}

@@ -1,0 +1,155 @@
+//! The HTTP endpoints under `/v1`.
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tracing::info;
+
+use crate::error::ApiError;
+use crate::extract::{Authenticated, JsonBody};
+use crate::state::AppState;
+use crate::store::{RefreshGrant, Session, StoreError, User};
+use crate::tokens::{new_refresh_token, new_session_id, refresh_token_digest};
+
+/// The `/v1` routes, without fallbacks or layers.
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/register", post(register))
+        .route("/v1/login", post(login))
+        .route("/v1/refresh", post(refresh))
+        .route("/v1/logout", post(logout))
+        .route("/v1/me", get(me))
+}
+
+/// Body of `register` and `login`.
+#[derive(Debug, Deserialize)]
+struct Credentials {
+    username: String,
+    password: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct RefreshRequest {
+    refresh_token: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Registered {
+    uid: String,
+}
+
+/// Body of a successful `login` or `refresh`.
+#[derive(Debug, Serialize)]
+struct Tokens {
+    uid: String,
+    token: String,
+    refresh_token: String,
+    expires_in: u64,
+    sync_addr: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Me {
+    uid: String,
+    username: String,
+}
+
+/// `POST /v1/register`: 201 `{"uid"}` once the account is durable.
+async fn register(
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<Credentials>,
+) -> Result<(StatusCode, Json<Registered>), ApiError> {
+    state.rules.check_username(&req.username)?;
+    state.rules.check_password(&req.password)?;
+    // Not needed for correctness (`create_user` is atomic), but spares a hash for a name already taken.
+    if state.store.user_by_name(&req.username)?.is_some() {
+        return Err(ApiError::UsernameTaken);
+    }
+    let hash = state.passwords.hash(req.password).await?;
+    let user = match state.store.create_user(&req.username, &hash, state.now()) {
+        Ok(user) => user,
+        Err(StoreError::UsernameTaken) => return Err(ApiError::UsernameTaken),
+        Err(e) => return Err(e.into()),
+    };
+    state.store.flush().await?;
+    info!(uid = %user.uid, username = %user.username, "registered");
+    Ok((StatusCode::CREATED, Json(Registered { uid: user.uid })))
+}
+
+/// `POST /v1/login`: a new session. Unknown users and wrong passwords get the same answer in about the same time.
+async fn login(State(state): State<AppState>, JsonBody(req): JsonBody<Credentials>) -> Result<Response, ApiError> {
+    let user = state.store.user_by_name(&req.username)?;
+    let stored = user.as_ref().map(|u| u.password_hash.clone());
+    let user = match (state.passwords.verify(req.password, stored).await?, user) {
+        (true, Some(user)) => user,
+        _ => return Err(ApiError::InvalidCredentials),
+    };
+    let now = state.now();
+    let sid = new_session_id();
+    let expires_at = now + state.refresh_ttl_secs;
+    let session = Session { uid: user.uid.clone(), created_at: now, expires_at, revoked: false };
+    let refresh_token = new_refresh_token();
+    let grant = RefreshGrant { sid: sid.clone(), uid: user.uid.clone(), expires_at };
+    state.store.create_session(&sid, &session, &refresh_token_digest(&refresh_token), &grant)?;
+    info!(uid = %user.uid, sid = %sid, "logged in");
+    issue(&state, &user, &sid, refresh_token, now)
+}
+
+/// `POST /v1/refresh`: new tokens for the session; the presented refresh token is used up.
+async fn refresh(State(state): State<AppState>, JsonBody(req): JsonBody<RefreshRequest>) -> Result<Response, ApiError> {
+    let now = state.now();
+    let grant = state
+        .store
+        .take_refresh_token(&refresh_token_digest(&req.refresh_token))?
+        .filter(|g| g.expires_at > now)
+        .ok_or(ApiError::InvalidRefreshToken)?;
+    let user = state.store.user(&grant.uid)?.ok_or(ApiError::InvalidRefreshToken)?;
+    let refresh_token = new_refresh_token();
+    let next = RefreshGrant { expires_at: now + state.refresh_ttl_secs, ..grant };
+    if !state.store.extend_session(&refresh_token_digest(&refresh_token), &next)? {
+        return Err(ApiError::InvalidRefreshToken);
+    }
+    info!(uid = %user.uid, sid = %next.sid, "refreshed");
+    issue(&state, &user, &next.sid, refresh_token, now)
+}
+
+/// `POST /v1/logout`: revokes the session of the bearer token, with all its tokens.
+async fn logout(State(state): State<AppState>, Authenticated(claims): Authenticated) -> Result<StatusCode, ApiError> {
+    state.store.revoke_session(&claims.sid)?;
+    state.store.flush().await?;
+    info!(uid = %claims.sub, sid = %claims.sid, "logged out");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v1/me`: who the bearer token belongs to.
+async fn me(State(state): State<AppState>, Authenticated(claims): Authenticated) -> Result<Json<Me>, ApiError> {
+    let user = state.store.user(&claims.sub)?.ok_or(ApiError::Unauthorized("session has ended"))?;
+    Ok(Json(Me { uid: user.uid, username: user.username }))
+}
+
+/// Fallback for unknown paths.
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+/// Fallback for known paths with another method.
+pub(crate) async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// The login/refresh answer: a new access token plus `refresh_token`, never cached (RFC 6749 §5.1).
+fn issue(state: &AppState, user: &User, sid: &str, refresh_token: String, now: u64) -> Result<Response, ApiError> {
+    let body = Tokens {
+        uid: user.uid.clone(),
+        token: state.tokens.issue(&user.uid, sid, &user.username, now)?,
+        refresh_token,
+        expires_in: state.tokens.access_ttl_secs(),
+        sync_addr: state.sync_addr.to_string(),
+    };
+    let mut response = Json(body).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}

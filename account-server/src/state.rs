@@ -1,0 +1,109 @@
+//! [`AppState`]: what every request handler shares.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::config::Config;
+use crate::credentials::CredentialRules;
+use crate::password::PasswordHasher;
+use crate::store::{SledStore, Store};
+use crate::tokens::{KeyError, TokenIssuer};
+
+/// The current time in seconds since the Unix epoch; replaceable so tests can move time.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// The account server cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The token key pair cannot be created or loaded.
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    /// The database cannot be opened (a missing one is created).
+    #[error("{}: cannot open database: {source}", path.display())]
+    Database {
+        /// `account.db_path`.
+        path: PathBuf,
+        /// sled's failure, e.g. another process holding the lock.
+        source: sled::Error,
+    },
+    /// The argon2 parameters are rejected (config validation normally catches this first).
+    #[error("account.argon2_*: {0}")]
+    Argon2(argon2::Error),
+}
+
+/// Shared state of the HTTP handlers. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) passwords: PasswordHasher,
+    pub(crate) tokens: Arc<TokenIssuer>,
+    pub(crate) rules: Arc<CredentialRules>,
+    pub(crate) sync_addr: Arc<str>,
+    pub(crate) refresh_ttl_secs: u64,
+    pub(crate) max_body_bytes: usize,
+    clock: Clock,
+}
+
+impl fmt::Debug for AppState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppState")
+            .field("passwords", &self.passwords)
+            .field("tokens", &self.tokens)
+            .field("rules", &self.rules)
+            .field("sync_addr", &self.sync_addr)
+            .field("refresh_ttl_secs", &self.refresh_ttl_secs)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Opens the sled database at `account.db_path` and loads the token key pair, creating either if missing.
+    pub fn open(config: &Config) -> Result<Self, StartError> {
+        let path = &config.account.db_path;
+        let store = SledStore::open(path).map_err(|source| StartError::Database { path: path.clone(), source })?;
+        Self::new(config, Arc::new(store))
+    }
+
+    /// Uses `store` (a fake one in tests, say) and loads the token key pair, creating it if missing.
+    pub fn new(config: &Config, store: Arc<dyn Store>) -> Result<Self, StartError> {
+        let params = config.account.argon2_params().map_err(StartError::Argon2)?;
+        Ok(Self {
+            store,
+            passwords: PasswordHasher::new(params, config.account.hash_concurrency()),
+            tokens: Arc::new(TokenIssuer::load(&config.token)?),
+            rules: Arc::new(CredentialRules::new(&config.account)),
+            sync_addr: config.account.sync_addr.as_str().into(),
+            refresh_ttl_secs: config.token.refresh_ttl_secs,
+            max_body_bytes: config.account.max_body_bytes,
+            clock: Arc::new(unix_now),
+        })
+    }
+
+    /// Replaces the system clock (seconds since the Unix epoch), e.g. to test expiry without waiting.
+    pub fn with_clock(mut self, clock: impl Fn() -> u64 + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The store, e.g. to flush it at shutdown.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The password hasher.
+    pub fn passwords(&self) -> &PasswordHasher {
+        &self.passwords
+    }
+
+    /// Seconds since the Unix epoch, by this state's clock.
+    pub fn now(&self) -> u64 {
+        (self.clock)()
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}

@@ -1,0 +1,123 @@
+//! The `account-server` binary: `--help`, `keygen`, config errors, the startup line and shutdown on SIGTERM.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_account-server");
+
+/// A config in `dir` listening on an ephemeral port, with `extra` appended to `[account]`.
+fn write_config(dir: &Path, extra: &str) -> PathBuf {
+    let path = dir.join("config.toml");
+    let data = dir.join("data");
+    let text = format!(
+        "[token]\nprivate_key_path = {:?}\npublic_key_path = {:?}\n\n\
+         [account]\nhttp_addr = \"127.0.0.1:0\"\ndb_path = {:?}\n{extra}\n\n[sync]\nwhatever = 1\n",
+        data.join("jwt.pem"),
+        data.join("jwt.pub.pem"),
+        data.join("accounts.sled"),
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn account_server(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).env("RUST_LOG", "warn").output().unwrap()
+}
+
+#[test]
+fn help_describes_the_options() {
+    let out = account_server(&["--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(help.contains("--config") && help.contains("keygen"), "{help}");
+}
+
+#[test]
+fn keygen_creates_the_key_pair_once_and_prints_the_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let config = config.to_str().unwrap();
+    let out = account_server(&["keygen", "--config", config]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let private = dir.path().join("data/jwt.pem");
+    let public = dir.path().join("data/jwt.pub.pem");
+    let expected = format!("{}\n{}\n", private.display(), public.display());
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), expected);
+    let first = std::fs::read(&public).unwrap();
+
+    let out = account_server(&["--config", config, "keygen"]);
+    assert!(out.status.success());
+    assert_eq!(std::fs::read(&public).unwrap(), first);
+    assert!(!dir.path().join("data/accounts.sled").exists(), "keygen does not open the database");
+}
+
+#[test]
+fn a_bad_config_value_is_named_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "argon2_iterations = 1");
+    let out = account_server(&["--config", config.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("config.toml: account.argon2_iterations: must be 2"), "{stderr}");
+    assert!(out.stdout.is_empty());
+}
+
+#[cfg(unix)]
+#[test]
+fn serves_after_printing_its_address_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let mut child = Command::new(BIN)
+        .env("MOVAN_CONFIG", &config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(line) => line,
+        Err(_) => {
+            let _ = child.kill();
+            panic!("no startup line within 60 s");
+        }
+    };
+    let addr = line
+        .strip_prefix("account-server listening on http://")
+        .and_then(|rest| rest.strip_suffix('\n'))
+        .unwrap_or_else(|| panic!("unexpected startup line {line:?}"));
+    assert!(!addr.ends_with(":0"), "{addr}");
+
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.write_all(b"GET /v1/me HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 401"), "{response}");
+    assert!(dir.path().join("data/jwt.pub.pem").exists());
+
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("still running 30 s after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+}
