@@ -43,6 +43,10 @@ pub enum ErrorCode {
     HistoryExpired,
     /// The player logged in elsewhere and this connection was replaced.
     Replaced,
+    /// The token's session was logged out; the connection is then closed. Log in again.
+    SessionRevoked,
+    /// The player is banned; the connection is then closed.
+    Banned,
     /// A configured limit was exceeded.
     LimitExceeded,
     /// The server is shutting down; the connection is then closed.
@@ -73,6 +77,8 @@ impl ErrorCode {
             Self::BadFrameRange => "bad_frame_range",
             Self::HistoryExpired => "history_expired",
             Self::Replaced => "replaced",
+            Self::SessionRevoked => "session_revoked",
+            Self::Banned => "banned",
             Self::LimitExceeded => "limit_exceeded",
             Self::ShuttingDown => "shutting_down",
             Self::Internal => "internal",

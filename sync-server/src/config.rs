@@ -74,6 +74,8 @@ pub struct TokenConfig {
     pub audience: String,
     /// Ed25519 public key (SPKI PEM) that signs access tokens.
     pub public_key_path: PathBuf,
+    /// Lifetime of an access token: how long revocations must be remembered.
+    pub access_ttl_secs: u64,
 }
 
 impl Default for TokenConfig {
@@ -82,6 +84,7 @@ impl Default for TokenConfig {
             issuer: "movan-account".into(),
             audience: "movan-sync".into(),
             public_key_path: PathBuf::from("data/jwt_ed25519.pub.pem"),
+            access_ttl_secs: 3600,
         }
     }
 }
@@ -153,6 +156,7 @@ impl Config {
             max_actions_per_player: s.max_actions_per_player,
             max_pending_bytes: s.max_pending_bytes,
             max_game_duration: (s.max_game_secs > 0).then(|| Duration::from_secs(s.max_game_secs)),
+            revocation_retention: Duration::from_secs(self.token.access_ttl_secs + 60),
         }
     }
 }

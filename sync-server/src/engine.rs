@@ -19,6 +19,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::value::RawValue;
 
 use crate::history::{FrameHistory, Reload, ReloadError};
+use crate::revocation::Revocations;
 use crate::room::{ActionVerdict, FrameOutcome, MemberInfo, OrderedAction, Room, RoomFactory, RoomInfo};
 
 /// Engine settings (derived from the `[sync]` config section).
@@ -46,6 +47,8 @@ pub struct EngineConfig {
     pub max_pending_bytes: usize,
     /// Longest game, if limited.
     pub max_game_duration: Option<Duration>,
+    /// How long revoked sessions and bans are remembered: the longest an access token lives.
+    pub revocation_retention: Duration,
 }
 
 impl Default for EngineConfig {
@@ -62,6 +65,7 @@ impl Default for EngineConfig {
             max_actions_per_player: 16,
             max_pending_bytes: 256 * 1024,
             max_game_duration: None,
+            revocation_retention: Duration::from_secs(3600 + 60),
         }
     }
 }
@@ -70,11 +74,47 @@ impl Default for EngineConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(pub u64);
 
+/// Who an authenticated connection speaks for: from the verified token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The player's uid (`sub`).
+    pub uid: String,
+    /// The login session (`sid`).
+    pub sid: String,
+    /// When the token was issued (`iat`, Unix seconds).
+    pub iat: u64,
+}
+
+/// A finished game, for the account server's match history.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct MatchReport {
+    /// Unique id of this game.
+    pub match_id: String,
+    /// The room it was played in.
+    pub room_id: String,
+    /// Everyone who started the game, in join order.
+    pub players: Vec<String>,
+    /// Frames broadcast.
+    pub frame_count: u64,
+    /// Wall-clock length of the game, seconds.
+    pub duration_secs: f64,
+    /// `all_left`, `max_duration`, `ended_by_room` or `shutdown`.
+    pub end_reason: String,
+    /// Per-player results set by the room, if any.
+    pub results: Option<serde_json::Value>,
+    /// Unix time of `game_start`.
+    pub started_at: f64,
+    /// Unix time of the end.
+    pub ended_at: f64,
+}
+
 /// Why the engine asks the shell to close a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseReason {
     /// The same player connected again; the new connection replaced this one.
     Replaced,
+    /// The token's session was logged out, or the player was banned.
+    Revoked,
     /// The server is shutting down.
     Shutdown,
 }
@@ -103,6 +143,8 @@ pub enum Output {
         /// Why.
         reason: CloseReason,
     },
+    /// A game ended; report it to the account server.
+    GameEnded(MatchReport),
 }
 
 /// Counts for logs and load reports.
@@ -135,6 +177,7 @@ pub struct Engine {
     next_seq: u64,
     players_in_rooms: usize,
     games: usize,
+    revocations: Revocations,
 }
 
 impl std::fmt::Debug for Engine {
@@ -146,6 +189,8 @@ impl std::fmt::Debug for Engine {
 #[derive(Debug, Default)]
 struct Player {
     conn: Option<ConnId>,
+    /// Session of the current connection's token.
+    sid: Option<String>,
     room: Option<Arc<str>>,
 }
 
@@ -163,6 +208,7 @@ struct RoomSlot {
 
 struct Game {
     started_at: Instant,
+    players: Vec<String>,
     /// The `game_start` message, resent to a connection that replaces a player's previous one.
     start_wire: Bytes,
     pending: VecDeque<Pending>,
@@ -221,6 +267,7 @@ impl Engine {
         anchor_unix: f64,
         seed: u64,
     ) -> Self {
+        let retention = config.revocation_retention;
         Self {
             config,
             factory,
@@ -235,6 +282,7 @@ impl Engine {
             next_seq: 0,
             players_in_rooms: 0,
             games: 0,
+            revocations: Revocations::new(retention, 100_000),
         }
     }
 
@@ -268,15 +316,22 @@ impl Engine {
         self.timers.peek().map(|Reverse((t, _, _))| *t)
     }
 
-    /// Binds an authenticated connection to `uid`. A previous connection of the same player is replaced: it gets
-    /// an `error` with code `replaced` and is closed, and the player keeps its room seat.
-    pub fn connect(&mut self, conn: ConnId, uid: &str, _now: Instant) {
-        let uid: Arc<str> = match self.players.get_key_value(uid) {
+    /// Binds an authenticated connection to its player. A token of a logged-out session or a banned player is
+    /// refused (`session_revoked` / `banned`, then a close). A previous connection of the same player is replaced:
+    /// it gets an `error` with code `replaced` and is closed, and the player keeps its room seat.
+    pub fn connect(&mut self, conn: ConnId, identity: &Identity, _now: Instant) {
+        if let Err(e) = self.revocations.check(&identity.uid, &identity.sid, identity.iat) {
+            self.send_error(conn, &e);
+            self.outputs.push_back(Output::Close { conn, reason: CloseReason::Revoked });
+            return;
+        }
+        let uid: Arc<str> = match self.players.get_key_value(identity.uid.as_str()) {
             Some((k, _)) => k.clone(),
-            None => Arc::from(uid),
+            None => Arc::from(identity.uid.as_str()),
         };
         self.conns.insert(conn, uid.clone());
         let player = self.players.entry(uid.clone()).or_default();
+        player.sid = Some(identity.sid.clone());
         let old = player.conn.replace(conn);
         let room = player.room.clone();
         if let Some(old) = old.filter(|old| *old != conn) {
@@ -298,6 +353,32 @@ impl Engine {
         }
     }
 
+    /// The account server revoked session `sid` of `uid` (logout): its connection is closed with
+    /// `session_revoked`, the player leaves its room, and the session's tokens are refused from now on.
+    pub fn revoke_session(&mut self, uid: &str, sid: &str, now: Instant) {
+        self.revocations.revoke_session(sid, now);
+        let current = self.players.get(uid).filter(|p| p.sid.as_deref() == Some(sid)).and_then(|p| p.conn);
+        if let Some(conn) = current {
+            let e = ProtocolError::new(ErrorCode::SessionRevoked, "this session was logged out");
+            self.kick(conn, &e, now);
+        }
+    }
+
+    /// The account server banned `uid` at Unix time `at_unix`: its connection is closed with `banned`, the player
+    /// leaves its room, and tokens issued up to the ban are refused from now on.
+    pub fn ban(&mut self, uid: &str, at_unix: u64, now: Instant) {
+        self.revocations.ban(uid, at_unix, now);
+        if let Some(conn) = self.players.get(uid).and_then(|p| p.conn) {
+            self.kick(conn, &ProtocolError::new(ErrorCode::Banned, "this player is banned"), now);
+        }
+    }
+
+    fn kick(&mut self, conn: ConnId, e: &ProtocolError, now: Instant) {
+        self.send_error(conn, e);
+        self.outputs.push_back(Output::Close { conn, reason: CloseReason::Revoked });
+        self.disconnect(conn, now);
+    }
+
     /// The connection is gone. Only the player's current connection counts: the cleanup of a replaced connection
     /// never touches its successor. A player that disconnects leaves its room.
     pub fn disconnect(&mut self, conn: ConnId, now: Instant) {
@@ -311,6 +392,7 @@ impl Engine {
             return;
         }
         player.conn = None;
+        player.sid = None;
         if player.room.is_some() {
             self.leave_room(&uid, now);
         }
@@ -358,12 +440,12 @@ impl Engine {
     }
 
     /// Ends every game with reason `shutdown` and closes every connection, for a graceful stop.
-    pub fn shutdown(&mut self) {
+    pub fn shutdown(&mut self, now: Instant) {
         let ids: Vec<Arc<str>> = self.rooms.keys().cloned().collect();
         for id in ids {
             let playing = self.rooms.get(&id).is_some_and(|r| r.game.is_some());
             if playing {
-                self.end_game(&id, "shutdown", None);
+                self.end_game(&id, "shutdown", None, now);
             }
         }
         let mut conns: Vec<ConnId> = self.conns.keys().copied().collect();
@@ -515,7 +597,7 @@ impl Engine {
             let info = room_info!(room);
             room.rules.on_leave(&info, uid);
             if empty {
-                self.end_game(&id, "all_left", None);
+                self.end_game(&id, "all_left", None, now);
                 return;
             }
         } else if empty {
@@ -566,6 +648,7 @@ impl Engine {
         room.game = Some(Game {
             started_at: now,
             start_wire: start_wire.clone(),
+            players: room.members.iter().map(|m| m.uid.clone()).collect(),
             pending: VecDeque::new(),
             pending_bytes: 0,
             history: FrameHistory::new(self.config.history_frames),
@@ -659,23 +742,42 @@ impl Engine {
             let info = room_info!(room);
             match room.rules.after_frame(&info, frame, &actions) {
                 FrameOutcome::End { results } => {
-                    self.end_game(id, "ended_by_room", results);
+                    self.end_game(id, "ended_by_room", results, deadline);
                     return;
                 }
                 FrameOutcome::Continue => {}
             }
             if self.config.max_game_duration.is_some_and(|max| played >= max) {
-                self.end_game(id, "max_duration", None);
+                self.end_game(id, "max_duration", None, deadline);
                 return;
             }
         }
     }
 
-    fn end_game(&mut self, id: &Arc<str>, reason: &str, results: Option<serde_json::Value>) {
-        let Some(room) = self.rooms.get(id) else {
-            return;
+    fn end_game(&mut self, id: &Arc<str>, reason: &str, results: Option<serde_json::Value>, now: Instant) {
+        let Some(room) = self.rooms.get_mut(id) else { return };
+        let Some(game) = room.game.as_ref() else { return };
+        let frame_count = game.history.next_frame();
+        let results = match results {
+            Some(r) => Some(r),
+            None => {
+                let info = room_info!(room);
+                room.rules.on_game_over(&info, reason)
+            }
         };
-        let frame_count = room.game.as_ref().map_or(0, |g| g.history.next_frame());
+        let Some(game) = room.game.as_ref() else { return };
+        let (started_at, ended_at) = (self.clock.unix(game.started_at), self.clock.unix(now));
+        let report = MatchReport {
+            match_id: format!("{id}-{:016x}", self.rng.r#gen::<u64>()),
+            room_id: id.to_string(),
+            players: game.players.clone(),
+            frame_count,
+            duration_secs: (ended_at - started_at).max(0.0),
+            end_reason: reason.to_owned(),
+            results: results.clone(),
+            started_at,
+            ended_at,
+        };
         let over = ServerMessage::GameOver(GameOver {
             room_id: id.to_string(),
             reason: reason.to_owned(),
@@ -684,6 +786,7 @@ impl Engine {
         });
         let members: Vec<String> = room.members.iter().map(|m| m.uid.clone()).collect();
         self.broadcast(id, over.to_wire());
+        self.outputs.push_back(Output::GameEnded(report));
         self.free_room(id);
         for uid in members {
             if let Some(p) = self.players.get_mut(uid.as_str()) {

@@ -105,6 +105,13 @@ pub trait Room: Send + 'static {
     fn on_leave(&mut self, room: &RoomInfo<'_>, uid: &str) {
         let _ = (room, uid);
     }
+
+    /// Called when the game ends for a reason other than [`FrameOutcome::End`] (`all_left`, `max_duration`,
+    /// `shutdown`); the returned results go into `game_over` and the match report. Default: none.
+    fn on_game_over(&mut self, room: &RoomInfo<'_>, reason: &str) -> Option<serde_json::Value> {
+        let _ = (room, reason);
+        None
+    }
 }
 
 /// Creates the [`Room`] for each new room id.

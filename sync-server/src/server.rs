@@ -8,12 +8,13 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures::StreamExt;
 use movan_protocol::server::{ErrorBody, ServerMessage};
-use movan_protocol::{ErrorCode, FrameCodec, FrameError, ProtocolError, Request, parse_client_message};
+use movan_protocol::{ErrorCode, FrameCodec, FrameError, ProtocolError, Request, TokenClaims, parse_client_message};
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -25,7 +26,7 @@ use tracing::{debug, info, warn};
 
 use crate::auth::TokenVerifier;
 use crate::config::Config;
-use crate::engine::{ConnId, Engine, Output};
+use crate::engine::{ConnId, Engine, Identity, MatchReport, Output};
 use crate::history::Reload;
 use crate::room::{RoomFactory, default_rooms};
 
@@ -43,6 +44,44 @@ pub struct Server {
     config: Config,
     verifier: Arc<TokenVerifier>,
     factory: Box<dyn RoomFactory>,
+    events: mpsc::Sender<Event>,
+    events_rx: mpsc::Receiver<Event>,
+    load: Arc<Load>,
+    reports: Option<mpsc::Sender<MatchReport>>,
+}
+
+/// A handle to a [`Server`] for the services around it (the account-server link): push revocations, read the
+/// load. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Control {
+    events: mpsc::Sender<Event>,
+    load: Arc<Load>,
+}
+
+/// Players and rooms, published by the engine task after every batch of events.
+#[derive(Debug, Default)]
+struct Load {
+    players: AtomicUsize,
+    rooms: AtomicUsize,
+    connections: AtomicUsize,
+}
+
+impl Control {
+    /// Logs out session `sid` of `uid`: its connection is closed and its tokens refused.
+    pub async fn revoke_session(&self, uid: &str, sid: &str) {
+        let _ = self.events.send(Event::RevokeSession { uid: uid.to_owned(), sid: sid.to_owned() }).await;
+    }
+
+    /// Bans `uid` as of `at_unix`: its connection is closed and tokens issued up to then refused.
+    pub async fn ban(&self, uid: &str, at_unix: u64) {
+        let _ = self.events.send(Event::Ban { uid: uid.to_owned(), at_unix }).await;
+    }
+
+    /// (players in rooms, rooms, connections) as of the last engine step.
+    pub fn load(&self) -> (usize, usize, usize) {
+        let l = &self.load;
+        (l.players.load(Ordering::Relaxed), l.rooms.load(Ordering::Relaxed), l.connections.load(Ordering::Relaxed))
+    }
 }
 
 impl std::fmt::Debug for Server {
@@ -54,7 +93,27 @@ impl std::fmt::Debug for Server {
 impl Server {
     /// A server with the stock [`DefaultRoom`](crate::room::DefaultRoom) rules.
     pub fn new(config: Config, verifier: TokenVerifier) -> Self {
-        Self { config, verifier: Arc::new(verifier), factory: Box::new(default_rooms()) }
+        let (events, events_rx) = mpsc::channel(EVENT_QUEUE);
+        Self {
+            config,
+            verifier: Arc::new(verifier),
+            factory: Box::new(default_rooms()),
+            events,
+            events_rx,
+            load: Arc::default(),
+            reports: None,
+        }
+    }
+
+    /// A handle for pushing revocations and reading the load while the server runs.
+    pub fn control(&self) -> Control {
+        Control { events: self.events.clone(), load: self.load.clone() }
+    }
+
+    /// Sends a [`MatchReport`] to `reports` for every game that ends (dropped with a warning when it is full).
+    pub fn with_match_reports(mut self, reports: mpsc::Sender<MatchReport>) -> Self {
+        self.reports = Some(reports);
+        self
     }
 
     /// Uses `factory` to create the rules of every new room.
@@ -70,12 +129,12 @@ impl Server {
         let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
         let seed = rand::random();
         let engine = Engine::new(self.config.engine(), self.factory, now, unix, seed);
-        let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let stop = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let engine_task = tokio::spawn(engine_loop(engine, events_rx, stop.clone()));
+        let outlets = Outlets { conns: HashMap::new(), load: self.load, reports: self.reports };
+        let engine_task = tokio::spawn(engine_loop(engine, self.events_rx, outlets, stop.clone()));
         let shared = Arc::new(ConnShared {
-            events: events_tx,
+            events: self.events,
             verifier: self.verifier,
             max_frame: self.config.sync.max_frame_bytes,
         });
@@ -121,14 +180,25 @@ struct ConnShared {
     max_frame: usize,
 }
 
+#[derive(Debug)]
 enum Event {
     Opened { conn: ConnId, handle: ConnHandle },
-    Authenticated { conn: ConnId, uid: String },
+    Authenticated { conn: ConnId, identity: Identity },
     Request { conn: ConnId, request: Request, timestamp: Option<f64> },
     Closed { conn: ConnId },
+    RevokeSession { uid: String, sid: String },
+    Ban { uid: String, at_unix: u64 },
+}
+
+/// Where the engine's outputs go: connections, the load gauge, the match-report channel.
+struct Outlets {
+    conns: HashMap<ConnId, ConnHandle>,
+    load: Arc<Load>,
+    reports: Option<mpsc::Sender<MatchReport>>,
 }
 
 /// The engine task's grip on a connection: its send queue and its kill switch.
+#[derive(Debug)]
 struct ConnHandle {
     queue: mpsc::Sender<Outgoing>,
     cancel: CancellationToken,
@@ -164,8 +234,7 @@ async fn open_connection(
 }
 
 /// Owns the engine: feeds it events and deadlines, and routes its outputs to the connections.
-async fn engine_loop(mut engine: Engine, mut events: mpsc::Receiver<Event>, stop: CancellationToken) {
-    let mut conns: HashMap<ConnId, ConnHandle> = HashMap::new();
+async fn engine_loop(mut engine: Engine, mut events: mpsc::Receiver<Event>, mut out: Outlets, stop: CancellationToken) {
     let mut stats_every = tokio::time::interval(Duration::from_secs(30));
     stats_every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -173,18 +242,18 @@ async fn engine_loop(mut engine: Engine, mut events: mpsc::Receiver<Event>, stop
         tokio::select! {
             biased;
             () = stop.cancelled() => {
-                engine.shutdown();
-                dispatch(&mut engine, &mut conns);
+                engine.shutdown(Instant::now());
+                dispatch(&mut engine, &mut out);
                 return;
             }
             () = sleep_until(deadline), if deadline.is_some() => engine.handle_timeout(Instant::now()),
             event = events.recv() => {
                 let Some(event) = event else { return };
-                handle_event(&mut engine, &mut conns, event);
+                handle_event(&mut engine, &mut out.conns, event);
                 // Take what else is already queued before dispatching, bounded so ticks stay on time.
                 for _ in 0..256 {
                     match events.try_recv() {
-                        Ok(event) => handle_event(&mut engine, &mut conns, event),
+                        Ok(event) => handle_event(&mut engine, &mut out.conns, event),
                         Err(_) => break,
                     }
                 }
@@ -194,7 +263,11 @@ async fn engine_loop(mut engine: Engine, mut events: mpsc::Receiver<Event>, stop
                 info!(connections = s.connections, rooms = s.rooms, games = s.games, players = s.players_in_rooms, "stats");
             }
         }
-        dispatch(&mut engine, &mut conns);
+        dispatch(&mut engine, &mut out);
+        let s = engine.stats();
+        out.load.players.store(s.players_in_rooms, Ordering::Relaxed);
+        out.load.rooms.store(s.rooms, Ordering::Relaxed);
+        out.load.connections.store(s.connections, Ordering::Relaxed);
     }
 }
 
@@ -210,11 +283,19 @@ fn handle_event(engine: &mut Engine, conns: &mut HashMap<ConnId, ConnHandle>, ev
         Event::Opened { conn, handle } => {
             conns.insert(conn, handle);
         }
-        Event::Authenticated { conn, uid } => {
+        Event::Authenticated { conn, identity } => {
             if conns.contains_key(&conn) {
-                info!(conn = conn.0, uid = %uid, "player connected");
-                engine.connect(conn, &uid, now);
+                info!(conn = conn.0, uid = %identity.uid, "player connected");
+                engine.connect(conn, &identity, now);
             }
+        }
+        Event::RevokeSession { uid, sid } => {
+            info!(uid = %uid, "session revoked");
+            engine.revoke_session(&uid, &sid, now);
+        }
+        Event::Ban { uid, at_unix } => {
+            info!(uid = %uid, "player banned");
+            engine.ban(&uid, at_unix, now);
         }
         Event::Request { conn, request, timestamp } => engine.handle(conn, request, timestamp, now),
         Event::Closed { conn } => {
@@ -227,7 +308,8 @@ fn handle_event(engine: &mut Engine, conns: &mut HashMap<ConnId, ConnHandle>, ev
 }
 
 /// Carries the engine's outputs to the connections' queues, dropping connections whose queue is full.
-fn dispatch(engine: &mut Engine, conns: &mut HashMap<ConnId, ConnHandle>) {
+fn dispatch(engine: &mut Engine, out: &mut Outlets) {
+    let conns = &mut out.conns;
     while let Some(output) = engine.poll_output() {
         let (conn, item) = match output {
             Output::Send { conn, bytes } => (conn, Outgoing::Bytes(bytes)),
@@ -238,6 +320,15 @@ fn dispatch(engine: &mut Engine, conns: &mut HashMap<ConnId, ConnHandle>) {
                     && handle.queue.try_send(Outgoing::Close).is_err()
                 {
                     handle.cancel.cancel();
+                }
+                continue;
+            }
+            Output::GameEnded(report) => {
+                info!(room = %report.room_id, reason = %report.end_reason, frames = report.frame_count, "game ended");
+                if let Some(reports) = &out.reports
+                    && reports.try_send(report).is_err()
+                {
+                    warn!("match report queue full or closed: report dropped");
                 }
                 continue;
             }
@@ -308,10 +399,10 @@ async fn read_loop(
         let proto = message.request.proto();
         match &identity {
             None => match authenticate(&shared.verifier, message.uid.as_str(), message.token.as_deref()) {
-                Ok(()) => {
-                    let uid = message.uid.clone();
-                    identity = Some((uid.clone(), message.token.clone().unwrap_or_default()));
-                    if shared.events.send(Event::Authenticated { conn, uid }).await.is_err() {
+                Ok(claims) => {
+                    identity = Some((message.uid.clone(), message.token.clone().unwrap_or_default()));
+                    let who = Identity { uid: claims.sub, sid: claims.sid, iat: claims.iat };
+                    if shared.events.send(Event::Authenticated { conn, identity: who }).await.is_err() {
                         break;
                     }
                 }
@@ -324,7 +415,7 @@ async fn read_loop(
                 let token_ok = match message.token.as_deref() {
                     None => Ok(()),
                     Some(t) if t == token => Ok(()),
-                    Some(t) => authenticate(&shared.verifier, uid, Some(t)),
+                    Some(t) => authenticate(&shared.verifier, uid, Some(t)).map(drop),
                 };
                 if let Err(e) = token_ok {
                     reply(&queue, &cancel, &e.with_proto(proto), false);
@@ -349,7 +440,7 @@ async fn read_loop(
 }
 
 /// Checks that `token` is valid and belongs to `uid`.
-fn authenticate(verifier: &TokenVerifier, uid: &str, token: Option<&str>) -> Result<(), ProtocolError> {
+fn authenticate(verifier: &TokenVerifier, uid: &str, token: Option<&str>) -> Result<TokenClaims, ProtocolError> {
     let token = token.ok_or_else(|| {
         ProtocolError::new(
             ErrorCode::Unauthenticated,
@@ -363,7 +454,7 @@ fn authenticate(verifier: &TokenVerifier, uid: &str, token: Option<&str>) -> Res
             format!("the token belongs to uid {:?}, not {uid:?}", claims.sub),
         ));
     }
-    Ok(())
+    Ok(claims)
 }
 
 /// Queues an `error` for this connection, then a close when `close` is set.

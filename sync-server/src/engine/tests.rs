@@ -11,6 +11,11 @@ struct Harness {
     engine: Engine,
     t0: Instant,
     closed: Vec<(ConnId, CloseReason)>,
+    reports: Vec<MatchReport>,
+}
+
+fn who(uid: &str, sid: &str) -> Identity {
+    Identity { uid: uid.into(), sid: sid.into(), iat: 100 }
 }
 
 fn ms(n: u64) -> Duration {
@@ -28,7 +33,7 @@ impl Harness {
 
     fn with_rooms(config: EngineConfig, factory: Box<dyn RoomFactory>) -> Self {
         let t0 = Instant::now();
-        Self { engine: Engine::new(config, factory, t0, UNIX0, 7), t0, closed: Vec::new() }
+        Self { engine: Engine::new(config, factory, t0, UNIX0, 7), t0, closed: Vec::new(), reports: Vec::new() }
     }
 
     fn at(&self, offset_ms: u64) -> Instant {
@@ -41,7 +46,7 @@ impl Harness {
 
     /// Connects player `n` (uid `"u{n}"`) on connection `n`.
     fn join(&mut self, n: u64) {
-        self.engine.connect(ConnId(n), &format!("u{n}"), self.t0);
+        self.engine.connect(ConnId(n), &who(&format!("u{n}"), "s1"), self.t0);
     }
 
     fn send(&mut self, conn: u64, request: Request, ts: Option<f64>, at_ms: u64) {
@@ -74,6 +79,7 @@ impl Harness {
                 Output::Send { conn, bytes } => out.push((conn.0, parse(&bytes))),
                 Output::Reload { conn, reload } => out.extend(reload.map(|b| (conn.0, parse(&b)))),
                 Output::Close { conn, reason } => self.closed.push((conn, reason)),
+                Output::GameEnded(report) => self.reports.push(report),
             }
         }
         out
@@ -466,7 +472,7 @@ fn max_game_duration_ends_the_game() {
 #[test]
 fn a_second_connection_replaces_the_first_and_old_cleanup_is_harmless() {
     let mut h = Harness::started(EngineConfig::default(), 2);
-    h.engine.connect(ConnId(10), "u1", h.at(5));
+    h.engine.connect(ConnId(10), &who("u1", "s2"), h.at(5));
     let events = h.drain();
     assert!(events.iter().any(|(c, e)| *c == 1 && matches!(e, ServerEvent::Error(b) if b.code == ErrorCode::Replaced)));
     assert!(
@@ -517,7 +523,7 @@ fn ping_echoes_the_timestamp() {
 fn shutdown_ends_games_and_closes_everyone() {
     let mut h = Harness::started(EngineConfig::default(), 2);
     h.join(3);
-    h.engine.shutdown();
+    h.engine.shutdown(h.at(0));
     let events = h.drain();
     assert_eq!(
         events.iter().filter(|(_, e)| matches!(e, ServerEvent::GameOver(g) if g.reason == "shutdown")).count(),
@@ -537,4 +543,78 @@ fn default_room_accepts_everything() {
     assert!(r.can_join(&info, "b").is_ok());
     assert!(r.should_start(&info));
     assert!(matches!(r.on_action(&info, "a", raw("{}")), ActionVerdict::Accept(_)));
+}
+
+#[test]
+fn logout_and_ban_close_the_connection_and_refuse_the_old_token() {
+    let mut h = Harness::started(EngineConfig::default(), 3);
+    h.engine.revoke_session("u1", "other-session", h.at(1));
+    assert!(h.drain().is_empty(), "another session of the player is not this connection");
+    h.engine.revoke_session("u1", "s1", h.at(2));
+    let events = h.drain();
+    assert!(
+        events
+            .iter()
+            .any(|(c, e)| *c == 1 && matches!(e, ServerEvent::Error(b) if b.code == ErrorCode::SessionRevoked))
+    );
+    assert!(events.iter().any(|(c, e)| *c == 2 && matches!(e, ServerEvent::RoomState(s) if s.members.len() == 2)));
+    assert_eq!(h.closed, vec![(ConnId(1), CloseReason::Revoked)]);
+    h.engine.connect(ConnId(11), &who("u1", "s1"), h.at(3));
+    assert_eq!(h.errors_of(11), vec![ErrorCode::SessionRevoked], "the logged-out token cannot come back");
+    h.engine.connect(ConnId(12), &who("u1", "s-new"), h.at(3));
+    assert!(h.errors_of(12).is_empty(), "a new login is fine");
+
+    h.engine.ban("u2", 100, h.at(4));
+    assert_eq!(h.errors_of(2), vec![ErrorCode::Banned]);
+    h.engine.connect(ConnId(13), &who("u2", "s9"), h.at(5));
+    assert_eq!(h.errors_of(13), vec![ErrorCode::Banned], "tokens issued before the ban are refused");
+    let later = Identity { uid: "u2".into(), sid: "s10".into(), iat: 101 };
+    h.engine.connect(ConnId(14), &later, h.at(5));
+    assert!(h.errors_of(14).is_empty(), "after an unban, new tokens work");
+}
+
+#[test]
+fn every_game_end_is_reported_with_players_frames_and_duration() {
+    let mut h = Harness::started(EngineConfig::default(), 2);
+    h.tick(100);
+    h.send(1, Request::RoomLeave, None, 120);
+    h.send(2, Request::RoomLeave, None, 130);
+    h.drain();
+    assert_eq!(h.reports.len(), 1);
+    let r = &h.reports[0];
+    assert_eq!(r.room_id, "r");
+    assert_eq!(r.players, vec!["u1", "u2"], "everyone who started, also those who left early");
+    assert_eq!((r.frame_count, r.end_reason.as_str()), (2, "all_left"));
+    assert!((r.duration_secs - 0.130).abs() < 1e-9, "{}", r.duration_secs);
+    assert_eq!(r.started_at, h.unix(0));
+    assert!(r.match_id.starts_with("r-"));
+}
+
+#[test]
+fn rooms_can_set_results_for_any_ending() {
+    struct Scored;
+    impl Room for Scored {
+        fn on_game_over(&mut self, room: &RoomInfo<'_>, reason: &str) -> Option<serde_json::Value> {
+            Some(serde_json::json!({ "reason_seen": reason, "frames": room.frame_count }))
+        }
+    }
+    let factory = |_: &str| -> Box<dyn Room> { Box::new(Scored) };
+    let config = EngineConfig { max_game_duration: Some(ms(100)), ..EngineConfig::default() };
+    let mut h = Harness::with_rooms(config, Box::new(factory));
+    for i in 1..=2 {
+        h.join(i);
+        h.enter(i, Some("r"));
+        h.prepare(i, 0);
+    }
+    h.tick(500);
+    let over = h
+        .drain()
+        .into_iter()
+        .find_map(|(_, e)| match e {
+            ServerEvent::GameOver(g) => Some(g),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(over.results, Some(serde_json::json!({"reason_seen": "max_duration", "frames": 2})));
+    assert_eq!(h.reports[0].results, over.results);
 }
