@@ -424,3 +424,95 @@ async fn movan_bot_plays_and_verifies_its_frames() {
     assert!(summary["actions_sent"].as_u64().unwrap() > 0);
     assert_eq!(summary["actions_sent"], summary["actions_seen_own"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_drops_the_connection_and_finished_games_reach_the_match_history() {
+    let cluster = Cluster::start().await.unwrap();
+    let account = AccountClient::new(&cluster.account_url);
+    let (sessions, mut clients, _, _) = start_game(&cluster, "history", &["his1", "his2"]).await;
+    collect_frames(&mut clients[1], 5).await;
+
+    // Logout of a player in a game: the account server pushes it, the sync server closes that connection.
+    account.logout(&sessions[0].token).await.unwrap();
+    let events = clients[0].wait_closed(WAIT).await.unwrap();
+    assert!(
+        events.iter().any(|e| matches!(e, ServerEvent::Error(b) if b.code == ErrorCode::SessionRevoked)),
+        "{events:?}"
+    );
+    clients[1].wait_for(|e| matches!(e, ServerEvent::RoomState(s) if s.members.len() == 1), WAIT).await.unwrap();
+    // The logged-out token cannot connect again.
+    first_message_refused(
+        &cluster,
+        &sessions[0].uid,
+        &sessions[0].token,
+        &body(&sessions[0].uid, Some(&sessions[0].token), json!({"proto": "ping"})),
+        ErrorCode::SessionRevoked,
+    )
+    .await;
+
+    // The last player leaves: the game ends and is reported for both players.
+    clients[1].leave_room().await.unwrap();
+    let second = login(&account, "his1").await;
+    for token in [&second.token, &sessions[1].token] {
+        let page = poll_matches(&account, token).await;
+        let m = &page.matches[0];
+        assert_eq!(m.room_id, "history");
+        assert_eq!(m.players, vec![sessions[0].uid.clone(), sessions[1].uid.clone()]);
+        assert_eq!(m.end_reason, "all_left");
+        assert!(m.frame_count >= 5);
+        assert_eq!(m.node_id, "sync-test");
+    }
+}
+
+async fn poll_matches(account: &AccountClient, token: &str) -> movan_client::MatchPage {
+    for _ in 0..100 {
+        let page = account.matches(token, 10, None).await.unwrap();
+        if !page.matches.is_empty() {
+            return page;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the finished game never showed up in /v1/me/matches");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_ban_drops_the_player_at_once() {
+    let cluster = Cluster::start_with(Options { account: vec!["admins = [\"boss\"]".into()], ..Options::default() })
+        .await
+        .unwrap();
+    let account = AccountClient::new(&cluster.account_url);
+    let boss = login(&account, "boss").await;
+    let (sessions, mut clients, _, _) = start_game(&cluster, "banned", &["cheater", "honest"]).await;
+    account.ban(&boss.token, &sessions[0].uid).await.unwrap();
+    let events = clients[0].wait_closed(WAIT).await.unwrap();
+    assert!(events.iter().any(|e| matches!(e, ServerEvent::Error(b) if b.code == ErrorCode::Banned)), "{events:?}");
+    assert_eq!(account.login("cheater", PASSWORD).await.unwrap_err().http_status(), Some(403));
+    let not_admin = account.ban(&sessions[1].token, &sessions[1].uid).await.unwrap_err();
+    assert_eq!(not_admin.http_status(), Some(403));
+    account.unban(&boss.token, &sessions[0].uid).await.unwrap();
+    let again = login(&account, "cheater").await;
+    let mut c = connect(&again).await;
+    c.ping().await.unwrap();
+    c.wait_for(|e| matches!(e, ServerEvent::Pong(_)), WAIT).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_follow_the_sync_server_through_restarts_of_either_service() {
+    let mut cluster = Cluster::start().await.unwrap();
+    // The sync server stops: logins answer 503 once its heartbeats are missed.
+    assert!(cluster.terminate_sync().await.unwrap().success());
+    cluster.wait_for_node(false).await.unwrap();
+    let account = AccountClient::new(&cluster.account_url);
+    let _ = account.register("latecomer", PASSWORD).await;
+    let e = account.login("latecomer", PASSWORD).await.unwrap_err();
+    assert!(e.to_string().contains("no_sync_server"), "{e}");
+    // It comes back and registers.
+    cluster.start_sync().await.unwrap();
+    // The account server restarts under it: the sync server reconnects and registers again by itself.
+    let restarted = std::time::Instant::now();
+    cluster.restart_account().await.unwrap();
+    cluster.wait_for_node(true).await.unwrap();
+    assert!(restarted.elapsed() < Duration::from_secs(10), "re-registered after {:?}", restarted.elapsed());
+    let s = login(&AccountClient::new(&cluster.account_url), "latecomer").await;
+    assert_eq!(s.sync_addr, cluster.sync_addr);
+}

@@ -40,6 +40,45 @@ pub struct Me {
     pub uid: String,
     /// The player's username.
     pub username: String,
+    /// `player` or `admin`.
+    #[serde(default)]
+    pub role: String,
+}
+
+/// One finished game from `GET /v1/me/matches`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Match {
+    /// Unique id of the game.
+    pub match_id: String,
+    /// The room it was played in.
+    pub room_id: String,
+    /// Everyone who started it, in join order.
+    pub players: Vec<String>,
+    /// Frames broadcast.
+    pub frame_count: u64,
+    /// Length of the game in seconds.
+    pub duration_secs: f64,
+    /// `all_left`, `max_duration`, `ended_by_room` or `shutdown`.
+    pub end_reason: String,
+    /// Results set by the room, if any.
+    #[serde(default)]
+    pub results: Option<serde_json::Value>,
+    /// Unix time of the start.
+    pub started_at: f64,
+    /// Unix time of the end.
+    pub ended_at: f64,
+    /// The sync server that ran it.
+    #[serde(default)]
+    pub node_id: String,
+}
+
+/// A page of [`Match`]es, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MatchPage {
+    /// The matches of this page.
+    pub matches: Vec<Match>,
+    /// Cursor for the next (older) page, or `None` at the end.
+    pub next: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -108,6 +147,30 @@ impl AccountClient {
     pub async fn me(&self, token: &str) -> Result<Me, ClientError> {
         let req = self.http.get(self.url("/v1/me")).bearer_auth(token);
         json_response(req.send().await?).await
+    }
+
+    /// `GET /v1/me/matches`: the player's finished games, newest first; `before` is a page's `next` cursor.
+    pub async fn matches(&self, token: &str, limit: u32, before: Option<&str>) -> Result<MatchPage, ClientError> {
+        let mut query = vec![("limit", limit.to_string())];
+        if let Some(cursor) = before {
+            query.push(("before", cursor.to_owned()));
+        }
+        let req = self.http.get(self.url("/v1/me/matches")).query(&query).bearer_auth(token);
+        json_response(req.send().await?).await
+    }
+
+    /// `POST /v1/admin/users/{uid}/ban` with an admin's token.
+    pub async fn ban(&self, admin_token: &str, uid: &str) -> Result<(), ClientError> {
+        let req = self.http.post(self.url(&format!("/v1/admin/users/{uid}/ban"))).bearer_auth(admin_token);
+        check_status(req.send().await?).await?;
+        Ok(())
+    }
+
+    /// `POST /v1/admin/users/{uid}/unban` with an admin's token.
+    pub async fn unban(&self, admin_token: &str, uid: &str) -> Result<(), ClientError> {
+        let req = self.http.post(self.url(&format!("/v1/admin/users/{uid}/unban"))).bearer_auth(admin_token);
+        check_status(req.send().await?).await?;
+        Ok(())
     }
 
     /// Registers `username` unless a 409 says it exists, then logs in. Handy for bots and tests that rerun.

@@ -33,7 +33,7 @@ pub mod error;
 pub mod game;
 pub mod sync;
 
-pub use account::{AccountClient, Me, Session};
+pub use account::{AccountClient, Match, MatchPage, Me, Session};
 pub use error::ClientError;
 pub use game::{FrameLog, FrameLogError, Pushed};
 pub use sync::{SyncClient, SyncEvents, SyncSender, unix_now};

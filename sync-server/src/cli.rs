@@ -16,6 +16,7 @@ use clap::Parser;
 use crate::Server;
 use crate::auth::TokenVerifier;
 use crate::config::Config;
+use crate::link::{Link, RegisterNode};
 use crate::room::RoomFactory;
 
 /// Movan sync server: lockstep rooms over TCP.
@@ -38,6 +39,7 @@ pub fn main_with_rooms(factory: impl RoomFactory) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
     runtime.block_on(serve(args, factory))
@@ -55,11 +57,34 @@ async fn serve(args: Args, factory: impl RoomFactory) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {} (sync.listen_addr)", config.sync.listen_addr))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, config = %args.config.display(), tick_ms = config.sync.tick_interval_ms, "sync server started");
+    let (reports, reports_rx) = tokio::sync::mpsc::channel(1024);
+    let server = Server::new(config.clone(), verifier).with_rooms(factory).with_match_reports(reports);
+    let _link = start_link(&config, addr, server.control(), reports_rx)?;
     println!("sync-server listening on {addr}");
     std::io::stdout().flush()?;
-    Server::new(config, verifier).with_rooms(factory).run(listener, shutdown_signal()).await?;
+    server.run(listener, shutdown_signal()).await?;
     tracing::info!("sync server stopped");
     Ok(())
+}
+
+/// Connects to the account server (`sync.account_rpc_addr`), unless that is empty.
+fn start_link(
+    config: &Config,
+    bound: std::net::SocketAddr,
+    control: crate::server::Control,
+    reports: tokio::sync::mpsc::Receiver<crate::engine::MatchReport>,
+) -> anyhow::Result<Option<Link>> {
+    let s = &config.sync;
+    if s.account_rpc_addr.is_empty() {
+        tracing::warn!("sync.account_rpc_addr is empty: running without an account server (no logins point here)");
+        return Ok(None);
+    }
+    let rpc = config.rpc.rpc_config(&s.node_id).map_err(anyhow::Error::msg).context("[rpc] secret_path")?;
+    let public_addr = if s.public_addr.is_empty() { bound.to_string() } else { s.public_addr.clone() };
+    let node = RegisterNode { node_id: s.node_id.clone(), public_addr, capacity: s.capacity };
+    let link = Link::start(&s.account_rpc_addr, rpc, node, control, reports).context("sync.account_rpc_addr")?;
+    tracing::info!(account = %s.account_rpc_addr, node = %s.node_id, "linking to the account server");
+    Ok(Some(link))
 }
 
 /// Completes on SIGINT or SIGTERM.

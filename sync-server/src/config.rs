@@ -41,6 +41,14 @@ pub struct SyncConfig {
     pub max_pending_bytes: usize,
     /// Longest game in seconds; 0 = no limit.
     pub max_game_secs: u64,
+    /// This node's unique name towards the account server.
+    pub node_id: String,
+    /// Address handed to clients at login; empty = the address the listener is bound to.
+    pub public_addr: String,
+    /// The account server's RPC address.
+    pub account_rpc_addr: String,
+    /// Players this node accepts; the account server sends no more once it is reached.
+    pub capacity: usize,
 }
 
 impl Default for SyncConfig {
@@ -60,6 +68,10 @@ impl Default for SyncConfig {
             max_actions_per_player: 16,
             max_pending_bytes: 256 * 1024,
             max_game_secs: 7200,
+            node_id: "sync-1".into(),
+            public_addr: String::new(),
+            account_rpc_addr: "127.0.0.1:2027".into(),
+            capacity: 4000,
         }
     }
 }
@@ -89,6 +101,60 @@ impl Default for TokenConfig {
     }
 }
 
+/// The `[rpc]` section: the link between the account server and the sync servers (both read it).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RpcSection {
+    /// File holding the shared secret (created by the account server on first start).
+    pub secret_path: PathBuf,
+    /// Milliseconds between heartbeats.
+    pub heartbeat_interval_ms: u64,
+    /// Silent heartbeat intervals before the peer is declared dead.
+    pub heartbeat_misses: u32,
+    /// Timeout of one call, milliseconds.
+    pub call_timeout_ms: u64,
+    /// Largest RPC frame body, bytes.
+    pub max_frame_bytes: usize,
+    /// Calls in flight per connection and direction.
+    pub max_in_flight: usize,
+}
+
+impl Default for RpcSection {
+    fn default() -> Self {
+        Self {
+            secret_path: PathBuf::from("data/rpc_secret"),
+            heartbeat_interval_ms: 1000,
+            heartbeat_misses: 3,
+            call_timeout_ms: 5000,
+            max_frame_bytes: 1024 * 1024,
+            max_in_flight: 256,
+        }
+    }
+}
+
+impl RpcSection {
+    /// The movan-rpc settings for node `node_id`, reading the shared secret from `secret_path`.
+    pub fn rpc_config(&self, node_id: &str) -> Result<movan_rpc::RpcConfig, String> {
+        let secret = std::fs::read_to_string(&self.secret_path).map_err(|e| {
+            format!(
+                "cannot read the rpc secret {}: {e} (start the account server once, or run `account-server keygen`, \
+                 to create it)",
+                self.secret_path.display()
+            )
+        })?;
+        Ok(movan_rpc::RpcConfig {
+            secret: secret.trim().to_owned(),
+            node_id: node_id.to_owned(),
+            max_frame_bytes: self.max_frame_bytes,
+            heartbeat_interval: Duration::from_millis(self.heartbeat_interval_ms),
+            heartbeat_misses: self.heartbeat_misses,
+            call_timeout: Duration::from_millis(self.call_timeout_ms),
+            max_in_flight: self.max_in_flight,
+            ..movan_rpc::RpcConfig::default()
+        })
+    }
+}
+
 /// Everything the sync server reads from the config file.
 #[derive(Debug, Clone, Default)]
 pub struct Config {
@@ -96,6 +162,8 @@ pub struct Config {
     pub sync: SyncConfig,
     /// `[token]`.
     pub token: TokenConfig,
+    /// `[rpc]`.
+    pub rpc: RpcSection,
 }
 
 impl Config {
@@ -109,6 +177,7 @@ impl Config {
     pub fn from_file(file: &ConfigFile) -> Result<Self, ConfigError> {
         let sync: SyncConfig = file.section("sync")?;
         let token: TokenConfig = file.section("token")?;
+        let rpc: RpcSection = file.section("rpc")?;
         let checks: [(&str, bool, &str); 13] = [
             ("sync.tick_interval_ms", (1..=10_000).contains(&sync.tick_interval_ms), "must be 1 to 10000"),
             ("sync.max_rooms", sync.max_rooms >= 1, "must be at least 1"),
@@ -137,7 +206,18 @@ impl Config {
                 return Err(file.invalid(key, why));
             }
         }
-        Ok(Self { sync, token })
+        let rpc_checks: [(&str, bool, &str); 4] = [
+            ("rpc.heartbeat_interval_ms", (10..=60_000).contains(&rpc.heartbeat_interval_ms), "must be 10 to 60000"),
+            ("rpc.heartbeat_misses", (1..=100).contains(&rpc.heartbeat_misses), "must be 1 to 100"),
+            ("rpc.call_timeout_ms", (10..=600_000).contains(&rpc.call_timeout_ms), "must be 10 to 600000"),
+            ("sync.node_id", !sync.node_id.is_empty() && sync.node_id.len() <= 64, "must be 1 to 64 characters"),
+        ];
+        for (key, ok, why) in rpc_checks {
+            if !ok {
+                return Err(file.invalid(key, why));
+            }
+        }
+        Ok(Self { sync, token, rpc })
     }
 
     /// The sans-IO engine's settings derived from `[sync]`.

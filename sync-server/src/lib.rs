@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod history;
+pub mod link;
 pub mod revocation;
 pub mod room;
 pub mod server;

@@ -24,20 +24,26 @@ pub struct Options {
     pub token: Vec<String>,
 }
 
-/// Both services, running.
+/// Both services, running and linked: the sync server has registered with the account server.
 #[derive(Debug)]
 pub struct Cluster {
-    /// Temporary directory with config, keys and database; removed on drop.
+    /// Temporary directory with config, keys, secret and database; removed on drop.
     pub dir: tempfile::TempDir,
     /// The config file both services use.
     pub config: PathBuf,
     /// e.g. `http://127.0.0.1:40123`.
     pub account_url: String,
+    /// The account server's RPC address, e.g. `127.0.0.1:40125`.
+    pub account_rpc: String,
     /// e.g. `127.0.0.1:40124`.
     pub sync_addr: String,
+    options: Options,
     account: Option<Child>,
     sync: Option<Child>,
 }
+
+/// Heartbeats in tests: fast, so that dead peers are noticed within about a second.
+const HEARTBEAT_MS: u64 = 200;
 
 impl Cluster {
     /// Starts both services with the default test configuration.
@@ -45,16 +51,25 @@ impl Cluster {
         Self::start_with(Options::default()).await
     }
 
-    /// Starts both services with extra config lines.
+    /// Starts both services with extra config lines, and waits until logins are answered with the sync server.
     pub async fn start_with(options: Options) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let config = dir.path().join("movan.toml");
-        // The sync address is only known once the sync server runs, so the account server starts last.
-        write_config(&config, dir.path(), &options, "127.0.0.1:1")?;
+        let mut cluster = Self {
+            config,
+            account_url: String::new(),
+            account_rpc: String::new(),
+            sync_addr: String::new(),
+            options,
+            account: None,
+            sync: None,
+            dir,
+        };
+        cluster.write_config("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:1")?;
         let keygen = Command::new(binary("account-server"))
             .env("RUST_LOG", "warn")
             .args(["keygen", "--config"])
-            .arg(&config)
+            .arg(&cluster.config)
             .stdout(Stdio::null())
             .status()
             .await
@@ -62,27 +77,97 @@ impl Cluster {
         if !keygen.success() {
             bail!("account-server keygen failed: {keygen}");
         }
-        let (sync, sync_addr) = spawn_service("sync-server", &config, &[]).await?;
-        write_config(&config, dir.path(), &options, &sync_addr)?;
-        let (account, account_url) = spawn_service("account-server", &config, &[]).await?;
-        Ok(Self { dir, config, account_url, sync_addr, account: Some(account), sync: Some(sync) })
+        cluster.start_account().await?;
+        cluster.write_config(cluster.http_addr(), &cluster.account_rpc.clone(), &cluster.account_rpc.clone())?;
+        cluster.start_sync().await?;
+        Ok(cluster)
+    }
+
+    /// Starts the account server (again), on the addresses of the current config.
+    pub async fn start_account(&mut self) -> anyhow::Result<()> {
+        let (child, addrs) = spawn_service(
+            "account-server",
+            &self.config,
+            &["account-server listening on ", "account-server rpc listening on "],
+        )
+        .await?;
+        self.account_url = addrs[0].clone();
+        self.account_rpc = addrs[1].clone();
+        self.account = Some(child);
+        Ok(())
+    }
+
+    /// Starts the sync server (again) and waits until it has registered with the account server.
+    pub async fn start_sync(&mut self) -> anyhow::Result<()> {
+        let (child, addrs) = spawn_service("sync-server", &self.config, &["sync-server listening on "]).await?;
+        self.sync_addr = addrs[0].clone();
+        self.sync = Some(child);
+        self.wait_for_node(true).await
+    }
+
+    /// Waits until logins answer with this cluster's sync server (`live`), or with 503 (`!live`).
+    pub async fn wait_for_node(&self, live: bool) -> anyhow::Result<()> {
+        let client = movan_client::AccountClient::new(&self.account_url);
+        let _ = client.register("node-probe", "node-probe-password").await;
+        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+        loop {
+            let answer = client.login("node-probe", "node-probe-password").await;
+            let done = match &answer {
+                Ok(s) => live && s.sync_addr == self.sync_addr,
+                Err(e) => !live && e.http_status() == Some(503),
+            };
+            if done {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("login never answered as expected (live = {live}): last answer {answer:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Sends SIGTERM to the sync server and waits for it to exit; returns its exit status.
     pub async fn terminate_sync(&mut self) -> anyhow::Result<std::process::ExitStatus> {
-        let child = self.sync.as_mut().context("sync server already stopped")?;
-        terminate(child).await
+        let mut child = self.sync.take().context("sync server already stopped")?;
+        terminate(&mut child).await
     }
 
     /// Sends SIGTERM to the account server and waits for it to exit; returns its exit status.
     pub async fn terminate_account(&mut self) -> anyhow::Result<std::process::ExitStatus> {
-        let child = self.account.as_mut().context("account server already stopped")?;
-        terminate(child).await
+        let mut child = self.account.take().context("account server already stopped")?;
+        terminate(&mut child).await
+    }
+
+    /// Restarts the account server on the same addresses (the sync server must reconnect by itself).
+    pub async fn restart_account(&mut self) -> anyhow::Result<()> {
+        self.terminate_account().await?;
+        self.write_config(self.http_addr(), &self.account_rpc.clone(), &self.account_rpc.clone())?;
+        self.start_account().await
     }
 
     /// The Ed25519 private key (PEM) the account server signs tokens with, for tests that forge tokens.
     pub fn private_key_pem(&self) -> anyhow::Result<Vec<u8>> {
         Ok(std::fs::read(self.dir.path().join("jwt.pem"))?)
+    }
+
+    fn http_addr(&self) -> &str {
+        self.account_url.strip_prefix("http://").unwrap_or("127.0.0.1:0")
+    }
+
+    fn write_config(&self, http: &str, rpc: &str, account_rpc: &str) -> anyhow::Result<()> {
+        let d = self.dir.path().display();
+        let o = &self.options;
+        let text = format!(
+            "[token]\nprivate_key_path = \"{d}/jwt.pem\"\npublic_key_path = \"{d}/jwt.pub.pem\"\n{}\n\n\
+             [account]\nhttp_addr = \"{http}\"\nrpc_addr = \"{rpc}\"\ndb_path = \"{d}/accounts.sled\"\n{}\n\n\
+             [rpc]\nsecret_path = \"{d}/rpc_secret\"\nheartbeat_interval_ms = {HEARTBEAT_MS}\n\n\
+             [sync]\nlisten_addr = \"127.0.0.1:0\"\nnode_id = \"sync-test\"\naccount_rpc_addr = \"{account_rpc}\"\n{}\n",
+            o.token.join("\n"),
+            o.account.join("\n"),
+            o.sync.join("\n"),
+        );
+        std::fs::write(&self.config, text)?;
+        Ok(())
     }
 }
 
@@ -97,27 +182,11 @@ async fn terminate(child: &mut Child) -> anyhow::Result<std::process::ExitStatus
         .context("service did not exit within 10 s of SIGTERM")??)
 }
 
-fn write_config(path: &Path, dir: &Path, options: &Options, sync_addr: &str) -> anyhow::Result<()> {
-    let d = dir.display();
-    let mut text = format!(
-        "[token]\nprivate_key_path = \"{d}/jwt.pem\"\npublic_key_path = \"{d}/jwt.pub.pem\"\n{}\n\n\
-         [account]\nhttp_addr = \"127.0.0.1:0\"\ndb_path = \"{d}/accounts.sled\"\nsync_addr = \"{sync_addr}\"\n{}\n\n\
-         [sync]\nlisten_addr = \"127.0.0.1:0\"\n{}\n",
-        options.token.join("\n"),
-        options.account.join("\n"),
-        options.sync.join("\n"),
-    );
-    text.push('\n');
-    std::fs::write(path, text)?;
-    Ok(())
-}
-
-/// Starts `name` and waits for its `<name> listening on <addr>` line; returns the child and the address.
-async fn spawn_service(name: &str, config: &Path, extra: &[&str]) -> anyhow::Result<(Child, String)> {
+/// Starts `name` and waits for one stdout line per prefix, in order; returns the child and what follows each.
+async fn spawn_service(name: &str, config: &Path, prefixes: &[&str]) -> anyhow::Result<(Child, Vec<String>)> {
     let mut child = Command::new(binary(name))
         .arg("--config")
         .arg(config)
-        .args(extra)
         .env("RUST_LOG", std::env::var("MOVAN_TEST_LOG").unwrap_or_else(|_| "warn".into()))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -126,20 +195,21 @@ async fn spawn_service(name: &str, config: &Path, extra: &[&str]) -> anyhow::Res
         .with_context(|| format!("starting {name}"))?;
     let stdout = child.stdout.take().context("no stdout")?;
     let mut lines = BufReader::new(stdout).lines();
-    let prefix = format!("{name} listening on ");
-    let addr = tokio::time::timeout(START_TIMEOUT, async {
-        while let Some(line) = lines.next_line().await? {
-            if let Some(addr) = line.strip_prefix(&prefix) {
-                return Ok(addr.to_owned());
+    let addrs = tokio::time::timeout(START_TIMEOUT, async {
+        let mut found = Vec::new();
+        while found.len() < prefixes.len() {
+            let Some(line) = lines.next_line().await? else { bail!("{name} exited before it was listening") };
+            if let Some(addr) = line.strip_prefix(prefixes[found.len()]) {
+                found.push(addr.to_owned());
             }
         }
-        bail!("{name} exited before it was listening")
+        Ok(found)
     })
     .await
     .with_context(|| format!("{name} did not start within {START_TIMEOUT:?}"))??;
     // Keep draining stdout so the service never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok((child, addr))
+    Ok((child, addrs))
 }
 
 /// Path of a workspace binary, building the binaries once if they are missing.

@@ -1,0 +1,147 @@
+//! The sync server's link to the account server, over movan-rpc.
+//!
+//! - On every (re)connection it registers this node (`register_node`: node id, public address, capacity).
+//! - Its heartbeats carry the load (`{"players", "rooms"}`), which the account server uses to pick a node at login.
+//! - It obeys `session_revoked` (logout) and `user_banned` notifications by closing the player's connection.
+//! - It reports every finished game (`report_match`), keeping a bounded backlog while the account server is away.
+
+use std::collections::VecDeque;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::FutureExt;
+use movan_rpc::{CallError, Handlers, RpcClient, RpcConfig};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::engine::MatchReport;
+use crate::server::Control;
+
+/// Match reports kept while the account server is unreachable; the oldest are dropped beyond it.
+pub const REPORT_BACKLOG: usize = 10_000;
+
+/// What the account server needs to know about this node.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RegisterNode {
+    /// This node's unique name.
+    pub node_id: String,
+    /// Where game clients connect (handed out at login).
+    pub public_addr: String,
+    /// Players this node accepts.
+    pub capacity: usize,
+}
+
+#[derive(Debug, Deserialize)]
+struct SessionRevoked {
+    uid: String,
+    sid: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct UserBanned {
+    uid: String,
+}
+
+/// The running link; dropping it stops reconnecting.
+#[derive(Debug)]
+pub struct Link {
+    client: RpcClient,
+    reporter: tokio::task::JoinHandle<()>,
+}
+
+impl Link {
+    /// Connects (and keeps reconnecting) to the account server at `addr`.
+    pub fn start(
+        addr: &str,
+        config: RpcConfig,
+        node: RegisterNode,
+        control: Control,
+        reports: mpsc::Receiver<MatchReport>,
+    ) -> Result<Self, movan_rpc::ConfigError> {
+        let revoke = control.clone();
+        let ban = control.clone();
+        let handlers = Handlers::new()
+            .notification("session_revoked", move |_peer, n: SessionRevoked| {
+                let control = revoke.clone();
+                async move { control.revoke_session(&n.uid, &n.sid).await }
+            })
+            .notification("user_banned", move |_peer, n: UserBanned| {
+                let control = ban.clone();
+                async move { control.ban(&n.uid, unix_now()).await }
+            });
+        let load = control.clone();
+        let heartbeat = move || {
+            let (players, rooms, _) = load.load();
+            Some(serde_json::json!({ "players": players, "rooms": rooms }))
+        };
+        let on_connect = move |peer: movan_rpc::Peer| {
+            let node = node.clone();
+            async move {
+                match peer.call::<_, serde_json::Value>("register_node", &node).await {
+                    Ok(_) => {
+                        info!(node = %node.node_id, addr = %node.public_addr, "registered with the account server")
+                    }
+                    Err(e) => warn!(error = %e, "register_node failed; the account server will not send players here"),
+                }
+            }
+            .boxed()
+        };
+        let client = RpcClient::connect(addr, config, handlers, heartbeat, on_connect)?;
+        let reporter = tokio::spawn(report_loop(client.clone(), reports));
+        Ok(Self { client, reporter })
+    }
+
+    /// Whether the account server is connected and this node registered.
+    pub fn is_connected(&self) -> bool {
+        self.client.is_connected()
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.client.shutdown();
+        self.reporter.abort();
+    }
+}
+
+/// Sends reports in order; on failure keeps them (bounded) and retries once the link is back.
+async fn report_loop(client: RpcClient, mut reports: mpsc::Receiver<MatchReport>) {
+    let mut backlog: VecDeque<MatchReport> = VecDeque::new();
+    loop {
+        if backlog.is_empty() {
+            match reports.recv().await {
+                Some(r) => backlog.push_back(r),
+                None => return,
+            }
+        }
+        while let Ok(r) = reports.try_recv() {
+            if backlog.len() == REPORT_BACKLOG {
+                warn!("match report backlog full: dropping the oldest report");
+                backlog.pop_front();
+            }
+            backlog.push_back(r);
+        }
+        let Some(report) = backlog.front() else { continue };
+        match client.call::<_, serde_json::Value>("report_match", report).await {
+            Ok(_) => {
+                backlog.pop_front();
+            }
+            Err(CallError::Disconnected | CallError::Unauthenticated) => {
+                client.wait_connected(Duration::from_secs(5)).await;
+            }
+            Err(e) => {
+                // A refusal (bad params, handler error) will not get better by retrying.
+                warn!(error = %e, match_id = %report.match_id, "report_match failed");
+                if matches!(e, CallError::Timeout | CallError::Overloaded(_)) {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                } else {
+                    backlog.pop_front();
+                }
+            }
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
