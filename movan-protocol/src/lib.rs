@@ -5,6 +5,7 @@
 //! - [`server`]: messages the server sends (`room_state`, `sync_frame`, ...), and the shared frame encoder.
 //! - [`error`]: the error codes carried by `error` messages.
 //! - [`claims`]: the JWT claims the account server signs and the sync server verifies.
+//! - [`crypto`]: encrypted sessions — per-connection keys, the handshake, and sealing/opening frames (no IO).
 //!
 //! `docs/protocol.md` is the human-readable contract; tests in this crate check its examples.
 
@@ -13,6 +14,7 @@ pub mod client;
 pub mod codec;
 #[cfg(feature = "config")]
 pub mod config;
+pub mod crypto;
 pub mod error;
 pub mod server;
 
