@@ -1,10 +1,11 @@
-//! The `[account]` and `[token]` sections of `config/config.toml`, validated at start.
+//! The `[account]`, `[token]` and `[rpc]` sections of `config/config.toml`, validated at start.
 //!
 //! Every key is optional and defaults to the value documented in `config/config.toml`; an unknown key or a value
 //! out of range is an error naming the file and the key.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use movan_protocol::config::{ConfigError, ConfigFile};
 use serde::Deserialize;
@@ -45,16 +46,19 @@ impl Default for TokenConfig {
     }
 }
 
-/// The `[account]` section: the HTTP service, its database, password hashing and credential rules.
+/// The `[account]` section: the HTTP and RPC services, the database, admins, password hashing and credential rules.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AccountConfig {
     /// HTTP/JSON listen address.
     pub http_addr: SocketAddr,
+    /// RPC listen address for sync servers.
+    pub rpc_addr: SocketAddr,
     /// sled database directory.
     pub db_path: PathBuf,
-    /// Sync server address handed to clients at login (`host:port`).
-    pub sync_addr: String,
+    /// Usernames given the `admin` role at start-up and at registration (compared ignoring ASCII case). Removing a
+    /// name does not demote the user.
+    pub admins: Vec<String>,
     /// Password hashes computed at once; 0 = number of CPU cores.
     pub max_concurrent_hashes: usize,
     /// argon2id memory cost, KiB.
@@ -79,8 +83,9 @@ impl Default for AccountConfig {
     fn default() -> Self {
         Self {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 2026)),
+            rpc_addr: SocketAddr::from(([127, 0, 0, 1], 2027)),
             db_path: PathBuf::from("data/accounts.sled"),
-            sync_addr: "127.0.0.1:2025".into(),
+            admins: Vec::new(),
             max_concurrent_hashes: 0,
             argon2_memory_kib: MIN_ARGON2_MEMORY_KIB,
             argon2_iterations: MIN_ARGON2_ITERATIONS,
@@ -109,6 +114,50 @@ impl AccountConfig {
     }
 }
 
+/// The `[rpc]` section: the link between the account server and the sync servers. The sync server reads the same
+/// section, so both ends agree on the secret and the timings.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RpcConfig {
+    /// Shared secret (32 random bytes, base64); the account server creates it (mode 0600) if missing.
+    pub secret_path: PathBuf,
+    /// Milliseconds between heartbeats, both ways.
+    pub heartbeat_interval_ms: u64,
+    /// Heartbeat intervals without a word from the peer before its connection is closed.
+    pub heartbeat_misses: u32,
+    /// Milliseconds a call waits for its answer.
+    pub call_timeout_ms: u64,
+    /// Largest RPC frame, bytes.
+    pub max_frame_bytes: usize,
+    /// Calls a peer may have unanswered at once.
+    pub max_in_flight: usize,
+}
+
+impl Default for RpcConfig {
+    fn default() -> Self {
+        Self {
+            secret_path: PathBuf::from("data/rpc_secret"),
+            heartbeat_interval_ms: 1000,
+            heartbeat_misses: 3,
+            call_timeout_ms: 5000,
+            max_frame_bytes: 1 << 20,
+            max_in_flight: 256,
+        }
+    }
+}
+
+impl RpcConfig {
+    /// `heartbeat_interval_ms` as a duration.
+    pub fn heartbeat_interval(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_interval_ms)
+    }
+
+    /// `call_timeout_ms` as a duration.
+    pub fn call_timeout(&self) -> Duration {
+        Duration::from_millis(self.call_timeout_ms)
+    }
+}
+
 /// Everything the account server reads from the config file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Config {
@@ -116,6 +165,8 @@ pub struct Config {
     pub account: AccountConfig,
     /// `[token]`.
     pub token: TokenConfig,
+    /// `[rpc]`.
+    pub rpc: RpcConfig,
 }
 
 impl Config {
@@ -124,14 +175,15 @@ impl Config {
         Self::from_file(&ConfigFile::read(path)?)
     }
 
-    /// Takes and validates the `[account]` and `[token]` sections of an already parsed file.
+    /// Takes and validates the `[account]`, `[token]` and `[rpc]` sections of an already parsed file.
     pub fn from_file(file: &ConfigFile) -> Result<Self, ConfigError> {
         let account: AccountConfig = file.section("account")?;
         let token: TokenConfig = file.section("token")?;
-        if let Some((key, why)) = first_violation(&account, &token) {
+        let rpc: RpcConfig = file.section("rpc")?;
+        if let Some((key, why)) = first_violation(&account, &token).or_else(|| rpc_violation(&rpc)) {
             return Err(file.invalid(key, why));
         }
-        Ok(Self { account, token })
+        Ok(Self { account, token, rpc })
     }
 }
 
@@ -150,7 +202,7 @@ fn first_violation(a: &AccountConfig, t: &TokenConfig) -> Option<(&'static str, 
         ("token.access_ttl_secs", (1..=YEAR).contains(&t.access_ttl_secs), "must be 1 to 31536000 (one year)"),
         ("token.refresh_ttl_secs", (1..=10 * YEAR).contains(&t.refresh_ttl_secs), "must be 1 to 315360000 (ten years)"),
         ("account.db_path", !a.db_path.as_os_str().is_empty(), "must not be empty"),
-        ("account.sync_addr", is_host_port(&a.sync_addr), "must be host:port, e.g. \"127.0.0.1:2025\""),
+        ("account.admins", a.admins.iter().all(|name| !name.trim().is_empty()), "names must not be empty"),
         ("account.max_concurrent_hashes", a.max_concurrent_hashes <= 1024, "must be 0 (CPU cores) to 1024"),
         (
             "account.argon2_memory_kib",
@@ -188,8 +240,25 @@ fn first_violation(a: &AccountConfig, t: &TokenConfig) -> Option<(&'static str, 
     None
 }
 
+/// The first `[rpc]` key whose value is out of range, and why.
+fn rpc_violation(r: &RpcConfig) -> Option<(&'static str, String)> {
+    let checks: [(&str, bool, &str); 6] = [
+        ("rpc.secret_path", !r.secret_path.as_os_str().is_empty(), "must not be empty"),
+        ("rpc.heartbeat_interval_ms", (10..=60_000).contains(&r.heartbeat_interval_ms), "must be 10 to 60000"),
+        ("rpc.heartbeat_misses", (1..=100).contains(&r.heartbeat_misses), "must be 1 to 100"),
+        ("rpc.call_timeout_ms", (1..=600_000).contains(&r.call_timeout_ms), "must be 1 to 600000"),
+        (
+            "rpc.max_frame_bytes",
+            (1024..=64 * 1024 * 1024).contains(&r.max_frame_bytes),
+            "must be 1024 to 67108864 (64 MiB)",
+        ),
+        ("rpc.max_in_flight", (1..=65_536).contains(&r.max_in_flight), "must be 1 to 65536"),
+    ];
+    checks.into_iter().find(|(_, ok, _)| !ok).map(|(key, _, why)| (key, why.to_owned()))
+}
+
 /// Whether `s` looks like `host:port` with a non-empty host and a valid port.
-fn is_host_port(s: &str) -> bool {
+pub(crate) fn is_host_port(s: &str) -> bool {
     s.rsplit_once(':').is_some_and(|(host, port)| {
         !host.is_empty() && !host.contains(char::is_whitespace) && port.parse::<u16>().is_ok()
     })
@@ -219,12 +288,16 @@ mod tests {
     #[test]
     fn values_are_read() {
         let c = parse(
-            "[account]\nhttp_addr = \"0.0.0.0:9000\"\nsync_addr = \"game.example.com:2025\"\nusername_max_len = 20\n\
-             [token]\naccess_ttl_secs = 60\n",
+            "[account]\nhttp_addr = \"0.0.0.0:9000\"\nrpc_addr = \"0.0.0.0:9001\"\nusername_max_len = 20\n\
+             admins = [\"Root\"]\n[token]\naccess_ttl_secs = 60\n[rpc]\nsecret_path = \"s\"\nheartbeat_interval_ms = 50\n",
         )
         .unwrap();
         assert_eq!(c.account.http_addr, SocketAddr::from(([0, 0, 0, 0], 9000)));
-        assert_eq!(c.account.sync_addr, "game.example.com:2025");
+        assert_eq!(c.account.rpc_addr, SocketAddr::from(([0, 0, 0, 0], 9001)));
+        assert_eq!(c.account.admins, ["Root"]);
+        assert_eq!(c.rpc.secret_path, PathBuf::from("s"));
+        assert_eq!(c.rpc.heartbeat_interval(), Duration::from_millis(50));
+        assert_eq!(c.rpc.heartbeat_misses, 3);
         assert_eq!(c.account.username_max_len, 20);
         assert_eq!(c.token.access_ttl_secs, 60);
     }
@@ -235,6 +308,10 @@ mod tests {
         assert!(e.contains("account") && e.contains("argon2_memory"), "{e}");
         let e = parse("[token]\naccess_ttl_secs = \"long\"\n").unwrap_err().to_string();
         assert!(e.starts_with("movan.toml: token.access_ttl_secs: "), "{e}");
+        let e = parse("[account]\nsync_addr = \"127.0.0.1:2025\"\n").unwrap_err().to_string();
+        assert!(e.contains("account") && e.contains("sync_addr"), "the static sync address is gone: {e}");
+        let e = parse("[rpc]\nsecret = \"x\"\n").unwrap_err().to_string();
+        assert!(e.contains("rpc") && e.contains("secret"), "{e}");
     }
 
     #[test]
@@ -246,7 +323,10 @@ mod tests {
             ("[account]\nusername_min_len = 10\nusername_max_len = 5\n", "account.username_max_len"),
             ("[account]\npassword_min_len = 0\n", "account.password_min_len"),
             ("[account]\nmax_body_bytes = 100\n", "account.max_body_bytes"),
-            ("[account]\nsync_addr = \"nowhere\"\n", "account.sync_addr"),
+            ("[account]\nadmins = [\"\"]\n", "account.admins"),
+            ("[rpc]\nheartbeat_interval_ms = 0\n", "rpc.heartbeat_interval_ms"),
+            ("[rpc]\nmax_in_flight = 0\n", "rpc.max_in_flight"),
+            ("[rpc]\nsecret_path = \"\"\n", "rpc.secret_path"),
             ("[token]\nissuer = \"\"\n", "token.issuer"),
             ("[token]\naccess_ttl_secs = 0\n", "token.access_ttl_secs"),
             ("[token]\npublic_key_path = \"data/jwt_ed25519.pem\"\n", "token.public_key_path"),

@@ -35,6 +35,19 @@ pub enum ApiError {
     /// Unknown, used, expired or revoked refresh token (401 `invalid_refresh_token`).
     #[error("refresh token is invalid, expired or revoked")]
     InvalidRefreshToken,
+    /// The bearer token is valid but its user is not an admin (403 `forbidden`).
+    #[error("this endpoint is for admins")]
+    Forbidden,
+    /// The user is banned: no login, no refresh (403 `banned`).
+    #[error("this account is banned")]
+    Banned,
+    /// No user has the uid in the path (404 `user_not_found`).
+    #[error("no user has this uid")]
+    UserNotFound,
+    /// No live sync server has room for another player, so login cannot hand out an address (503
+    /// `no_sync_server`).
+    #[error("no game server is available; try again shortly")]
+    NoSyncServer,
     /// The request body is larger than the limit it carries (413 `payload_too_large`).
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -60,6 +73,10 @@ impl ApiError {
             Self::InvalidCredentials => "invalid_credentials",
             Self::Unauthorized(_) => "unauthorized",
             Self::InvalidRefreshToken => "invalid_refresh_token",
+            Self::Forbidden => "forbidden",
+            Self::Banned => "banned",
+            Self::UserNotFound => "user_not_found",
+            Self::NoSyncServer => "no_sync_server",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -73,8 +90,10 @@ impl ApiError {
             Self::BadRequest(_) | Self::InvalidUsername(_) | Self::InvalidPassword(_) => StatusCode::BAD_REQUEST,
             Self::UsernameTaken => StatusCode::CONFLICT,
             Self::InvalidCredentials | Self::Unauthorized(_) | Self::InvalidRefreshToken => StatusCode::UNAUTHORIZED,
+            Self::Forbidden | Self::Banned => StatusCode::FORBIDDEN,
+            Self::UserNotFound | Self::NotFound => StatusCode::NOT_FOUND,
+            Self::NoSyncServer => StatusCode::SERVICE_UNAVAILABLE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -99,6 +118,10 @@ impl IntoResponse for ApiError {
             // RFC 6750: a 401 for a protected resource names the scheme it expects.
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if matches!(self, Self::NoSyncServer) {
+            // A sync server that just restarted registers within seconds.
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
         response
     }
 }
@@ -107,6 +130,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::UsernameTaken => Self::UsernameTaken,
+            StoreError::Banned => Self::Banned,
             other => Self::Internal(other.into()),
         }
     }

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::store::{Role, User};
 
 /// A JSON request body. Malformed JSON, missing fields or a wrong content type give `bad_request`, a body over
 /// `account.max_body_bytes` gives `payload_too_large`.
@@ -54,5 +55,22 @@ impl FromRequestParts<AppState> for Authenticated {
             return Err(ApiError::Unauthorized("session has ended"));
         }
         Ok(Self(claims))
+    }
+}
+
+/// An [`Authenticated`] request whose user has the admin role; others get `forbidden`.
+#[derive(Debug)]
+pub(crate) struct Admin(pub User);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Authenticated(claims) = Authenticated::from_request_parts(parts, state).await?;
+        match state.store.user(&claims.sub)? {
+            Some(user) if user.role == Role::Admin && !user.is_banned() => Ok(Self(user)),
+            Some(_) => Err(ApiError::Forbidden),
+            None => Err(ApiError::Unauthorized("session has ended")),
+        }
     }
 }

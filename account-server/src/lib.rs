@@ -1,20 +1,28 @@
-//! The Movan account server: registration, login and access-token issuing over HTTP/JSON.
+//! The Movan account server: registration, login and access-token issuing over HTTP/JSON, and the RPC service the
+//! sync servers register with.
 //!
-//! - [`config`]: the `[account]` and `[token]` sections of `config/config.toml`.
-//! - [`store`]: users, sessions and refresh tokens ([`Store`], implemented on sled by [`SledStore`]).
+//! - [`config`]: the `[account]`, `[token]` and `[rpc]` sections of `config/config.toml`.
+//! - [`store`]: users, sessions, refresh tokens and match history ([`Store`], implemented on sled by [`SledStore`]).
 //! - [`password`]: argon2id hashing on the blocking pool, bounded in concurrency.
 //! - [`tokens`]: the Ed25519 key pair and the EdDSA JWTs ([`movan_protocol::TokenClaims`]) the sync server checks.
+//! - [`secret`]: the secret shared with the sync servers.
+//! - [`nodes`]: the live sync servers, where login sends players, and the notices pushed to them.
+//! - [`rpc`]: what the sync servers call over RPC.
 //! - [`error`]: the JSON error body `{"code", "message"}`.
 //!
 //! [`app`] builds the router (tests call it without a socket); [`run`] serves it on a bound listener until a
-//! shutdown signal, then flushes the database.
+//! shutdown signal, then flushes the database; [`serve`] does the same with the RPC service for the sync servers
+//! on a second listener.
 
 pub mod config;
 pub mod credentials;
 pub mod error;
 mod extract;
+pub mod nodes;
 pub mod password;
 mod routes;
+pub mod rpc;
+pub mod secret;
 pub mod state;
 pub mod store;
 pub mod tokens;
@@ -29,12 +37,13 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-pub use config::{AccountConfig, Config, TokenConfig};
+pub use config::{AccountConfig, Config, RpcConfig, TokenConfig};
 pub use error::ApiError;
 pub use state::{AppState, Clock, StartError};
-pub use store::{SledStore, Store, StoreError};
+pub use store::{Role, SledStore, Store, StoreError};
 
 /// How long [`run`] waits for open requests after the shutdown signal before closing anyway.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -59,6 +68,12 @@ pub enum RunError {
     /// The final database flush failed.
     #[error("flushing the database: {0}")]
     Flush(#[source] StoreError),
+    /// The RPC settings are unusable (config validation normally catches this first).
+    #[error("rpc: {0}")]
+    RpcConfig(#[source] movan_rpc::ConfigError),
+    /// The RPC server failed.
+    #[error("serving RPC: {0}")]
+    Rpc(#[source] std::io::Error),
 }
 
 /// Serves [`app`] on `listener` until `shutdown` completes, lets open requests finish (at most
@@ -69,6 +84,54 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     let store = Arc::clone(state.store());
+    serve_http(listener, state, shutdown).await?;
+    store.flush().await.map_err(RunError::Flush)
+}
+
+/// Serves [`app`] on `http` and the RPC service ([`rpc::handlers`], with `rpc_config`) on `rpc` until `shutdown`
+/// completes or either fails, stops both (open HTTP requests get at most [`DRAIN_TIMEOUT`]; RPC connections are
+/// closed, so their nodes stop taking players), then flushes the store.
+pub async fn serve(
+    http: TcpListener,
+    rpc: TcpListener,
+    state: AppState,
+    rpc_config: movan_rpc::RpcConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let server = movan_rpc::RpcServer::new(rpc_config, rpc::handlers(state.clone())).map_err(RunError::RpcConfig)?;
+    let store = Arc::clone(state.store());
+    let stop = CancellationToken::new();
+    let http_done = {
+        let stop = stop.clone();
+        async move {
+            let served = serve_http(http, state, stop.clone().cancelled_owned()).await;
+            stop.cancel();
+            served
+        }
+    };
+    let rpc_done = async {
+        let served = server.run(rpc, stop.clone().cancelled_owned()).await.map_err(RunError::Rpc);
+        stop.cancel();
+        served
+    };
+    let signal = async {
+        tokio::select! {
+            () = shutdown => stop.cancel(),
+            () = stop.cancelled() => {}
+        }
+    };
+    let (http_result, rpc_result, ()) = tokio::join!(http_done, rpc_done, signal);
+    http_result?;
+    rpc_result?;
+    store.flush().await.map_err(RunError::Flush)
+}
+
+/// Serves [`app`] on `listener` until `shutdown` completes and open requests finish (at most [`DRAIN_TIMEOUT`]).
+async fn serve_http(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
     let passwords = state.passwords().clone();
     tokio::spawn(async move {
         if let Err(e) = passwords.warm_up().await {
@@ -94,7 +157,7 @@ pub async fn run(
             warn!(timeout_secs = DRAIN_TIMEOUT.as_secs(), "requests still open at shutdown; closing");
         }
     }
-    store.flush().await.map_err(RunError::Flush)
+    Ok(())
 }
 
 /// Logs each request's method, path, status and duration at debug level (bodies and headers are never logged).

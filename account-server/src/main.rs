@@ -1,22 +1,26 @@
-//! `account-server [--config PATH]` serves the account API; `account-server keygen` only creates the token key pair.
+//! `account-server [--config PATH]` serves the account API over HTTP and the sync-server registry over RPC;
+//! `account-server keygen` only creates the token key pair and the RPC secret; `account-server promote-admin NAME`
+//! makes a user an admin.
 
+use std::future::Future;
 use std::io::{IsTerminal as _, Write as _};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use account_server::secret::ensure_rpc_secret;
 use account_server::tokens::ensure_key_pair;
-use account_server::{AppState, Config};
+use account_server::{AppState, Config, Role, SledStore, Store as _};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
 
-/// Movan account server: registration, login and JWT issuing over HTTP/JSON.
+/// Movan account server: registration, login and JWT issuing over HTTP/JSON; the sync servers register over RPC.
 #[derive(Debug, Parser)]
 #[command(name = "account-server", version)]
 struct Cli {
-    /// Configuration file (sections [account] and [token]).
+    /// Configuration file (sections [account], [token] and [rpc]).
     #[arg(long, global = true, env = "MOVAN_CONFIG", default_value = "config/config.toml")]
     config: PathBuf,
     #[command(subcommand)]
@@ -25,8 +29,15 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Create the token key pair if missing, print the private and public key paths (one per line) and exit.
+    /// Create the token key pair and the RPC secret if missing, print the private key, public key and secret paths
+    /// (one per line) and exit.
     Keygen,
+    /// Give an existing user the admin role, then exit. Opens the database directly: stop the server first (sled
+    /// lets one process at a time open it).
+    PromoteAdmin {
+        /// The user's name (case does not matter).
+        username: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -38,6 +49,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Some(Command::Keygen) => keygen(&cli.config),
+        Some(Command::PromoteAdmin { username }) => promote_admin(&cli.config, &username),
         None => serve(&cli.config),
     };
     match result {
@@ -49,59 +61,95 @@ fn main() -> ExitCode {
     }
 }
 
-fn keygen(config: &std::path::Path) -> anyhow::Result<()> {
-    let token = Config::load(config)?.token;
+fn keygen(config: &Path) -> anyhow::Result<()> {
+    let Config { token, rpc, .. } = Config::load(config)?;
     let status = ensure_key_pair(&token.private_key_path, &token.public_key_path)?;
     info!(?status, "token key pair ready");
+    let (_, status) = ensure_rpc_secret(&rpc.secret_path)?;
+    info!(?status, "rpc secret ready");
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", token.private_key_path.display())?;
     writeln!(out, "{}", token.public_key_path.display())?;
+    writeln!(out, "{}", rpc.secret_path.display())?;
+    out.flush()?;
+    Ok(())
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn promote_admin(config: &Path, username: &str) -> anyhow::Result<()> {
+    let path = Config::load(config)?.account.db_path;
+    let store = SledStore::open(&path).with_context(|| {
+        format!("{}: cannot open the database; if account-server is running, stop it first", path.display())
+    })?;
+    let user = store
+        .set_role_by_name(username, Role::Admin)?
+        .with_context(|| format!("no user named {username:?} in {}", path.display()))?;
+    store.flush().await?;
+    info!(uid = %user.uid, username = %user.username, "promoted to admin");
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{} (uid {}) is now an admin", user.username, user.uid)?;
     out.flush()?;
     Ok(())
 }
 
 #[tokio::main]
-async fn serve(config: &std::path::Path) -> anyhow::Result<()> {
+async fn serve(config: &Path) -> anyhow::Result<()> {
     let config = Config::load(config)?;
+    let (secret, status) = ensure_rpc_secret(&config.rpc.secret_path)?;
+    info!(?status, path = %config.rpc.secret_path.display(), "rpc secret ready");
     let state = AppState::open(&config)?;
     let addr = config.account.http_addr;
-    let listener = TcpListener::bind(addr).await.with_context(|| format!("account.http_addr: cannot bind {addr}"))?;
-    let bound = listener.local_addr()?;
+    let http = TcpListener::bind(addr).await.with_context(|| format!("account.http_addr: cannot bind {addr}"))?;
+    let addr = config.account.rpc_addr;
+    let rpc = TcpListener::bind(addr).await.with_context(|| format!("account.rpc_addr: cannot bind {addr}"))?;
+    let (http_bound, rpc_bound) = (http.local_addr()?, rpc.local_addr()?);
+    let shutdown = shutdown_signal();
     {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "account-server listening on http://{bound}")?;
+        writeln!(out, "account-server listening on http://{http_bound}")?;
+        writeln!(out, "account-server rpc listening on {rpc_bound}")?;
         out.flush()?;
     }
-    info!(addr = %bound, db = %config.account.db_path.display(), "serving");
-    account_server::run(listener, state, shutdown_signal()).await?;
+    info!(http = %http_bound, rpc = %rpc_bound, db = %config.account.db_path.display(), "serving");
+    let rpc_config = account_server::rpc::server_config(&config.rpc, &secret);
+    account_server::serve(http, rpc, state, rpc_config, shutdown).await?;
     info!("stopped");
     Ok(())
 }
 
-/// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            error!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
+/// Listens for SIGINT (Ctrl-C) and, on Unix, SIGTERM from now on (so a signal sent as soon as the startup lines
+/// are out is not lost); the future completes on the first one.
+fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    let (interrupt, terminate) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        let listen = |kind: SignalKind, name: &'static str| {
+            let stream = signal(kind).inspect_err(|e| error!(error = %e, "cannot listen for {name}")).ok();
+            async move {
+                match stream {
+                    Some(mut stream) => {
+                        stream.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
             }
-            Err(e) => {
-                error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
+        };
+        (listen(SignalKind::interrupt(), "SIGINT"), listen(SignalKind::terminate(), "SIGTERM"))
     };
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => info!("SIGINT received, shutting down"),
-        () = terminate => info!("SIGTERM received, shutting down"),
+    let (interrupt, terminate) = (
+        async {
+            if let Err(e) = tokio::signal::ctrl_c().await {
+                error!(error = %e, "cannot listen for Ctrl-C");
+                std::future::pending::<()>().await;
+            }
+        },
+        std::future::pending::<()>(),
+    );
+    async move {
+        tokio::select! {
+            () = interrupt => info!("SIGINT received, shutting down"),
+            () = terminate => info!("SIGTERM received, shutting down"),
+        }
     }
 }

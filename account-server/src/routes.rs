@@ -1,4 +1,7 @@
-//! The HTTP endpoints under `/v1`.
+//! The HTTP endpoints under `/v1`: accounts and sessions here, [`admin`] and [`matches`] in their modules.
+
+mod admin;
+mod matches;
 
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -10,8 +13,9 @@ use tracing::info;
 
 use crate::error::ApiError;
 use crate::extract::{Authenticated, JsonBody};
+use crate::nodes::Notice;
 use crate::state::AppState;
-use crate::store::{RefreshGrant, Session, StoreError, User};
+use crate::store::{RefreshGrant, Role, Session, StoreError, User};
 use crate::tokens::{new_refresh_token, new_session_id, refresh_token_digest};
 
 /// The `/v1` routes, without fallbacks or layers.
@@ -22,6 +26,9 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v1/refresh", post(refresh))
         .route("/v1/logout", post(logout))
         .route("/v1/me", get(me))
+        .route("/v1/me/matches", get(matches::list))
+        .route("/v1/admin/users/{uid}/ban", post(admin::ban))
+        .route("/v1/admin/users/{uid}/unban", post(admin::unban))
 }
 
 /// Body of `register` and `login`.
@@ -55,6 +62,7 @@ struct Tokens {
 struct Me {
     uid: String,
     username: String,
+    role: Role,
 }
 
 /// `POST /v1/register`: 201 `{"uid"}` once the account is durable.
@@ -69,17 +77,19 @@ async fn register(
         return Err(ApiError::UsernameTaken);
     }
     let hash = state.passwords.hash(req.password).await?;
-    let user = match state.store.create_user(&req.username, &hash, state.now()) {
+    let role = state.role_for_new(&req.username);
+    let user = match state.store.create_user(&req.username, &hash, role, state.now()) {
         Ok(user) => user,
         Err(StoreError::UsernameTaken) => return Err(ApiError::UsernameTaken),
         Err(e) => return Err(e.into()),
     };
     state.store.flush().await?;
-    info!(uid = %user.uid, username = %user.username, "registered");
+    info!(uid = %user.uid, username = %user.username, role = role.as_str(), "registered");
     Ok((StatusCode::CREATED, Json(Registered { uid: user.uid })))
 }
 
-/// `POST /v1/login`: a new session. Unknown users and wrong passwords get the same answer in about the same time.
+/// `POST /v1/login`: a new session, and the sync server to play on. Unknown users and wrong passwords get the same
+/// answer in about the same time; only the right password learns that an account is banned.
 async fn login(State(state): State<AppState>, JsonBody(req): JsonBody<Credentials>) -> Result<Response, ApiError> {
     let user = state.store.user_by_name(&req.username)?;
     let stored = user.as_ref().map(|u| u.password_hash.clone());
@@ -87,6 +97,11 @@ async fn login(State(state): State<AppState>, JsonBody(req): JsonBody<Credential
         (true, Some(user)) => user,
         _ => return Err(ApiError::InvalidCredentials),
     };
+    if user.is_banned() {
+        return Err(ApiError::Banned);
+    }
+    // Before the session exists, so a refused login leaves nothing behind.
+    let sync_addr = state.nodes.assign().ok_or(ApiError::NoSyncServer)?;
     let now = state.now();
     let sid = new_session_id();
     let expires_at = now + state.refresh_ttl_secs;
@@ -94,12 +109,16 @@ async fn login(State(state): State<AppState>, JsonBody(req): JsonBody<Credential
     let refresh_token = new_refresh_token();
     let grant = RefreshGrant { sid: sid.clone(), uid: user.uid.clone(), expires_at };
     state.store.create_session(&sid, &session, &refresh_token_digest(&refresh_token), &grant)?;
-    info!(uid = %user.uid, sid = %sid, "logged in");
-    issue(&state, &user, &sid, refresh_token, now)
+    info!(uid = %user.uid, sid = %sid, sync_addr = %sync_addr, "logged in");
+    issue(&state, &user, &sid, refresh_token, sync_addr, now)
 }
 
-/// `POST /v1/refresh`: new tokens for the session; the presented refresh token is used up.
+/// `POST /v1/refresh`: new tokens for the session, and the sync server to play on; the presented refresh token is
+/// used up. With no sync server available the token is left untouched.
 async fn refresh(State(state): State<AppState>, JsonBody(req): JsonBody<RefreshRequest>) -> Result<Response, ApiError> {
+    if !state.nodes.has_room() {
+        return Err(ApiError::NoSyncServer);
+    }
     let now = state.now();
     let grant = state
         .store
@@ -107,27 +126,34 @@ async fn refresh(State(state): State<AppState>, JsonBody(req): JsonBody<RefreshR
         .filter(|g| g.expires_at > now)
         .ok_or(ApiError::InvalidRefreshToken)?;
     let user = state.store.user(&grant.uid)?.ok_or(ApiError::InvalidRefreshToken)?;
+    if user.is_banned() {
+        return Err(ApiError::Banned);
+    }
     let refresh_token = new_refresh_token();
     let next = RefreshGrant { expires_at: now + state.refresh_ttl_secs, ..grant };
     if !state.store.extend_session(&refresh_token_digest(&refresh_token), &next)? {
         return Err(ApiError::InvalidRefreshToken);
     }
-    info!(uid = %user.uid, sid = %next.sid, "refreshed");
-    issue(&state, &user, &next.sid, refresh_token, now)
+    // The last node may have gone since the check above; the session lives on, the client retries.
+    let sync_addr = state.nodes.assign().ok_or(ApiError::NoSyncServer)?;
+    info!(uid = %user.uid, sid = %next.sid, sync_addr = %sync_addr, "refreshed");
+    issue(&state, &user, &next.sid, refresh_token, sync_addr, now)
 }
 
-/// `POST /v1/logout`: revokes the session of the bearer token, with all its tokens.
+/// `POST /v1/logout`: revokes the session of the bearer token, with all its tokens, and tells the sync servers to
+/// drop the session's connections.
 async fn logout(State(state): State<AppState>, Authenticated(claims): Authenticated) -> Result<StatusCode, ApiError> {
     state.store.revoke_session(&claims.sid)?;
     state.store.flush().await?;
     info!(uid = %claims.sub, sid = %claims.sid, "logged out");
+    state.nodes.broadcast(&Notice::SessionRevoked { uid: claims.sub, sid: claims.sid }, state.now());
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /v1/me`: who the bearer token belongs to.
+/// `GET /v1/me`: who the bearer token belongs to, and their role.
 async fn me(State(state): State<AppState>, Authenticated(claims): Authenticated) -> Result<Json<Me>, ApiError> {
     let user = state.store.user(&claims.sub)?.ok_or(ApiError::Unauthorized("session has ended"))?;
-    Ok(Json(Me { uid: user.uid, username: user.username }))
+    Ok(Json(Me { uid: user.uid, username: user.username, role: user.role }))
 }
 
 /// Fallback for unknown paths.
@@ -141,13 +167,20 @@ pub(crate) async fn method_not_allowed() -> ApiError {
 }
 
 /// The login/refresh answer: a new access token plus `refresh_token`, never cached (RFC 6749 §5.1).
-fn issue(state: &AppState, user: &User, sid: &str, refresh_token: String, now: u64) -> Result<Response, ApiError> {
+fn issue(
+    state: &AppState,
+    user: &User,
+    sid: &str,
+    refresh_token: String,
+    sync_addr: String,
+    now: u64,
+) -> Result<Response, ApiError> {
     let body = Tokens {
         uid: user.uid.clone(),
         token: state.tokens.issue(&user.uid, sid, &user.username, now)?,
         refresh_token,
         expires_in: state.tokens.access_ttl_secs(),
-        sync_addr: state.sync_addr.to_string(),
+        sync_addr,
     };
     let mut response = Json(body).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

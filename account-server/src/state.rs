@@ -5,10 +5,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use tracing::{info, warn};
+
 use crate::config::Config;
 use crate::credentials::CredentialRules;
+use crate::nodes::Nodes;
 use crate::password::PasswordHasher;
-use crate::store::{SledStore, Store};
+use crate::store::{Role, SledStore, Store, StoreError};
 use crate::tokens::{KeyError, TokenIssuer};
 
 /// The current time in seconds since the Unix epoch; replaceable so tests can move time.
@@ -31,6 +34,9 @@ pub enum StartError {
     /// The argon2 parameters are rejected (config validation normally catches this first).
     #[error("account.argon2_*: {0}")]
     Argon2(argon2::Error),
+    /// The users of `account.admins` cannot be made admins.
+    #[error("account.admins: {0}")]
+    Admins(#[source] StoreError),
 }
 
 /// Shared state of the HTTP handlers. Cheap to clone.
@@ -40,7 +46,9 @@ pub struct AppState {
     pub(crate) passwords: PasswordHasher,
     pub(crate) tokens: Arc<TokenIssuer>,
     pub(crate) rules: Arc<CredentialRules>,
-    pub(crate) sync_addr: Arc<str>,
+    pub(crate) nodes: Nodes,
+    /// `account.admins`: usernames that get the admin role.
+    pub(crate) admins: Arc<[String]>,
     pub(crate) refresh_ttl_secs: u64,
     pub(crate) max_body_bytes: usize,
     clock: Clock,
@@ -52,7 +60,8 @@ impl fmt::Debug for AppState {
             .field("passwords", &self.passwords)
             .field("tokens", &self.tokens)
             .field("rules", &self.rules)
-            .field("sync_addr", &self.sync_addr)
+            .field("nodes", &self.nodes)
+            .field("admins", &self.admins)
             .field("refresh_ttl_secs", &self.refresh_ttl_secs)
             .field("max_body_bytes", &self.max_body_bytes)
             .finish_non_exhaustive()
@@ -67,15 +76,23 @@ impl AppState {
         Self::new(config, Arc::new(store))
     }
 
-    /// Uses `store` (a fake one in tests, say) and loads the token key pair, creating it if missing.
+    /// Uses `store` (a fake one in tests, say), loads the token key pair (creating it if missing) and gives the
+    /// existing users of `account.admins` the admin role. No sync node is registered yet.
     pub fn new(config: &Config, store: Arc<dyn Store>) -> Result<Self, StartError> {
         let params = config.account.argon2_params().map_err(StartError::Argon2)?;
+        for name in &config.account.admins {
+            match store.set_role_by_name(name, Role::Admin).map_err(StartError::Admins)? {
+                Some(user) => info!(uid = %user.uid, username = %user.username, "admin (account.admins)"),
+                None => warn!(username = %name, "account.admins: no such user yet; admin once registered"),
+            }
+        }
         Ok(Self {
             store,
             passwords: PasswordHasher::new(params, config.account.hash_concurrency()),
             tokens: Arc::new(TokenIssuer::load(&config.token)?),
             rules: Arc::new(CredentialRules::new(&config.account)),
-            sync_addr: config.account.sync_addr.as_str().into(),
+            nodes: Nodes::new(config.token.access_ttl_secs),
+            admins: config.account.admins.clone().into(),
             refresh_ttl_secs: config.token.refresh_ttl_secs,
             max_body_bytes: config.account.max_body_bytes,
             clock: Arc::new(unix_now),
@@ -91,6 +108,16 @@ impl AppState {
     /// The store, e.g. to flush it at shutdown.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The registered sync nodes.
+    pub fn nodes(&self) -> &Nodes {
+        &self.nodes
+    }
+
+    /// The role a new account named `username` gets: admin if listed in `account.admins`.
+    pub(crate) fn role_for_new(&self, username: &str) -> Role {
+        if self.admins.iter().any(|a| a.eq_ignore_ascii_case(username)) { Role::Admin } else { Role::Player }
     }
 
     /// The password hasher.

@@ -1,10 +1,15 @@
-//! Durable state: users, sessions and refresh tokens, behind the [`Store`] trait, with a sled implementation.
+//! Durable state: users, sessions, refresh tokens and match history, behind the [`Store`] trait, with a sled
+//! implementation.
 //!
-//! [`SledStore`] keeps four trees of JSON records:
+//! [`SledStore`] keeps these trees of JSON records:
 //! - `users`: uid → [`User`];
 //! - `usernames`: lowercase username → uid, which makes usernames unique regardless of case;
 //! - `sessions`: sid → [`Session`];
-//! - `refresh_tokens`: SHA-256 of the refresh token → [`RefreshGrant`] (the token itself is never stored).
+//! - `user_sessions`: uid, 0xFF, sid → nothing: the sessions of a user, so a ban can revoke them all;
+//! - `refresh_tokens`: SHA-256 of the refresh token → [`RefreshGrant`] (the token itself is never stored);
+//! - `matches` and `user_matches`: finished games and a per-player index (see [`mod@matches`]).
+
+pub mod matches;
 
 use std::future::Future;
 use std::io;
@@ -17,14 +22,40 @@ use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
+pub use matches::{Match, MatchCursor, MatchPage};
+
 /// How long [`SledStore::open`] waits for the database lock.
 pub const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 /// First uid handed out; smaller numbers stay free for special accounts.
 const UID_OFFSET: u64 = 1000;
 
+/// Ends the uid part of index keys; never part of a UTF-8 string, so one uid's keys are never a prefix of another's.
+const KEY_SEP: u8 = 0xFF;
+
 /// A future returned by [`Store::flush`].
 pub type FlushFuture<'a> = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>>;
+
+/// What a user may do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Plays; the role of every new account not listed in `account.admins`.
+    #[default]
+    Player,
+    /// Plays and may ban and unban users.
+    Admin,
+}
+
+impl Role {
+    /// The name used in JSON: `player` or `admin`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Player => "player",
+            Self::Admin => "admin",
+        }
+    }
+}
 
 /// A registered player.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,8 +68,18 @@ pub struct User {
     pub password_hash: String,
     /// Seconds since the Unix epoch.
     pub created_at: u64,
-    /// Always `player` for now.
-    pub role: String,
+    /// What the user may do.
+    pub role: Role,
+    /// When an admin banned the user (seconds since the Unix epoch); `None` when not banned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub banned_at: Option<u64>,
+}
+
+impl User {
+    /// Whether the user is banned: no login, no refresh, no session.
+    pub fn is_banned(&self) -> bool {
+        self.banned_at.is_some()
+    }
 }
 
 /// One login: the access and refresh tokens it issues carry its id (`sid`).
@@ -50,7 +91,7 @@ pub struct Session {
     pub created_at: u64,
     /// Expiry of its newest refresh token, seconds since the Unix epoch.
     pub expires_at: u64,
-    /// Set by logout; a revoked session accepts no token.
+    /// Set by logout or a ban; a revoked session accepts no token.
     pub revoked: bool,
 }
 
@@ -71,6 +112,9 @@ pub enum StoreError {
     /// [`Store::create_user`]: another user has this username, ignoring case.
     #[error("username is already taken")]
     UsernameTaken,
+    /// [`Store::create_session`]: the user is banned.
+    #[error("user is banned")]
+    Banned,
     /// The database failed.
     #[error("database: {0}")]
     Db(#[from] sled::Error),
@@ -84,11 +128,13 @@ pub enum StoreError {
     },
 }
 
-/// Users, sessions and refresh tokens. Implementations must make each method atomic.
+/// Users, sessions, refresh tokens and matches. Implementations must make each method atomic (see
+/// [`Store::set_banned`] for what that means there).
 pub trait Store: Send + Sync + 'static {
     /// Creates a user with a fresh uid, or fails with [`StoreError::UsernameTaken`] if another user has
     /// `username` ignoring ASCII case.
-    fn create_user(&self, username: &str, password_hash: &str, created_at: u64) -> Result<User, StoreError>;
+    fn create_user(&self, username: &str, password_hash: &str, role: Role, created_at: u64)
+    -> Result<User, StoreError>;
 
     /// The user with `username`, ignoring ASCII case.
     fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError>;
@@ -96,7 +142,17 @@ pub trait Store: Send + Sync + 'static {
     /// The user with `uid`.
     fn user(&self, uid: &str) -> Result<Option<User>, StoreError>;
 
-    /// Stores a new session `sid` together with its first refresh token.
+    /// Gives the user with `username` (ignoring ASCII case) `role`; returns the updated user, or `None` if there is
+    /// no such user.
+    fn set_role_by_name(&self, username: &str, role: Role) -> Result<Option<User>, StoreError>;
+
+    /// Sets (`Some(time)`) or lifts (`None`) the ban of user `uid`; returns the updated user, or `None` if there is
+    /// no such user. Setting a ban also revokes every session of the user: once this returns, the user has no live
+    /// session and [`Store::create_session`] refuses new ones.
+    fn set_banned(&self, uid: &str, banned_at: Option<u64>) -> Result<Option<User>, StoreError>;
+
+    /// Stores a new session `sid` together with its first refresh token, or fails with [`StoreError::Banned`] if
+    /// the session's user is banned.
     fn create_session(
         &self,
         sid: &str,
@@ -118,6 +174,14 @@ pub trait Store: Send + Sync + 'static {
     /// session is missing or revoked; returns whether the token was added.
     fn extend_session(&self, digest: &[u8; 32], grant: &RefreshGrant) -> Result<bool, StoreError>;
 
+    /// Stores a finished game and indexes it under each of its players; returns `false` (storing nothing) if a
+    /// match with this `match_id` is already stored. Its times must be finite numbers.
+    fn insert_match(&self, game: &Match) -> Result<bool, StoreError>;
+
+    /// Up to `limit` matches of player `uid`, newest (by `ended_at`) first, strictly older than `before` if given.
+    /// The page's `next` is the cursor for the following page, `None` on the last one.
+    fn matches_of(&self, uid: &str, before: Option<&MatchCursor>, limit: usize) -> Result<MatchPage, StoreError>;
+
     /// Makes every completed write durable.
     fn flush(&self) -> FlushFuture<'_>;
 }
@@ -129,7 +193,10 @@ pub struct SledStore {
     users: sled::Tree,
     usernames: sled::Tree,
     sessions: sled::Tree,
+    user_sessions: sled::Tree,
     refresh_tokens: sled::Tree,
+    matches: sled::Tree,
+    user_matches: sled::Tree,
 }
 
 impl SledStore {
@@ -160,7 +227,10 @@ impl SledStore {
             users: db.open_tree("users")?,
             usernames: db.open_tree("usernames")?,
             sessions: db.open_tree("sessions")?,
+            user_sessions: db.open_tree("user_sessions")?,
             refresh_tokens: db.open_tree("refresh_tokens")?,
+            matches: db.open_tree("matches")?,
+            user_matches: db.open_tree("user_matches")?,
             db,
         })
     }
@@ -169,6 +239,7 @@ impl SledStore {
 /// Why a transaction stopped without committing.
 enum Abort {
     Taken,
+    Banned,
     Corrupt(&'static str, serde_json::Error),
 }
 
@@ -176,6 +247,7 @@ impl From<TransactionError<Abort>> for StoreError {
     fn from(e: TransactionError<Abort>) -> Self {
         match e {
             TransactionError::Abort(Abort::Taken) => Self::UsernameTaken,
+            TransactionError::Abort(Abort::Banned) => Self::Banned,
             TransactionError::Abort(Abort::Corrupt(tree, source)) => Self::Corrupt { tree, source },
             TransactionError::Storage(e) => Self::Db(e),
         }
@@ -183,14 +255,21 @@ impl From<TransactionError<Abort>> for StoreError {
 }
 
 impl Store for SledStore {
-    fn create_user(&self, username: &str, password_hash: &str, created_at: u64) -> Result<User, StoreError> {
+    fn create_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+        role: Role,
+        created_at: u64,
+    ) -> Result<User, StoreError> {
         // An id lost to a taken username is simply skipped: uids are never reused.
         let user = User {
             uid: (self.db.generate_id()? + UID_OFFSET).to_string(),
             username: username.to_owned(),
             password_hash: password_hash.to_owned(),
             created_at,
-            role: "player".into(),
+            role,
+            banned_at: None,
         };
         let key = username.to_ascii_lowercase();
         let record = encode(&user);
@@ -216,6 +295,29 @@ impl Store for SledStore {
         get(&self.users, "users", uid.as_bytes())
     }
 
+    fn set_role_by_name(&self, username: &str, role: Role) -> Result<Option<User>, StoreError> {
+        let Some(uid) = self.usernames.get(username.to_ascii_lowercase())? else {
+            return Ok(None);
+        };
+        self.update_user(&uid, |user| user.role = role)
+    }
+
+    fn set_banned(&self, uid: &str, banned_at: Option<u64>) -> Result<Option<User>, StoreError> {
+        let Some(user) = self.update_user(uid.as_bytes(), |user| user.banned_at = banned_at)? else {
+            return Ok(None);
+        };
+        if banned_at.is_some() {
+            // `create_session` checks the ban in the transaction that indexes the session, so every session
+            // created before the ban is in the index by now, and none can be created after it.
+            for key in self.user_sessions.scan_prefix(index_prefix(uid)).keys() {
+                let key = key?;
+                let sid = String::from_utf8_lossy(&key[uid.len() + 1..]).into_owned();
+                self.revoke_session(&sid)?;
+            }
+        }
+        Ok(Some(user))
+    }
+
     fn create_session(
         &self,
         sid: &str,
@@ -223,12 +325,21 @@ impl Store for SledStore {
         refresh_digest: &[u8; 32],
         grant: &RefreshGrant,
     ) -> Result<(), StoreError> {
-        let (session, grant) = (encode(session), encode(grant));
-        (&self.sessions, &self.refresh_tokens).transaction(|(sessions, refresh_tokens)| {
-            sessions.insert(sid.as_bytes(), session.as_slice())?;
-            refresh_tokens.insert(refresh_digest.as_slice(), grant.as_slice())?;
-            Ok::<_, ConflictableTransactionError<Abort>>(())
-        })?;
+        let (record, grant) = (encode(session), encode(grant));
+        let mut index = index_prefix(&session.uid);
+        index.extend_from_slice(sid.as_bytes());
+        (&self.users, &self.sessions, &self.user_sessions, &self.refresh_tokens).transaction(
+            |(users, sessions, user_sessions, refresh_tokens)| {
+                let user = get_in::<User>(users, "users", session.uid.as_bytes())?;
+                if user.is_some_and(|u| u.is_banned()) {
+                    return Err(ConflictableTransactionError::Abort(Abort::Banned));
+                }
+                sessions.insert(sid.as_bytes(), record.as_slice())?;
+                user_sessions.insert(index.as_slice(), &[])?;
+                refresh_tokens.insert(refresh_digest.as_slice(), grant.as_slice())?;
+                Ok(())
+            },
+        )?;
         Ok(())
     }
 
@@ -273,12 +384,43 @@ impl Store for SledStore {
         Ok(added)
     }
 
+    fn insert_match(&self, game: &Match) -> Result<bool, StoreError> {
+        matches::insert(self, game)
+    }
+
+    fn matches_of(&self, uid: &str, before: Option<&MatchCursor>, limit: usize) -> Result<MatchPage, StoreError> {
+        matches::page(self, uid, before, limit)
+    }
+
     fn flush(&self) -> FlushFuture<'_> {
         Box::pin(async move {
             self.db.flush_async().await?;
             Ok(())
         })
     }
+}
+
+impl SledStore {
+    /// Applies `change` to the user `uid` atomically; returns the updated user, or `None` if there is none.
+    fn update_user(&self, uid: &[u8], change: impl Fn(&mut User)) -> Result<Option<User>, StoreError> {
+        let user = self.users.transaction(|users| {
+            let Some(mut user) = get_in::<User>(users, "users", uid)? else {
+                return Ok(None);
+            };
+            change(&mut user);
+            users.insert(uid, encode(&user))?;
+            Ok(Some(user))
+        })?;
+        Ok(user)
+    }
+}
+
+/// The start of the index keys of user `uid`: the uid, then [`KEY_SEP`].
+fn index_prefix(uid: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(uid.len() + 25);
+    key.extend_from_slice(uid.as_bytes());
+    key.push(KEY_SEP);
+    key
 }
 
 /// Whether sled failed to open because another handle holds the database lock. sled 0.34 reports it as an
@@ -289,7 +431,8 @@ fn is_lock_contention(e: &sled::Error) -> bool {
 }
 
 fn encode<T: Serialize>(record: &T) -> Vec<u8> {
-    serde_json::to_vec(record).expect("records are structs of strings and integers, which always serialize")
+    // serde_json writes a non-finite float as `null` rather than failing, and map keys are always strings.
+    serde_json::to_vec(record).expect("records are structs of strings, numbers and JSON values, which always serialize")
 }
 
 fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
@@ -329,15 +472,60 @@ mod tests {
     #[test]
     fn usernames_are_unique_ignoring_case_and_uids_differ() {
         let store = temp_store();
-        let a = store.create_user("Alice", "hash", 1).unwrap();
-        assert!(matches!(store.create_user("aLiCe", "hash", 2), Err(StoreError::UsernameTaken)));
-        let b = store.create_user("bob", "hash", 3).unwrap();
+        let a = store.create_user("Alice", "hash", Role::Player, 1).unwrap();
+        assert!(matches!(store.create_user("aLiCe", "hash", Role::Admin, 2), Err(StoreError::UsernameTaken)));
+        let b = store.create_user("bob", "hash", Role::Admin, 3).unwrap();
         assert_ne!(a.uid, b.uid);
         assert!(a.uid.parse::<u64>().unwrap() >= UID_OFFSET);
         assert_eq!(store.user_by_name("ALICE").unwrap().unwrap(), a);
         assert_eq!(store.user(&a.uid).unwrap().unwrap().username, "Alice");
-        assert_eq!(a.role, "player");
+        assert_eq!((a.role, b.role), (Role::Player, Role::Admin));
         assert!(store.user_by_name("carol").unwrap().is_none());
+    }
+
+    #[test]
+    fn roles_are_set_by_username_ignoring_case() {
+        let store = temp_store();
+        let a = store.create_user("Alice", "hash", Role::Player, 1).unwrap();
+        let promoted = store.set_role_by_name("ALICE", Role::Admin).unwrap().unwrap();
+        assert_eq!(promoted, User { role: Role::Admin, ..a.clone() });
+        assert_eq!(store.user(&a.uid).unwrap().unwrap().role, Role::Admin);
+        assert_eq!(store.set_role_by_name("nobody", Role::Admin).unwrap(), None);
+        assert_eq!(serde_json::to_value(Role::Admin).unwrap(), "admin");
+    }
+
+    #[test]
+    fn records_without_a_ban_field_still_decode() {
+        let old = r#"{"uid":"1000","username":"a","password_hash":"h","created_at":1,"role":"player"}"#;
+        let user: User = serde_json::from_str(old).unwrap();
+        assert!(!user.is_banned());
+        assert!(!String::from_utf8(encode(&user)).unwrap().contains("banned_at"));
+    }
+
+    #[test]
+    fn a_ban_revokes_every_session_of_the_user_and_refuses_new_ones() {
+        let store = temp_store();
+        let alice = store.create_user("alice", "hash", Role::Player, 1).unwrap();
+        let bob = store.create_user("bob", "hash", Role::Player, 1).unwrap();
+        let session = |uid: &str| Session { uid: uid.into(), created_at: 1, expires_at: 100, revoked: false };
+        let grant = |sid: &str, uid: &str| RefreshGrant { sid: sid.into(), uid: uid.into(), expires_at: 100 };
+        for (i, sid) in ["a1", "a2"].into_iter().enumerate() {
+            store.create_session(sid, &session(&alice.uid), &[i as u8; 32], &grant(sid, &alice.uid)).unwrap();
+        }
+        store.create_session("b1", &session(&bob.uid), &[9; 32], &grant("b1", &bob.uid)).unwrap();
+
+        let banned = store.set_banned(&alice.uid, Some(50)).unwrap().unwrap();
+        assert_eq!(banned.banned_at, Some(50));
+        assert!(store.session("a1").unwrap().unwrap().revoked && store.session("a2").unwrap().unwrap().revoked);
+        assert!(!store.session("b1").unwrap().unwrap().revoked);
+        let refused = store.create_session("a3", &session(&alice.uid), &[3; 32], &grant("a3", &alice.uid));
+        assert!(matches!(refused, Err(StoreError::Banned)));
+        assert!(store.session("a3").unwrap().is_none());
+        assert_eq!(store.take_refresh_token(&[3; 32]).unwrap(), None);
+
+        assert!(!store.set_banned(&alice.uid, None).unwrap().unwrap().is_banned());
+        store.create_session("a4", &session(&alice.uid), &[4; 32], &grant("a4", &alice.uid)).unwrap();
+        assert_eq!(store.set_banned("999999", Some(1)).unwrap(), None);
     }
 
     #[test]

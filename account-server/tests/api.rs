@@ -1,97 +1,22 @@
-//! The HTTP API through `app()`, without a socket: each test has its own temporary database and key pair.
+//! The HTTP API through `app()`, without a socket: each test has its own temporary database and key pair, and fake
+//! sync nodes registered straight into the state's registry.
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use account_server::store::{FlushFuture, RefreshGrant, Session, User};
-use account_server::{AccountConfig, AppState, Config, Store, StoreError, TokenConfig, app};
-use axum::Router;
+use account_server::nodes::{Load, Notice};
+use account_server::store::{FlushFuture, Match, MatchCursor, MatchPage, RefreshGrant, Role, Session, User};
+use account_server::{AppState, Store, StoreError, app};
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
+use common::*;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use movan_protocol::TokenClaims;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
-
-fn config(dir: &Path) -> Config {
-    Config {
-        account: AccountConfig {
-            db_path: dir.join("data/accounts.sled"),
-            max_concurrent_hashes: 2,
-            ..AccountConfig::default()
-        },
-        token: TokenConfig {
-            private_key_path: dir.join("data/jwt.pem"),
-            public_key_path: dir.join("data/jwt.pub.pem"),
-            ..TokenConfig::default()
-        },
-    }
-}
-
-/// An app on a fresh temporary directory (kept alive by the returned guard).
-fn fresh() -> (Router, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let app = app(AppState::open(&config(dir.path())).unwrap());
-    (app, dir)
-}
-
-/// A response: status, `Cache-Control` if any, and the body as JSON (`Null` when empty).
-struct Reply {
-    status: StatusCode,
-    cache_control: Option<String>,
-    body: Value,
-}
-
-async fn send(app: &Router, request: Request<Body>) -> Reply {
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let cache_control = response.headers().get(header::CACHE_CONTROL).map(|v| v.to_str().unwrap().to_owned());
-    if status != StatusCode::NO_CONTENT {
-        let content_type = response.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap().to_owned());
-        assert_eq!(content_type.as_deref(), Some("application/json"), "{status}");
-    }
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
-    let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
-    Reply { status, cache_control, body }
-}
-
-async fn post(app: &Router, path: &str, body: Value) -> Reply {
-    let request = Request::post(path)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    send(app, request).await
-}
-
-async fn with_bearer(app: &Router, method: Method, path: &str, token: &str) -> Reply {
-    let request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
-        .body(Body::empty())
-        .unwrap();
-    send(app, request).await
-}
-
-async fn register(app: &Router, username: &str, password: &str) -> Reply {
-    post(app, "/v1/register", json!({"username": username, "password": password})).await
-}
-
-async fn login(app: &Router, username: &str, password: &str) -> Reply {
-    post(app, "/v1/login", json!({"username": username, "password": password})).await
-}
-
-fn assert_error(reply: &Reply, status: StatusCode, code: &str) {
-    assert_eq!(reply.status, status, "{}", reply.body);
-    assert_eq!(reply.body["code"], code, "{}", reply.body);
-    assert!(reply.body["message"].as_str().is_some_and(|m| !m.is_empty()), "{}", reply.body);
-}
-
-fn text(v: &Value) -> &str {
-    v.as_str().unwrap()
-}
 
 #[tokio::test]
 async fn register_creates_accounts_with_unique_usernames_ignoring_case() {
@@ -129,7 +54,9 @@ async fn invalid_usernames_and_passwords_are_rejected_naming_the_rule() {
 async fn login_returns_a_jwt_that_verifies_with_the_public_key() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path());
-    let app = app(AppState::open(&config).unwrap());
+    let state = AppState::open(&config).unwrap();
+    add_node(&state, "sync-1", 1, "127.0.0.1:2025");
+    let app = app(state);
     let uid = register(&app, "Alice", "correct horse").await.body["uid"].clone();
 
     let reply = login(&app, "alice", "correct horse").await;
@@ -199,7 +126,7 @@ async fn me_names_the_token_owner() {
     let token = login(&app, "alice", "correct horse").await.body["token"].clone();
     let me = with_bearer(&app, Method::GET, "/v1/me", text(&token)).await;
     assert_eq!(me.status, StatusCode::OK);
-    assert_eq!(me.body, json!({"uid": uid, "username": "Alice"}));
+    assert_eq!(me.body, json!({"uid": uid, "username": "Alice", "role": "player"}));
 
     let anonymous = send(&app, Request::get("/v1/me").body(Body::empty()).unwrap()).await;
     assert_error(&anonymous, StatusCode::UNAUTHORIZED, "unauthorized");
@@ -214,7 +141,7 @@ async fn me_names_the_token_owner() {
 
 #[tokio::test]
 async fn logout_ends_the_session_and_only_that_one() {
-    let (app, _dir) = fresh();
+    let (app, _, node, _dir) = fresh_with(|_| {});
     register(&app, "alice", "correct horse").await;
     let phone = login(&app, "alice", "correct horse").await.body;
     let laptop = login(&app, "alice", "correct horse").await.body;
@@ -222,6 +149,8 @@ async fn logout_ends_the_session_and_only_that_one() {
     let out = with_bearer(&app, Method::POST, "/v1/logout", text(&phone["token"])).await;
     assert_eq!(out.status, StatusCode::NO_CONTENT);
     assert_eq!(out.body, Value::Null);
+    let sid = claims(text(&phone["token"])).sid;
+    assert_eq!(node.notices(), [Notice::SessionRevoked { uid: text(&phone["uid"]).to_owned(), sid }]);
 
     let me = with_bearer(&app, Method::GET, "/v1/me", text(&phone["token"])).await;
     assert_error(&me, StatusCode::UNAUTHORIZED, "unauthorized");
@@ -241,6 +170,7 @@ async fn tokens_expire_by_the_state_clock() {
     let now = Arc::new(AtomicU64::new(1_000_000));
     let clock = Arc::clone(&now);
     let state = AppState::open(&config(dir.path())).unwrap().with_clock(move || clock.load(Ordering::SeqCst));
+    add_node(&state, "sync-1", 1, "127.0.0.1:2025");
     let app = app(state);
     register(&app, "alice", "correct horse").await;
     let tokens = login(&app, "alice", "correct horse").await.body;
@@ -290,13 +220,17 @@ async fn oversize_bodies_are_rejected() {
 async fn accounts_survive_a_restart_and_the_key_pair_is_reused() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path());
-    let first = app(AppState::open(&config).unwrap());
+    let state = AppState::open(&config).unwrap();
+    add_node(&state, "sync-1", 1, "127.0.0.1:2025");
+    let first = app(state);
     let uid = register(&first, "alice", "correct horse").await.body["uid"].clone();
     let old_token = login(&first, "alice", "correct horse").await.body["token"].clone();
     let public = std::fs::read_to_string(&config.token.public_key_path).unwrap();
     drop(first);
 
-    let second = app(AppState::open(&config).unwrap());
+    let state = AppState::open(&config).unwrap();
+    add_node(&state, "sync-1", 1, "127.0.0.1:2025");
+    let second = app(state);
     assert_eq!(std::fs::read_to_string(&config.token.public_key_path).unwrap(), public);
     let reply = login(&second, "alice", "correct horse").await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
@@ -314,7 +248,19 @@ fn broken() -> StoreError {
 }
 
 impl Store for BrokenStore {
-    fn create_user(&self, _: &str, _: &str, _: u64) -> Result<User, StoreError> {
+    fn create_user(&self, _: &str, _: &str, _: Role, _: u64) -> Result<User, StoreError> {
+        Err(broken())
+    }
+    fn set_role_by_name(&self, _: &str, _: Role) -> Result<Option<User>, StoreError> {
+        Err(broken())
+    }
+    fn set_banned(&self, _: &str, _: Option<u64>) -> Result<Option<User>, StoreError> {
+        Err(broken())
+    }
+    fn insert_match(&self, _: &Match) -> Result<bool, StoreError> {
+        Err(broken())
+    }
+    fn matches_of(&self, _: &str, _: Option<&MatchCursor>, _: usize) -> Result<MatchPage, StoreError> {
         Err(broken())
     }
     fn user_by_name(&self, _: &str) -> Result<Option<User>, StoreError> {
@@ -355,6 +301,15 @@ async fn store_failures_are_opaque_internal_errors() {
 }
 
 #[tokio::test]
+async fn broken_store_at_start_names_account_admins() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.account.admins = vec!["root".into()];
+    let e = AppState::new(&config, Arc::new(BrokenStore)).unwrap_err().to_string();
+    assert!(e.starts_with("account.admins: "), "{e}");
+}
+
+#[tokio::test]
 async fn run_serves_until_shutdown_then_returns() {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -376,4 +331,48 @@ async fn run_serves_until_shutdown_then_returns() {
 
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn login_and_refresh_answer_503_while_no_sync_server_is_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = AppState::open(&config(dir.path())).unwrap();
+    let app = app(state.clone());
+    register(&app, "alice", "correct horse").await;
+    let refused = login(&app, "alice", "correct horse").await;
+    assert_error(&refused, StatusCode::SERVICE_UNAVAILABLE, "no_sync_server");
+
+    add_node(&state, "sync-1", 7, "10.0.0.1:2025");
+    let tokens = login(&app, "alice", "correct horse").await.body;
+    assert_eq!(tokens["sync_addr"], "10.0.0.1:2025");
+
+    account_server::rpc::disconnected(&state, "sync-1", 7);
+    assert!(state.nodes().nodes().is_empty());
+    let request = Request::post("/v1/refresh")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(json!({"refresh_token": tokens["refresh_token"]}).to_string()))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()[header::RETRY_AFTER], "5");
+    assert_error(&login(&app, "alice", "correct horse").await, StatusCode::SERVICE_UNAVAILABLE, "no_sync_server");
+
+    add_node(&state, "sync-2", 8, "10.0.0.2:2025");
+    let refreshed = post(&app, "/v1/refresh", json!({"refresh_token": tokens["refresh_token"]})).await;
+    assert_eq!(refreshed.status, StatusCode::OK, "a refused refresh leaves the token usable: {}", refreshed.body);
+    assert_eq!(refreshed.body["sync_addr"], "10.0.0.2:2025");
+}
+
+#[tokio::test]
+async fn login_hands_out_the_least_loaded_node() {
+    let (app, state, _, _dir) = fresh_with(|_| {});
+    add_node(&state, "sync-2", 2, "10.0.0.2:2025");
+    assert!(state.nodes().update_load("sync-1", 1, Load { players: 50, rooms: 10 }));
+    assert!(state.nodes().update_load("sync-2", 2, Load { players: 10, rooms: 2 }));
+    register(&app, "alice", "correct horse").await;
+    assert_eq!(login(&app, "alice", "correct horse").await.body["sync_addr"], "10.0.0.2:2025");
+    assert!(state.nodes().update_load("sync-2", 2, Load { players: 100, rooms: 20 }));
+    assert_eq!(login(&app, "alice", "correct horse").await.body["sync_addr"], "127.0.0.1:2025");
+    assert!(state.nodes().update_load("sync-1", 1, Load { players: 100, rooms: 20 }));
+    assert_error(&login(&app, "alice", "correct horse").await, StatusCode::SERVICE_UNAVAILABLE, "no_sync_server");
 }

@@ -1,4 +1,5 @@
-//! The `account-server` binary: `--help`, `keygen`, config errors, the startup line and shutdown on SIGTERM.
+//! The `account-server` binary: `--help`, `keygen`, `promote-admin`, config errors, the startup lines and shutdown on
+//! SIGTERM.
 #![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
@@ -10,15 +11,17 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_account-server");
 
-/// A config in `dir` listening on an ephemeral port, with `extra` appended to `[account]`.
+/// A config in `dir` listening on ephemeral ports, with `extra` appended to `[account]`.
 fn write_config(dir: &Path, extra: &str) -> PathBuf {
     let path = dir.join("config.toml");
     let data = dir.join("data");
     let text = format!(
-        "[token]\nprivate_key_path = {:?}\npublic_key_path = {:?}\n\n\
-         [account]\nhttp_addr = \"127.0.0.1:0\"\ndb_path = {:?}\n{extra}\n\n[sync]\nwhatever = 1\n",
+        "[token]\nprivate_key_path = {:?}\npublic_key_path = {:?}\n\n[rpc]\nsecret_path = {:?}\n\n\
+         [account]\nhttp_addr = \"127.0.0.1:0\"\nrpc_addr = \"127.0.0.1:0\"\ndb_path = {:?}\n{extra}\n\n\
+         [sync]\nwhatever = 1\n",
         data.join("jwt.pem"),
         data.join("jwt.pub.pem"),
+        data.join("rpc_secret"),
         data.join("accounts.sled"),
     );
     std::fs::write(&path, text).unwrap();
@@ -34,11 +37,11 @@ fn help_describes_the_options() {
     let out = account_server(&["--help"]);
     assert!(out.status.success());
     let help = String::from_utf8(out.stdout).unwrap();
-    assert!(help.contains("--config") && help.contains("keygen"), "{help}");
+    assert!(help.contains("--config") && help.contains("keygen") && help.contains("promote-admin"), "{help}");
 }
 
 #[test]
-fn keygen_creates_the_key_pair_once_and_prints_the_paths() {
+fn keygen_creates_the_key_pair_and_the_rpc_secret_once_and_prints_the_paths() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "");
     let config = config.to_str().unwrap();
@@ -46,13 +49,21 @@ fn keygen_creates_the_key_pair_once_and_prints_the_paths() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let private = dir.path().join("data/jwt.pem");
     let public = dir.path().join("data/jwt.pub.pem");
-    let expected = format!("{}\n{}\n", private.display(), public.display());
+    let secret = dir.path().join("data/rpc_secret");
+    let expected = format!("{}\n{}\n{}\n", private.display(), public.display(), secret.display());
     assert_eq!(String::from_utf8(out.stdout).unwrap(), expected);
     let first = std::fs::read(&public).unwrap();
+    let first_secret = std::fs::read(&secret).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777, 0o600);
+    }
 
     let out = account_server(&["--config", config, "keygen"]);
     assert!(out.status.success());
     assert_eq!(std::fs::read(&public).unwrap(), first);
+    assert_eq!(std::fs::read(&secret).unwrap(), first_secret);
     assert!(!dir.path().join("data/accounts.sled").exists(), "keygen does not open the database");
 }
 
@@ -65,6 +76,40 @@ fn a_bad_config_value_is_named_and_fails() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("config.toml: account.argon2_iterations: must be 2"), "{stderr}");
     assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn promote_admin_gives_an_existing_user_the_role() {
+    use account_server::{Role, SledStore, Store as _};
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let config = config.to_str().unwrap();
+    let db = dir.path().join("data/accounts.sled");
+    let uid = {
+        let store = SledStore::open(&db).unwrap();
+        let uid = store.create_user("Alice", "hash", Role::Player, 1).unwrap().uid;
+        store.create_user("bob", "hash", Role::Player, 1).unwrap();
+        uid
+    };
+
+    let out = account_server(&["promote-admin", "alice", "--config", config]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), format!("Alice (uid {uid}) is now an admin\n"));
+
+    let out = account_server(&["promote-admin", "carol", "--config", config]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("no user named \"carol\""), "{stderr}");
+
+    let store = SledStore::open(&db).unwrap();
+    assert_eq!(store.user_by_name("alice").unwrap().unwrap().role, Role::Admin);
+    assert_eq!(store.user_by_name("bob").unwrap().unwrap().role, Role::Player);
+    // While something holds the database (a running server, here this test), it says to stop it.
+    let out = account_server(&["promote-admin", "bob", "--config", config]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("stop it first"), "{stderr}");
 }
 
 #[cfg(unix)]
@@ -82,17 +127,22 @@ fn serves_after_printing_its_address_and_stops_on_sigterm() {
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
+        let mut stdout = BufReader::new(stdout);
+        let (mut line, mut rpc_line) = (String::new(), String::new());
+        let _ = stdout.read_line(&mut line);
+        let _ = stdout.read_line(&mut rpc_line);
+        let _ = tx.send((line, rpc_line));
     });
-    let line = match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(line) => line,
+    let (line, rpc_line) = match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(lines) => lines,
         Err(_) => {
             let _ = child.kill();
-            panic!("no startup line within 60 s");
+            panic!("no startup lines within 60 s");
         }
     };
+    let rpc_addr = rpc_line.strip_prefix("account-server rpc listening on ").map(str::trim_end);
+    assert!(rpc_addr.is_some_and(|a| !a.ends_with(":0")), "unexpected rpc line {rpc_line:?}");
+    assert!(dir.path().join("data/rpc_secret").exists());
     let addr = line
         .strip_prefix("account-server listening on http://")
         .and_then(|rest| rest.strip_suffix('\n'))

@@ -332,7 +332,7 @@ mod tests {
     #[tokio::test]
     async fn bearer_endpoints() {
         let (base, mut seen) = fake_account_server(|req| match req.path.as_str() {
-            "/v1/me" => (200, r#"{"uid":"1001","username":"alice"}"#.into()),
+            "/v1/me" => (200, r#"{"uid":"1001","username":"alice","role":"player"}"#.into()),
             "/v1/logout" => (204, String::new()),
             "/v1/refresh" => (200, SESSION.into()),
             other => panic!("unexpected {other}"),
@@ -340,7 +340,7 @@ mod tests {
         .await;
         let client = AccountClient::new(base);
         let me = client.me("tok").await.unwrap();
-        assert_eq!(me, Me { uid: "1001".into(), username: "alice".into() });
+        assert_eq!(me, Me { uid: "1001".into(), username: "alice".into(), role: "player".into() });
         let req = seen.recv().await.unwrap();
         assert_eq!((req.method.as_str(), req.authorization.as_deref()), ("GET", Some("Bearer tok")));
         client.logout("tok").await.unwrap();

@@ -365,7 +365,7 @@ impl Engine {
     }
 
     /// The account server banned `uid` at Unix time `at_unix`: its connection is closed with `banned`, the player
-    /// leaves its room, and tokens issued up to the ban are refused from now on.
+    /// leaves its room, and tokens issued before the second of the ban are refused from now on.
     pub fn ban(&mut self, uid: &str, at_unix: u64, now: Instant) {
         self.revocations.ban(uid, at_unix, now);
         if let Some(conn) = self.players.get(uid).and_then(|p| p.conn) {

@@ -19,6 +19,8 @@ use crate::server::Control;
 
 /// Match reports kept while the account server is unreachable; the oldest are dropped beyond it.
 pub const REPORT_BACKLOG: usize = 10_000;
+/// Attempts at a report the account server keeps refusing (other than by being away) before it is dropped.
+const REPORT_ATTEMPTS: u32 = 5;
 
 /// What the account server needs to know about this node.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -107,6 +109,7 @@ impl Drop for Link {
 /// Sends reports in order; on failure keeps them (bounded) and retries once the link is back.
 async fn report_loop(client: RpcClient, mut reports: mpsc::Receiver<MatchReport>) {
     let mut backlog: VecDeque<MatchReport> = VecDeque::new();
+    let mut failures = 0u32;
     loop {
         if backlog.is_empty() {
             match reports.recv().await {
@@ -125,17 +128,20 @@ async fn report_loop(client: RpcClient, mut reports: mpsc::Receiver<MatchReport>
         match client.call::<_, serde_json::Value>("report_match", report).await {
             Ok(_) => {
                 backlog.pop_front();
+                failures = 0;
             }
             Err(CallError::Disconnected | CallError::Unauthenticated) => {
                 client.wait_connected(Duration::from_secs(5)).await;
             }
             Err(e) => {
-                // A refusal (bad params, handler error) will not get better by retrying.
-                warn!(error = %e, match_id = %report.match_id, "report_match failed");
-                if matches!(e, CallError::Timeout | CallError::Overloaded(_)) {
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                } else {
+                // Timeouts and store failures are usually passing; a report refused again and again is dropped.
+                failures += 1;
+                warn!(error = %e, match_id = %report.match_id, failures, "report_match failed");
+                if failures >= REPORT_ATTEMPTS {
                     backlog.pop_front();
+                    failures = 0;
+                } else {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
                 }
             }
         }

@@ -11,7 +11,8 @@ use movan_protocol::{ErrorCode, ProtocolError};
 pub struct Revocations {
     /// sid → when it was revoked.
     sessions: HashMap<String, Instant>,
-    /// uid → (Unix time of the ban, when it was recorded). Tokens issued at or before the ban are refused.
+    /// uid → (Unix time of the ban, when it was recorded). Tokens issued in an earlier second are refused; `iat` has
+    /// a resolution of one second, and a token issued in the second of the ban may be a new login after an unban.
     bans: HashMap<String, (u64, Instant)>,
     retention: Duration,
     max_entries: usize,
@@ -29,7 +30,7 @@ impl Revocations {
         self.sessions.insert(sid.to_owned(), now);
     }
 
-    /// Refuses tokens of `uid` issued at or before `at_unix` (seconds).
+    /// Refuses tokens of `uid` issued before `at_unix` (seconds).
     pub fn ban(&mut self, uid: &str, at_unix: u64, now: Instant) {
         self.prune(now);
         self.bans.insert(uid.to_owned(), (at_unix, now));
@@ -40,7 +41,7 @@ impl Revocations {
         if self.sessions.contains_key(sid) {
             return Err(ProtocolError::new(ErrorCode::SessionRevoked, "this session was logged out; log in again"));
         }
-        if self.bans.get(uid).is_some_and(|(at, _)| iat <= *at) {
+        if self.bans.get(uid).is_some_and(|(at, _)| iat < *at) {
             return Err(ProtocolError::new(ErrorCode::Banned, "this player is banned"));
         }
         Ok(())
@@ -76,12 +77,12 @@ mod tests {
         assert_eq!(r.check("u1", "s1", 10).unwrap_err().code, ErrorCode::SessionRevoked);
         assert!(r.check("u1", "s2", 10).is_ok());
         r.ban("u2", 100, t0);
-        assert_eq!(r.check("u2", "s9", 100).unwrap_err().code, ErrorCode::Banned);
-        assert!(r.check("u2", "s9", 101).is_ok(), "a token issued after the ban (unbanned since) is fine");
+        assert_eq!(r.check("u2", "s9", 99).unwrap_err().code, ErrorCode::Banned);
+        assert!(r.check("u2", "s9", 100).is_ok(), "a token of the ban's second may be a login after an unban");
         // Past the retention, entries go with the next change.
         r.revoke_session("s3", t0 + Duration::from_secs(61));
         assert!(r.check("u1", "s1", 10).is_ok());
-        assert!(r.check("u2", "s9", 100).is_ok());
+        assert!(r.check("u2", "s9", 99).is_ok());
     }
 
     #[test]

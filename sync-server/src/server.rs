@@ -72,7 +72,7 @@ impl Control {
         let _ = self.events.send(Event::RevokeSession { uid: uid.to_owned(), sid: sid.to_owned() }).await;
     }
 
-    /// Bans `uid` as of `at_unix`: its connection is closed and tokens issued up to then refused.
+    /// Bans `uid` as of `at_unix`: its connection is closed and tokens issued before that second refused.
     pub async fn ban(&self, uid: &str, at_unix: u64) {
         let _ = self.events.send(Event::Ban { uid: uid.to_owned(), at_unix }).await;
     }

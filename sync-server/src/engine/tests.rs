@@ -564,11 +564,12 @@ fn logout_and_ban_close_the_connection_and_refuse_the_old_token() {
     h.engine.connect(ConnId(12), &who("u1", "s-new"), h.at(3));
     assert!(h.errors_of(12).is_empty(), "a new login is fine");
 
-    h.engine.ban("u2", 100, h.at(4));
+    h.engine.ban("u2", 101, h.at(4));
     assert_eq!(h.errors_of(2), vec![ErrorCode::Banned]);
     h.engine.connect(ConnId(13), &who("u2", "s9"), h.at(5));
     assert_eq!(h.errors_of(13), vec![ErrorCode::Banned], "tokens issued before the ban are refused");
     let later = Identity { uid: "u2".into(), sid: "s10".into(), iat: 101 };
+    // (iat 100 < ban time 101: refused above; iat 101: issued in the ban's second, accepted.)
     h.engine.connect(ConnId(14), &later, h.at(5));
     assert!(h.errors_of(14).is_empty(), "after an unban, new tokens work");
 }

@@ -1,0 +1,301 @@
+//! The sync servers connected to the account server: where to send players, and how to reach the servers.
+//!
+//! [`NodeRegistry`] is the state without IO: sync nodes register over their RPC connection, report their load with
+//! each heartbeat and are removed when that connection closes. [`Nodes`] is the shared handle the HTTP handlers and
+//! the RPC handlers use; it also pushes [`Notice`]s to every registered node, and replays recent bans to nodes that
+//! register later (a node that was reconnecting during a ban must still drop the banned player).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+use tracing::{debug, warn};
+
+/// Bans kept for nodes that register later, at most: well below an RPC connection's send queue, which the replay
+/// fills at once.
+pub const MAX_REPLAYED_BANS: usize = 256;
+
+/// What a sync node tells about itself when it registers (`register_node`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// The node's id, e.g. `sync-1`; also its RPC identity.
+    pub node_id: String,
+    /// Where game clients connect (`host:port`), handed out at login.
+    pub public_addr: String,
+    /// Players the node takes at most; 0 takes none (draining).
+    pub capacity: u64,
+}
+
+/// A node's load, as reported with its heartbeats.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Load {
+    /// Players connected.
+    pub players: u64,
+    /// Rooms open.
+    pub rooms: u64,
+}
+
+/// One registered node, as listed by [`NodeRegistry::nodes`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// What it registered with.
+    pub info: NodeInfo,
+    /// Its last reported load.
+    pub load: Load,
+    /// Players sent to it since that report.
+    pub assigned: u64,
+}
+
+/// Identifies one RPC connection, e.g. a counter incremented per accepted connection.
+pub type ConnId = u64;
+
+/// The registered sync nodes, keyed by node id. Each entry remembers the connection it was registered on, so that
+/// a connection closing late cannot remove the entry of the node's newer connection. `L` is how a node is reached.
+#[derive(Debug)]
+pub struct NodeRegistry<L> {
+    nodes: BTreeMap<String, Entry<L>>,
+}
+
+#[derive(Debug)]
+struct Entry<L> {
+    status: NodeStatus,
+    conn: ConnId,
+    link: L,
+}
+
+impl<L> Default for NodeRegistry<L> {
+    fn default() -> Self {
+        Self { nodes: BTreeMap::new() }
+    }
+}
+
+impl<L: Clone> NodeRegistry<L> {
+    /// Adds a node registered on connection `conn`, or replaces its entry (a node registering again after a
+    /// reconnect); returns whether it replaced one. The load starts at zero until the next heartbeat.
+    pub fn register(&mut self, info: NodeInfo, conn: ConnId, link: L) -> bool {
+        let status = NodeStatus { info, load: Load::default(), assigned: 0 };
+        self.nodes.insert(status.info.node_id.clone(), Entry { status, conn, link }).is_some()
+    }
+
+    /// Records the load of `node_id` if it is registered on `conn`; returns whether it did.
+    pub fn update_load(&mut self, node_id: &str, conn: ConnId, load: Load) -> bool {
+        match self.nodes.get_mut(node_id) {
+            Some(entry) if entry.conn == conn => {
+                entry.status.load = load;
+                entry.status.assigned = 0;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Removes `node_id` if it is registered on `conn`; returns whether it did.
+    pub fn remove(&mut self, node_id: &str, conn: ConnId) -> bool {
+        if self.nodes.get(node_id).is_some_and(|entry| entry.conn == conn) {
+            self.nodes.remove(node_id);
+            return true;
+        }
+        false
+    }
+
+    /// The public address of the least loaded node with room for one more player — fewest players relative to
+    /// capacity, then fewest rooms, then the smallest node id — or `None` if every node is full or none is
+    /// registered. The player counts towards that node's load until its next heartbeat, so a burst of logins
+    /// spreads out.
+    pub fn assign(&mut self) -> Option<String> {
+        let entry =
+            self.nodes.values_mut().filter(|e| players(&e.status) < e.status.info.capacity).min_by(|a, b| {
+                // players_a / capacity_a against players_b / capacity_b without division; capacities are not 0 here.
+                let (a, b) = (&a.status, &b.status);
+                let left = u128::from(players(a)) * u128::from(b.info.capacity);
+                let right = u128::from(players(b)) * u128::from(a.info.capacity);
+                left.cmp(&right).then(a.load.rooms.cmp(&b.load.rooms))
+            })?;
+        entry.status.assigned += 1;
+        Some(entry.status.info.public_addr.clone())
+    }
+
+    /// Whether [`NodeRegistry::assign`] would find a node.
+    pub fn has_room(&self) -> bool {
+        self.nodes.values().any(|e| players(&e.status) < e.status.info.capacity)
+    }
+
+    /// The registered nodes, by node id.
+    pub fn nodes(&self) -> Vec<NodeStatus> {
+        self.nodes.values().map(|e| e.status.clone()).collect()
+    }
+
+    /// The connection and link of every registered node.
+    pub fn links(&self) -> Vec<(ConnId, L)> {
+        self.nodes.values().map(|e| (e.conn, e.link.clone())).collect()
+    }
+
+    /// Whether no node is registered.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+}
+
+/// Players on a node, counting those sent to it since its last report.
+fn players(status: &NodeStatus) -> u64 {
+    status.load.players.saturating_add(status.assigned)
+}
+
+/// A message the account server pushes to every sync node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// `session_revoked` `{"uid", "sid"}`: the session was logged out; drop its connections.
+    SessionRevoked {
+        /// The session's user.
+        uid: String,
+        /// The session.
+        sid: String,
+    },
+    /// `user_banned` `{"uid"}`: drop every connection of the user.
+    UserBanned {
+        /// The banned user.
+        uid: String,
+    },
+}
+
+impl Notice {
+    /// The RPC notification name.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Self::SessionRevoked { .. } => "session_revoked",
+            Self::UserBanned { .. } => "user_banned",
+        }
+    }
+
+    /// The notification's params.
+    pub fn params(&self) -> serde_json::Value {
+        match self {
+            Self::SessionRevoked { uid, sid } => serde_json::json!({"uid": uid, "sid": sid}),
+            Self::UserBanned { uid } => serde_json::json!({"uid": uid}),
+        }
+    }
+
+    fn uid(&self) -> &str {
+        match self {
+            Self::SessionRevoked { uid, .. } | Self::UserBanned { uid } => uid,
+        }
+    }
+}
+
+/// The way to one connected node: its RPC connection in the server, a recorder in tests.
+pub trait NodeLink: Send + Sync + fmt::Debug + 'static {
+    /// Queues `notice` for the node without waiting; fails if the node is gone.
+    fn notify(&self, notice: &Notice) -> Result<(), String>;
+}
+
+/// The shared handle on the registry and the recent bans. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Nodes {
+    inner: Arc<Mutex<Shared>>,
+    /// How long a ban is replayed: the lifetime of an access token, which is what it stops.
+    ban_ttl_secs: u64,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    registry: NodeRegistry<Arc<dyn NodeLink>>,
+    /// Bans, oldest first, with the Unix time they were sent.
+    bans: VecDeque<(u64, Notice)>,
+}
+
+impl Nodes {
+    /// No nodes yet; bans are replayed to newly registered nodes for `ban_ttl_secs`.
+    pub fn new(ban_ttl_secs: u64) -> Self {
+        Self { inner: Arc::default(), ban_ttl_secs }
+    }
+
+    /// See [`NodeRegistry::register`]. The node is then sent the bans of the last `ban_ttl_secs` (as of `now`),
+    /// oldest first, in case it missed them while it was away.
+    pub fn register(&self, info: NodeInfo, conn: ConnId, link: Arc<dyn NodeLink>, now: u64) {
+        let node_id = info.node_id.clone();
+        let replay: Vec<Notice> = {
+            let mut shared = self.lock();
+            shared.prune(now, self.ban_ttl_secs);
+            shared.registry.register(info, conn, Arc::clone(&link));
+            shared.bans.iter().map(|(_, notice)| notice.clone()).collect()
+        };
+        for notice in &replay {
+            if let Err(e) = link.notify(notice) {
+                warn!(node = %node_id, error = %e, "cannot replay bans to a registered node");
+                return;
+            }
+        }
+        if !replay.is_empty() {
+            debug!(node = %node_id, count = replay.len(), "replayed recent bans");
+        }
+    }
+
+    /// See [`NodeRegistry::update_load`].
+    pub fn update_load(&self, node_id: &str, conn: ConnId, load: Load) -> bool {
+        self.lock().registry.update_load(node_id, conn, load)
+    }
+
+    /// See [`NodeRegistry::remove`].
+    pub fn remove(&self, node_id: &str, conn: ConnId) -> bool {
+        self.lock().registry.remove(node_id, conn)
+    }
+
+    /// See [`NodeRegistry::assign`].
+    pub fn assign(&self) -> Option<String> {
+        self.lock().registry.assign()
+    }
+
+    /// See [`NodeRegistry::has_room`].
+    pub fn has_room(&self) -> bool {
+        self.lock().registry.has_room()
+    }
+
+    /// See [`NodeRegistry::nodes`].
+    pub fn nodes(&self) -> Vec<NodeStatus> {
+        self.lock().registry.nodes()
+    }
+
+    /// Queues `notice` for every registered node. A ban is also kept (as sent at `now`) for nodes that register
+    /// later. A node that cannot be reached is logged and skipped: its connection is closing.
+    pub fn broadcast(&self, notice: &Notice, now: u64) {
+        let links = {
+            let mut shared = self.lock();
+            if matches!(notice, Notice::UserBanned { .. }) {
+                shared.prune(now, self.ban_ttl_secs);
+                if shared.bans.len() == MAX_REPLAYED_BANS {
+                    shared.bans.pop_front();
+                }
+                shared.bans.push_back((now, notice.clone()));
+            }
+            shared.registry.links()
+        };
+        for (conn, link) in links {
+            if let Err(e) = link.notify(notice) {
+                warn!(conn, method = notice.method(), error = %e, "cannot notify a node");
+            }
+        }
+    }
+
+    /// Forgets the kept ban of `uid`, so a node that registers later is not told of a ban since lifted.
+    pub fn forget_ban(&self, uid: &str) {
+        self.lock().bans.retain(|(_, notice)| notice.uid() != uid);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        // Every change is a single map or queue operation, so the state is consistent even after a panic.
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Shared {
+    /// Drops bans older than `ttl_secs`.
+    fn prune(&mut self, now: u64, ttl_secs: u64) {
+        while self.bans.front().is_some_and(|(at, _)| at.saturating_add(ttl_secs) <= now) {
+            self.bans.pop_front();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,241 @@
+//! The RPC service the sync servers connect to: what they call, what they report with their heartbeats, and what
+//! happens when they go.
+//!
+//! Methods (sync → account):
+//! - `register_node` `{"node_id", "public_addr", "capacity"}` → `{"accepted": true}`: the node takes players from
+//!   now on. Registering again (after a reconnect) replaces the entry.
+//! - `report_match` `{"match_id", "room_id", "players", "frame_count", "duration_secs", "end_reason", "results",
+//!   "started_at", "ended_at"}` → `{"stored": true}` once the match is durable; reporting a match again stores
+//!   nothing and answers the same.
+//!
+//! Heartbeat payload (sync → account): `{"players": n, "rooms": n}`, the node's load.
+//!
+//! Notifications (account → every registered sync node): `session_revoked` `{"uid", "sid"}` on logout and
+//! `user_banned` `{"uid"}` on a ban (see [`Notice`]).
+//!
+//! A node is live while its connection is up; the RPC layer closes a connection whose heartbeats stop.
+//!
+//! The functions here take the connection's id and node id rather than a connection, so they are tested without
+//! sockets; [`handlers`] wires them to `movan-rpc`, and [`server_config`] turns the `[rpc]` section into its
+//! settings.
+
+use std::sync::Arc;
+
+use movan_rpc::{HandlerError, Handlers, Peer};
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use crate::config::{RpcConfig, is_host_port};
+use crate::nodes::{ConnId, Load, NodeInfo, NodeLink, Notice};
+use crate::secret::RpcSecret;
+use crate::state::AppState;
+use crate::store::{Match, StoreError};
+
+/// The account server's node id in the RPC handshake.
+pub const NODE_ID: &str = "account";
+/// Method: a sync node registers.
+pub const REGISTER_NODE: &str = "register_node";
+/// Method: a sync node reports a finished game.
+pub const REPORT_MATCH: &str = "report_match";
+
+/// Longest `match_id`, `room_id`, `end_reason` or player uid accepted in a report, in bytes.
+pub const MAX_ID_LEN: usize = 128;
+/// Most players accepted in one report.
+pub const MAX_MATCH_PLAYERS: usize = 1024;
+
+/// The answer to `register_node`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registered {
+    /// Always `true`; a refused registration is an error reply.
+    pub accepted: bool,
+}
+
+/// The params of `report_match`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MatchReport {
+    /// Unique id of the game; a second report with the same id is ignored.
+    pub match_id: String,
+    /// The room it was played in.
+    pub room_id: String,
+    /// Uids of everyone who started the game.
+    pub players: Vec<String>,
+    /// Frames broadcast.
+    pub frame_count: u64,
+    /// Wall-clock length, seconds.
+    pub duration_secs: f64,
+    /// Why it ended, e.g. `all_left`.
+    pub end_reason: String,
+    /// Per-player results set by the room, if any.
+    #[serde(default)]
+    pub results: Option<serde_json::Value>,
+    /// Unix time of the start, seconds.
+    pub started_at: f64,
+    /// Unix time of the end, seconds.
+    pub ended_at: f64,
+}
+
+/// The answer to `report_match`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stored {
+    /// Always `true`: the match is durable (now or from an earlier report).
+    pub stored: bool,
+}
+
+/// A refused `register_node`.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    /// The params name another node than the one that authenticated.
+    #[error("node_id {claimed:?} differs from the connection's node id {authenticated:?}")]
+    WrongNodeId {
+        /// `node_id` of the params.
+        claimed: String,
+        /// The node id of the RPC handshake.
+        authenticated: String,
+    },
+    /// `public_addr` is not `host:port`.
+    #[error("public_addr {0:?} must be host:port, e.g. \"127.0.0.1:2025\"")]
+    BadAddress(String),
+}
+
+/// A refused `report_match`.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// A field is out of range; the message names it.
+    #[error("{0}")]
+    Invalid(String),
+    /// The store failed; the match is not stored and may be reported again.
+    #[error("storing the match: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// `register_node` from connection `conn` of node `authenticated` (its handshake node id), reachable through `link`.
+pub fn register_node(
+    state: &AppState,
+    conn: ConnId,
+    authenticated: &str,
+    link: Arc<dyn NodeLink>,
+    info: NodeInfo,
+) -> Result<Registered, RegisterError> {
+    if info.node_id != authenticated {
+        return Err(RegisterError::WrongNodeId { claimed: info.node_id, authenticated: authenticated.to_owned() });
+    }
+    if !is_host_port(&info.public_addr) {
+        return Err(RegisterError::BadAddress(info.public_addr));
+    }
+    info!(node = %info.node_id, conn, public_addr = %info.public_addr, capacity = info.capacity, "sync node registered");
+    state.nodes.register(info, conn, link, state.now());
+    Ok(Registered { accepted: true })
+}
+
+/// A heartbeat from connection `conn` of `node_id`; a `{"players", "rooms"}` payload updates the node's load.
+pub fn heartbeat(state: &AppState, node_id: &str, conn: ConnId, payload: Option<serde_json::Value>) {
+    let Some(payload) = payload else { return };
+    match serde_json::from_value::<Load>(payload) {
+        Ok(load) => {
+            state.nodes.update_load(node_id, conn, load);
+        }
+        Err(e) => warn!(node = %node_id, error = %e, "heartbeat payload is not {{\"players\", \"rooms\"}}"),
+    }
+}
+
+/// Connection `conn` of `node_id` closed: the node takes no more players, unless it registered again meanwhile.
+pub fn disconnected(state: &AppState, node_id: &str, conn: ConnId) {
+    if state.nodes.remove(node_id, conn) {
+        info!(node = %node_id, conn, "sync node gone");
+    }
+}
+
+/// `report_match` from `node_id`: stores the match and makes it durable before answering.
+pub async fn report_match(state: &AppState, node_id: &str, report: MatchReport) -> Result<Stored, ReportError> {
+    check(&report).map_err(ReportError::Invalid)?;
+    let game = Match {
+        match_id: report.match_id,
+        room_id: report.room_id,
+        players: report.players,
+        frame_count: report.frame_count,
+        duration_secs: report.duration_secs,
+        end_reason: report.end_reason,
+        results: report.results,
+        started_at: report.started_at,
+        ended_at: report.ended_at,
+        node_id: node_id.to_owned(),
+    };
+    let new = state.store.insert_match(&game)?;
+    state.store.flush().await?;
+    if new {
+        info!(match_id = %game.match_id, node = %node_id, players = game.players.len(), "match stored");
+    }
+    Ok(Stored { stored: true })
+}
+
+/// The first field of `report` out of range, described.
+fn check(report: &MatchReport) -> Result<(), String> {
+    let id_ok = |s: &str| !s.is_empty() && s.len() <= MAX_ID_LEN;
+    for (name, value) in
+        [("match_id", &report.match_id), ("room_id", &report.room_id), ("end_reason", &report.end_reason)]
+    {
+        if !id_ok(value) {
+            return Err(format!("{name} must be 1 to {MAX_ID_LEN} bytes"));
+        }
+    }
+    if report.players.is_empty() || report.players.len() > MAX_MATCH_PLAYERS {
+        return Err(format!("players must list 1 to {MAX_MATCH_PLAYERS} uids"));
+    }
+    if !report.players.iter().all(|p| id_ok(p)) {
+        return Err(format!("every player uid must be 1 to {MAX_ID_LEN} bytes"));
+    }
+    let times =
+        [("duration_secs", report.duration_secs), ("started_at", report.started_at), ("ended_at", report.ended_at)];
+    for (name, value) in times {
+        if !value.is_finite() || value < 0.0 {
+            return Err(format!("{name} must be a finite number of seconds, not negative"));
+        }
+    }
+    Ok(())
+}
+
+/// The `movan-rpc` settings of the account server: `[rpc]`, the shared secret and [`NODE_ID`].
+pub fn server_config(rpc: &RpcConfig, secret: &RpcSecret) -> movan_rpc::RpcConfig {
+    movan_rpc::RpcConfig {
+        max_frame_bytes: rpc.max_frame_bytes,
+        heartbeat_interval: rpc.heartbeat_interval(),
+        heartbeat_misses: rpc.heartbeat_misses,
+        call_timeout: rpc.call_timeout(),
+        max_in_flight: rpc.max_in_flight,
+        ..movan_rpc::RpcConfig::new(secret.as_str(), NODE_ID)
+    }
+}
+
+/// The RPC handlers of the account server, on `state`.
+pub fn handlers(state: AppState) -> Handlers {
+    let (on_register, on_report, on_heartbeat, on_disconnect) = (state.clone(), state.clone(), state.clone(), state);
+    Handlers::new()
+        .method(REGISTER_NODE, move |peer: Peer, info: NodeInfo| {
+            let state = on_register.clone();
+            async move {
+                let (conn, node_id) = (peer.id(), peer.node_id().to_owned());
+                register_node(&state, conn, &node_id, Arc::new(PeerLink(peer)), info).map_err(HandlerError::new)
+            }
+        })
+        .method(REPORT_MATCH, move |peer: Peer, report: MatchReport| {
+            let state = on_report.clone();
+            async move {
+                report_match(&state, peer.node_id(), report).await.map_err(|e| {
+                    warn!(node = peer.node_id(), error = %e, "match report refused");
+                    HandlerError::new(e)
+                })
+            }
+        })
+        .on_heartbeat(move |peer, payload| heartbeat(&on_heartbeat, peer.node_id(), peer.id(), payload))
+        .on_disconnect(move |peer| disconnected(&on_disconnect, peer.node_id(), peer.id()))
+}
+
+/// A registered node's RPC connection.
+#[derive(Debug)]
+struct PeerLink(Peer);
+
+impl NodeLink for PeerLink {
+    fn notify(&self, notice: &Notice) -> Result<(), String> {
+        self.0.notify(notice.method(), &notice.params()).map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,233 @@
+//! Match history: finished games as reported by the sync servers, listed per player, newest first.
+//!
+//! Two trees:
+//! - `matches`: match id → [`Match`];
+//! - `user_matches`: uid, 0xFF, end time in milliseconds (8 bytes big-endian), a sequence number (8 bytes
+//!   big-endian) → match id. Keys sort by player then end time, so a page is one reverse range scan of `limit`
+//!   entries plus a lookup per entry, whatever the length of the history. The last 16 bytes of a key are the
+//!   [`MatchCursor`] of its entry.
+
+use std::fmt;
+use std::str::FromStr;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use sled::Transactional as _;
+use sled::transaction::ConflictableTransactionError;
+
+use super::{Abort, SledStore, StoreError, decode, encode, index_prefix};
+
+/// A finished game.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Match {
+    /// Unique id, chosen by the sync server.
+    pub match_id: String,
+    /// The room it was played in.
+    pub room_id: String,
+    /// Uids of everyone who started the game, in join order.
+    pub players: Vec<String>,
+    /// Frames broadcast.
+    pub frame_count: u64,
+    /// Wall-clock length, seconds.
+    pub duration_secs: f64,
+    /// `all_left`, `max_duration`, `ended_by_room`, `shutdown`, ...
+    pub end_reason: String,
+    /// Per-player results set by the room, if any.
+    pub results: Option<serde_json::Value>,
+    /// Unix time of the start, seconds.
+    pub started_at: f64,
+    /// Unix time of the end, seconds.
+    pub ended_at: f64,
+    /// The sync server that ran it.
+    pub node_id: String,
+}
+
+/// Where a page of matches ends: the next page holds the matches listed after it. Written as 22 characters of
+/// base64url, opaque to clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MatchCursor([u8; 16]);
+
+impl fmt::Display for MatchCursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&URL_SAFE_NO_PAD.encode(self.0))
+    }
+}
+
+/// A string that is not a [`MatchCursor`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a match cursor")]
+pub struct BadCursor;
+
+impl FromStr for MatchCursor {
+    type Err = BadCursor;
+
+    fn from_str(s: &str) -> Result<Self, BadCursor> {
+        let bytes = URL_SAFE_NO_PAD.decode(s).map_err(|_| BadCursor)?;
+        bytes.try_into().map(Self).map_err(|_| BadCursor)
+    }
+}
+
+/// One page of a player's matches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatchPage {
+    /// Newest first.
+    pub matches: Vec<Match>,
+    /// The cursor for the following page; `None` when there are no older matches.
+    pub next: Option<MatchCursor>,
+}
+
+/// [`super::Store::insert_match`] on sled.
+pub(super) fn insert(store: &SledStore, game: &Match) -> Result<bool, StoreError> {
+    let record = encode(game);
+    // A float cast saturates: times before 1970 sort first, NaN as 0.
+    let ended_ms = (game.ended_at * 1000.0) as u64;
+    let mut cursor = [0u8; 16];
+    cursor[..8].copy_from_slice(&ended_ms.to_be_bytes());
+    cursor[8..].copy_from_slice(&store.db.generate_id()?.to_be_bytes());
+    let mut players: Vec<&str> = game.players.iter().map(String::as_str).collect();
+    players.sort_unstable();
+    players.dedup();
+    let keys: Vec<Vec<u8>> = players
+        .into_iter()
+        .map(|uid| {
+            let mut key = index_prefix(uid);
+            key.extend_from_slice(&cursor);
+            key
+        })
+        .collect();
+    let id = game.match_id.as_bytes();
+    let stored = (&store.matches, &store.user_matches).transaction(|(matches, user_matches)| {
+        if matches.get(id)?.is_some() {
+            return Ok(false);
+        }
+        matches.insert(id, record.as_slice())?;
+        for key in &keys {
+            user_matches.insert(key.as_slice(), id)?;
+        }
+        Ok::<_, ConflictableTransactionError<Abort>>(true)
+    })?;
+    Ok(stored)
+}
+
+/// [`super::Store::matches_of`] on sled.
+pub(super) fn page(
+    store: &SledStore,
+    uid: &str,
+    before: Option<&MatchCursor>,
+    limit: usize,
+) -> Result<MatchPage, StoreError> {
+    let prefix = index_prefix(uid);
+    let entries = match before {
+        Some(cursor) => {
+            // Every key from the prefix up to prefix + cursor starts with the prefix.
+            let mut end = prefix.clone();
+            end.extend_from_slice(&cursor.0);
+            store.user_matches.range(prefix..end)
+        }
+        None => store.user_matches.scan_prefix(prefix),
+    };
+    let mut matches = Vec::with_capacity(limit.min(128));
+    let (mut last, mut more) = (None, false);
+    for entry in entries.rev() {
+        let (key, id) = entry?;
+        if matches.len() == limit {
+            more = true;
+            break;
+        }
+        let Some(record) = store.matches.get(&id)? else {
+            // Written in the same transaction as its index entries, so this cannot happen; skip rather than fail.
+            continue;
+        };
+        matches.push(decode::<Match>("matches", &record)?);
+        let tail: [u8; 16] = key[key.len() - 16..].try_into().expect("index keys end with a 16-byte cursor");
+        last = Some(MatchCursor(tail));
+    }
+    Ok(MatchPage { matches, next: if more { last } else { None } })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::store::Store as _;
+
+    fn temp_store() -> SledStore {
+        SledStore::from_db(sled::Config::new().temporary(true).open().unwrap()).unwrap()
+    }
+
+    fn game(id: &str, players: &[&str], ended_at: f64) -> Match {
+        Match {
+            match_id: id.into(),
+            room_id: "room".into(),
+            players: players.iter().map(|p| (*p).to_owned()).collect(),
+            frame_count: 120,
+            duration_secs: 6.0,
+            end_reason: "all_left".into(),
+            results: None,
+            started_at: ended_at - 6.0,
+            ended_at,
+            node_id: "sync-1".into(),
+        }
+    }
+
+    fn ids(page: &MatchPage) -> Vec<&str> {
+        page.matches.iter().map(|m| m.match_id.as_str()).collect()
+    }
+
+    #[test]
+    fn pages_run_newest_first_and_end_with_no_cursor() {
+        let store = temp_store();
+        // Reported out of order; two end in the same millisecond.
+        for (id, ended) in [("m2", 2.0), ("m1", 1.0), ("m4", 4.0), ("m3", 3.0), ("m3b", 3.0)] {
+            assert!(store.insert_match(&game(id, &["1001", "1002"], 1_700_000_000.0 + ended)).unwrap());
+        }
+        store.insert_match(&game("other", &["1003"], 1_800_000_000.0)).unwrap();
+
+        let first = store.matches_of("1001", None, 2).unwrap();
+        assert_eq!(ids(&first), ["m4", "m3b"]);
+        let second = store.matches_of("1001", first.next.as_ref(), 2).unwrap();
+        assert_eq!(ids(&second), ["m3", "m2"]);
+        let third = store.matches_of("1001", second.next.as_ref(), 2).unwrap();
+        assert_eq!(ids(&third), ["m1"]);
+        assert_eq!(third.next, None);
+
+        let exact = store.matches_of("1002", None, 5).unwrap();
+        assert_eq!(exact.matches.len(), 5);
+        assert_eq!(exact.next, None, "no cursor when the page happens to end the history");
+        let all = store.matches_of("1001", None, 100).unwrap();
+        assert_eq!(ids(&all), ["m4", "m3b", "m3", "m2", "m1"]);
+        assert_eq!(all.next, None);
+        assert!(store.matches_of("100", None, 10).unwrap().matches.is_empty(), "uid 100 is not a prefix of 1001");
+        assert_eq!(ids(&store.matches_of("1003", None, 10).unwrap()), ["other"]);
+    }
+
+    #[test]
+    fn inserting_twice_stores_once() {
+        let store = temp_store();
+        assert!(store.insert_match(&game("m1", &["1001", "1001"], 10.0)).unwrap());
+        let again = Match { ended_at: 99.0, ..game("m1", &["1001", "1002"], 10.0) };
+        assert!(!store.insert_match(&again).unwrap());
+        let page = store.matches_of("1001", None, 10).unwrap();
+        assert_eq!(page.matches, [game("m1", &["1001", "1001"], 10.0)]);
+        assert!(store.matches_of("1002", None, 10).unwrap().matches.is_empty());
+    }
+
+    #[test]
+    fn results_round_trip_and_cursors_parse() {
+        let store = temp_store();
+        let results = serde_json::json!({"1001": {"rank": 1}, "1002": {"rank": 2}});
+        store.insert_match(&Match { results: Some(results.clone()), ..game("m1", &["1001"], 5.0) }).unwrap();
+        store.insert_match(&game("m0", &["1001"], 4.0)).unwrap();
+        let page = store.matches_of("1001", None, 1).unwrap();
+        assert_eq!(page.matches[0].results, Some(results));
+        let cursor = page.next.unwrap();
+        let text = cursor.to_string();
+        assert_eq!(text.len(), 22);
+        assert_eq!(text.parse::<MatchCursor>().unwrap(), cursor);
+        assert_eq!("nope".parse::<MatchCursor>(), Err(BadCursor));
+        assert_eq!("".parse::<MatchCursor>(), Err(BadCursor));
+        assert_eq!(store.matches_of("1001", None, 0).unwrap(), MatchPage { matches: vec![], next: None });
+    }
+}
