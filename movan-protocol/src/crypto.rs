@@ -274,6 +274,21 @@ pub fn handshake_message(salt: &[u8; SALT_LEN]) -> Bytes {
     frame_bytes(body.as_bytes())
 }
 
+/// The handshake of a server running with `encryption = "off"`: `{"salt":null,"cipher":"none"}`; every later
+/// frame stays plaintext.
+pub fn plaintext_handshake_message() -> Bytes {
+    frame_bytes(br#"{"proto":"handshake","data":{"salt":null,"cipher":"none"}}"#)
+}
+
+/// What the server's handshake announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handshake {
+    /// Every later frame is sealed with keys derived from the session key and this salt.
+    Sealed([u8; SALT_LEN]),
+    /// The server runs without encryption (`encryption = "off"`, for local debugging).
+    Plaintext,
+}
+
 /// Why a client could not read the server's handshake.
 #[derive(Debug, thiserror::Error)]
 pub enum HandshakeError {
@@ -292,8 +307,8 @@ pub enum HandshakeError {
     BadSalt(String),
 }
 
-/// Reads the salt out of the server's handshake frame body (without its length prefix).
-pub fn parse_handshake(body: &[u8]) -> Result<[u8; SALT_LEN], HandshakeError> {
+/// Reads the server's handshake frame body (without its length prefix).
+pub fn parse_handshake(body: &[u8]) -> Result<Handshake, HandshakeError> {
     #[derive(Deserialize)]
     struct Envelope {
         proto: String,
@@ -302,7 +317,7 @@ pub fn parse_handshake(body: &[u8]) -> Result<[u8; SALT_LEN], HandshakeError> {
     }
     #[derive(Deserialize)]
     struct HandshakeData {
-        salt: String,
+        salt: Option<String>,
         cipher: String,
     }
     let env: Envelope = serde_json::from_slice(body)?;
@@ -310,13 +325,18 @@ pub fn parse_handshake(body: &[u8]) -> Result<[u8; SALT_LEN], HandshakeError> {
         return Err(HandshakeError::NotHandshake(env.proto));
     }
     let data: HandshakeData = serde_json::from_value(env.data.unwrap_or_default())?;
-    if data.cipher != CIPHER {
-        return Err(HandshakeError::UnsupportedCipher(data.cipher));
+    match data.cipher.as_str() {
+        "none" => return Ok(Handshake::Plaintext),
+        CIPHER => {}
+        _ => return Err(HandshakeError::UnsupportedCipher(data.cipher)),
     }
-    let salt = BASE64.decode(&data.salt).map_err(|e| HandshakeError::BadSalt(e.to_string()))?;
-    salt.as_slice()
+    let salt = data.salt.ok_or_else(|| HandshakeError::BadSalt("missing".into()))?;
+    let salt = BASE64.decode(&salt).map_err(|e| HandshakeError::BadSalt(e.to_string()))?;
+    let salt: [u8; SALT_LEN] = salt
+        .as_slice()
         .try_into()
-        .map_err(|_| HandshakeError::BadSalt(format!("{} bytes, expected {SALT_LEN}", salt.len())))
+        .map_err(|_| HandshakeError::BadSalt(format!("{} bytes, expected {SALT_LEN}", salt.len())))?;
+    Ok(Handshake::Sealed(salt))
 }
 
 /// One direction's AEAD key (zeroed on drop by the cipher) and next frame counter.
@@ -444,7 +464,7 @@ mod tests {
             std::str::from_utf8(body(&wire)).unwrap(),
             r#"{"proto":"handshake","data":{"salt":"ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=","cipher":"chacha20poly1305"}}"#
         );
-        assert_eq!(parse_handshake(body(&wire)).unwrap(), vector_salt());
+        assert_eq!(parse_handshake(body(&wire)).unwrap(), Handshake::Sealed(vector_salt()));
     }
 
     #[test]
@@ -611,7 +631,9 @@ mod tests {
     fn handshake_round_trip_and_rejections() {
         let salt = generate_salt(&mut rand::thread_rng());
         let wire = handshake_message(&salt);
-        assert_eq!(parse_handshake(body(&wire)).unwrap(), salt);
+        assert_eq!(parse_handshake(body(&wire)).unwrap(), Handshake::Sealed(salt));
+        let off = plaintext_handshake_message();
+        assert_eq!(parse_handshake(body(&off)).unwrap(), Handshake::Plaintext);
         let err = br#"{"proto":"error","data":{"code":"auth_failed","message":"bad token","proto":"room_enter"}}"#;
         assert!(matches!(parse_handshake(err), Err(HandshakeError::NotHandshake(p)) if p == "error"));
         let aes =
