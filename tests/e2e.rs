@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use movan_client::{AccountClient, FrameLog, Session, SyncClient};
+use movan_client::{AccountClient, Encryption, FrameLog, Session, SessionKey, SyncClient};
 use movan_protocol::server::{Frame, ServerEvent};
 use movan_protocol::{ErrorCode, TokenClaims};
 use movan_tests::{Cluster, Options, binary};
@@ -19,7 +19,9 @@ async fn login(account: &AccountClient, name: &str) -> Session {
 }
 
 async fn connect(session: &Session) -> SyncClient {
-    SyncClient::connect(&session.sync_addr, &session.uid, &session.token).await.unwrap()
+    let c = SyncClient::connect_session(session).await.unwrap();
+    assert_eq!(c.encryption(), Encryption::Sealed, "the default server seals every frame");
+    c
 }
 
 /// Logs in `names`, connects them, puts them in `room` and starts the game; returns sessions, clients and the
@@ -231,8 +233,8 @@ fn forge(cluster: &Cluster, uid: &str, exp: u64) -> String {
 }
 
 /// Sends one raw first message on a fresh connection and expects `code`, then a close.
-async fn first_message_refused(cluster: &Cluster, uid: &str, token: &str, body: &[u8], code: ErrorCode) {
-    let mut c = SyncClient::connect(&cluster.sync_addr, uid, token).await.unwrap();
+async fn first_message_refused(cluster: &Cluster, key: Option<SessionKey>, body: &[u8], code: ErrorCode) {
+    let mut c = SyncClient::connect_unauthenticated(&cluster.sync_addr, "-", None, key).await.unwrap();
     c.send_raw_body(body).await.unwrap();
     let events = c.wait_closed(WAIT).await.unwrap();
     let codes: Vec<ErrorCode> = events
@@ -272,28 +274,26 @@ async fn bad_input_gets_documented_errors_while_other_rooms_keep_ticking() {
     let ping = json!({"proto": "ping", "timestamp": 1.0});
 
     // Failures on the first message close the connection.
-    first_message_refused(&cluster, &me.uid, &me.token, &body(&me.uid, None, ping.clone()), ErrorCode::Unauthenticated)
+    first_message_refused(&cluster, None, &body(&me.uid, None, ping.clone()), ErrorCode::Unauthenticated)
         .await;
-    first_message_refused(&cluster, &me.uid, "x", &body(&me.uid, Some("garbage"), ping.clone()), ErrorCode::BadToken)
+    first_message_refused(&cluster, None, &body(&me.uid, Some("garbage"), ping.clone()), ErrorCode::BadToken)
         .await;
     let expired = forge(&cluster, &me.uid, now_secs() - 600);
     first_message_refused(
         &cluster,
-        &me.uid,
-        "x",
+        None,
         &body(&me.uid, Some(&expired), ping.clone()),
         ErrorCode::TokenExpired,
     )
     .await;
     first_message_refused(
         &cluster,
-        &me.uid,
-        "x",
+        None,
         &body(&me.uid, Some(&other.token), ping.clone()),
         ErrorCode::UidMismatch,
     )
     .await;
-    first_message_refused(&cluster, &me.uid, "x", b"{not json", ErrorCode::BadJson).await;
+    first_message_refused(&cluster, None, b"{not json", ErrorCode::BadJson).await;
     // An over-size frame: only the length prefix is needed for the verdict.
     let mut c = connect(&me).await;
     c.send_raw_bytes(&2048u32.to_be_bytes()).await.unwrap();
@@ -423,6 +423,7 @@ async fn movan_bot_plays_and_verifies_its_frames() {
     assert_eq!(summary["gaps"], 0);
     assert!(summary["actions_sent"].as_u64().unwrap() > 0);
     assert_eq!(summary["actions_sent"], summary["actions_seen_own"]);
+    assert_eq!(summary["encrypted"], true, "bots speak the encrypted protocol by default");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -443,8 +444,7 @@ async fn logout_drops_the_connection_and_finished_games_reach_the_match_history(
     // The logged-out token cannot connect again.
     first_message_refused(
         &cluster,
-        &sessions[0].uid,
-        &sessions[0].token,
+        sessions[0].decode_session_key().unwrap(),
         &body(&sessions[0].uid, Some(&sessions[0].token), json!({"proto": "ping"})),
         ErrorCode::SessionRevoked,
     )
@@ -505,7 +505,9 @@ async fn logins_follow_the_sync_server_through_restarts_of_either_service() {
     let mut cluster = Cluster::start().await.unwrap();
     // The sync server stops: logins answer 503 once its heartbeats are missed.
     assert!(cluster.terminate_sync().await.unwrap().success());
+    let stopped = std::time::Instant::now();
     cluster.wait_for_node(false).await.unwrap();
+    eprintln!("sync server stopped; login answered 503 after {:?}", stopped.elapsed());
     let account = AccountClient::new(&cluster.account_url);
     let _ = account.register("latecomer", PASSWORD).await;
     let e = account.login("latecomer", PASSWORD).await.unwrap_err();
@@ -517,6 +519,79 @@ async fn logins_follow_the_sync_server_through_restarts_of_either_service() {
     cluster.restart_account().await.unwrap();
     cluster.wait_for_node(true).await.unwrap();
     assert!(restarted.elapsed() < Duration::from_secs(10), "re-registered after {:?}", restarted.elapsed());
+    eprintln!("account server restarted; sync server registered again {:?} after the restart began", restarted.elapsed());
     let s = login(&AccountClient::new(&cluster.account_url), "latecomer").await;
     assert_eq!(s.sync_addr, cluster.sync_addr);
+}
+
+/// Receives `count` more frames and checks they continue `log` (which starts at frame 0) without a gap.
+async fn keep_ticking(client: &mut SyncClient, log: &mut FrameLog, count: u64) {
+    let until = log.next_frame() + count;
+    while log.next_frame() < until {
+        match client.next_event_timeout(WAIT).await.unwrap() {
+            Some(ServerEvent::Frame(f)) => {
+                log.push(f).unwrap();
+            }
+            Some(ServerEvent::Error(e)) => panic!("unexpected error {e:?}"),
+            Some(_) => {}
+            None => panic!("the bystander's connection closed"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_frames_resist_tampering_replay_and_stolen_tokens() {
+    let cluster = Cluster::start().await.unwrap();
+    let account = AccountClient::new(&cluster.account_url);
+    let (sessions, mut clients, _, _) = start_game(&cluster, "sealed", &["eve", "mal", "okay"]).await;
+    let mut bystander = clients.pop().unwrap();
+    let mut ticks = FrameLog::new();
+    keep_ticking(&mut bystander, &mut ticks, 3).await;
+    let action = |uid: &str| body(uid, None, json!({"proto": "sync_action", "timestamp": 1.0, "action_data": {"x": 1}}));
+
+    // A captured sealed frame replayed on the same connection: the first copy counts, the replay closes it.
+    let eve = &mut clients[0];
+    let captured = eve.seal_raw_body(&action(&sessions[0].uid)).await.unwrap();
+    eve.send_raw_bytes(&captured).await.unwrap();
+    eve.send_raw_bytes(&captured).await.unwrap();
+    let events = eve.wait_closed(WAIT).await.unwrap();
+    assert!(events.iter().all(|e| !matches!(e, ServerEvent::Error(_))), "closed without a word: {events:?}");
+    // ... and on a new connection of the same session (new salt, new keys).
+    let mut again = connect(&sessions[0]).await;
+    again.send_raw_bytes(&captured).await.unwrap();
+    again.wait_closed(WAIT).await.unwrap();
+
+    // A flipped bit in a sealed frame closes that connection.
+    let mal = &mut clients[1];
+    let mut tampered = mal.seal_raw_body(&action(&sessions[1].uid)).await.unwrap().to_vec();
+    let last = tampered.len() - 20;
+    tampered[last] ^= 0x01;
+    mal.send_raw_bytes(&tampered).await.unwrap();
+    mal.wait_closed(WAIT).await.unwrap();
+
+    // Meanwhile the room ticks on for the player who did nothing wrong, without a gap.
+    keep_ticking(&mut bystander, &mut ticks, 10).await;
+
+    // Another player's token without that player's session key: the handshake is keyed for the token's session,
+    // so frames sealed with any other key do not open.
+    let victim = &sessions[2];
+    let mut thief = SyncClient::connect_unauthenticated(
+        &cluster.sync_addr,
+        &victim.uid,
+        Some(&victim.token),
+        sessions[1].decode_session_key().unwrap(),
+    )
+    .await
+    .unwrap();
+    thief.ping().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    thief.ping().await.unwrap();
+    let events = thief.wait_closed(WAIT).await.unwrap();
+    assert!(events.iter().all(|e| !matches!(e, ServerEvent::Pong(_))), "{events:?}");
+
+    // After logout, the old token and session key no longer work.
+    account.logout(&sessions[0].token).await.unwrap();
+    let err = SyncClient::connect_session(&sessions[0]).await.unwrap_err();
+    assert_eq!(err.server_code(), Some(ErrorCode::SessionRevoked), "{err}");
+    keep_ticking(&mut bystander, &mut ticks, 3).await;
 }

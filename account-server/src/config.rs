@@ -52,6 +52,10 @@ impl Default for TokenConfig {
 pub struct AccountConfig {
     /// HTTP/JSON listen address.
     pub http_addr: SocketAddr,
+    /// PEM certificate chain (leaf first) for HTTPS on `http_addr`; empty, with `tls_key_path`, for plain HTTP.
+    pub tls_cert_path: PathBuf,
+    /// PEM private key of `tls_cert_path`; empty, with `tls_cert_path`, for plain HTTP.
+    pub tls_key_path: PathBuf,
     /// RPC listen address for sync servers.
     pub rpc_addr: SocketAddr,
     /// sled database directory.
@@ -83,6 +87,8 @@ impl Default for AccountConfig {
     fn default() -> Self {
         Self {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 2026)),
+            tls_cert_path: PathBuf::new(),
+            tls_key_path: PathBuf::new(),
             rpc_addr: SocketAddr::from(([127, 0, 0, 1], 2027)),
             db_path: PathBuf::from("data/accounts.sled"),
             admins: Vec::new(),
@@ -103,6 +109,13 @@ impl AccountConfig {
     /// The argon2id cost parameters. Cannot fail for a configuration that passed [`Config::from_file`].
     pub fn argon2_params(&self) -> Result<argon2::Params, argon2::Error> {
         argon2::Params::new(self.argon2_memory_kib, self.argon2_iterations, self.argon2_parallelism, None)
+    }
+
+    /// The certificate and key paths if HTTPS is configured. Both or neither are set in a configuration that passed
+    /// [`Config::from_file`].
+    pub fn tls_paths(&self) -> Option<(&Path, &Path)> {
+        let (cert, key) = (self.tls_cert_path.as_path(), self.tls_key_path.as_path());
+        (!cert.as_os_str().is_empty() && !key.as_os_str().is_empty()).then_some((cert, key))
     }
 
     /// How many password hashes may run at once: `max_concurrent_hashes`, or the number of CPU cores for 0.
@@ -190,7 +203,8 @@ impl Config {
 /// The first key whose value is out of range, and why.
 fn first_violation(a: &AccountConfig, t: &TokenConfig) -> Option<(&'static str, String)> {
     const YEAR: u64 = 365 * 24 * 3600;
-    let checks: [(&str, bool, &str); 16] = [
+    let (has_cert, has_key) = (!a.tls_cert_path.as_os_str().is_empty(), !a.tls_key_path.as_os_str().is_empty());
+    let checks: [(&str, bool, &str); 18] = [
         ("token.issuer", !t.issuer.is_empty(), "must not be empty"),
         ("token.audience", !t.audience.is_empty(), "must not be empty"),
         ("token.private_key_path", !t.private_key_path.as_os_str().is_empty(), "must not be empty"),
@@ -202,6 +216,16 @@ fn first_violation(a: &AccountConfig, t: &TokenConfig) -> Option<(&'static str, 
         ("token.access_ttl_secs", (1..=YEAR).contains(&t.access_ttl_secs), "must be 1 to 31536000 (one year)"),
         ("token.refresh_ttl_secs", (1..=10 * YEAR).contains(&t.refresh_ttl_secs), "must be 1 to 315360000 (ten years)"),
         ("account.db_path", !a.db_path.as_os_str().is_empty(), "must not be empty"),
+        (
+            "account.tls_key_path",
+            has_key || !has_cert,
+            "must be set when account.tls_cert_path is (both empty for plain HTTP)",
+        ),
+        (
+            "account.tls_cert_path",
+            has_cert || !has_key,
+            "must be set when account.tls_key_path is (both empty for plain HTTP)",
+        ),
         ("account.admins", a.admins.iter().all(|name| !name.trim().is_empty()), "names must not be empty"),
         ("account.max_concurrent_hashes", a.max_concurrent_hashes <= 1024, "must be 0 (CPU cores) to 1024"),
         (
@@ -324,6 +348,9 @@ mod tests {
             ("[account]\npassword_min_len = 0\n", "account.password_min_len"),
             ("[account]\nmax_body_bytes = 100\n", "account.max_body_bytes"),
             ("[account]\nadmins = [\"\"]\n", "account.admins"),
+            ("[account]\ntls_cert_path = \"cert.pem\"\n", "account.tls_key_path"),
+            ("[account]\ntls_key_path = \"key.pem\"\n", "account.tls_cert_path"),
+            ("[account]\ntls_cert_path = \"cert.pem\"\ntls_key_path = \"\"\n", "account.tls_key_path"),
             ("[rpc]\nheartbeat_interval_ms = 0\n", "rpc.heartbeat_interval_ms"),
             ("[rpc]\nmax_in_flight = 0\n", "rpc.max_in_flight"),
             ("[rpc]\nsecret_path = \"\"\n", "rpc.secret_path"),
@@ -335,6 +362,15 @@ mod tests {
             let e = parse(text).unwrap_err().to_string();
             assert!(e.starts_with(&format!("movan.toml: {key}: ")), "{text:?} gave {e}");
         }
+    }
+
+    #[test]
+    fn tls_is_off_by_default_and_on_with_both_paths() {
+        assert_eq!(Config::default().account.tls_paths(), None);
+        let c = parse("[account]\ntls_cert_path = \"c.pem\"\ntls_key_path = \"k.pem\"\n").unwrap();
+        assert_eq!(c.account.tls_paths(), Some((Path::new("c.pem"), Path::new("k.pem"))));
+        let c = parse("[account]\ntls_cert_path = \"\"\ntls_key_path = \"\"\n").unwrap();
+        assert_eq!(c.account.tls_paths(), None);
     }
 
     #[test]

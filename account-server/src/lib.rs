@@ -8,11 +8,12 @@
 //! - [`secret`]: the secret shared with the sync servers.
 //! - [`nodes`]: the live sync servers, where login sends players, and the notices pushed to them.
 //! - [`rpc`]: what the sync servers call over RPC.
+//! - [`tls`]: HTTPS for the HTTP listener.
 //! - [`error`]: the JSON error body `{"code", "message"}`.
 //!
 //! [`app`] builds the router (tests call it without a socket); [`run`] serves it on a bound listener until a
-//! shutdown signal, then flushes the database; [`serve`] does the same with the RPC service for the sync servers
-//! on a second listener.
+//! shutdown signal, then flushes the database; [`serve`] does the same, over HTTPS if given a [`TlsConfig`], with
+//! the RPC service for the sync servers on a second listener.
 
 pub mod config;
 pub mod credentials;
@@ -25,6 +26,7 @@ pub mod rpc;
 pub mod secret;
 pub mod state;
 pub mod store;
+pub mod tls;
 pub mod tokens;
 
 use std::future::{Future, IntoFuture as _};
@@ -44,6 +46,7 @@ pub use config::{AccountConfig, Config, RpcConfig, TokenConfig};
 pub use error::ApiError;
 pub use state::{AppState, Clock, StartError};
 pub use store::{Role, SledStore, Store, StoreError};
+pub use tls::{TlsConfig, TlsError};
 
 /// How long [`run`] waits for open requests after the shutdown signal before closing anyway.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -84,15 +87,16 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     let store = Arc::clone(state.store());
-    serve_http(listener, state, shutdown).await?;
+    serve_http(listener, None, state, shutdown).await?;
     store.flush().await.map_err(RunError::Flush)
 }
 
-/// Serves [`app`] on `http` and the RPC service ([`rpc::handlers`], with `rpc_config`) on `rpc` until `shutdown`
-/// completes or either fails, stops both (open HTTP requests get at most [`DRAIN_TIMEOUT`]; RPC connections are
-/// closed, so their nodes stop taking players), then flushes the store.
+/// Serves [`app`] on `http` (HTTPS with `tls`, plain HTTP without) and the RPC service ([`rpc::handlers`], with
+/// `rpc_config`) on `rpc` until `shutdown` completes or either fails, stops both (open HTTP requests get at most
+/// [`DRAIN_TIMEOUT`]; RPC connections are closed, so their nodes stop taking players), then flushes the store.
 pub async fn serve(
     http: TcpListener,
+    tls: Option<TlsConfig>,
     rpc: TcpListener,
     state: AppState,
     rpc_config: movan_rpc::RpcConfig,
@@ -104,7 +108,7 @@ pub async fn serve(
     let http_done = {
         let stop = stop.clone();
         async move {
-            let served = serve_http(http, state, stop.clone().cancelled_owned()).await;
+            let served = serve_http(http, tls, state, stop.clone().cancelled_owned()).await;
             stop.cancel();
             served
         }
@@ -126,9 +130,11 @@ pub async fn serve(
     store.flush().await.map_err(RunError::Flush)
 }
 
-/// Serves [`app`] on `listener` until `shutdown` completes and open requests finish (at most [`DRAIN_TIMEOUT`]).
+/// Serves [`app`] on `listener`, over HTTPS with `tls`, until `shutdown` completes and open requests finish (at most
+/// [`DRAIN_TIMEOUT`]).
 async fn serve_http(
     listener: TcpListener,
+    tls: Option<TlsConfig>,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
@@ -138,6 +144,18 @@ async fn serve_http(
             warn!(error = %e, "cannot precompute the dummy password hash");
         }
     });
+    match tls {
+        None => serve_plain(listener, state, shutdown).await,
+        Some(tls) => serve_tls(listener, tls, state, shutdown).await,
+    }
+}
+
+/// [`serve_http`] without TLS, on axum's own server.
+async fn serve_plain(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
     let stopping = Arc::new(Notify::new());
     let signal = {
         let stopping = Arc::clone(&stopping);
@@ -158,6 +176,35 @@ async fn serve_http(
         }
     }
     Ok(())
+}
+
+/// [`serve_http`] with TLS, on `axum-server` (handshakes run in each connection's task, with a 10 s limit).
+async fn serve_tls(
+    listener: TcpListener,
+    tls: TlsConfig,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let listener = listener.into_std().map_err(RunError::Serve)?;
+    let handle = axum_server::Handle::new();
+    let server = axum_server::from_tcp_rustls(listener, tls.rustls)
+        .map_err(RunError::Serve)?
+        .handle(handle.clone())
+        .serve(app(state).into_make_service());
+    let drain_deadline = async {
+        shutdown.await;
+        handle.graceful_shutdown(None);
+        tokio::time::sleep(DRAIN_TIMEOUT).await;
+    };
+    tokio::pin!(server);
+    tokio::select! {
+        served = &mut server => return served.map_err(RunError::Serve),
+        () = drain_deadline => {
+            warn!(timeout_secs = DRAIN_TIMEOUT.as_secs(), "requests still open at shutdown; closing");
+            handle.shutdown();
+        }
+    }
+    server.await.map_err(RunError::Serve)
 }
 
 /// Logs each request's method, path, status and duration at debug level (bodies and headers are never logged).

@@ -4,16 +4,18 @@
 
 use std::future::Future;
 use std::io::{IsTerminal as _, Write as _};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use account_server::secret::ensure_rpc_secret;
+use account_server::tls::is_loopback;
 use account_server::tokens::ensure_key_pair;
-use account_server::{AppState, Config, Role, SledStore, Store as _};
+use account_server::{AppState, Config, Role, SledStore, Store as _, TlsConfig};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
 /// Movan account server: registration, login and JWT issuing over HTTP/JSON; the sync servers register over RPC.
@@ -95,6 +97,12 @@ async fn promote_admin(config: &Path, username: &str) -> anyhow::Result<()> {
 #[tokio::main]
 async fn serve(config: &Path) -> anyhow::Result<()> {
     let config = Config::load(config)?;
+    let tls = config
+        .account
+        .tls_paths()
+        .map(|(cert, key)| TlsConfig::load(cert, key))
+        .transpose()
+        .context("account.tls_cert_path, account.tls_key_path")?;
     let (secret, status) = ensure_rpc_secret(&config.rpc.secret_path)?;
     info!(?status, path = %config.rpc.secret_path.display(), "rpc secret ready");
     let state = AppState::open(&config)?;
@@ -103,18 +111,39 @@ async fn serve(config: &Path) -> anyhow::Result<()> {
     let addr = config.account.rpc_addr;
     let rpc = TcpListener::bind(addr).await.with_context(|| format!("account.rpc_addr: cannot bind {addr}"))?;
     let (http_bound, rpc_bound) = (http.local_addr()?, rpc.local_addr()?);
+    warn_if_exposed(http_bound, tls.is_some(), rpc_bound);
     let shutdown = shutdown_signal();
+    let scheme = if tls.is_some() { "https" } else { "http" };
     {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "account-server listening on http://{http_bound}")?;
+        writeln!(out, "account-server listening on {scheme}://{http_bound}")?;
         writeln!(out, "account-server rpc listening on {rpc_bound}")?;
         out.flush()?;
     }
-    info!(http = %http_bound, rpc = %rpc_bound, db = %config.account.db_path.display(), "serving");
+    info!(http = %http_bound, tls = tls.is_some(), rpc = %rpc_bound, db = %config.account.db_path.display(), "serving");
     let rpc_config = account_server::rpc::server_config(&config.rpc, &secret);
-    account_server::serve(http, rpc, state, rpc_config, shutdown).await?;
+    account_server::serve(http, tls, rpc, state, rpc_config, shutdown).await?;
     info!("stopped");
     Ok(())
+}
+
+/// Warns about secrets crossing the network in clear: passwords and session keys over plain HTTP on an address
+/// other machines can reach, and session keys over the RPC link (authenticated, not encrypted).
+fn warn_if_exposed(http: SocketAddr, tls: bool, rpc: SocketAddr) {
+    if !tls && !is_loopback(http) {
+        warn!(
+            addr = %http,
+            "PLAIN HTTP ON A NETWORK ADDRESS: passwords, tokens and session keys cross the network unencrypted; \
+             set account.tls_cert_path and account.tls_key_path, or put a TLS proxy in front and bind 127.0.0.1"
+        );
+    }
+    if !is_loopback(rpc) {
+        warn!(
+            addr = %rpc,
+            "the RPC link is authenticated but not encrypted, and carries session keys: keep account.rpc_addr on a \
+             private network"
+        );
+    }
 }
 
 /// Listens for SIGINT (Ctrl-C) and, on Unix, SIGTERM from now on (so a signal sent as soon as the startup lines

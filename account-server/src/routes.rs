@@ -8,6 +8,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use movan_protocol::crypto::SessionKey;
+use rand::rngs::OsRng;
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
@@ -56,6 +58,8 @@ struct Tokens {
     refresh_token: String,
     expires_in: u64,
     sync_addr: String,
+    /// The session's encryption key, standard base64 (see `docs/encryption.md`); the same for the whole session.
+    session_key: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -105,16 +109,19 @@ async fn login(State(state): State<AppState>, JsonBody(req): JsonBody<Credential
     let now = state.now();
     let sid = new_session_id();
     let expires_at = now + state.refresh_ttl_secs;
-    let session = Session { uid: user.uid.clone(), created_at: now, expires_at, revoked: false };
+    let key = SessionKey::generate(&mut OsRng);
+    let session =
+        Session { uid: user.uid.clone(), created_at: now, expires_at, revoked: false, key: Some(key.clone()) };
     let refresh_token = new_refresh_token();
     let grant = RefreshGrant { sid: sid.clone(), uid: user.uid.clone(), expires_at };
     state.store.create_session(&sid, &session, &refresh_token_digest(&refresh_token), &grant)?;
     info!(uid = %user.uid, sid = %sid, sync_addr = %sync_addr, "logged in");
-    issue(&state, &user, &sid, refresh_token, sync_addr, now)
+    issue(&state, &user, &sid, refresh_token, sync_addr, &key, now)
 }
 
-/// `POST /v1/refresh`: new tokens for the session, and the sync server to play on; the presented refresh token is
-/// used up. With no sync server available the token is left untouched.
+/// `POST /v1/refresh`: new tokens for the session, its session key (unchanged; a session from before encrypted
+/// sessions gets one now), and the sync server to play on; the presented refresh token is used up. With no sync
+/// server available the token is left untouched.
 async fn refresh(State(state): State<AppState>, JsonBody(req): JsonBody<RefreshRequest>) -> Result<Response, ApiError> {
     if !state.nodes.has_room() {
         return Err(ApiError::NoSyncServer);
@@ -131,13 +138,15 @@ async fn refresh(State(state): State<AppState>, JsonBody(req): JsonBody<RefreshR
     }
     let refresh_token = new_refresh_token();
     let next = RefreshGrant { expires_at: now + state.refresh_ttl_secs, ..grant };
-    if !state.store.extend_session(&refresh_token_digest(&refresh_token), &next)? {
-        return Err(ApiError::InvalidRefreshToken);
-    }
+    let key_if_missing = SessionKey::generate(&mut OsRng);
+    let key = state
+        .store
+        .extend_session(&refresh_token_digest(&refresh_token), &next, &key_if_missing)?
+        .ok_or(ApiError::InvalidRefreshToken)?;
     // The last node may have gone since the check above; the session lives on, the client retries.
     let sync_addr = state.nodes.assign().ok_or(ApiError::NoSyncServer)?;
     info!(uid = %user.uid, sid = %next.sid, sync_addr = %sync_addr, "refreshed");
-    issue(&state, &user, &next.sid, refresh_token, sync_addr, now)
+    issue(&state, &user, &next.sid, refresh_token, sync_addr, &key, now)
 }
 
 /// `POST /v1/logout`: revokes the session of the bearer token, with all its tokens, and tells the sync servers to
@@ -173,6 +182,7 @@ fn issue(
     sid: &str,
     refresh_token: String,
     sync_addr: String,
+    key: &SessionKey,
     now: u64,
 ) -> Result<Response, ApiError> {
     let body = Tokens {
@@ -181,6 +191,7 @@ fn issue(
         refresh_token,
         expires_in: state.tokens.access_ttl_secs(),
         sync_addr,
+        session_key: key.to_base64(),
     };
     let mut response = Json(body).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

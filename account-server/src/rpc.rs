@@ -7,6 +7,11 @@
 //! - `report_match` `{"match_id", "room_id", "players", "frame_count", "duration_secs", "end_reason", "results",
 //!   "started_at", "ended_at"}` → `{"stored": true}` once the match is durable; reporting a match again stores
 //!   nothing and answers the same.
+//! - `session_key` `{"sid", "uid"}` → `{"session_key": "<standard base64 of 32 bytes>", "expires_at": <Unix seconds>}`:
+//!   the key the player's game connections of that session are encrypted with, and when the session ends (the sync
+//!   server may cache the key until then, or until `session_revoked`). A session that is missing, revoked (logout,
+//!   ban), ended, another user's, or from before encrypted sessions is an error whose message starts with
+//!   `unknown session`.
 //!
 //! Heartbeat payload (sync → account): `{"players": n, "rooms": n}`, the node's load.
 //!
@@ -19,11 +24,12 @@
 //! sockets; [`handlers`] wires them to `movan-rpc`, and [`server_config`] turns the `[rpc]` section into its
 //! settings.
 
+use std::fmt;
 use std::sync::Arc;
 
 use movan_rpc::{HandlerError, Handlers, Peer};
 use serde::{Deserialize, Serialize};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::{RpcConfig, is_host_port};
 use crate::nodes::{ConnId, Load, NodeInfo, NodeLink, Notice};
@@ -37,6 +43,8 @@ pub const NODE_ID: &str = "account";
 pub const REGISTER_NODE: &str = "register_node";
 /// Method: a sync node reports a finished game.
 pub const REPORT_MATCH: &str = "report_match";
+/// Method: a sync node asks for the key of a player's session.
+pub const SESSION_KEY: &str = "session_key";
 
 /// Longest `match_id`, `room_id`, `end_reason` or player uid accepted in a report, in bytes.
 pub const MAX_ID_LEN: usize = 128;
@@ -79,6 +87,44 @@ pub struct MatchReport {
 pub struct Stored {
     /// Always `true`: the match is durable (now or from an earlier report).
     pub stored: bool,
+}
+
+/// The params of `session_key`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionKeyRequest {
+    /// The session, from the `sid` claim of the player's access token.
+    pub sid: String,
+    /// The player, from the `sub` claim; must be the session's user.
+    pub uid: String,
+}
+
+/// The answer to `session_key`. `Debug` never shows the key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionKeyGrant {
+    /// The session key, standard base64 with padding (32 bytes).
+    pub session_key: String,
+    /// When the session ends unless refreshed, seconds since the Unix epoch.
+    pub expires_at: u64,
+}
+
+impl fmt::Debug for SessionKeyGrant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionKeyGrant")
+            .field("session_key", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// A refused `session_key`.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionKeyError {
+    /// No live session of this user with a key; the sync server tells the player `session_revoked`.
+    #[error("unknown session: missing, revoked, ended, another user's, or without a key (log in again)")]
+    Unknown,
+    /// The store failed; the sync server may ask again.
+    #[error("reading the session: {0}")]
+    Store(#[from] StoreError),
 }
 
 /// A refused `register_node`.
@@ -168,6 +214,23 @@ pub async fn report_match(state: &AppState, node_id: &str, report: MatchReport) 
     Ok(Stored { stored: true })
 }
 
+/// `session_key`: the key of session `sid` if it is live at the state's clock and belongs to `uid`, who is not
+/// banned.
+pub fn session_key(state: &AppState, request: &SessionKeyRequest) -> Result<SessionKeyGrant, SessionKeyError> {
+    let now = state.now();
+    let session = state
+        .store
+        .session(&request.sid)?
+        .filter(|s| !s.revoked && s.expires_at > now && s.uid == request.uid)
+        .ok_or(SessionKeyError::Unknown)?;
+    // A ban revokes the user's sessions one by one after setting the ban; this closes the gap in between.
+    if state.store.user(&session.uid)?.is_none_or(|u| u.is_banned()) {
+        return Err(SessionKeyError::Unknown);
+    }
+    let key = session.key.ok_or(SessionKeyError::Unknown)?;
+    Ok(SessionKeyGrant { session_key: key.to_base64(), expires_at: session.expires_at })
+}
+
 /// The first field of `report` out of range, described.
 fn check(report: &MatchReport) -> Result<(), String> {
     let id_ok = |s: &str| !s.is_empty() && s.len() <= MAX_ID_LEN;
@@ -208,7 +271,8 @@ pub fn server_config(rpc: &RpcConfig, secret: &RpcSecret) -> movan_rpc::RpcConfi
 
 /// The RPC handlers of the account server, on `state`.
 pub fn handlers(state: AppState) -> Handlers {
-    let (on_register, on_report, on_heartbeat, on_disconnect) = (state.clone(), state.clone(), state.clone(), state);
+    let (on_register, on_report, on_key) = (state.clone(), state.clone(), state.clone());
+    let (on_heartbeat, on_disconnect) = (state.clone(), state);
     Handlers::new()
         .method(REGISTER_NODE, move |peer: Peer, info: NodeInfo| {
             let state = on_register.clone();
@@ -222,6 +286,20 @@ pub fn handlers(state: AppState) -> Handlers {
             async move {
                 report_match(&state, peer.node_id(), report).await.map_err(|e| {
                     warn!(node = peer.node_id(), error = %e, "match report refused");
+                    HandlerError::new(e)
+                })
+            }
+        })
+        .method(SESSION_KEY, move |peer: Peer, request: SessionKeyRequest| {
+            let state = on_key.clone();
+            async move {
+                session_key(&state, &request).map_err(|e| {
+                    match &e {
+                        SessionKeyError::Unknown => {
+                            debug!(node = peer.node_id(), uid = %request.uid, sid = %request.sid, "session key refused");
+                        }
+                        SessionKeyError::Store(_) => warn!(node = peer.node_id(), error = %e, "session key lookup failed"),
+                    }
                     HandlerError::new(e)
                 })
             }

@@ -4,7 +4,7 @@
 //! [`SledStore`] keeps these trees of JSON records:
 //! - `users`: uid → [`User`];
 //! - `usernames`: lowercase username → uid, which makes usernames unique regardless of case;
-//! - `sessions`: sid → [`Session`];
+//! - `sessions`: sid → [`Session`], with its session key (the sync servers need it, so it is stored as is);
 //! - `user_sessions`: uid, 0xFF, sid → nothing: the sessions of a user, so a ban can revoke them all;
 //! - `refresh_tokens`: SHA-256 of the refresh token → [`RefreshGrant`] (the token itself is never stored);
 //! - `matches` and `user_matches`: finished games and a per-player index (see [`mod@matches`]).
@@ -17,6 +17,7 @@ use std::path::Path;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
+use movan_protocol::crypto::SessionKey;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
@@ -83,7 +84,9 @@ impl User {
 }
 
 /// One login: the access and refresh tokens it issues carry its id (`sid`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// `Debug` never shows the key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Session {
     /// The user logged in.
     pub uid: String,
@@ -93,6 +96,10 @@ pub struct Session {
     pub expires_at: u64,
     /// Set by logout or a ban; a revoked session accepts no token.
     pub revoked: bool,
+    /// The secret the client and the sync servers encrypt the session's game connections with. `None` only for a
+    /// session created before encrypted sessions, until its next refresh gives it one.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "stored_key")]
+    pub key: Option<SessionKey>,
 }
 
 /// What a refresh token grants: new tokens for session `sid` until `expires_at`.
@@ -171,8 +178,14 @@ pub trait Store: Send + Sync + 'static {
     fn take_refresh_token(&self, digest: &[u8; 32]) -> Result<Option<RefreshGrant>, StoreError>;
 
     /// Adds a refresh token to session `grant.sid` and extends the session to `grant.expires_at`, unless the
-    /// session is missing or revoked; returns whether the token was added.
-    fn extend_session(&self, digest: &[u8; 32], grant: &RefreshGrant) -> Result<bool, StoreError>;
+    /// session is missing or revoked; a session without a key gets `key_if_missing`. Returns the session's key, or
+    /// `None` (adding nothing) if the session is missing or revoked.
+    fn extend_session(
+        &self,
+        digest: &[u8; 32],
+        grant: &RefreshGrant,
+        key_if_missing: &SessionKey,
+    ) -> Result<Option<SessionKey>, StoreError>;
 
     /// Stores a finished game and indexes it under each of its players; returns `false` (storing nothing) if a
     /// match with this `match_id` is already stored. Its times must be finite numbers.
@@ -366,22 +379,28 @@ impl Store for SledStore {
         }
     }
 
-    fn extend_session(&self, digest: &[u8; 32], grant: &RefreshGrant) -> Result<bool, StoreError> {
+    fn extend_session(
+        &self,
+        digest: &[u8; 32],
+        grant: &RefreshGrant,
+        key_if_missing: &SessionKey,
+    ) -> Result<Option<SessionKey>, StoreError> {
         let record = encode(grant);
-        let added = (&self.sessions, &self.refresh_tokens).transaction(|(sessions, refresh_tokens)| {
+        let extended = (&self.sessions, &self.refresh_tokens).transaction(|(sessions, refresh_tokens)| {
             let sid = grant.sid.as_bytes();
             let Some(mut session) = get_in::<Session>(sessions, "sessions", sid)? else {
-                return Ok(false);
+                return Ok(None);
             };
             if session.revoked {
-                return Ok(false);
+                return Ok(None);
             }
             session.expires_at = session.expires_at.max(grant.expires_at);
+            let key = session.key.get_or_insert_with(|| key_if_missing.clone()).clone();
             sessions.insert(sid, encode(&session))?;
             refresh_tokens.insert(digest.as_slice(), record.as_slice())?;
-            Ok(true)
+            Ok(Some(key))
         })?;
-        Ok(added)
+        Ok(extended)
     }
 
     fn insert_match(&self, game: &Match) -> Result<bool, StoreError> {
@@ -428,6 +447,26 @@ fn index_prefix(uid: &str) -> Vec<u8> {
 fn is_lock_contention(e: &sled::Error) -> bool {
     matches!(e, sled::Error::Io(io) if io.kind() == io::ErrorKind::Other
         && io.to_string().starts_with("could not acquire lock"))
+}
+
+/// [`Session::key`] in a record: standard base64, as the clients and the sync servers receive it.
+mod stored_key {
+    use movan_protocol::crypto::SessionKey;
+    use serde::de::Error as _;
+    use serde::{Deserialize as _, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(key: &Option<SessionKey>, serializer: S) -> Result<S::Ok, S::Error> {
+        match key {
+            Some(key) => serializer.serialize_some(&key.to_base64()),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<SessionKey>, D::Error> {
+        Option::<String>::deserialize(deserializer)?
+            .map(|text| SessionKey::from_base64(&text).map_err(D::Error::custom))
+            .transpose()
+    }
 }
 
 fn encode<T: Serialize>(record: &T) -> Vec<u8> {
@@ -507,7 +546,8 @@ mod tests {
         let store = temp_store();
         let alice = store.create_user("alice", "hash", Role::Player, 1).unwrap();
         let bob = store.create_user("bob", "hash", Role::Player, 1).unwrap();
-        let session = |uid: &str| Session { uid: uid.into(), created_at: 1, expires_at: 100, revoked: false };
+        let session =
+            |uid: &str| Session { uid: uid.into(), created_at: 1, expires_at: 100, revoked: false, key: None };
         let grant = |sid: &str, uid: &str| RefreshGrant { sid: sid.into(), uid: uid.into(), expires_at: 100 };
         for (i, sid) in ["a1", "a2"].into_iter().enumerate() {
             store.create_session(sid, &session(&alice.uid), &[i as u8; 32], &grant(sid, &alice.uid)).unwrap();
@@ -531,19 +571,48 @@ mod tests {
     #[test]
     fn refresh_tokens_are_taken_once_and_not_added_to_revoked_sessions() {
         let store = temp_store();
-        let session = Session { uid: "1000".into(), created_at: 10, expires_at: 100, revoked: false };
+        let key = SessionKey::from_bytes([5; 32]);
+        let session = Session { uid: "1000".into(), created_at: 10, expires_at: 100, revoked: false, key: Some(key) };
         store.create_session("s1", &session, &[1; 32], &grant("s1", 100)).unwrap();
         assert_eq!(store.take_refresh_token(&[1; 32]).unwrap(), Some(grant("s1", 100)));
         assert_eq!(store.take_refresh_token(&[1; 32]).unwrap(), None);
 
-        assert!(store.extend_session(&[2; 32], &grant("s1", 200)).unwrap());
+        let other = SessionKey::from_bytes([6; 32]);
+        let kept = store.extend_session(&[2; 32], &grant("s1", 200), &other).unwrap().unwrap();
+        assert_eq!(kept.as_bytes(), &[5; 32], "a session keeps its key");
         assert_eq!(store.session("s1").unwrap().unwrap().expires_at, 200);
         assert!(store.revoke_session("s1").unwrap());
         assert!(store.session("s1").unwrap().unwrap().revoked);
-        assert!(!store.extend_session(&[3; 32], &grant("s1", 300)).unwrap());
+        assert!(store.extend_session(&[3; 32], &grant("s1", 300), &other).unwrap().is_none());
         assert_eq!(store.take_refresh_token(&[3; 32]).unwrap(), None);
-        assert!(!store.extend_session(&[4; 32], &grant("nope", 300)).unwrap());
+        assert!(store.extend_session(&[4; 32], &grant("nope", 300), &other).unwrap().is_none());
         assert!(!store.revoke_session("nope").unwrap());
+    }
+
+    #[test]
+    fn session_keys_are_stored_and_old_sessions_get_one_at_refresh() {
+        let store = temp_store();
+        let key = SessionKey::from_bytes([7; 32]);
+        let session = Session { uid: "1000".into(), created_at: 10, expires_at: 100, revoked: false, key: Some(key) };
+        store.create_session("s1", &session, &[1; 32], &grant("s1", 100)).unwrap();
+        assert_eq!(store.session("s1").unwrap().unwrap().key.unwrap().as_bytes(), &[7; 32]);
+        let record = String::from_utf8(store.sessions.get("s1").unwrap().unwrap().to_vec()).unwrap();
+        assert!(record.contains(&format!("\"key\":\"{}\"", SessionKey::from_bytes([7; 32]).to_base64())), "{record}");
+        assert!(!format!("{:?}", store.session("s1").unwrap().unwrap()).contains("Bwc"), "Debug shows no key");
+
+        // A record written before encrypted sessions.
+        store.sessions.insert("old", r#"{"uid":"1000","created_at":1,"expires_at":100,"revoked":false}"#).unwrap();
+        assert!(store.session("old").unwrap().unwrap().key.is_none());
+        let fresh = SessionKey::from_bytes([8; 32]);
+        let given = store.extend_session(&[2; 32], &grant("old", 200), &fresh).unwrap().unwrap();
+        assert_eq!(given.as_bytes(), &[8; 32]);
+        assert_eq!(store.session("old").unwrap().unwrap().key.unwrap().as_bytes(), &[8; 32]);
+
+        store
+            .sessions
+            .insert("bad", r#"{"uid":"1","created_at":1,"expires_at":1,"revoked":false,"key":"AAAA"}"#)
+            .unwrap();
+        assert!(matches!(store.session("bad"), Err(StoreError::Corrupt { tree: "sessions", .. })));
     }
 
     #[test]

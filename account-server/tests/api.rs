@@ -15,6 +15,7 @@ use axum::http::{Method, Request, StatusCode, header};
 use common::*;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use movan_protocol::TokenClaims;
+use movan_protocol::crypto::SessionKey;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
@@ -66,6 +67,12 @@ async fn login_returns_a_jwt_that_verifies_with_the_public_key() {
     assert_eq!(reply.body["expires_in"], 3600);
     assert_eq!(reply.body["sync_addr"], "127.0.0.1:2025");
     assert_eq!(text(&reply.body["refresh_token"]).len(), 43);
+    let key = text(&reply.body["session_key"]);
+    assert_eq!(key.len(), 44, "{key}");
+    SessionKey::from_base64(key).unwrap();
+    let mut fields: Vec<&String> = reply.body.as_object().unwrap().keys().collect();
+    fields.sort();
+    assert_eq!(fields, ["expires_in", "refresh_token", "session_key", "sync_addr", "token", "uid"]);
 
     let token = text(&reply.body["token"]);
     assert_eq!(jsonwebtoken::decode_header(token).unwrap().alg, Algorithm::EdDSA);
@@ -107,11 +114,15 @@ async fn refresh_rotates_the_refresh_token() {
     assert_eq!(second.body["expires_in"], 3600);
     assert_eq!(second.body["sync_addr"], "127.0.0.1:2025");
     assert_ne!(second.body["refresh_token"], first["refresh_token"]);
+    assert_eq!(second.body["session_key"], first["session_key"], "the session keeps its key");
 
     let reused = post(&app, "/v1/refresh", json!({"refresh_token": first["refresh_token"]})).await;
     assert_error(&reused, StatusCode::UNAUTHORIZED, "invalid_refresh_token");
     let third = post(&app, "/v1/refresh", json!({"refresh_token": second.body["refresh_token"]})).await;
     assert_eq!(third.status, StatusCode::OK);
+    assert_eq!(third.body["session_key"], first["session_key"]);
+    let other = login(&app, "alice", "correct horse").await.body;
+    assert_ne!(other["session_key"], first["session_key"], "each login is a new session with a new key");
 
     let me = with_bearer(&app, Method::GET, "/v1/me", text(&third.body["token"])).await;
     assert_eq!(me.status, StatusCode::OK);
@@ -281,7 +292,7 @@ impl Store for BrokenStore {
     fn take_refresh_token(&self, _: &[u8; 32]) -> Result<Option<RefreshGrant>, StoreError> {
         Err(broken())
     }
-    fn extend_session(&self, _: &[u8; 32], _: &RefreshGrant) -> Result<bool, StoreError> {
+    fn extend_session(&self, _: &[u8; 32], _: &RefreshGrant, _: &SessionKey) -> Result<Option<SessionKey>, StoreError> {
         Err(broken())
     }
     fn flush(&self) -> FlushFuture<'_> {

@@ -171,3 +171,76 @@ fn serves_after_printing_its_address_and_stops_on_sigterm() {
     };
     assert!(status.success(), "{status}");
 }
+
+/// Starts the server on `config` with stderr in `stderr`, reads its two startup lines, stops it with SIGTERM and
+/// returns the lines. Panics if it does not start or stop in time.
+#[cfg(unix)]
+fn start_and_stop(config: &Path, stderr: &Path) -> (String, String) {
+    let mut child = Command::new(BIN)
+        .env("MOVAN_CONFIG", config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut stdout = BufReader::new(stdout);
+        let (mut line, mut rpc_line) = (String::new(), String::new());
+        let _ = stdout.read_line(&mut line);
+        let _ = stdout.read_line(&mut rpc_line);
+        let _ = tx.send((line, rpc_line));
+    });
+    let Ok(lines) = rx.recv_timeout(Duration::from_secs(60)) else {
+        let _ = child.kill();
+        panic!("no startup lines within 60 s: {}", std::fs::read_to_string(stderr).unwrap_or_default());
+    };
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("still running 30 s after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+    lines
+}
+
+#[cfg(unix)]
+#[test]
+fn tls_settings_make_it_https_and_plain_http_on_a_network_address_warns() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let stderr = dir.path().join("stderr.log");
+
+    let tls = format!("tls_cert_path = {cert_path:?}\ntls_key_path = {key_path:?}");
+    let (line, _) = start_and_stop(&write_config(dir.path(), &tls), &stderr);
+    assert!(line.starts_with("account-server listening on https://127.0.0.1:"), "{line:?}");
+    let log = std::fs::read_to_string(&stderr).unwrap();
+    assert!(!log.contains("PLAIN HTTP"), "{log}");
+
+    // Every interface, without TLS (TOML forbids a second `http_addr`, so the generated one is edited).
+    let config = write_config(dir.path(), "");
+    let text = std::fs::read_to_string(&config).unwrap().replace("127.0.0.1:0\"\nrpc", "0.0.0.0:0\"\nrpc");
+    std::fs::write(&config, text).unwrap();
+    let (line, _) = start_and_stop(&config, &stderr);
+    assert!(line.starts_with("account-server listening on http://0.0.0.0:"), "{line:?}");
+    let log = std::fs::read_to_string(&stderr).unwrap();
+    assert!(log.contains("PLAIN HTTP ON A NETWORK ADDRESS"), "{log}");
+
+    let config = write_config(dir.path(), &format!("tls_cert_path = {cert_path:?}"));
+    let out = account_server(&["--config", config.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("account.tls_key_path: must be set"), "{stderr}");
+}

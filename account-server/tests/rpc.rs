@@ -50,7 +50,7 @@ impl Cluster {
         let (http_addr, rpc_addr) = (http.local_addr().unwrap(), rpc.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
         let rpc_config = account_server::rpc::server_config(&config.rpc, &secret);
-        let server = tokio::spawn(account_server::serve(http, rpc, state.clone(), rpc_config, async {
+        let server = tokio::spawn(account_server::serve(http, None, rpc, state.clone(), rpc_config, async {
             let _ = stopped.await;
         }));
         Self {
@@ -261,6 +261,37 @@ async fn logout_and_bans_reach_every_node() {
     for node in [&mut a, &mut b] {
         assert_eq!(node.next_notice().await, ("user_banned", json!({"uid": alice})));
     }
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn nodes_get_the_session_key_of_live_sessions_only() {
+    let cluster = Cluster::start().await;
+    let node = FakeSync::connect(&cluster, "sync-a", "10.0.0.1:2025", 100).await;
+    cluster.until("sync-a", |nodes| nodes.len() == 1).await;
+    let alice = cluster.register("alice").await;
+    let bob = cluster.register("bob").await;
+    let (_, tokens) = cluster.login("alice").await;
+    let token = tokens["token"].as_str().unwrap();
+    let sid = common::claims(token).sid;
+
+    let grant: Value = node.client.call("session_key", &json!({"sid": sid, "uid": alice})).await.unwrap();
+    assert_eq!(grant["session_key"], tokens["session_key"], "{grant}");
+    let session = cluster.state.store().session(&sid).unwrap().unwrap();
+    assert_eq!(grant, json!({"session_key": tokens["session_key"], "expires_at": session.expires_at}));
+
+    let unknown = |result: Result<Value, movan_rpc::CallError>| match result.unwrap_err() {
+        movan_rpc::CallError::Handler(message) => assert!(message.starts_with("unknown session"), "{message}"),
+        other => panic!("expected a handler error, got {other:?}"),
+    };
+    unknown(node.client.call("session_key", &json!({"sid": sid, "uid": bob})).await);
+    unknown(node.client.call("session_key", &json!({"sid": "nope", "uid": alice})).await);
+    let refused = node.client.call::<_, Value>("session_key", &json!({"sid": sid})).await.unwrap_err();
+    assert_eq!(refused.code(), "bad_params");
+
+    let (status, _) = cluster.post("/v1/logout", Value::Null, Some(token)).await;
+    assert_eq!(status, 204);
+    unknown(node.client.call("session_key", &json!({"sid": sid, "uid": alice})).await);
     cluster.stop().await;
 }
 

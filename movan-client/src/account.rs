@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use movan_protocol::crypto::SessionKey;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ClientError;
@@ -31,6 +32,22 @@ pub struct Session {
     pub expires_in: u64,
     /// The sync server address, `host:port`.
     pub sync_addr: String,
+    /// The secret that seals this session's sync connections: standard base64 of 32 bytes. `None` from an account
+    /// server without encrypted sessions. Keep it as secret as `token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_key: Option<String>,
+}
+
+impl Session {
+    /// The decoded [`Session::session_key`]; one that is not standard base64 of 32 bytes fails with
+    /// [`ClientError::Crypto`].
+    pub fn decode_session_key(&self) -> Result<Option<SessionKey>, ClientError> {
+        self.session_key
+            .as_deref()
+            .map(SessionKey::from_base64)
+            .transpose()
+            .map_err(|e| ClientError::Crypto(format!("the login's session_key: {e}")))
+    }
 }
 
 /// What `GET /v1/me` returns.
@@ -305,6 +322,21 @@ mod tests {
         let body: serde_json::Value = serde_json::from_str(&reg.body).unwrap();
         assert_eq!(body, serde_json::json!({"username": "alice", "password": "password1"}));
         assert_eq!(seen.recv().await.unwrap().path, "/v1/login");
+    }
+
+    #[test]
+    fn the_session_key_is_optional_and_decoded() {
+        let old: Session = serde_json::from_str(SESSION).unwrap();
+        assert_eq!(old.session_key, None);
+        assert!(old.decode_session_key().unwrap().is_none());
+        assert!(!serde_json::to_string(&old).unwrap().contains("session_key"));
+        let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        let new: Session =
+            serde_json::from_str(&SESSION.replace('}', &format!(r#","session_key":"{key}"}}"#))).unwrap();
+        assert_eq!(new.session_key.as_deref(), Some(key));
+        assert_eq!(new.decode_session_key().unwrap().unwrap().as_bytes()[31], 31);
+        let bad = Session { session_key: Some("AAAA".into()), ..new };
+        assert!(matches!(bad.decode_session_key(), Err(ClientError::Crypto(_))));
     }
 
     #[tokio::test]

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::account::AccountClient;
 use crate::error::ClientError;
 use crate::game::{FrameLog, FrameLogError, Pushed};
-use crate::sync::{SyncClient, SyncEvents, SyncSender};
+use crate::sync::{Encryption, SyncClient, SyncEvents, SyncSender};
 use movan_protocol::server::{Frame, ServerEvent};
 
 /// Error messages kept per bot; further errors are only counted.
@@ -29,7 +29,7 @@ const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct BotConfig {
     /// Account server base URL, e.g. `http://127.0.0.1:2026`.
     pub account: String,
-    /// Sync server address overriding the one the login returns.
+    /// Sync server address overriding the one the login returns (the login's session key is used either way).
     pub sync: Option<String>,
     /// Number of bots.
     pub bots: usize,
@@ -115,6 +115,10 @@ pub struct Report {
     pub errors: u64,
     /// The first few error messages.
     pub error_messages: Vec<String>,
+    /// True when at least one bot connected and every connection was sealed; false when the server runs with
+    /// `encryption = "off"` (or no bot connected).
+    #[serde(default)]
+    pub encrypted: bool,
 }
 
 impl Report {
@@ -155,6 +159,8 @@ pub async fn run(config: &BotConfig) -> Report {
 #[derive(Debug, Default)]
 struct BotRun {
     room_id: Option<String>,
+    /// Whether the connection was sealed; `None` until connected.
+    encrypted: Option<bool>,
     log: FrameLog,
     tally: ActionTally,
     gaps: u64,
@@ -184,17 +190,19 @@ async fn run_bot(i: usize, config: &BotConfig) -> BotRun {
 /// One bot's whole life: log in, fill the room, play, verify, leave.
 async fn play(i: usize, config: &BotConfig, run: &mut BotRun) -> anyhow::Result<()> {
     let username = format!("{}-{i}", config.prefix);
-    let session = AccountClient::new(config.account.as_str())
+    let mut session = AccountClient::new(config.account.as_str())
         .register_or_login(&username, &config.password)
         .await
         .with_context(|| format!("logging in as {username}"))?;
-    let addr = config.sync.clone().unwrap_or(session.sync_addr);
-    let mut client =
-        tokio::time::timeout(config.join_timeout, SyncClient::connect(&addr, &session.uid, &session.token))
-            .await
-            .map_err(ClientError::from)
-            .and_then(|r| r)
-            .with_context(|| format!("connecting to {addr}"))?;
+    if let Some(addr) = &config.sync {
+        session.sync_addr.clone_from(addr);
+    }
+    let mut client = tokio::time::timeout(config.join_timeout, SyncClient::connect_session(&session))
+        .await
+        .map_err(ClientError::from)
+        .and_then(|r| r)
+        .with_context(|| format!("connecting to {}", session.sync_addr))?;
+    run.encrypted = Some(client.encryption() == Encryption::Sealed);
 
     let room = (!config.quick_match).then(|| config.room_id(i));
     client.enter_room(room.as_deref()).await?;
@@ -449,6 +457,8 @@ fn summarize(bots: usize, runs: Vec<BotRun>) -> Report {
         }
     }
     report.rooms = rooms.len();
+    let mut connected = runs.iter().filter_map(|run| run.encrypted).peekable();
+    report.encrypted = connected.peek().is_some() && connected.all(|sealed| sealed);
     for members in rooms.values() {
         report.desyncs += room_desyncs(members);
     }
@@ -513,6 +523,7 @@ mod tests {
         }
         let report = summarize(1, vec![run]);
         assert_eq!((report.actions_seen_own, report.missing, report.duplicated), (2, 0, 0));
+        assert!(!report.encrypted, "no bot connected");
         // No room id: the bot never started a game, which alone is not counted as an error here.
         assert_eq!(report.rooms, 0);
         assert!(report.passed());
@@ -528,6 +539,7 @@ mod tests {
         b.log.push(frame(1, &[("y", "{}")])).unwrap();
         let report = summarize(2, vec![a, b]);
         assert_eq!(report.rooms, 1);
+        assert!(!report.encrypted);
         assert_eq!(report.desyncs, 1);
         assert!(!report.passed());
     }
@@ -563,6 +575,14 @@ mod tests {
         assert_eq!((report.gaps, report.missing, report.duplicated), (1, 0, 0));
         assert_eq!(report.actions_seen_own, 2, "the live copy of frame 2 is not counted again");
         assert!(!report.passed(), "a gap fails the run even when filled");
+    }
+
+    #[test]
+    fn encrypted_only_when_every_connected_bot_was_sealed() {
+        let bot = |encrypted| BotRun { encrypted, ..BotRun::default() };
+        assert!(summarize(2, vec![bot(Some(true)), bot(None)]).encrypted, "a bot that never connected");
+        assert!(!summarize(2, vec![bot(Some(true)), bot(Some(false))]).encrypted);
+        assert!(!summarize(1, vec![bot(None)]).encrypted);
     }
 
     #[test]

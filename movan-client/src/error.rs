@@ -46,6 +46,12 @@ pub enum ClientError {
         /// The proto of the failing request, when the server named it.
         proto: Option<String>,
     },
+    /// The encrypted session failed, which is fatal: a server frame did not open (tampered, replayed, reordered or
+    /// sealed under another key), the handshake was malformed or named an unknown cipher, the server requires
+    /// encryption but no session key was given, or the session key is not valid base64 of 32 bytes. When it happens
+    /// on a live connection, the client closes it.
+    #[error("encrypted session failed: {0}")]
+    Crypto(String),
     /// The connection closed before the expected message arrived.
     #[error("connection closed")]
     Closed,

@@ -1,10 +1,11 @@
 //! Rust client SDK for Movan, the lockstep frame-sync game server.
 //!
 //! - [`AccountClient`]: register, log in and refresh at the account server (HTTP/JSON); a login returns a
-//!   [`Session`] with the access token and the sync server's address.
-//! - [`SyncClient`]: one TCP connection to the sync server: enter a room, get ready, send actions, receive
-//!   [`ServerEvent`]s, and [`SyncClient::reload`] missed frames. [`SyncClient::split`] gives a [`SyncSender`] and a
-//!   [`SyncEvents`] for separate tasks.
+//!   [`Session`] with the access token, the session key and the sync server's address.
+//! - [`SyncClient`]: one TCP connection to the sync server, encrypted when the server asks for it
+//!   (`docs/encryption.md`): [`SyncClient::connect_session`] authenticates and completes the handshake, then enter a
+//!   room, get ready, send actions, receive [`ServerEvent`]s, and [`SyncClient::reload`] missed frames.
+//!   [`SyncClient::split`] gives a [`SyncSender`] and a [`SyncEvents`] for separate tasks.
 //! - [`FrameLog`]: the frames of one game, checked to be consecutive from 0 and identical when seen twice.
 //! - [`bot`]: the load generator behind the `movan-bot` binary, callable from tests.
 //!
@@ -14,7 +15,7 @@
 //! use movan_client::{AccountClient, ServerEvent, SyncClient};
 //!
 //! let session = AccountClient::new("http://127.0.0.1:2026").register_or_login("alice", "secret-pass").await?;
-//! let mut sync = SyncClient::connect(&session.sync_addr, &session.uid, &session.token).await?;
+//! let mut sync = SyncClient::connect_session(&session).await?;
 //! sync.enter_room(Some("lobby-1")).await?;
 //! sync.prepare().await?;
 //! sync.wait_for(|e| matches!(e, ServerEvent::GameStart(_)), Duration::from_secs(60)).await?;
@@ -36,11 +37,12 @@ pub mod sync;
 pub use account::{AccountClient, Match, MatchPage, Me, Session};
 pub use error::ClientError;
 pub use game::{FrameLog, FrameLogError, Pushed};
-pub use sync::{SyncClient, SyncEvents, SyncSender, unix_now};
+pub use sync::{Encryption, HANDSHAKE_TIMEOUT, SyncClient, SyncEvents, SyncSender, unix_now};
 
 /// The wire protocol crate, for anything not re-exported here.
 pub use movan_protocol as protocol;
 pub use movan_protocol::ErrorCode;
+pub use movan_protocol::crypto::SessionKey;
 pub use movan_protocol::server::{
     ErrorBody, Frame, FrameAction, GameOver, GameStart, MemberState, Pong, ReloadChunk, RoomState, RoomStatus,
     ServerEvent,

@@ -1,33 +1,53 @@
-//! TCP client of the sync server: send requests, receive [`ServerEvent`]s, collect reloads.
+//! TCP client of the sync server: connect (token, handshake, sealing), send requests, receive [`ServerEvent`]s,
+//! collect reloads.
 //!
-//! A [`SyncClient`] owns one connection. A background reader task decodes length-prefixed frames into
-//! [`ServerEvent`]s and queues them in a bounded channel, so a slow consumer slows the socket (and eventually gets
-//! disconnected by the server) instead of growing memory. [`SyncClient::split`] gives a cloneable [`SyncSender`] and
-//! a [`SyncEvents`] receiver, so a bot can send on its own schedule while another task receives.
+//! A [`SyncClient`] owns one connection. [`SyncClient::connect_session`] performs the whole connection sequence of
+//! `docs/encryption.md` before it returns: a plaintext `ping` carrying the token, the server's plaintext handshake,
+//! then the (sealed) `pong`. From then on every frame is sealed both ways, unless the server runs with
+//! `encryption = "off"`. A background reader task opens and decodes frames into [`ServerEvent`]s and queues them in
+//! a bounded channel, so a slow consumer slows the socket (and eventually gets disconnected by the server) instead of
+//! growing memory. [`SyncClient::split`] gives a cloneable [`SyncSender`] and a [`SyncEvents`] receiver, so a bot can
+//! send on its own schedule while another task receives.
+//!
+//! Any crypto failure is fatal: the reader closes the connection and [`SyncEvents::close_reason`] holds a
+//! [`ClientError::Crypto`] saying why.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures::StreamExt;
+use bytes::Bytes;
 use movan_protocol::codec::{DEFAULT_MAX_SERVER_FRAME, FrameCodec, frame_bytes};
-use movan_protocol::server::{Frame, ServerEvent, ServerParseError, parse_server_message};
+use movan_protocol::crypto::{Sealer, SessionKey};
+use movan_protocol::server::{Frame, ServerEvent};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinHandle;
 use tokio::time::error::Elapsed;
 use tokio::time::{Instant, timeout_at};
 use tokio_util::codec::FramedRead;
 
+use crate::account::Session;
 use crate::error::ClientError;
+use reader::Reader;
+
+mod reader;
+#[cfg(test)]
+mod sealed_tests;
+#[cfg(test)]
+pub(crate) mod test_server;
+#[cfg(test)]
+mod tests;
 
 /// Server messages buffered between the reader task and the consumer.
 const EVENT_QUEUE: usize = 1024;
 const RELOAD_PROTO: &str = "sync_request_reload_frames";
+/// Longest wait, in [`SyncClient::connect_with`], for the handshake and the `pong` after the TCP connect.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One connection to the sync server: a [`SyncSender`] and a [`SyncEvents`] in one value.
 #[derive(Debug)]
@@ -38,12 +58,26 @@ pub struct SyncClient {
 
 /// The sending half of a connection. Cheap to clone; clones share the socket and send in call order.
 ///
-/// The first typed message (anything but the `send_raw_*` methods) carries the access token; later ones omit it.
+/// Every send is sealed once the server's handshake switched encryption on; only [`SyncSender::send_raw_bytes`]
+/// bypasses sealing. The first typed message (anything but the `*_raw_*` methods) carries the access token; later
+/// ones omit it (on a connection from [`SyncClient::connect_with`] that first message was the connect `ping`).
 /// A send future must be driven to completion: cancelling it midway can leave half a frame on the wire.
 #[derive(Debug, Clone)]
 pub struct SyncSender {
     uid: Arc<str>,
     writer: Arc<Mutex<Writer>>,
+    encryption: Arc<OnceLock<Encryption>>,
+}
+
+/// Whether a connection's frames are sealed, as the server's handshake decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encryption {
+    /// No handshake yet: only on a [`SyncClient::connect_unauthenticated`] connection before the server answered.
+    Pending,
+    /// The server runs with `encryption = "off"`: every frame is plaintext.
+    Plaintext,
+    /// Every frame after the handshake is sealed with ChaCha20-Poly1305, both ways.
+    Sealed,
 }
 
 /// The receiving half of a connection: server messages in arrival order.
@@ -59,11 +93,16 @@ pub struct SyncEvents {
     reader: JoinHandle<()>,
 }
 
+/// The socket's write half and what every send needs: the token for the first message and the sealer.
 #[derive(Debug)]
 struct Writer {
     stream: OwnedWriteHalf,
     /// `Some` until the first typed message took it.
     token: Option<String>,
+    /// Installed by the reader task when a sealed handshake arrives; every later frame goes through it.
+    sealer: Option<Sealer>,
+    /// Set once this client closed the connection after a crypto failure; sends then fail with `Closed`.
+    closed: bool,
 }
 
 /// The current time as the protocol's `timestamp`: seconds since the Unix epoch.
@@ -72,19 +111,80 @@ pub fn unix_now() -> f64 {
 }
 
 impl SyncClient {
-    /// Connects to the sync server at `addr` (`host:port`) as `uid`, presenting `token` on the first message.
+    /// Connects with a [`Session`] from the account server: [`SyncClient::connect_with`] its `sync_addr`, `uid`,
+    /// `token` and `session_key`.
     ///
-    /// Nothing is sent yet: the server authenticates the connection on its first message.
+    /// A `session_key` that is not base64 of 32 bytes fails with [`ClientError::Crypto`] before connecting.
+    pub async fn connect_session(session: &Session) -> Result<SyncClient, ClientError> {
+        let key = session.decode_session_key()?;
+        Self::connect_with(&session.sync_addr, &session.uid, &session.token, key).await
+    }
+
+    /// Connects to the sync server at `addr` (`host:port`) as `uid` and completes the connection sequence.
+    ///
+    /// Sends a plaintext `ping` carrying `token`, reads the server's plaintext handshake, then waits for the `pong`
+    /// answering the ping, which it consumes; messages the server sends before that pong (`room_state` and
+    /// `game_start` when rejoining a room) stay queued. Returns once the connection is authenticated, so every later
+    /// send is sealed when the server announced encryption ([`SyncClient::encryption`] says which).
+    ///
+    /// Fails with [`ClientError::Server`] when the server refuses the first message (bad token, revoked session, ...;
+    /// the server then closes), [`ClientError::Crypto`] when the handshake announces encryption but `session_key`
+    /// is `None`, or the handshake is malformed, names an unknown cipher, or is missing (a server without encrypted
+    /// sessions answers with a plain `pong`), [`ClientError::Closed`] when the server closes first, and
+    /// [`ClientError::Timeout`] after [`HANDSHAKE_TIMEOUT`]. A plaintext handshake (`encryption = "off"`) is
+    /// accepted even when a key was given.
+    pub async fn connect_with(
+        addr: &str,
+        uid: &str,
+        token: &str,
+        session_key: Option<SessionKey>,
+    ) -> Result<SyncClient, ClientError> {
+        let mut client = Self::connect_unauthenticated(addr, uid, Some(token), session_key).await?;
+        client.ping().await?;
+        let setup = async {
+            let encryption = client.sender.encryption.clone();
+            client.events.await_handshake(&encryption).await?;
+            if client.encryption() == Encryption::Sealed {
+                // The server runs the first request only once a sealed frame proves that we hold the session key.
+                client.ping().await?;
+                client.events.await_connect_pong().await?;
+            }
+            client.events.await_connect_pong().await
+        };
+        tokio::time::timeout(HANDSHAKE_TIMEOUT, setup).await??;
+        Ok(client)
+    }
+
+    /// [`SyncClient::connect_with`] without a session key: works only with servers running `encryption = "off"`.
     pub async fn connect(addr: &str, uid: &str, token: &str) -> Result<SyncClient, ClientError> {
+        Self::connect_with(addr, uid, token, None).await
+    }
+
+    /// Opens the TCP connection and sends nothing, for tests of the first message and the handshake.
+    ///
+    /// The first typed message carries `token` (if any), in plaintext; `*_raw_*` sends do not use it up. When the
+    /// server's handshake arrives, the reader task switches the connection to sealing with `session_key` (or to
+    /// plaintext), so the reply to the first message arrives as usual. A sealed handshake without a key closes the
+    /// connection with [`ClientError::Crypto`]. An `error` refusing the first message arrives as a
+    /// [`ServerEvent::Error`], then the close. Wait for the reply to the first message before sending a second one:
+    /// until the handshake has been read, sends stay plaintext.
+    pub async fn connect_unauthenticated(
+        addr: &str,
+        uid: &str,
+        token: Option<&str>,
+        session_key: Option<SessionKey>,
+    ) -> Result<SyncClient, ClientError> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         let (read, write) = stream.into_split();
+        let writer = Writer { stream: write, token: token.map(str::to_owned), sealer: None, closed: false };
+        let writer = Arc::new(Mutex::new(writer));
+        let encryption = Arc::new(OnceLock::new());
         let (tx, rx) = mpsc::channel(EVENT_QUEUE);
-        let reader = tokio::spawn(read_events(read, tx));
-        let sender = SyncSender {
-            uid: uid.into(),
-            writer: Arc::new(Mutex::new(Writer { stream: write, token: Some(token.to_owned()) })),
-        };
+        let frames = FramedRead::new(read, FrameCodec::new(DEFAULT_MAX_SERVER_FRAME));
+        let reader = Reader::new(frames, tx, Arc::downgrade(&writer), encryption.clone(), session_key);
+        let reader = tokio::spawn(reader.run());
+        let sender = SyncSender { uid: uid.into(), writer, encryption };
         let events = SyncEvents { rx, pending: VecDeque::new(), close_reason: None, closed: false, reader };
         Ok(SyncClient { sender, events })
     }
@@ -112,6 +212,11 @@ impl SyncClient {
     /// The uid this connection speaks for.
     pub fn uid(&self) -> &str {
         self.sender.uid()
+    }
+
+    /// Whether frames are sealed; never [`Encryption::Pending`] after [`SyncClient::connect_with`].
+    pub fn encryption(&self) -> Encryption {
+        self.sender.encryption()
     }
 
     /// `room_enter`: joins `room_id` (created when missing), or quick-matches when `None`.
@@ -154,12 +259,18 @@ impl SyncClient {
         self.sender.send_proto(proto, data).await
     }
 
-    /// Frames and sends `body` as is.
+    /// Sends `body` as one frame without checking it, sealed when encrypted (see [`SyncSender::send_raw_body`]).
     pub async fn send_raw_body(&self, body: &[u8]) -> Result<(), ClientError> {
         self.sender.send_raw_body(body).await
     }
 
-    /// Writes `bytes` unframed.
+    /// The frame [`SyncClient::send_raw_body`] would write next, without writing it (see
+    /// [`SyncSender::seal_raw_body`]).
+    pub async fn seal_raw_body(&self, body: &[u8]) -> Result<Bytes, ClientError> {
+        self.sender.seal_raw_body(body).await
+    }
+
+    /// Writes `bytes` as they are: no framing, no sealing.
     pub async fn send_raw_bytes(&self, bytes: &[u8]) -> Result<(), ClientError> {
         self.sender.send_raw_bytes(bytes).await
     }
@@ -206,6 +317,11 @@ impl SyncSender {
         &self.uid
     }
 
+    /// Whether frames are sealed, as the server's handshake decided.
+    pub fn encryption(&self) -> Encryption {
+        self.encryption.get().copied().unwrap_or(Encryption::Pending)
+    }
+
     /// `room_enter`: joins `room_id` (created when missing), or quick-matches when `None`.
     pub async fn enter_room(&self, room_id: Option<&str>) -> Result<(), ClientError> {
         let data = room_id.map(|id| serde_json::json!({ "room_id": id }));
@@ -248,17 +364,28 @@ impl SyncSender {
         self.send_typed(Extra { proto, timestamp: unix_now(), data, action_data: None }).await
     }
 
-    /// Frames and sends `body` as is, for bad-input tests. It does not count as the first message: the token still
-    /// goes on the next typed message.
+    /// Sends `body` as one frame without checking it, for bad-input tests: raw JSON, but sealed like any frame once
+    /// the connection is encrypted. It does not count as the first message: the token still goes on the next typed
+    /// message.
     pub async fn send_raw_body(&self, body: &[u8]) -> Result<(), ClientError> {
-        self.send_raw_bytes(&frame_bytes(body)).await
+        let mut w = self.writer.lock().await;
+        let wire = w.frame(body).await?;
+        w.write(&wire).await
     }
 
-    /// Writes `bytes` with no framing, for framing tests.
+    /// The exact bytes [`SyncSender::send_raw_body`] would write next, without writing them, for replay and tamper
+    /// tests.
+    ///
+    /// When encrypted, the frame is sealed with the next client→server counter and the counter advances as if it
+    /// had been sent: write it with [`SyncSender::send_raw_bytes`] before any other send to keep the connection in
+    /// step (writing it twice, late, altered or on another connection is what makes the server close).
+    pub async fn seal_raw_body(&self, body: &[u8]) -> Result<Bytes, ClientError> {
+        self.writer.lock().await.frame(body).await
+    }
+
+    /// Writes `bytes` exactly as given, with no framing and no sealing, for framing and crypto attack tests.
     pub async fn send_raw_bytes(&self, bytes: &[u8]) -> Result<(), ClientError> {
-        let mut w = self.writer.lock().await;
-        w.stream.write_all(bytes).await?;
-        Ok(())
+        self.writer.lock().await.write(bytes).await
     }
 
     /// Shuts down the sending direction of the socket; later sends fail.
@@ -270,10 +397,51 @@ impl SyncSender {
 
     async fn send_typed(&self, extra_data: Extra<'_>) -> Result<(), ClientError> {
         let mut w = self.writer.lock().await;
+        if w.closed {
+            return Err(ClientError::Closed);
+        }
         let token = w.token.take();
         let body = serde_json::to_vec(&Envelope { uid: &self.uid, token: token.as_deref(), extra_data })?;
-        w.stream.write_all(&frame_bytes(&body)).await?;
+        let wire = w.frame(&body).await?;
+        w.write(&wire).await
+    }
+}
+
+impl Writer {
+    /// `body` as a wire frame: sealed with the next counter when encrypted, else just length-prefixed.
+    ///
+    /// A sealing failure (the counter is exhausted) is fatal, so it closes the connection.
+    async fn frame(&mut self, body: &[u8]) -> Result<Bytes, ClientError> {
+        if self.closed {
+            return Err(ClientError::Closed);
+        }
+        let Some(sealer) = self.sealer.as_mut() else {
+            return Ok(frame_bytes(body));
+        };
+        match sealer.seal(body) {
+            Ok(wire) => Ok(wire),
+            Err(e) => {
+                self.close().await;
+                Err(ClientError::Crypto(format!("cannot seal a frame: {e}")))
+            }
+        }
+    }
+
+    async fn write(&mut self, wire: &[u8]) -> Result<(), ClientError> {
+        if self.closed {
+            return Err(ClientError::Closed);
+        }
+        self.stream.write_all(wire).await?;
         Ok(())
+    }
+
+    /// Closes the connection after a crypto failure: the server sees end-of-stream and later sends fail.
+    async fn close(&mut self) {
+        self.closed = true;
+        self.sealer = None;
+        if let Err(e) = self.stream.shutdown().await {
+            tracing::debug!(error = %e, "shutting down the sync connection");
+        }
     }
 }
 
@@ -414,7 +582,41 @@ impl SyncEvents {
         }
     }
 
-    /// Why the connection closed, when it was not a clean end-of-stream (a read error or an unparsable message).
+    /// Waits for the `pong` answering the connect `ping`, consuming it and queueing what came before it; an `error`
+    /// first means the server refused the connection.
+    /// Waits until the reader has seen the server's handshake, keeping other events queued.
+    async fn await_handshake(&mut self, encryption: &OnceLock<Encryption>) -> Result<(), ClientError> {
+        while encryption.get().is_none() {
+            match tokio::time::timeout(Duration::from_millis(5), self.rx.recv()).await {
+                Err(_) => {}
+                Ok(Some(Ok(ServerEvent::Error(body)))) => return Err(body.into()),
+                Ok(Some(Ok(ev))) => self.pending.push_back(ev),
+                Ok(Some(Err(e))) => return Err(e),
+                Ok(None) => return Err(ClientError::Closed),
+            }
+        }
+        Ok(())
+    }
+
+    async fn await_connect_pong(&mut self) -> Result<(), ClientError> {
+        // `await_handshake` may already have queued it.
+        if let Some(i) = self.pending.iter().position(|e| matches!(e, ServerEvent::Pong(_))) {
+            self.pending.remove(i);
+            return Ok(());
+        }
+        loop {
+            match self.rx.recv().await {
+                Some(Ok(ServerEvent::Pong(_))) => return Ok(()),
+                Some(Ok(ServerEvent::Error(body))) => return Err(body.into()),
+                Some(Ok(ev)) => self.pending.push_back(ev),
+                Some(Err(e)) => return Err(e),
+                None => return Err(ClientError::Closed),
+            }
+        }
+    }
+
+    /// Why the connection closed, when it was not a clean end-of-stream: a read error, an unparsable message, or a
+    /// crypto failure ([`ClientError::Crypto`], after which this client closed the connection itself).
     pub fn close_reason(&self) -> Option<&ClientError> {
         self.close_reason.as_ref()
     }
@@ -428,316 +630,5 @@ impl SyncEvents {
 impl Drop for SyncEvents {
     fn drop(&mut self) {
         self.reader.abort();
-    }
-}
-
-/// Decodes frames into events until end-of-stream, a framing error, an unparsable message, or the receiver is gone.
-async fn read_events(read: OwnedReadHalf, tx: mpsc::Sender<Result<ServerEvent, ClientError>>) {
-    let mut frames = FramedRead::new(read, FrameCodec::new(DEFAULT_MAX_SERVER_FRAME));
-    while let Some(item) = frames.next().await {
-        let result = match item {
-            Ok(body) => match parse_server_message(&body) {
-                Ok(ev) => Ok(ev),
-                // A newer server may know more messages; skipping them keeps this client usable.
-                Err(ServerParseError::UnknownProto(proto)) => {
-                    tracing::warn!(%proto, "ignoring unknown server message");
-                    continue;
-                }
-                Err(e) => Err(e.into()),
-            },
-            Err(e) => Err(e.into()),
-        };
-        let failed = result.is_err();
-        if tx.send(result).await.is_err() || failed {
-            return;
-        }
-    }
-}
-
-/// A fake sync server end for tests in this crate.
-#[cfg(test)]
-pub(crate) mod test_server {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-    use tokio::net::TcpListener;
-
-    /// How long a test waits for anything.
-    pub(crate) const T: Duration = Duration::from_secs(5);
-
-    /// The server end of one test connection: decoded client bodies in, raw wire bytes out.
-    pub(crate) struct FakeServer {
-        pub(crate) frames: FramedRead<OwnedReadHalf, FrameCodec>,
-        pub(crate) write: OwnedWriteHalf,
-    }
-
-    impl FakeServer {
-        pub(crate) async fn recv_json(&mut self) -> Value {
-            let body = tokio::time::timeout(T, self.frames.next()).await.unwrap().unwrap().unwrap();
-            serde_json::from_slice(&body).unwrap()
-        }
-
-        pub(crate) async fn send(&mut self, wire: &[u8]) {
-            self.write.write_all(wire).await.unwrap();
-        }
-    }
-
-    /// A connected client and the fake server's end of its connection.
-    pub(crate) async fn pair() -> (SyncClient, FakeServer) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let (client, accepted) = tokio::join!(SyncClient::connect(&addr, "1001", "jwt"), listener.accept());
-        let (read, write) = accepted.unwrap().0.into_split();
-        let server = FakeServer { frames: FramedRead::new(read, FrameCodec::default()), write };
-        (client.unwrap(), server)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::test_server::{T, pair};
-    use super::*;
-    use bytes::Bytes;
-    use movan_protocol::ErrorCode;
-    use movan_protocol::server::{ErrorBody, Pong, ServerMessage, encode_frame, encode_reload_chunk};
-
-    fn frame_wire(n: u64) -> Bytes {
-        encode_frame(n, &[]).wire
-    }
-
-    #[tokio::test]
-    async fn token_goes_on_the_first_message_only() {
-        let (client, mut server) = pair().await;
-        client.ping().await.unwrap();
-        client.enter_room(Some("r-1")).await.unwrap();
-        client.prepare().await.unwrap();
-
-        let first = server.recv_json().await;
-        assert_eq!(first["uid"], "1001");
-        assert_eq!(first["token"], "jwt");
-        assert_eq!(first["extra_data"]["proto"], "ping");
-        assert!(first["extra_data"]["timestamp"].as_f64().unwrap() > 1.0e9);
-
-        let second = server.recv_json().await;
-        assert!(second.get("token").is_none(), "{second}");
-        assert_eq!(second["extra_data"]["proto"], "room_enter");
-        assert_eq!(second["extra_data"]["data"], serde_json::json!({"room_id": "r-1"}));
-
-        let third = server.recv_json().await;
-        assert!(third.get("token").is_none());
-        assert_eq!(third["extra_data"]["proto"], "room_prepare");
-        assert!(third["extra_data"].get("data").is_none());
-    }
-
-    #[tokio::test]
-    async fn raw_bodies_do_not_use_up_the_token() {
-        let (client, mut server) = pair().await;
-        client.send_raw_body(b"{not json").await.unwrap();
-        client.enter_room(None).await.unwrap();
-        let body = server.frames.next().await.unwrap().unwrap();
-        assert_eq!(&body[..], b"{not json");
-        let enter = server.recv_json().await;
-        assert_eq!(enter["token"], "jwt");
-        assert_eq!(enter["extra_data"]["proto"], "room_enter");
-        assert!(enter["extra_data"].get("data").is_none(), "quick match sends no data");
-    }
-
-    #[tokio::test]
-    async fn actions_and_reload_requests_have_the_documented_shape() {
-        let (client, mut server) = pair().await;
-        client.send_action_at(&serde_json::json!({"move": [1, 0]}), 12.5).await.unwrap();
-        client.send_action(&serde_json::json!({"fire": true})).await.unwrap();
-        client.request_reload(42).await.unwrap();
-
-        let a = server.recv_json().await;
-        assert_eq!(
-            a["extra_data"],
-            serde_json::json!({"proto": "sync_action", "timestamp": 12.5, "action_data": {"move": [1, 0]}})
-        );
-        let b = server.recv_json().await;
-        assert!((b["extra_data"]["timestamp"].as_f64().unwrap() - unix_now()).abs() < 60.0);
-        assert!(b["extra_data"].get("data").is_none());
-        let r = server.recv_json().await;
-        assert_eq!(r["extra_data"]["proto"], "sync_request_reload_frames");
-        assert_eq!(r["extra_data"]["data"], serde_json::json!({"start_frame": 42}));
-    }
-
-    #[tokio::test]
-    async fn raw_bytes_are_written_unframed() {
-        let (client, mut server) = pair().await;
-        // A frame assembled by hand, in two writes.
-        client.send_raw_bytes(&[0, 0, 0, 2]).await.unwrap();
-        client.send_raw_bytes(b"{}").await.unwrap();
-        assert_eq!(server.recv_json().await, serde_json::json!({}));
-    }
-
-    #[tokio::test]
-    async fn frames_split_and_coalesced_on_the_wire_are_decoded() {
-        let (mut client, mut server) = pair().await;
-        let pong = ServerMessage::Pong(Pong { timestamp: Some(1.5), server_time: 2.0 }).to_wire();
-        // Two messages in one write, then one byte at a time.
-        let mut both = frame_wire(0).to_vec();
-        both.extend_from_slice(&frame_wire(1));
-        server.send(&both).await;
-        for b in pong.iter() {
-            server.send(&[*b]).await;
-        }
-        for want in 0..2 {
-            match client.next_event_timeout(T).await.unwrap() {
-                Some(ServerEvent::Frame(f)) => assert_eq!(f.frame_count, want),
-                other => panic!("{other:?}"),
-            }
-        }
-        match client.next_event_timeout(T).await.unwrap() {
-            Some(ServerEvent::Pong(p)) => assert_eq!(p.timestamp, Some(1.5)),
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[tokio::test]
-    async fn reload_collects_chunks_and_keeps_live_frames_queued() {
-        let (mut client, mut server) = pair().await;
-        let frames: Vec<Bytes> = (0..6).map(|n| encode_frame(n, &[]).frame).collect();
-        let serve = async {
-            let req = server.recv_json().await;
-            assert_eq!(req["extra_data"]["data"]["start_frame"], 0);
-            server.send(&encode_reload_chunk(0, 6, false, &frames[..3])).await;
-            server.send(&frame_wire(6)).await;
-            server.send(&encode_reload_chunk(3, 6, true, &frames[3..])).await;
-            server.send(&frame_wire(7)).await;
-        };
-        let (got, ()) = tokio::join!(client.reload(0, T), serve);
-        let got = got.unwrap();
-        let numbers: Vec<u64> = got.iter().map(|f| f.frame_count).collect();
-        assert_eq!(numbers, vec![0, 1, 2, 3, 4, 5]);
-        assert_eq!(got[4].raw.get().as_bytes(), &frames[4][..]);
-
-        let mut log = crate::FrameLog::new();
-        for f in got {
-            log.push(f).unwrap();
-        }
-        for want in [6, 7] {
-            match client.next_event_timeout(T).await.unwrap() {
-                Some(ServerEvent::Frame(f)) => {
-                    assert_eq!(f.frame_count, want);
-                    log.push(f).unwrap();
-                }
-                other => panic!("{other:?}"),
-            }
-        }
-        assert_eq!(log.next_frame(), 8);
-    }
-
-    #[tokio::test]
-    async fn an_empty_reload_is_one_last_chunk() {
-        let (mut client, mut server) = pair().await;
-        let serve = async {
-            server.recv_json().await;
-            server.send(&encode_reload_chunk(9, 9, true, &[])).await;
-        };
-        let (got, ()) = tokio::join!(client.reload(9, T), serve);
-        assert!(got.unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn reload_errors_and_out_of_order_chunks_fail() {
-        let (mut client, mut server) = pair().await;
-        let unrelated = ServerMessage::Error(ErrorBody {
-            code: ErrorCode::LimitExceeded,
-            message: "slow down".into(),
-            proto: Some("sync_action".into()),
-        });
-        let expired = ServerMessage::Error(ErrorBody {
-            code: ErrorCode::HistoryExpired,
-            message: "too old".into(),
-            proto: Some(RELOAD_PROTO.into()),
-        });
-        let serve = async {
-            server.recv_json().await;
-            server.send(&unrelated.to_wire()).await;
-            server.send(&expired.to_wire()).await;
-        };
-        let (got, ()) = tokio::join!(client.reload(0, T), serve);
-        let err = got.unwrap_err();
-        assert_eq!(err.server_code(), Some(ErrorCode::HistoryExpired), "{err}");
-        // The error about another request stays queued.
-        match client.next_event_timeout(T).await.unwrap() {
-            Some(ServerEvent::Error(e)) => assert_eq!(e.code, ErrorCode::LimitExceeded),
-            other => panic!("{other:?}"),
-        }
-
-        let serve = async {
-            server.recv_json().await;
-            let frames = [encode_frame(1, &[]).frame];
-            server.send(&encode_reload_chunk(0, 2, true, &frames)).await;
-        };
-        let (got, ()) = tokio::join!(client.reload(0, T), serve);
-        assert!(matches!(got, Err(ClientError::Protocol(_))), "{got:?}");
-    }
-
-    #[tokio::test]
-    async fn split_halves_work_from_separate_tasks() {
-        let (client, mut server) = pair().await;
-        let (sender, mut events) = client.split();
-        let s2 = sender.clone();
-        let sending = tokio::spawn(async move {
-            for seq in 0..3 {
-                s2.send_action(&serde_json::json!({ "seq": seq })).await.unwrap();
-            }
-        });
-        for seq in 0..3 {
-            let msg = server.recv_json().await;
-            assert_eq!(msg["extra_data"]["action_data"]["seq"], seq);
-            assert_eq!(msg.get("token").is_some(), seq == 0);
-            server.send(&frame_wire(seq)).await;
-        }
-        sending.await.unwrap();
-        for seq in 0..3 {
-            let ev = events.wait_for(|e| matches!(e, ServerEvent::Frame(_)), T).await.unwrap();
-            assert!(matches!(ev, ServerEvent::Frame(f) if f.frame_count == seq));
-        }
-        assert_eq!(sender.uid(), "1001");
-    }
-
-    #[tokio::test]
-    async fn close_is_detected_after_queued_events() {
-        let (mut client, mut server) = pair().await;
-        server.send(&frame_wire(0)).await;
-        drop(server);
-        let seen = client.wait_closed(T).await.unwrap();
-        assert_eq!(seen.len(), 1);
-        assert!(client.next_event().await.is_none());
-        assert!(client.events().is_closed());
-        assert!(client.events().close_reason().is_none(), "a clean close has no error");
-        let err = client.wait_for(|_| true, T).await.unwrap_err();
-        assert!(matches!(err, ClientError::Closed), "{err}");
-    }
-
-    #[tokio::test]
-    async fn a_malformed_server_message_ends_the_stream_with_a_reason() {
-        let (mut client, mut server) = pair().await;
-        server.send(&frame_bytes(br#"{"proto":"mystery","data":{}}"#)).await;
-        server.send(&frame_bytes(b"not json")).await;
-        assert!(client.next_event_timeout(T).await.unwrap().is_none());
-        assert!(matches!(client.events().close_reason(), Some(ClientError::Parse(_))));
-    }
-
-    #[tokio::test]
-    async fn timeouts_are_reported() {
-        let (mut client, _server) = pair().await;
-        let short = Duration::from_millis(20);
-        assert!(client.next_event_timeout(short).await.is_err());
-        assert!(matches!(client.wait_for(|_| true, short).await, Err(ClientError::Timeout)));
-        assert!(matches!(client.wait_closed(short).await, Err(ClientError::Timeout)));
-        assert!(matches!(client.reload(0, short).await, Err(ClientError::Timeout)));
-    }
-
-    #[tokio::test]
-    async fn shutdown_ends_the_servers_stream() {
-        let (client, mut server) = pair().await;
-        client.shutdown().await.unwrap();
-        assert!(tokio::time::timeout(T, server.frames.next()).await.unwrap().is_none());
     }
 }

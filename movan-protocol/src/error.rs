@@ -51,6 +51,9 @@ pub enum ErrorCode {
     LimitExceeded,
     /// The server is shutting down; the connection is then closed.
     ShuttingDown,
+    /// A service the server depends on (the account server) cannot be reached; the connection is then closed. Try
+    /// again shortly.
+    Unavailable,
     /// An unexpected server-side failure.
     Internal,
 }
@@ -81,6 +84,7 @@ impl ErrorCode {
             Self::Banned => "banned",
             Self::LimitExceeded => "limit_exceeded",
             Self::ShuttingDown => "shutting_down",
+            Self::Unavailable => "unavailable",
             Self::Internal => "internal",
         }
     }

@@ -15,7 +15,8 @@ use clap::Parser;
 
 use crate::Server;
 use crate::auth::TokenVerifier;
-use crate::config::Config;
+use crate::config::{Config, Encryption};
+use crate::keys::SessionKeys;
 use crate::link::{Link, RegisterNode};
 use crate::room::RoomFactory;
 
@@ -59,7 +60,20 @@ async fn serve(args: Args, factory: impl RoomFactory) -> anyhow::Result<()> {
     tracing::info!(%addr, config = %args.config.display(), tick_ms = config.sync.tick_interval_ms, "sync server started");
     let (reports, reports_rx) = tokio::sync::mpsc::channel(1024);
     let server = Server::new(config.clone(), verifier).with_rooms(factory).with_match_reports(reports);
-    let _link = start_link(&config, addr, server.control(), reports_rx)?;
+    let link = start_link(&config, addr, server.control(), reports_rx)?;
+    let server = match (config.sync.encryption, &link) {
+        (Encryption::Required, Some(link)) => server.with_session_keys(SessionKeys::new(link.key_source(), 100_000)),
+        (Encryption::Required, None) => anyhow::bail!(
+            "{}: sync.encryption = \"required\" needs the account server link for session keys (sync.account_rpc_addr)",
+            args.config.display()
+        ),
+        (Encryption::Off, _) => {
+            tracing::warn!(
+                "sync.encryption = \"off\": game traffic is PLAINTEXT and forgeable; use this for local debugging only"
+            );
+            server
+        }
+    };
     println!("sync-server listening on {addr}");
     std::io::stdout().flush()?;
     server.run(listener, shutdown_signal()).await?;

@@ -49,6 +49,18 @@ pub struct SyncConfig {
     pub account_rpc_addr: String,
     /// Players this node accepts; the account server sends no more once it is reached.
     pub capacity: usize,
+    /// Whether client connections are sealed with ChaCha20-Poly1305.
+    pub encryption: Encryption,
+}
+
+/// `sync.encryption`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encryption {
+    /// Every frame after the handshake is sealed (the default).
+    Required,
+    /// Plaintext, for local debugging only.
+    Off,
 }
 
 impl Default for SyncConfig {
@@ -72,6 +84,7 @@ impl Default for SyncConfig {
             public_addr: String::new(),
             account_rpc_addr: "127.0.0.1:2027".into(),
             capacity: 4000,
+            encryption: Encryption::Required,
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod history;
+pub mod keys;
 pub mod link;
 pub mod revocation;
 pub mod room;

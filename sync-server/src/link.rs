@@ -9,12 +9,15 @@ use std::collections::VecDeque;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::FutureExt;
+use futures::future::BoxFuture;
+use movan_protocol::crypto::SessionKey;
 use movan_rpc::{CallError, Handlers, RpcClient, RpcConfig};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use crate::engine::MatchReport;
+use crate::keys::{KeyError, KeySource};
 use crate::server::Control;
 
 /// Match reports kept while the account server is unreachable; the oldest are dropped beyond it.
@@ -96,6 +99,44 @@ impl Link {
     /// Whether the account server is connected and this node registered.
     pub fn is_connected(&self) -> bool {
         self.client.is_connected()
+    }
+
+    /// Session keys, asked from the account server (`session_key` call).
+    pub fn key_source(&self) -> RpcKeySource {
+        RpcKeySource { client: self.client.clone() }
+    }
+}
+
+/// Fetches session keys from the account server over the link.
+#[derive(Debug, Clone)]
+pub struct RpcKeySource {
+    client: RpcClient,
+}
+
+#[derive(Serialize)]
+struct KeyRequest<'a> {
+    uid: &'a str,
+    sid: &'a str,
+}
+
+#[derive(Deserialize)]
+struct KeyReply {
+    session_key: String,
+    expires_at: u64,
+}
+
+impl KeySource for RpcKeySource {
+    fn fetch<'a>(&'a self, uid: &'a str, sid: &'a str) -> BoxFuture<'a, Result<(SessionKey, u64), KeyError>> {
+        async move {
+            let reply: KeyReply = self.client.call("session_key", &KeyRequest { uid, sid }).await.map_err(|e| match e {
+                CallError::Handler(msg) if msg.starts_with("unknown session") => KeyError::Unknown,
+                other => KeyError::Unavailable(other.to_string()),
+            })?;
+            let key = SessionKey::from_base64(&reply.session_key)
+                .map_err(|e| KeyError::Unavailable(format!("bad key from the account server: {e}")))?;
+            Ok((key, reply.expires_at))
+        }
+        .boxed()
     }
 }
 

@@ -7,11 +7,13 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use movan_protocol::codec::LENGTH_PREFIX;
+use movan_protocol::crypto::{self, Opener, Sealer};
 use futures::StreamExt;
 use movan_protocol::server::{ErrorBody, ServerMessage};
 use movan_protocol::{ErrorCode, FrameCodec, FrameError, ProtocolError, Request, TokenClaims, parse_client_message};
@@ -25,7 +27,8 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use crate::auth::TokenVerifier;
-use crate::config::Config;
+use crate::config::{Config, Encryption};
+use crate::keys::SessionKeys;
 use crate::engine::{ConnId, Engine, Identity, MatchReport, Output};
 use crate::history::Reload;
 use crate::room::{RoomFactory, default_rooms};
@@ -48,6 +51,7 @@ pub struct Server {
     events_rx: mpsc::Receiver<Event>,
     load: Arc<Load>,
     reports: Option<mpsc::Sender<MatchReport>>,
+    keys: Arc<OnceLock<Arc<SessionKeys>>>,
 }
 
 /// A handle to a [`Server`] for the services around it (the account-server link): push revocations, read the
@@ -56,6 +60,7 @@ pub struct Server {
 pub struct Control {
     events: mpsc::Sender<Event>,
     load: Arc<Load>,
+    keys: Arc<OnceLock<Arc<SessionKeys>>>,
 }
 
 /// Players and rooms, published by the engine task after every batch of events.
@@ -69,6 +74,9 @@ struct Load {
 impl Control {
     /// Logs out session `sid` of `uid`: its connection is closed and its tokens refused.
     pub async fn revoke_session(&self, uid: &str, sid: &str) {
+        if let Some(keys) = self.keys.get() {
+            keys.forget(sid);
+        }
         let _ = self.events.send(Event::RevokeSession { uid: uid.to_owned(), sid: sid.to_owned() }).await;
     }
 
@@ -102,12 +110,19 @@ impl Server {
             events_rx,
             load: Arc::default(),
             reports: None,
+            keys: Arc::default(),
         }
+    }
+
+    /// Where encrypted connections get their session keys (required with `sync.encryption = "required"`).
+    pub fn with_session_keys(self, keys: SessionKeys) -> Self {
+        let _ = self.keys.set(Arc::new(keys));
+        self
     }
 
     /// A handle for pushing revocations and reading the load while the server runs.
     pub fn control(&self) -> Control {
-        Control { events: self.events.clone(), load: self.load.clone() }
+        Control { events: self.events.clone(), load: self.load.clone(), keys: self.keys.clone() }
     }
 
     /// Sends a [`MatchReport`] to `reports` for every game that ends (dropped with a warning when it is full).
@@ -137,6 +152,8 @@ impl Server {
             events: self.events,
             verifier: self.verifier,
             max_frame: self.config.sync.max_frame_bytes,
+            encryption: self.config.sync.encryption == Encryption::Required,
+            keys: self.keys,
         });
         let queue_len = self.config.sync.send_queue_len;
         let mut next_conn = 0u64;
@@ -178,6 +195,9 @@ struct ConnShared {
     events: mpsc::Sender<Event>,
     verifier: Arc<TokenVerifier>,
     max_frame: usize,
+    /// `sync.encryption = "required"`.
+    encryption: bool,
+    keys: Arc<OnceLock<Arc<SessionKeys>>>,
 }
 
 #[derive(Debug)]
@@ -208,6 +228,8 @@ struct ConnHandle {
 enum Outgoing {
     Bytes(Bytes),
     Reload(Reload),
+    /// From now on, seal every frame with this.
+    Seal(Box<Sealer>),
     /// Flush and close.
     Close,
 }
@@ -363,6 +385,10 @@ async fn read_loop(
 ) {
     let mut frames = FramedRead::new(read, FrameCodec::new(shared.max_frame));
     let mut identity: Option<(String, String)> = None;
+    let mut opener: Option<Opener> = None;
+    // With encryption on, the player is bound (which may replace its other connection) and its first request runs
+    // only once a sealed frame opened: a stolen token without the session key does nothing at all.
+    let mut deferred: Vec<Event> = Vec::new();
     loop {
         let item = tokio::select! {
             () = cancel.cancelled() => break,
@@ -370,7 +396,26 @@ async fn read_loop(
         };
         let body = match item {
             None => break,
-            Some(Ok(body)) => body,
+            Some(Ok(body)) => match opener.as_mut() {
+                None => body,
+                Some(opener) => match opener.open(&body) {
+                    Ok(plain) => {
+                        let mut sent = true;
+                        for event in deferred.drain(..) {
+                            sent &= shared.events.send(event).await.is_ok();
+                        }
+                        if !sent {
+                            break;
+                        }
+                        Bytes::from(plain)
+                    }
+                    Err(e) => {
+                        // Tampered, replayed, reordered or forged: close without a word (see docs/encryption.md).
+                        debug!(conn = conn.0, error = %e, "sealed frame rejected: closing");
+                        break;
+                    }
+                },
+            },
             Some(Err(FrameError::TooLarge { len, max })) => {
                 let e = ProtocolError::new(
                     ErrorCode::FrameTooLarge,
@@ -400,8 +445,20 @@ async fn read_loop(
         match &identity {
             None => match authenticate(&shared.verifier, message.uid.as_str(), message.token.as_deref()) {
                 Ok(claims) => {
+                    match handshake(&shared, &claims, &queue).await {
+                        Ok(o) => opener = o,
+                        Err(e) => {
+                            reply(&queue, &cancel, &e.with_proto(proto), true);
+                            break;
+                        }
+                    }
                     identity = Some((message.uid.clone(), message.token.clone().unwrap_or_default()));
                     let who = Identity { uid: claims.sub, sid: claims.sid, iat: claims.iat };
+                    if opener.is_some() {
+                        deferred.push(Event::Authenticated { conn, identity: who });
+                        deferred.push(Event::Request { conn, request: message.request, timestamp: message.timestamp });
+                        continue;
+                    }
                     if shared.events.send(Event::Authenticated { conn, identity: who }).await.is_err() {
                         break;
                     }
@@ -439,6 +496,30 @@ async fn read_loop(
     let _ = shared.events.send(Event::Closed { conn }).await;
 }
 
+/// Answers a successful first message with the handshake: with encryption on, fetches the session key, queues the
+/// plaintext handshake and the writer's sealer, and returns the reader's opener.
+async fn handshake(
+    shared: &ConnShared,
+    claims: &TokenClaims,
+    queue: &mpsc::Sender<Outgoing>,
+) -> Result<Option<Opener>, ProtocolError> {
+    let full = || ProtocolError::new(ErrorCode::LimitExceeded, "send queue full during the handshake");
+    if !shared.encryption {
+        queue.try_send(Outgoing::Bytes(crypto::plaintext_handshake_message())).map_err(|_| full())?;
+        return Ok(None);
+    }
+    let keys = shared.keys.get().ok_or_else(|| {
+        ProtocolError::new(ErrorCode::Unavailable, "this server has no source of session keys (no account server link)")
+    })?;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let key = keys.get(&claims.sub, &claims.sid, now).await?;
+    let salt = crypto::generate_salt(&mut rand::rngs::OsRng);
+    let (sealer, opener) = crypto::server_side(&key, &salt);
+    queue.try_send(Outgoing::Bytes(crypto::handshake_message(&salt))).map_err(|_| full())?;
+    queue.try_send(Outgoing::Seal(Box::new(sealer))).map_err(|_| full())?;
+    Ok(Some(opener))
+}
+
 /// Checks that `token` is valid and belongs to `uid`.
 fn authenticate(verifier: &TokenVerifier, uid: &str, token: Option<&str>) -> Result<TokenClaims, ProtocolError> {
     let token = token.ok_or_else(|| {
@@ -468,18 +549,18 @@ fn reply(queue: &mpsc::Sender<Outgoing>, cancel: &CancellationToken, e: &Protoco
 
 /// Drains the connection's queue into the socket, batching what is ready into one flush.
 async fn write_loop(mut queue: mpsc::Receiver<Outgoing>, write: OwnedWriteHalf, cancel: CancellationToken) {
-    let mut out = BufWriter::with_capacity(WRITE_BUFFER, write);
+    let mut out = Writer { out: BufWriter::with_capacity(WRITE_BUFFER, write), sealer: None, scratch: BytesMut::new() };
     let work = async {
         while let Some(first) = queue.recv().await {
             let mut item = Some(first);
             while let Some(next) = item.take() {
-                if !write_item(&mut out, next).await? {
-                    stall_guard(out.flush()).await?;
+                if !out.write_item(next).await? {
+                    stall_guard(out.out.flush()).await?;
                     return Ok::<(), std::io::Error>(());
                 }
                 item = queue.try_recv().ok();
             }
-            stall_guard(out.flush()).await?;
+            stall_guard(out.out.flush()).await?;
         }
         Ok(())
     };
@@ -491,8 +572,44 @@ async fn write_loop(mut queue: mpsc::Receiver<Outgoing>, write: OwnedWriteHalf, 
             }
         }
     }
-    let _ = out.shutdown().await;
+    let _ = out.out.shutdown().await;
     cancel.cancel();
+}
+
+/// A connection's write side: buffered, and sealing every frame once the handshake switched encryption on.
+struct Writer {
+    out: BufWriter<OwnedWriteHalf>,
+    sealer: Option<Box<Sealer>>,
+    scratch: BytesMut,
+}
+
+impl Writer {
+    /// Writes one queue entry, each write bounded by [`WRITE_STALL`]; false means "close now".
+    async fn write_item(&mut self, item: Outgoing) -> std::io::Result<bool> {
+        match item {
+            Outgoing::Bytes(bytes) => self.write_frame(&bytes).await?,
+            Outgoing::Reload(reload) => {
+                for chunk in reload {
+                    self.write_frame(&chunk).await?;
+                }
+            }
+            Outgoing::Seal(sealer) => self.sealer = Some(sealer),
+            Outgoing::Close => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Writes a wire frame (length prefix included), sealed when encryption is on.
+    async fn write_frame(&mut self, wire: &[u8]) -> std::io::Result<()> {
+        let Some(sealer) = self.sealer.as_mut() else {
+            return stall_guard(self.out.write_all(wire)).await;
+        };
+        self.scratch.clear();
+        sealer
+            .seal_into(wire.get(LENGTH_PREFIX..).unwrap_or_default(), &mut self.scratch)
+            .map_err(|e| std::io::Error::other(format!("cannot seal: {e}")))?;
+        stall_guard(self.out.write_all(&self.scratch)).await
+    }
 }
 
 /// Fails a write that stalls longer than [`WRITE_STALL`].
@@ -502,16 +619,3 @@ async fn stall_guard<T>(write: impl Future<Output = std::io::Result<T>>) -> std:
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "peer stopped reading"))?
 }
 
-/// Writes one queue entry, each write bounded by [`WRITE_STALL`]; false means "close now".
-async fn write_item(out: &mut BufWriter<OwnedWriteHalf>, item: Outgoing) -> std::io::Result<bool> {
-    match item {
-        Outgoing::Bytes(bytes) => stall_guard(out.write_all(&bytes)).await?,
-        Outgoing::Reload(reload) => {
-            for chunk in reload {
-                stall_guard(out.write_all(&chunk)).await?;
-            }
-        }
-        Outgoing::Close => return Ok(false),
-    }
-    Ok(true)
-}

@@ -17,7 +17,8 @@ struct Args {
     /// Account server base URL.
     #[arg(long, env = "MOVAN_ACCOUNT", default_value = "http://127.0.0.1:2026")]
     account: String,
-    /// Sync server address (host:port); default: the `sync_addr` the login returns.
+    /// Sync server address (host:port); default: the `sync_addr` the login returns. Connections are sealed with the
+    /// login's session key whenever the server's handshake asks for it.
     #[arg(long, env = "MOVAN_SYNC")]
     sync: Option<String>,
     /// Number of bots.
@@ -116,7 +117,8 @@ fn human_summary(config: &BotConfig, r: &Report) -> String {
     let mut out = format!(
         "movan-bot: {} bots in {} rooms, {:.1} s at {} actions/s each\n\
          frames received {}, actions sent {}, own actions seen {}\n\
-         missing {}, duplicated {}, gaps {}, desyncs {}, errors {}\n",
+         missing {}, duplicated {}, gaps {}, desyncs {}, errors {}\n\
+         encrypted {}\n",
         r.bots,
         r.rooms,
         config.duration.as_secs_f64(),
@@ -129,6 +131,7 @@ fn human_summary(config: &BotConfig, r: &Report) -> String {
         r.gaps,
         r.desyncs,
         r.errors,
+        if r.encrypted { "yes (chacha20poly1305)" } else { "no" },
     );
     for message in &r.error_messages {
         out.push_str(&format!("  error: {message}\n"));
