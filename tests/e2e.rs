@@ -274,25 +274,12 @@ async fn bad_input_gets_documented_errors_while_other_rooms_keep_ticking() {
     let ping = json!({"proto": "ping", "timestamp": 1.0});
 
     // Failures on the first message close the connection.
-    first_message_refused(&cluster, None, &body(&me.uid, None, ping.clone()), ErrorCode::Unauthenticated)
-        .await;
-    first_message_refused(&cluster, None, &body(&me.uid, Some("garbage"), ping.clone()), ErrorCode::BadToken)
-        .await;
+    first_message_refused(&cluster, None, &body(&me.uid, None, ping.clone()), ErrorCode::Unauthenticated).await;
+    first_message_refused(&cluster, None, &body(&me.uid, Some("garbage"), ping.clone()), ErrorCode::BadToken).await;
     let expired = forge(&cluster, &me.uid, now_secs() - 600);
-    first_message_refused(
-        &cluster,
-        None,
-        &body(&me.uid, Some(&expired), ping.clone()),
-        ErrorCode::TokenExpired,
-    )
-    .await;
-    first_message_refused(
-        &cluster,
-        None,
-        &body(&me.uid, Some(&other.token), ping.clone()),
-        ErrorCode::UidMismatch,
-    )
-    .await;
+    first_message_refused(&cluster, None, &body(&me.uid, Some(&expired), ping.clone()), ErrorCode::TokenExpired).await;
+    first_message_refused(&cluster, None, &body(&me.uid, Some(&other.token), ping.clone()), ErrorCode::UidMismatch)
+        .await;
     first_message_refused(&cluster, None, b"{not json", ErrorCode::BadJson).await;
     // An over-size frame: only the length prefix is needed for the verdict.
     let mut c = connect(&me).await;
@@ -519,7 +506,10 @@ async fn logins_follow_the_sync_server_through_restarts_of_either_service() {
     cluster.restart_account().await.unwrap();
     cluster.wait_for_node(true).await.unwrap();
     assert!(restarted.elapsed() < Duration::from_secs(10), "re-registered after {:?}", restarted.elapsed());
-    eprintln!("account server restarted; sync server registered again {:?} after the restart began", restarted.elapsed());
+    eprintln!(
+        "account server restarted; sync server registered again {:?} after the restart began",
+        restarted.elapsed()
+    );
     let s = login(&AccountClient::new(&cluster.account_url), "latecomer").await;
     assert_eq!(s.sync_addr, cluster.sync_addr);
 }
@@ -547,7 +537,8 @@ async fn sealed_frames_resist_tampering_replay_and_stolen_tokens() {
     let mut bystander = clients.pop().unwrap();
     let mut ticks = FrameLog::new();
     keep_ticking(&mut bystander, &mut ticks, 3).await;
-    let action = |uid: &str| body(uid, None, json!({"proto": "sync_action", "timestamp": 1.0, "action_data": {"x": 1}}));
+    let action =
+        |uid: &str| body(uid, None, json!({"proto": "sync_action", "timestamp": 1.0, "action_data": {"x": 1}}));
 
     // A captured sealed frame replayed on the same connection: the first copy counts, the replay closes it.
     let eve = &mut clients[0];

@@ -128,10 +128,11 @@ struct KeyReply {
 impl KeySource for RpcKeySource {
     fn fetch<'a>(&'a self, uid: &'a str, sid: &'a str) -> BoxFuture<'a, Result<(SessionKey, u64), KeyError>> {
         async move {
-            let reply: KeyReply = self.client.call("session_key", &KeyRequest { uid, sid }).await.map_err(|e| match e {
-                CallError::Handler(msg) if msg.starts_with("unknown session") => KeyError::Unknown,
-                other => KeyError::Unavailable(other.to_string()),
-            })?;
+            let reply: KeyReply =
+                self.client.call("session_key", &KeyRequest { uid, sid }).await.map_err(|e| match e {
+                    CallError::Handler(msg) if msg.starts_with("unknown session") => KeyError::Unknown,
+                    other => KeyError::Unavailable(other.to_string()),
+                })?;
             let key = SessionKey::from_base64(&reply.session_key)
                 .map_err(|e| KeyError::Unavailable(format!("bad key from the account server: {e}")))?;
             Ok((key, reply.expires_at))

@@ -7,14 +7,14 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
 use movan_protocol::codec::LENGTH_PREFIX;
 use movan_protocol::crypto::{self, Opener, Sealer};
-use futures::StreamExt;
 use movan_protocol::server::{ErrorBody, ServerMessage};
 use movan_protocol::{ErrorCode, FrameCodec, FrameError, ProtocolError, Request, TokenClaims, parse_client_message};
 use tokio::io::{AsyncWriteExt, BufWriter};
@@ -28,9 +28,9 @@ use tracing::{debug, info, warn};
 
 use crate::auth::TokenVerifier;
 use crate::config::{Config, Encryption};
-use crate::keys::SessionKeys;
 use crate::engine::{ConnId, Engine, Identity, MatchReport, Output};
 use crate::history::Reload;
+use crate::keys::SessionKeys;
 use crate::room::{RoomFactory, default_rooms};
 
 /// Events from the accept loop and the readers to the engine task.
@@ -618,4 +618,3 @@ async fn stall_guard<T>(write: impl Future<Output = std::io::Result<T>>) -> std:
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "peer stopped reading"))?
 }
-

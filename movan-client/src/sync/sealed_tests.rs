@@ -35,8 +35,11 @@ async fn a_sealed_session_round_trips_requests_frames_and_reloads() {
         let ping = server.recv_json().await;
         assert_eq!((ping["token"].as_str(), ping["extra_data"]["proto"].as_str()), (Some("jwt"), Some("ping")));
         server.handshake(true).await;
-        // Rejoining a room: the server pushes the room before answering the ping.
+        // The client proves it holds the key with a sealed ping (client→server counter 0).
+        assert_eq!(server.recv_json().await["extra_data"]["proto"], "ping");
+        // Rejoining a room: the server pushes the room before answering the pings.
         server.send(&room_state_wire()).await;
+        server.send(&pong()).await;
         server.send(&pong()).await;
         server
     })
@@ -52,8 +55,8 @@ async fn a_sealed_session_round_trips_requests_frames_and_reloads() {
     client.enter_room(Some("r")).await.unwrap();
     let (raw, opened) = server.recv_frame().await;
     assert!(!raw.windows(10).any(|w| w == b"room_enter"), "sealed on the wire");
-    assert_eq!(opener_plain(&raw), opened.unwrap(), "client→server counter 0");
-    let enter: Value = serde_json::from_slice(&opener_plain(&raw)).unwrap();
+    assert_eq!(opener_plain_at(&raw, 1), opened.unwrap(), "client→server counter 1, after the proof ping");
+    let enter: Value = serde_json::from_slice(&opener_plain_at(&raw, 1)).unwrap();
     assert_eq!(enter["extra_data"]["proto"], "room_enter");
     assert!(enter.get("token").is_none());
 
@@ -176,7 +179,7 @@ async fn a_tampered_frame_from_the_server_closes_the_connection() {
     assert!(client.next_event_timeout(T).await.unwrap().is_none());
     match client.events().close_reason() {
         Some(ClientError::Crypto(reason)) => {
-            assert!(reason.contains("server frame 1") && reason.contains("authentication"), "{reason}");
+            assert!(reason.contains("server frame 2") && reason.contains("authentication"), "{reason}");
         }
         other => panic!("{other:?}"),
     }
@@ -212,10 +215,11 @@ async fn sealed_frames_can_be_captured_and_replayed_raw() {
     client.send_raw_body(br#"{"n":1}"#).await.unwrap();
     assert_eq!(server.recv_json().await["n"], 0);
     assert_eq!(server.recv_json().await["n"], 1);
-    // The same bytes again: a genuine counter-0 frame, but the server expects counter 2 and refuses it.
+    // The same bytes again: a genuine counter-1 frame (0 was the connect's proof ping), but the server expects
+    // counter 3 and refuses it.
     client.send_raw_bytes(&first).await.unwrap();
     let (again, opened) = server.recv_frame().await;
-    assert_eq!(opener_plain(&again), br#"{"n":0}"#);
+    assert_eq!(opener_plain_at(&again, 1), br#"{"n":0}"#);
     assert_eq!(opened, Err(crypto::CryptoError::Authentication));
     // A plaintext connection frames without sealing.
     let (client, _server) = established(false).await;
@@ -237,7 +241,9 @@ async fn an_unauthenticated_connection_follows_the_handshake() {
     // An accepted first message: the reader switches to sealing when the handshake arrives.
     let (mut client, mut server) = unauthenticated_pair(Some(test_key())).await;
     client.ping().await.unwrap();
-    server.accept(true).await;
+    assert_eq!(server.recv_json().await["extra_data"]["proto"], "ping");
+    server.handshake(true).await;
+    server.send(&pong()).await;
     assert!(matches!(client.next_event_timeout(T).await.unwrap(), Some(ServerEvent::Pong(_))));
     assert_eq!(client.encryption(), Encryption::Sealed);
     client.prepare().await.unwrap();
@@ -246,7 +252,8 @@ async fn an_unauthenticated_connection_follows_the_handshake() {
     // Without a key, a sealed handshake closes the connection.
     let (mut client, mut server) = unauthenticated_pair(None).await;
     client.ping().await.unwrap();
-    server.accept(true).await;
+    assert_eq!(server.recv_json().await["extra_data"]["proto"], "ping");
+    server.handshake(true).await;
     assert!(client.next_event_timeout(T).await.unwrap().is_none());
     assert!(matches!(client.events().close_reason(), Some(ClientError::Crypto(_))));
     assert!(server.recv_end().await);
@@ -281,7 +288,14 @@ async fn connect_session_uses_the_logins_key() {
     }
 }
 
-/// Opens `raw` as client→server frame 0 of the fake sealed connection.
-fn opener_plain(raw: &[u8]) -> Vec<u8> {
-    crypto::Opener::new(&test_key(), &SALT, crypto::Direction::ClientToServer).open(raw).unwrap()
+/// Opens `raw` as client→server frame `counter` of the fake sealed connection.
+fn opener_plain_at(raw: &[u8], counter: u64) -> Vec<u8> {
+    let dir = crypto::Direction::ClientToServer;
+    let (mut sealer, mut opener) =
+        (crypto::Sealer::new(&test_key(), &SALT, dir), crypto::Opener::new(&test_key(), &SALT, dir));
+    for _ in 0..counter {
+        let filler = sealer.seal(b"{}").unwrap();
+        opener.open(&filler[LENGTH_PREFIX..]).unwrap();
+    }
+    opener.open(raw).unwrap()
 }
