@@ -17,15 +17,7 @@ use tracing::{debug, warn};
 pub const MAX_REPLAYED_BANS: usize = 256;
 
 /// What a sync node tells about itself when it registers (`register_node`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodeInfo {
-    /// The node's id, e.g. `sync-1`; also its RPC identity.
-    pub node_id: String,
-    /// Where game clients connect (`host:port`), handed out at login.
-    pub public_addr: String,
-    /// Players the node takes at most; 0 takes none (draining).
-    pub capacity: u64,
-}
+pub use movan_protocol::link::RegisterNode as NodeInfo;
 
 /// A node's load, as reported with its heartbeats.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,8 +155,8 @@ impl Notice {
     /// The RPC notification name.
     pub fn method(&self) -> &'static str {
         match self {
-            Self::SessionRevoked { .. } => "session_revoked",
-            Self::UserBanned { .. } => "user_banned",
+            Self::SessionRevoked { .. } => movan_protocol::link::SESSION_REVOKED,
+            Self::UserBanned { .. } => movan_protocol::link::USER_BANNED,
         }
     }
 

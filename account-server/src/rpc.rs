@@ -24,7 +24,6 @@
 //! sockets; [`handlers`] wires them to `movan-rpc`, and [`server_config`] turns the `[rpc]` section into its
 //! settings.
 
-use std::fmt;
 use std::sync::Arc;
 
 use movan_rpc::{HandlerError, Handlers, Peer};
@@ -39,12 +38,9 @@ use crate::store::{Match, StoreError};
 
 /// The account server's node id in the RPC handshake.
 pub const NODE_ID: &str = "account";
-/// Method: a sync node registers.
-pub const REGISTER_NODE: &str = "register_node";
-/// Method: a sync node reports a finished game.
-pub const REPORT_MATCH: &str = "report_match";
-/// Method: a sync node asks for the key of a player's session.
-pub const SESSION_KEY: &str = "session_key";
+pub use movan_protocol::link::{
+    MatchReport, REGISTER_NODE, REPORT_MATCH, SESSION_KEY, SessionKeyGrant, SessionKeyRequest,
+};
 
 /// Longest `match_id`, `room_id`, `end_reason` or player uid accepted in a report, in bytes.
 pub const MAX_ID_LEN: usize = 128;
@@ -58,62 +54,11 @@ pub struct Registered {
     pub accepted: bool,
 }
 
-/// The params of `report_match`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MatchReport {
-    /// Unique id of the game; a second report with the same id is ignored.
-    pub match_id: String,
-    /// The room it was played in.
-    pub room_id: String,
-    /// Uids of everyone who started the game.
-    pub players: Vec<String>,
-    /// Frames broadcast.
-    pub frame_count: u64,
-    /// Wall-clock length, seconds.
-    pub duration_secs: f64,
-    /// Why it ended, e.g. `all_left`.
-    pub end_reason: String,
-    /// Per-player results set by the room, if any.
-    #[serde(default)]
-    pub results: Option<serde_json::Value>,
-    /// Unix time of the start, seconds.
-    pub started_at: f64,
-    /// Unix time of the end, seconds.
-    pub ended_at: f64,
-}
-
 /// The answer to `report_match`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stored {
     /// Always `true`: the match is durable (now or from an earlier report).
     pub stored: bool,
-}
-
-/// The params of `session_key`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SessionKeyRequest {
-    /// The session, from the `sid` claim of the player's access token.
-    pub sid: String,
-    /// The player, from the `sub` claim; must be the session's user.
-    pub uid: String,
-}
-
-/// The answer to `session_key`. `Debug` never shows the key.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SessionKeyGrant {
-    /// The session key, standard base64 with padding (32 bytes).
-    pub session_key: String,
-    /// When the session ends unless refreshed, seconds since the Unix epoch.
-    pub expires_at: u64,
-}
-
-impl fmt::Debug for SessionKeyGrant {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SessionKeyGrant")
-            .field("session_key", &"<redacted>")
-            .field("expires_at", &self.expires_at)
-            .finish()
-    }
 }
 
 /// A refused `session_key`.

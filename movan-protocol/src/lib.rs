@@ -16,6 +16,7 @@ pub mod codec;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod link;
 pub mod server;
 
 pub use claims::TokenClaims;

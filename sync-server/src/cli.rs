@@ -95,7 +95,7 @@ fn start_link(
     }
     let rpc = config.rpc.rpc_config(&s.node_id).map_err(anyhow::Error::msg).context("[rpc] secret_path")?;
     let public_addr = if s.public_addr.is_empty() { bound.to_string() } else { s.public_addr.clone() };
-    let node = RegisterNode { node_id: s.node_id.clone(), public_addr, capacity: s.capacity };
+    let node = RegisterNode { node_id: s.node_id.clone(), public_addr, capacity: s.capacity as u64 };
     let link = Link::start(&s.account_rpc_addr, rpc, node, control, reports).context("sync.account_rpc_addr")?;
     tracing::info!(account = %s.account_rpc_addr, node = %s.node_id, "linking to the account server");
     Ok(Some(link))

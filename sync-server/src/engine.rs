@@ -86,27 +86,7 @@ pub struct Identity {
 }
 
 /// A finished game, for the account server's match history.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct MatchReport {
-    /// Unique id of this game.
-    pub match_id: String,
-    /// The room it was played in.
-    pub room_id: String,
-    /// Everyone who started the game, in join order.
-    pub players: Vec<String>,
-    /// Frames broadcast.
-    pub frame_count: u64,
-    /// Wall-clock length of the game, seconds.
-    pub duration_secs: f64,
-    /// `all_left`, `max_duration`, `ended_by_room` or `shutdown`.
-    pub end_reason: String,
-    /// Per-player results set by the room, if any.
-    pub results: Option<serde_json::Value>,
-    /// Unix time of `game_start`.
-    pub started_at: f64,
-    /// Unix time of the end.
-    pub ended_at: f64,
-}
+pub use movan_protocol::link::MatchReport;
 
 /// Why the engine asks the shell to close a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

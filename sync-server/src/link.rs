@@ -11,8 +11,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use movan_protocol::crypto::SessionKey;
+use movan_protocol::link::{
+    REGISTER_NODE, REPORT_MATCH, SESSION_KEY, SESSION_REVOKED, SessionKeyGrant, SessionKeyRequest, SessionRevoked,
+    USER_BANNED, UserBanned,
+};
 use movan_rpc::{CallError, Handlers, RpcClient, RpcConfig};
-use serde::{Deserialize, Serialize};
+
+pub use movan_protocol::link::RegisterNode;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
@@ -24,28 +29,6 @@ use crate::server::Control;
 pub const REPORT_BACKLOG: usize = 10_000;
 /// Attempts at a report the account server keeps refusing (other than by being away) before it is dropped.
 const REPORT_ATTEMPTS: u32 = 5;
-
-/// What the account server needs to know about this node.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct RegisterNode {
-    /// This node's unique name.
-    pub node_id: String,
-    /// Where game clients connect (handed out at login).
-    pub public_addr: String,
-    /// Players this node accepts.
-    pub capacity: usize,
-}
-
-#[derive(Debug, Deserialize)]
-struct SessionRevoked {
-    uid: String,
-    sid: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct UserBanned {
-    uid: String,
-}
 
 /// The running link; dropping it stops reconnecting.
 #[derive(Debug)]
@@ -66,11 +49,11 @@ impl Link {
         let revoke = control.clone();
         let ban = control.clone();
         let handlers = Handlers::new()
-            .notification("session_revoked", move |_peer, n: SessionRevoked| {
+            .notification(SESSION_REVOKED, move |_peer, n: SessionRevoked| {
                 let control = revoke.clone();
                 async move { control.revoke_session(&n.uid, &n.sid).await }
             })
-            .notification("user_banned", move |_peer, n: UserBanned| {
+            .notification(USER_BANNED, move |_peer, n: UserBanned| {
                 let control = ban.clone();
                 async move { control.ban(&n.uid, unix_now()).await }
             });
@@ -82,7 +65,7 @@ impl Link {
         let on_connect = move |peer: movan_rpc::Peer| {
             let node = node.clone();
             async move {
-                match peer.call::<_, serde_json::Value>("register_node", &node).await {
+                match peer.call::<_, serde_json::Value>(REGISTER_NODE, &node).await {
                     Ok(_) => {
                         info!(node = %node.node_id, addr = %node.public_addr, "registered with the account server")
                     }
@@ -113,26 +96,14 @@ pub struct RpcKeySource {
     client: RpcClient,
 }
 
-#[derive(Serialize)]
-struct KeyRequest<'a> {
-    uid: &'a str,
-    sid: &'a str,
-}
-
-#[derive(Deserialize)]
-struct KeyReply {
-    session_key: String,
-    expires_at: u64,
-}
-
 impl KeySource for RpcKeySource {
     fn fetch<'a>(&'a self, uid: &'a str, sid: &'a str) -> BoxFuture<'a, Result<(SessionKey, u64), KeyError>> {
         async move {
-            let reply: KeyReply =
-                self.client.call("session_key", &KeyRequest { uid, sid }).await.map_err(|e| match e {
-                    CallError::Handler(msg) if msg.starts_with("unknown session") => KeyError::Unknown,
-                    other => KeyError::Unavailable(other.to_string()),
-                })?;
+            let request = SessionKeyRequest { uid: uid.to_owned(), sid: sid.to_owned() };
+            let reply: SessionKeyGrant = self.client.call(SESSION_KEY, &request).await.map_err(|e| match e {
+                CallError::Handler(msg) if msg.starts_with("unknown session") => KeyError::Unknown,
+                other => KeyError::Unavailable(other.to_string()),
+            })?;
             let key = SessionKey::from_base64(&reply.session_key)
                 .map_err(|e| KeyError::Unavailable(format!("bad key from the account server: {e}")))?;
             Ok((key, reply.expires_at))
@@ -167,7 +138,7 @@ async fn report_loop(client: RpcClient, mut reports: mpsc::Receiver<MatchReport>
             backlog.push_back(r);
         }
         let Some(report) = backlog.front() else { continue };
-        match client.call::<_, serde_json::Value>("report_match", report).await {
+        match client.call::<_, serde_json::Value>(REPORT_MATCH, report).await {
             Ok(_) => {
                 backlog.pop_front();
                 failures = 0;
