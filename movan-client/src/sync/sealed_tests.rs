@@ -35,8 +35,10 @@ async fn a_sealed_session_round_trips_requests_frames_and_reloads() {
         let ping = server.recv_json().await;
         assert_eq!((ping["token"].as_str(), ping["extra_data"]["proto"].as_str()), (Some("jwt"), Some("ping")));
         server.handshake(true).await;
-        // The client proves it holds the key with a sealed ping (client→server counter 0).
-        assert_eq!(server.recv_json().await["extra_data"]["proto"], "ping");
+        // The client proves it holds the key with a sealed ping (client→server counter 0); the token is used up.
+        let proof = server.recv_json().await;
+        assert_eq!(proof["extra_data"]["proto"], "ping", "{proof}");
+        assert!(proof.get("token").is_none(), "{proof}");
         // Rejoining a room: the server pushes the room before answering the pings.
         server.send(&room_state_wire()).await;
         server.send(&pong()).await;
@@ -51,7 +53,7 @@ async fn a_sealed_session_round_trips_requests_frames_and_reloads() {
         other => panic!("the event before the connect pong stays queued: {other:?}"),
     }
 
-    // Client → server: sealed on the wire, counter 0 first.
+    // Client → server: sealed on the wire, counter 1 first (0 was the proof ping).
     client.enter_room(Some("r")).await.unwrap();
     let (raw, opened) = server.recv_frame().await;
     assert!(!raw.windows(10).any(|w| w == b"room_enter"), "sealed on the wire");
@@ -124,10 +126,11 @@ async fn a_refused_token_fails_the_connect_with_the_servers_error() {
 
 #[tokio::test]
 async fn an_error_after_the_handshake_fails_the_connect() {
-    // A revoked session is refused after the handshake, so the error is sealed.
+    // A revoked session is refused once the sealed proof ping binds the connection, so the error is sealed.
     let (got, _server) = connect_against(Some(test_key()), |mut server| async move {
         server.recv_json().await;
         server.handshake(true).await;
+        assert_eq!(server.recv_json().await["extra_data"]["proto"], "ping", "the sealed proof");
         server.send(&error_wire("session_revoked")).await;
         server
     })
@@ -238,16 +241,29 @@ async fn an_unauthenticated_connection_follows_the_handshake() {
     assert!(matches!(&events[..], [ServerEvent::Error(e)] if e.code == ErrorCode::BadJson), "{events:?}");
     assert_eq!(client.encryption(), Encryption::Pending);
 
-    // An accepted first message: the reader switches to sealing when the handshake arrives.
+    // An accepted first message: the reader switches to sealing when the handshake arrives. The server answers the
+    // first message only after the client's first sealed frame opened (proof of the key), so the client watches
+    // `encryption()` for the handshake, sends that frame, and then gets the (sealed) reply.
     let (mut client, mut server) = unauthenticated_pair(Some(test_key())).await;
     client.ping().await.unwrap();
     assert_eq!(server.recv_json().await["extra_data"]["proto"], "ping");
+    assert_eq!(client.encryption(), Encryption::Pending);
     server.handshake(true).await;
-    server.send(&pong()).await;
-    assert!(matches!(client.next_event_timeout(T).await.unwrap(), Some(ServerEvent::Pong(_))));
+    tokio::time::timeout(T, async {
+        while client.encryption() == Encryption::Pending {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .unwrap();
     assert_eq!(client.encryption(), Encryption::Sealed);
     client.prepare().await.unwrap();
-    assert_eq!(server.recv_json().await["extra_data"]["proto"], "room_prepare");
+    let (raw, opened) = server.recv_frame().await;
+    assert_eq!(opener_plain_at(&raw, 0), opened.unwrap(), "the proof is client→server counter 0");
+    let prepare: Value = serde_json::from_slice(&opener_plain_at(&raw, 0)).unwrap();
+    assert_eq!(prepare["extra_data"]["proto"], "room_prepare");
+    server.send(&pong()).await;
+    assert!(matches!(client.next_event_timeout(T).await.unwrap(), Some(ServerEvent::Pong(_))));
 
     // Without a key, a sealed handshake closes the connection.
     let (mut client, mut server) = unauthenticated_pair(None).await;

@@ -137,7 +137,7 @@ pub(crate) async fn accept_fake(listener: &TcpListener) -> FakeServer {
 }
 
 /// A client connected by [`SyncClient::connect_with`] as uid `1001` with token `jwt`: sealed with [`test_key`] when
-/// `sealed`, else against a server with encryption off. The connect `pong` is consumed.
+/// `sealed`, else against a server with encryption off. The connect `pong`s (two when sealed) are consumed.
 pub(crate) async fn established(sealed: bool) -> (SyncClient, FakeServer) {
     let (listener, addr) = listen().await;
     let key = sealed.then(test_key);
