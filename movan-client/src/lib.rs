@@ -6,6 +6,8 @@
 //!   (`docs/encryption.md`): [`SyncClient::connect_session`] authenticates and completes the handshake, then enter a
 //!   room, get ready, send actions, receive [`ServerEvent`]s, and [`SyncClient::reload`] missed frames.
 //!   [`SyncClient::split`] gives a [`SyncSender`] and a [`SyncEvents`] for separate tasks.
+//! - [`GameClient`]: a sync connection that reconnects on its own after a drop, reloads what it missed and yields
+//!   every frame exactly once, in order ([`GameEvent`]); pings while idle. Opt out with [`ReconnectPolicy::disabled`].
 //! - [`FrameLog`]: the frames of one game, checked to be consecutive from 0 and identical when seen twice.
 //! - [`bot`]: the load generator behind the `movan-bot` binary, callable from tests.
 //!
@@ -32,11 +34,13 @@ pub mod account;
 pub mod bot;
 pub mod error;
 pub mod game;
+pub mod game_client;
 pub mod sync;
 
 pub use account::{AccountClient, Match, MatchPage, Me, Session};
 pub use error::ClientError;
 pub use game::{FrameLog, FrameLogError, Pushed};
+pub use game_client::{GameClient, GameEvent, GameSender, ReconnectPolicy};
 pub use sync::{Encryption, HANDSHAKE_TIMEOUT, SyncClient, SyncEvents, SyncSender, unix_now};
 
 /// The wire protocol crate, for anything not re-exported here.

@@ -49,6 +49,15 @@ pub enum ErrorCode {
     Banned,
     /// A configured limit was exceeded.
     LimitExceeded,
+    /// The connection sent more messages than `sync.max_messages_per_sec` allows (after a burst of
+    /// `sync.message_burst`); the connection is then closed.
+    RateLimited,
+    /// The server already holds `sync.max_connections` connections, or `sync.max_connections_per_ip` from this
+    /// address; the connection is then closed.
+    TooManyConnections,
+    /// No first message within `sync.first_frame_timeout_secs` of connecting, or nothing at all for
+    /// `sync.idle_timeout_secs`; the connection is then closed.
+    Timeout,
     /// The server is shutting down; the connection is then closed.
     ShuttingDown,
     /// A service the server depends on (the account server) cannot be reached; the connection is then closed. Try
@@ -83,6 +92,9 @@ impl ErrorCode {
             Self::SessionRevoked => "session_revoked",
             Self::Banned => "banned",
             Self::LimitExceeded => "limit_exceeded",
+            Self::RateLimited => "rate_limited",
+            Self::TooManyConnections => "too_many_connections",
+            Self::Timeout => "timeout",
             Self::ShuttingDown => "shutting_down",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
@@ -133,6 +145,9 @@ mod tests {
             ErrorCode::UnknownProto,
             ErrorCode::HistoryExpired,
             ErrorCode::LimitExceeded,
+            ErrorCode::RateLimited,
+            ErrorCode::TooManyConnections,
+            ErrorCode::Timeout,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));

@@ -51,6 +51,20 @@ pub struct SyncConfig {
     pub capacity: usize,
     /// Whether client connections are sealed with ChaCha20-Poly1305.
     pub encryption: Encryption,
+    /// Seconds a disconnected player keeps its seat waiting to reconnect; 0 = leave at once.
+    pub reconnect_grace_secs: u64,
+    /// Seconds a new connection has to authenticate (first message, and with encryption its first sealed frame).
+    pub first_frame_timeout_secs: u64,
+    /// Seconds without any message from a client before it is disconnected; 0 = never.
+    pub idle_timeout_secs: u64,
+    /// Sustained messages per second per connection (token bucket refill); 0 = unlimited.
+    pub max_messages_per_sec: u32,
+    /// Messages a connection may send at once above the sustained rate (token bucket size).
+    pub message_burst: u32,
+    /// Client connections at once, authenticated or not.
+    pub max_connections: usize,
+    /// Client connections at once from one IP address; 0 = no per-address limit.
+    pub max_connections_per_ip: usize,
 }
 
 /// `sync.encryption`.
@@ -85,6 +99,13 @@ impl Default for SyncConfig {
             account_rpc_addr: "127.0.0.1:2027".into(),
             capacity: 4000,
             encryption: Encryption::Required,
+            reconnect_grace_secs: 30,
+            first_frame_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            max_messages_per_sec: 100,
+            message_burst: 200,
+            max_connections: 10_000,
+            max_connections_per_ip: 128,
         }
     }
 }
@@ -219,6 +240,27 @@ impl Config {
                 return Err(file.invalid(key, why));
             }
         }
+        let limit_checks: [(&str, bool, &str); 6] = [
+            ("sync.reconnect_grace_secs", sync.reconnect_grace_secs <= 3600, "must be 0 to 3600"),
+            ("sync.first_frame_timeout_secs", (1..=300).contains(&sync.first_frame_timeout_secs), "must be 1 to 300"),
+            ("sync.idle_timeout_secs", sync.idle_timeout_secs <= 3600, "must be 0 to 3600"),
+            (
+                "sync.message_burst",
+                sync.max_messages_per_sec == 0 || sync.message_burst >= 1,
+                "must be at least 1 when sync.max_messages_per_sec is set",
+            ),
+            ("sync.max_connections", sync.max_connections >= 1, "must be at least 1"),
+            (
+                "sync.max_connections_per_ip",
+                sync.max_connections_per_ip <= sync.max_connections,
+                "must be at most sync.max_connections (0 = no per-address limit)",
+            ),
+        ];
+        for (key, ok, why) in limit_checks {
+            if !ok {
+                return Err(file.invalid(key, why));
+            }
+        }
         let rpc_checks: [(&str, bool, &str); 4] = [
             ("rpc.heartbeat_interval_ms", (10..=60_000).contains(&rpc.heartbeat_interval_ms), "must be 10 to 60000"),
             ("rpc.heartbeat_misses", (1..=100).contains(&rpc.heartbeat_misses), "must be 1 to 100"),
@@ -250,6 +292,7 @@ impl Config {
             max_pending_bytes: s.max_pending_bytes,
             max_game_duration: (s.max_game_secs > 0).then(|| Duration::from_secs(s.max_game_secs)),
             revocation_retention: Duration::from_secs(self.token.access_ttl_secs + 60),
+            reconnect_grace: Duration::from_secs(s.reconnect_grace_secs),
         }
     }
 }

@@ -49,6 +49,9 @@ pub struct EngineConfig {
     pub max_game_duration: Option<Duration>,
     /// How long revoked sessions and bans are remembered: the longest an access token lives.
     pub revocation_retention: Duration,
+    /// How long a player whose connection dropped keeps its seat (and its place in a running game) waiting for it
+    /// to reconnect. Zero: a dropped connection leaves the room at once.
+    pub reconnect_grace: Duration,
 }
 
 impl Default for EngineConfig {
@@ -66,6 +69,7 @@ impl Default for EngineConfig {
             max_pending_bytes: 256 * 1024,
             max_game_duration: None,
             revocation_retention: Duration::from_secs(3600 + 60),
+            reconnect_grace: Duration::from_secs(30),
         }
     }
 }
@@ -136,8 +140,10 @@ pub struct Stats {
     pub rooms: usize,
     /// Rooms with a running game.
     pub games: usize,
-    /// Players in rooms.
+    /// Players in rooms, including those waiting out their reconnect grace.
     pub players_in_rooms: usize,
+    /// Players disconnected but keeping their seat until their reconnect grace ends.
+    pub reconnecting: usize,
 }
 
 /// The sync server's state machine. See the module docs.
@@ -152,6 +158,10 @@ pub struct Engine {
     waiting: BTreeMap<u64, Arc<str>>,
     /// Next frame deadline of each running game: (deadline, room seq, room id). Stale entries are skipped.
     timers: BinaryHeap<Reverse<(Instant, u64, Arc<str>)>>,
+    /// End of each disconnected player's reconnect grace: (deadline, drop number, uid). Stale entries are skipped.
+    graces: BinaryHeap<Reverse<(Instant, u64, Arc<str>)>>,
+    /// Players waiting out their reconnect grace.
+    in_grace: usize,
     outputs: VecDeque<Output>,
     rng: StdRng,
     next_seq: u64,
@@ -169,9 +179,12 @@ impl std::fmt::Debug for Engine {
 #[derive(Debug, Default)]
 struct Player {
     conn: Option<ConnId>,
-    /// Session of the current connection's token.
+    /// Session of the current (or, during the reconnect grace, the last) connection's token.
     sid: Option<String>,
     room: Option<Arc<str>>,
+    /// Set while the player is disconnected but keeps its seat: the number of the drop, matching its `graces`
+    /// entry.
+    grace: Option<u64>,
 }
 
 struct RoomSlot {
@@ -257,6 +270,8 @@ impl Engine {
             rooms: HashMap::new(),
             waiting: BTreeMap::new(),
             timers: BinaryHeap::new(),
+            graces: BinaryHeap::new(),
+            in_grace: 0,
             outputs: VecDeque::new(),
             rng: StdRng::seed_from_u64(seed),
             next_seq: 0,
@@ -283,6 +298,7 @@ impl Engine {
             rooms: self.rooms.len(),
             games: self.games,
             players_in_rooms: self.players_in_rooms,
+            reconnecting: self.in_grace,
         }
     }
 
@@ -291,14 +307,22 @@ impl Engine {
         self.outputs.pop_front()
     }
 
-    /// When [`Self::handle_timeout`] must next be called: the earliest frame deadline.
+    /// When [`Self::handle_timeout`] must next be called: the earliest frame deadline or end of a reconnect grace.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((t, _, _))| *t)
+        let frame = self.timers.peek().map(|Reverse((t, _, _))| *t);
+        let grace = self.graces.peek().map(|Reverse((t, _, _))| *t);
+        match (frame, grace) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Binds an authenticated connection to its player. A token of a logged-out session or a banned player is
     /// refused (`session_revoked` / `banned`, then a close). A previous connection of the same player is replaced:
-    /// it gets an `error` with code `replaced` and is closed, and the player keeps its room seat.
+    /// it gets an `error` with code `replaced` and is closed, and the player keeps its room seat. A player that
+    /// still has a seat — replacing a live connection or back within its reconnect grace — gets the room's
+    /// `room_state` (the others too) and, when the game runs, its `game_start` again; it then reloads the frames it
+    /// missed.
     pub fn connect(&mut self, conn: ConnId, identity: &Identity, _now: Instant) {
         if let Err(e) = self.revocations.check(&identity.uid, &identity.sid, identity.iat) {
             self.send_error(conn, &e);
@@ -312,6 +336,9 @@ impl Engine {
         self.conns.insert(conn, uid.clone());
         let player = self.players.entry(uid.clone()).or_default();
         player.sid = Some(identity.sid.clone());
+        if player.grace.take().is_some() {
+            self.in_grace -= 1;
+        }
         let old = player.conn.replace(conn);
         let room = player.room.clone();
         if let Some(old) = old.filter(|old| *old != conn) {
@@ -337,10 +364,9 @@ impl Engine {
     /// `session_revoked`, the player leaves its room, and the session's tokens are refused from now on.
     pub fn revoke_session(&mut self, uid: &str, sid: &str, now: Instant) {
         self.revocations.revoke_session(sid, now);
-        let current = self.players.get(uid).filter(|p| p.sid.as_deref() == Some(sid)).and_then(|p| p.conn);
-        if let Some(conn) = current {
+        if self.players.get(uid).is_some_and(|p| p.sid.as_deref() == Some(sid)) {
             let e = ProtocolError::new(ErrorCode::SessionRevoked, "this session was logged out");
-            self.kick(conn, &e, now);
+            self.kick(uid, &e, now);
         }
     }
 
@@ -348,23 +374,33 @@ impl Engine {
     /// leaves its room, and tokens issued before the second of the ban are refused from now on.
     pub fn ban(&mut self, uid: &str, at_unix: u64, now: Instant) {
         self.revocations.ban(uid, at_unix, now);
-        if let Some(conn) = self.players.get(uid).and_then(|p| p.conn) {
-            self.kick(conn, &ProtocolError::new(ErrorCode::Banned, "this player is banned"), now);
+        if self.players.contains_key(uid) {
+            self.kick(uid, &ProtocolError::new(ErrorCode::Banned, "this player is banned"), now);
         }
     }
 
-    fn kick(&mut self, conn: ConnId, e: &ProtocolError, now: Instant) {
-        self.send_error(conn, e);
-        self.outputs.push_back(Output::Close { conn, reason: CloseReason::Revoked });
-        self.disconnect(conn, now);
+    /// Closes the player's connection (if it has one) with `e`, and removes it from its room at once, reconnect
+    /// grace or not.
+    fn kick(&mut self, uid: &str, e: &ProtocolError, now: Instant) {
+        let Some(uid) = self.players.get_key_value(uid).map(|(k, _)| k.clone()) else {
+            return;
+        };
+        if let Some(conn) = self.players.get_mut(&uid).and_then(|p| p.conn.take()) {
+            self.conns.remove(&conn);
+            self.send_error(conn, e);
+            self.outputs.push_back(Output::Close { conn, reason: CloseReason::Revoked });
+        }
+        self.drop_player(&uid, now);
     }
 
     /// The connection is gone. Only the player's current connection counts: the cleanup of a replaced connection
-    /// never touches its successor. A player that disconnects leaves its room.
+    /// never touches its successor. A player with a seat keeps it for [`EngineConfig::reconnect_grace`]: the others
+    /// see it as not `connected` and the game goes on; if it has not reconnected by then, it leaves the room.
     pub fn disconnect(&mut self, conn: ConnId, now: Instant) {
         let Some(uid) = self.conns.remove(&conn) else {
             return;
         };
+        let grace = self.config.reconnect_grace;
         let Some(player) = self.players.get_mut(&uid) else {
             return;
         };
@@ -372,11 +408,34 @@ impl Engine {
             return;
         }
         player.conn = None;
-        player.sid = None;
-        if player.room.is_some() {
-            self.leave_room(&uid, now);
+        let Some(room_id) = player.room.clone().filter(|_| !grace.is_zero()) else {
+            self.drop_player(&uid, now);
+            return;
+        };
+        let drop_no = self.next_seq;
+        self.next_seq += 1;
+        player.grace = Some(drop_no);
+        self.in_grace += 1;
+        self.graces.push(Reverse((now + grace, drop_no, uid.clone())));
+        if let Some(room) = self.rooms.get_mut(&room_id) {
+            room.set_conn(&uid, None);
         }
-        self.forget_if_idle(&uid);
+        self.broadcast_room_state(&room_id);
+    }
+
+    /// The player has no connection any more and gives up its seat: it leaves its room and is forgotten.
+    fn drop_player(&mut self, uid: &Arc<str>, now: Instant) {
+        let Some(player) = self.players.get_mut(uid) else {
+            return;
+        };
+        player.sid = None;
+        if player.grace.take().is_some() {
+            self.in_grace -= 1;
+        }
+        if player.room.is_some() {
+            self.leave_room(uid, now);
+        }
+        self.forget_if_idle(uid);
     }
 
     /// Handles one parsed request of connection `conn`, received at `now`. `client_ts` is the message's
@@ -405,7 +464,8 @@ impl Engine {
         }
     }
 
-    /// Produces every frame whose deadline is at or before `now`, in order, for every running game.
+    /// Produces every frame whose deadline is at or before `now`, in order, for every running game, and removes the
+    /// players whose reconnect grace ended by then.
     pub fn handle_timeout(&mut self, now: Instant) {
         while let Some(Reverse((deadline, seq, room_id))) = self.timers.peek().cloned() {
             if deadline > now {
@@ -415,6 +475,16 @@ impl Engine {
             let live = self.rooms.get(&room_id).is_some_and(|r| r.seq == seq && r.game.is_some());
             if live {
                 self.tick_room(&room_id, now);
+            }
+        }
+        // After the frames, so that a game ending because its last player is gone still has every frame due.
+        while let Some(Reverse((deadline, drop_no, uid))) = self.graces.peek().cloned() {
+            if deadline > now {
+                break;
+            }
+            self.graces.pop();
+            if self.players.get(&uid).is_some_and(|p| p.conn.is_none() && p.grace == Some(drop_no)) {
+                self.drop_player(&uid, now);
             }
         }
     }
@@ -778,8 +848,11 @@ impl Engine {
     }
 
     fn forget_if_idle(&mut self, uid: &str) {
-        if self.players.get(uid).is_some_and(|p| p.conn.is_none() && p.room.is_none()) {
-            self.players.remove(uid);
+        if self.players.get(uid).is_some_and(|p| p.conn.is_none() && p.room.is_none())
+            && let Some(p) = self.players.remove(uid)
+            && p.grace.is_some()
+        {
+            self.in_grace -= 1;
         }
     }
 

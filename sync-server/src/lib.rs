@@ -12,6 +12,7 @@ pub mod config;
 pub mod engine;
 pub mod history;
 pub mod keys;
+pub mod limits;
 pub mod link;
 pub mod revocation;
 pub mod room;

@@ -31,6 +31,7 @@ use crate::config::{Config, Encryption};
 use crate::engine::{ConnId, Engine, Identity, MatchReport, Output};
 use crate::history::Reload;
 use crate::keys::SessionKeys;
+use crate::limits::{ConnectionLimits, ConnectionPermit, TokenBucket};
 use crate::room::{RoomFactory, default_rooms};
 
 /// Events from the accept loop and the readers to the engine task.
@@ -154,7 +155,12 @@ impl Server {
             max_frame: self.config.sync.max_frame_bytes,
             encryption: self.config.sync.encryption == Encryption::Required,
             keys: self.keys,
+            first_frame_timeout: Duration::from_secs(self.config.sync.first_frame_timeout_secs),
+            idle_timeout: (self.config.sync.idle_timeout_secs > 0)
+                .then(|| Duration::from_secs(self.config.sync.idle_timeout_secs)),
+            rate: (self.config.sync.max_messages_per_sec, self.config.sync.message_burst),
         });
+        let limits = ConnectionLimits::new(self.config.sync.max_connections, self.config.sync.max_connections_per_ip);
         let queue_len = self.config.sync.send_queue_len;
         let mut next_conn = 0u64;
         tokio::pin!(shutdown);
@@ -163,10 +169,19 @@ impl Server {
                 () = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
+                        let permit = match limits.admit(peer.ip()) {
+                            Ok(permit) => permit,
+                            Err(refusal) => {
+                                debug!(%peer, ?refusal, "connection refused");
+                                let e = ProtocolError::new(ErrorCode::TooManyConnections, refusal.message());
+                                tracker.spawn(refuse(stream, e));
+                                continue;
+                            }
+                        };
                         next_conn += 1;
                         let conn = ConnId(next_conn);
                         debug!(conn = conn.0, %peer, "accepted");
-                        if !open_connection(conn, stream, queue_len, &shared, &tracker).await {
+                        if !open_connection(conn, stream, permit, queue_len, &shared, &tracker).await {
                             break;
                         }
                     }
@@ -198,6 +213,22 @@ struct ConnShared {
     /// `sync.encryption = "required"`.
     encryption: bool,
     keys: Arc<OnceLock<Arc<SessionKeys>>>,
+    /// `sync.first_frame_timeout_secs`: until the connection is bound to its player.
+    first_frame_timeout: Duration,
+    /// `sync.idle_timeout_secs`, if set.
+    idle_timeout: Option<Duration>,
+    /// (`sync.max_messages_per_sec`, `sync.message_burst`).
+    rate: (u32, u32),
+}
+
+/// Answers a connection over a connection limit with one plaintext `error`, then closes it.
+async fn refuse(mut stream: TcpStream, e: ProtocolError) {
+    let wire = ServerMessage::Error(ErrorBody::from(&e)).to_wire();
+    let write = async {
+        stream.write_all(&wire).await?;
+        stream.shutdown().await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
 }
 
 #[derive(Debug)]
@@ -238,6 +269,7 @@ enum Outgoing {
 async fn open_connection(
     conn: ConnId,
     stream: TcpStream,
+    permit: ConnectionPermit,
     queue_len: usize,
     shared: &Arc<ConnShared>,
     tracker: &TaskTracker,
@@ -251,7 +283,7 @@ async fn open_connection(
         return false;
     }
     tracker.spawn(write_loop(queue_rx, write, cancel.clone()));
-    tracker.spawn(read_loop(conn, read, queue, cancel, shared.clone()));
+    tracker.spawn(read_loop(conn, read, queue, cancel, shared.clone(), permit));
     true
 }
 
@@ -290,6 +322,12 @@ async fn engine_loop(mut engine: Engine, mut events: mpsc::Receiver<Event>, mut 
         out.load.players.store(s.players_in_rooms, Ordering::Relaxed);
         out.load.rooms.store(s.rooms, Ordering::Relaxed);
         out.load.connections.store(s.connections, Ordering::Relaxed);
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+    if let Some(deadline) = deadline {
+        tokio::time::sleep_until(deadline).await;
     }
 }
 
@@ -375,13 +413,16 @@ fn dispatch(engine: &mut Engine, out: &mut Outlets) {
     }
 }
 
-/// Reads frames, parses them, authenticates the first one, and forwards requests to the engine.
+/// Reads frames, parses them, authenticates the first one, and forwards requests to the engine. Enforces the
+/// first-frame and idle timeouts and the message rate limit. `_permit` holds the connection's place in the
+/// connection limits until the reader ends.
 async fn read_loop(
     conn: ConnId,
     read: OwnedReadHalf,
     queue: mpsc::Sender<Outgoing>,
     cancel: CancellationToken,
     shared: Arc<ConnShared>,
+    _permit: ConnectionPermit,
 ) {
     let mut frames = FramedRead::new(read, FrameCodec::new(shared.max_frame));
     let mut identity: Option<(String, String)> = None;
@@ -389,11 +430,55 @@ async fn read_loop(
     // With encryption on, the player is bound (which may replace its other connection) and its first request runs
     // only once a sealed frame opened: a stolen token without the session key does nothing at all.
     let mut deferred: Vec<Event> = Vec::new();
+    let opened_at = tokio::time::Instant::now();
+    let mut bucket = TokenBucket::new(shared.rate.0, shared.rate.1, Instant::now());
     loop {
+        // Until the player is bound, the first-frame timeout runs from the connect; then the idle timeout from the
+        // last frame.
+        let bound = identity.is_some() && deferred.is_empty();
+        let deadline = match (bound, shared.idle_timeout) {
+            (false, _) => Some(opened_at + shared.first_frame_timeout),
+            (true, idle) => idle.map(|idle| tokio::time::Instant::now() + idle),
+        };
         let item = tokio::select! {
             () = cancel.cancelled() => break,
+            () = sleep_until_opt(deadline), if deadline.is_some() => {
+                let e = if bound {
+                    ProtocolError::new(
+                        ErrorCode::Timeout,
+                        format!(
+                            "no message for {} s (sync.idle_timeout_secs); send a ping to keep an idle connection",
+                            shared.idle_timeout.unwrap_or_default().as_secs()
+                        ),
+                    )
+                } else {
+                    ProtocolError::new(
+                        ErrorCode::Timeout,
+                        format!(
+                            "the connection was not authenticated within {} s (sync.first_frame_timeout_secs)",
+                            shared.first_frame_timeout.as_secs()
+                        ),
+                    )
+                };
+                debug!(conn = conn.0, bound, "timed out");
+                reply(&queue, &cancel, &e, true);
+                break;
+            }
             item = frames.next() => item,
         };
+        if matches!(item, Some(Ok(_))) && !bucket.try_take(Instant::now()) {
+            let (per_sec, burst) = shared.rate;
+            let e = ProtocolError::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "more than {per_sec} messages per second after a burst of {burst} (sync.max_messages_per_sec, \
+                     sync.message_burst)"
+                ),
+            );
+            debug!(conn = conn.0, "rate limited: closing");
+            reply(&queue, &cancel, &e, true);
+            break;
+        }
         let body = match item {
             None => break,
             Some(Ok(body)) => match opener.as_mut() {

@@ -1,0 +1,207 @@
+//! Per-connection defenses, sans-IO: the message rate limit (a token bucket) and the count of open connections,
+//! overall and per IP address. Both take the time or the address as arguments, so they are tested without sockets
+//! or sleeps.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// A token bucket: `burst` tokens at most, refilled at `per_sec` tokens per second. Each message takes one.
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    per_sec: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    /// A full bucket at `now`. `per_sec == 0` means unlimited.
+    pub fn new(per_sec: u32, burst: u32, now: Instant) -> Self {
+        let burst = f64::from(burst.max(1));
+        Self { per_sec: f64::from(per_sec), burst, tokens: burst, last: now }
+    }
+
+    /// Takes a token for a message arriving at `now`; false when the bucket is empty (the message is over the
+    /// limit). Time going backwards is treated as no time passing.
+    pub fn try_take(&mut self, now: Instant) -> bool {
+        if self.per_sec == 0.0 {
+            return true;
+        }
+        let elapsed = now.checked_duration_since(self.last).unwrap_or(Duration::ZERO);
+        self.last = self.last.max(now);
+        self.tokens = (self.tokens + elapsed.as_secs_f64() * self.per_sec).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Why a connection was refused by [`ConnectionLimits::admit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// `sync.max_connections` reached.
+    Total(usize),
+    /// `sync.max_connections_per_ip` reached for this address.
+    PerIp(usize),
+}
+
+impl Refusal {
+    /// The reason for the client's `error` message, naming the limit.
+    pub fn message(self) -> String {
+        match self {
+            Self::Total(max) => {
+                format!("the server already holds its maximum of {max} connections (sync.max_connections)")
+            }
+            Self::PerIp(max) => {
+                format!("your address already holds the maximum of {max} connections (sync.max_connections_per_ip)")
+            }
+        }
+    }
+}
+
+/// Open connections, overall and per IP address. Cheap to clone; clones share the counts.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimits {
+    inner: Arc<Mutex<Counts>>,
+    max_total: usize,
+    max_per_ip: usize,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+/// One admitted connection; dropping it gives its place back.
+#[derive(Debug)]
+pub struct ConnectionPermit {
+    limits: ConnectionLimits,
+    ip: IpAddr,
+}
+
+impl ConnectionLimits {
+    /// `max_per_ip == 0` means no per-address limit.
+    pub fn new(max_total: usize, max_per_ip: usize) -> Self {
+        Self { inner: Arc::default(), max_total, max_per_ip }
+    }
+
+    /// Counts a new connection from `ip`, or refuses it when a limit is reached.
+    pub fn admit(&self, ip: IpAddr) -> Result<ConnectionPermit, Refusal> {
+        let mut counts = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if counts.total >= self.max_total {
+            return Err(Refusal::Total(self.max_total));
+        }
+        let from_ip = counts.per_ip.get(&ip).copied().unwrap_or(0);
+        if self.max_per_ip > 0 && from_ip >= self.max_per_ip {
+            return Err(Refusal::PerIp(self.max_per_ip));
+        }
+        counts.total += 1;
+        counts.per_ip.insert(ip, from_ip + 1);
+        Ok(ConnectionPermit { limits: self.clone(), ip })
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner).total
+    }
+}
+
+impl Drop for ConnectionPermit {
+    fn drop(&mut self) {
+        let mut counts = self.limits.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        counts.total = counts.total.saturating_sub(1);
+        if let Some(n) = counts.per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_allows_a_burst_then_the_sustained_rate() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(10, 5, t0);
+        for _ in 0..5 {
+            assert!(b.try_take(t0));
+        }
+        assert!(!b.try_take(t0), "the burst is used up");
+        // 10 per second: one token every 100 ms.
+        assert!(!b.try_take(t0 + Duration::from_millis(50)));
+        assert!(b.try_take(t0 + Duration::from_millis(100)));
+        assert!(!b.try_take(t0 + Duration::from_millis(100)));
+        // A long pause refills only up to the burst.
+        let later = t0 + Duration::from_secs(60);
+        for _ in 0..5 {
+            assert!(b.try_take(later));
+        }
+        assert!(!b.try_take(later));
+    }
+
+    #[test]
+    fn bucket_sustains_exactly_its_rate() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(20, 1, t0);
+        let mut taken = 0;
+        // One attempt per millisecond for 10 s: 1 from the burst plus 20 per second.
+        for ms in 0..10_000 {
+            if b.try_take(t0 + Duration::from_millis(ms)) {
+                taken += 1;
+            }
+        }
+        assert!((200..=201).contains(&taken), "{taken}");
+    }
+
+    #[test]
+    fn zero_rate_is_unlimited_and_time_going_back_is_harmless() {
+        let t0 = Instant::now() + Duration::from_secs(10);
+        let mut b = TokenBucket::new(0, 1, t0);
+        assert!((0..10_000).all(|_| b.try_take(t0)));
+        let mut b = TokenBucket::new(1, 1, t0);
+        assert!(b.try_take(t0));
+        assert!(!b.try_take(t0 - Duration::from_secs(5)));
+        assert!(!b.try_take(t0 + Duration::from_millis(500)));
+        assert!(b.try_take(t0 + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn connections_are_limited_overall_and_per_address() {
+        let limits = ConnectionLimits::new(3, 2);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let a1 = limits.admit(a).unwrap();
+        let a2 = limits.admit(a).unwrap();
+        assert_eq!(limits.admit(a).unwrap_err(), Refusal::PerIp(2));
+        let b1 = limits.admit(b).unwrap();
+        assert_eq!(limits.admit(b).unwrap_err(), Refusal::Total(3));
+        assert_eq!(limits.open(), 3);
+        drop(a1);
+        assert_eq!(limits.open(), 2);
+        let a3 = limits.admit(a).unwrap();
+        drop((a2, a3, b1));
+        assert_eq!(limits.open(), 0);
+        assert!(limits.inner.lock().unwrap().per_ip.is_empty(), "no entry is left behind");
+        assert!(Refusal::PerIp(2).message().contains("sync.max_connections_per_ip"));
+        assert!(Refusal::Total(3).message().contains("sync.max_connections"));
+    }
+
+    #[test]
+    fn no_per_address_limit_when_zero() {
+        let limits = ConnectionLimits::new(100, 0);
+        let a: IpAddr = "::1".parse().unwrap();
+        let permits: Vec<_> = (0..100).map(|_| limits.admit(a).unwrap()).collect();
+        assert_eq!(limits.admit(a).unwrap_err(), Refusal::Total(100));
+        drop(permits);
+    }
+}
