@@ -5,6 +5,8 @@
 //! consecutive from 0, each own action appears exactly once, and every member of a room saw the same bytes.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -51,6 +53,30 @@ pub struct BotConfig {
     pub linger_ticks: u32,
     /// After the game, reload every frame from 0 and check the reload matches the live frames byte for byte.
     pub check_reload: bool,
+    /// Live counters of the run, for progress displays; shared by clones of the config.
+    pub progress: Arc<Progress>,
+}
+
+/// Counters a bot run updates as it goes (read them from another task while [`run`] runs).
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Bots whose game has started and not yet ended.
+    pub playing: AtomicU64,
+    /// Frames received so far, summed over bots.
+    pub frames: AtomicU64,
+    /// Actions sent so far, summed over bots.
+    pub actions: AtomicU64,
+}
+
+impl Progress {
+    /// (playing, frames, actions) now.
+    pub fn snapshot(&self) -> (u64, u64, u64) {
+        (
+            self.playing.load(Ordering::Relaxed),
+            self.frames.load(Ordering::Relaxed),
+            self.actions.load(Ordering::Relaxed),
+        )
+    }
 }
 
 impl BotConfig {
@@ -69,6 +95,7 @@ impl BotConfig {
             join_timeout: Duration::from_secs(30),
             linger_ticks: 3,
             check_reload: false,
+            progress: Arc::default(),
         }
     }
 
@@ -220,15 +247,25 @@ async fn play(i: usize, config: &BotConfig, run: &mut BotRun) -> anyhow::Result<
     let tick = Duration::from_millis(start.frame_interval_ms.max(1));
 
     let (sender, mut events) = client.split();
-    receive_while_sending(i, config, tick, &sender, &mut events, run).await?;
+    config.progress.playing.fetch_add(1, Ordering::Relaxed);
+    let played = receive_while_sending(i, config, tick, &sender, &mut events, run).await;
+    config.progress.playing.fetch_sub(1, Ordering::Relaxed);
+    played?;
     if config.check_reload {
         check_reload(&sender, &mut events, run).await?;
     }
     if !events.is_closed() {
+        // Leave, and wait for the answer to a ping behind it: requests are handled in order, so the seat is free
+        // before the bot hangs up (a bare disconnect would keep the seat for the reconnect grace period).
         sender.leave_room().await.context("leaving the room")?;
+        sender.ping().await.context("leaving the room")?;
+        events.wait_for(|e| matches!(e, ServerEvent::Pong(_)), LEAVE_TIMEOUT).await.context("leaving the room")?;
     }
     Ok(())
 }
+
+/// Longest wait for the server to confirm a bot's `room_leave`.
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Waits for an event matching `pred`, failing on a server `error` meanwhile.
 async fn wait_or_fail(
@@ -253,8 +290,14 @@ async fn receive_while_sending(
     run: &mut BotRun,
 ) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
-    let mut send_task =
-        tokio::spawn(send_actions(sender.clone(), i, config.actions_per_sec, config.duration, stop.clone()));
+    let mut send_task = tokio::spawn(send_actions(
+        sender.clone(),
+        i,
+        config.actions_per_sec,
+        config.duration,
+        stop.clone(),
+        config.progress.clone(),
+    ));
     let mut sender_done = false;
     let mut linger_until = Instant::now();
     let outcome: anyhow::Result<()> = loop {
@@ -277,6 +320,7 @@ async fn receive_while_sending(
                     break Ok(());
                 }
                 Some(ServerEvent::Frame(frame)) => {
+                    config.progress.frames.fetch_add(1, Ordering::Relaxed);
                     if let Err(e) = accept_frame(frame, sender, events, run).await {
                         break Err(e);
                     }
@@ -314,6 +358,7 @@ async fn send_actions(
     rate: f64,
     duration: Duration,
     stop: CancellationToken,
+    progress: Arc<Progress>,
 ) -> (u64, Option<ClientError>) {
     let end = Instant::now() + duration;
     if rate <= 0.0 {
@@ -333,6 +378,7 @@ async fn send_actions(
             return (sent, Some(e));
         }
         sent += 1;
+        progress.actions.fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -3,11 +3,12 @@
 //!
 //! A [`SyncClient`] owns one connection. [`SyncClient::connect_session`] performs the whole connection sequence of
 //! `docs/encryption.md` before it returns: a plaintext `ping` carrying the token, the server's plaintext handshake,
-//! then the (sealed) `pong`. From then on every frame is sealed both ways, unless the server runs with
+//! a sealed `ping` proving the session key, and the `pong`s. From then on every frame is sealed both ways, unless the server runs with
 //! `encryption = "off"`. A background reader task opens and decodes frames into [`ServerEvent`]s and queues them in
 //! a bounded channel, so a slow consumer slows the socket (and eventually gets disconnected by the server) instead of
 //! growing memory. [`SyncClient::split`] gives a cloneable [`SyncSender`] and a [`SyncEvents`] receiver, so a bot can
-//! send on its own schedule while another task receives.
+//! send on its own schedule while another task receives. For a connection that survives drops, see
+//! [`crate::GameClient`].
 //!
 //! Any crypto failure is fatal: the reader closes the connection and [`SyncEvents::close_reason`] holds a
 //! [`ClientError::Crypto`] saying why.
@@ -122,8 +123,9 @@ impl SyncClient {
 
     /// Connects to the sync server at `addr` (`host:port`) as `uid` and completes the connection sequence.
     ///
-    /// Sends a plaintext `ping` carrying `token`, reads the server's plaintext handshake, then waits for the `pong`
-    /// answering the ping, which it consumes; messages the server sends before that pong (`room_state` and
+    /// Sends a plaintext `ping` carrying `token` and reads the server's plaintext handshake; with encryption on it
+    /// then sends a sealed `ping` proving the session key. It waits for the `pong` of each ping and consumes them;
+    /// messages the server sends before that pong (`room_state` and
     /// `game_start` when rejoining a room) stay queued. Returns once the connection is authenticated, so every later
     /// send is sealed when the server announced encryption ([`SyncClient::encryption`] says which).
     ///
@@ -164,10 +166,11 @@ impl SyncClient {
     ///
     /// The first typed message carries `token` (if any), in plaintext; `*_raw_*` sends do not use it up. When the
     /// server's handshake arrives, the reader task switches the connection to sealing with `session_key` (or to
-    /// plaintext), so the reply to the first message arrives as usual. A sealed handshake without a key closes the
-    /// connection with [`ClientError::Crypto`]. An `error` refusing the first message arrives as a
-    /// [`ServerEvent::Error`], then the close. Wait for the reply to the first message before sending a second one:
-    /// until the handshake has been read, sends stay plaintext.
+    /// plaintext). A sealed handshake without a key closes the connection with [`ClientError::Crypto`]. An `error`
+    /// refusing the first message arrives as a [`ServerEvent::Error`], then the close. Wait until
+    /// [`SyncClient::encryption`] is no longer [`Encryption::Pending`] before sending a second message (until the
+    /// handshake has been read, sends stay plaintext). With encryption on, the server answers the first message
+    /// only after a sealed frame has proved the key, so send one (a `ping`) rather than waiting for that reply.
     pub async fn connect_unauthenticated(
         addr: &str,
         uid: &str,
@@ -582,9 +585,8 @@ impl SyncEvents {
         }
     }
 
-    /// Waits for the `pong` answering the connect `ping`, consuming it and queueing what came before it; an `error`
-    /// first means the server refused the connection.
-    /// Waits until the reader has seen the server's handshake, keeping other events queued.
+    /// Waits until the reader has seen the server's handshake, keeping other events queued; an `error` first means
+    /// the server refused the connection.
     async fn await_handshake(&mut self, encryption: &OnceLock<Encryption>) -> Result<(), ClientError> {
         while encryption.get().is_none() {
             match tokio::time::timeout(Duration::from_millis(5), self.rx.recv()).await {
@@ -598,6 +600,8 @@ impl SyncEvents {
         Ok(())
     }
 
+    /// Waits for the next `pong` (one per connect `ping`), consuming it and queueing what came before it; an `error`
+    /// first means the server refused the connection.
     async fn await_connect_pong(&mut self) -> Result<(), ClientError> {
         // `await_handshake` may already have queued it.
         if let Some(i) = self.pending.iter().position(|e| matches!(e, ServerEvent::Pong(_))) {

@@ -54,6 +54,10 @@ struct Args {
     /// Print the result as one JSON line on stdout (the human summary then goes to stderr).
     #[arg(long)]
     json: bool,
+    /// Every this many seconds, print a progress line on stderr: players in a game, frames and actions so far, and
+    /// frames per second since the previous line (0 = no progress lines).
+    #[arg(long, default_value_t = 0.0)]
+    progress_secs: f64,
 }
 
 #[tokio::main]
@@ -77,7 +81,14 @@ async fn main() -> ExitCode {
         account = %config.account,
         "starting bots"
     );
+    let progress = (args.progress_secs > 0.0).then(|| {
+        let every = Duration::from_secs_f64(args.progress_secs.max(0.1));
+        tokio::spawn(print_progress(config.progress.clone(), every))
+    });
     let report = bot::run(&config).await;
+    if let Some(task) = progress {
+        task.abort();
+    }
     let summary = human_summary(&config, &report);
     if args.json {
         eprint!("{summary}");
@@ -89,6 +100,23 @@ async fn main() -> ExitCode {
         print!("{summary}");
     }
     if report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// Prints `movan-bot progress: elapsed_s=.. playing=.. frames=.. frames_per_s=.. actions=..` every `every`.
+async fn print_progress(progress: std::sync::Arc<bot::Progress>, every: Duration) {
+    let start = tokio::time::Instant::now();
+    let mut ticks = tokio::time::interval_at(start + every, every);
+    let mut last_frames = 0;
+    loop {
+        ticks.tick().await;
+        let (playing, frames, actions) = progress.snapshot();
+        let rate = (frames - last_frames) as f64 / every.as_secs_f64();
+        last_frames = frames;
+        eprintln!(
+            "movan-bot progress: elapsed_s={:.0} playing={playing} frames={frames} frames_per_s={rate:.0} actions={actions}",
+            start.elapsed().as_secs_f64()
+        );
+    }
 }
 
 fn to_config(args: &Args) -> Result<BotConfig, String> {
@@ -108,6 +136,7 @@ fn to_config(args: &Args) -> Result<BotConfig, String> {
         join_timeout: secs("join-timeout-secs", args.join_timeout_secs)?,
         linger_ticks: args.linger_ticks,
         check_reload: args.check_reload,
+        progress: Default::default(),
     };
     config.validate()?;
     Ok(config)
