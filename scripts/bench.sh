@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Capacity and latency sweep: builds release binaries, starts a fresh account server and sync server, runs
+# movan-bench over a list of player counts (rooms of 4, 20 actions/s per player, one per tick at 20 Hz), and writes
+# docs/benchmarks.md with the table, the plot (docs/benchmarks.svg), the machine and the command.
+#
+#   scripts/bench.sh                                   # the standard sweep: 500,1000,2000,3000,4000 players, 30 s each
+#   scripts/bench.sh --players 200,400 --duration 10   # a quick one
+#
+# Options: --players LIST, --duration SECS (30), --warmup SECS (5), --rate N (20), --room-size N (4),
+# --encryption required|off (required), --out FILE (docs/benchmarks.md; the SVG and JSON go beside it),
+# --debug (debug build, for trying the script only). Accounts and sessions are kept in target/bench-data between
+# runs so that argon2 logins do not dominate; delete it to start over.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+players=500,1000,2000,3000,4000 duration=30 warmup=5 rate=20 room_size=4 encryption=required
+out=docs/benchmarks.md profile=release
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --players) players=$2; shift 2 ;;
+    --duration) duration=$2; shift 2 ;;
+    --warmup) warmup=$2; shift 2 ;;
+    --rate) rate=$2; shift 2 ;;
+    --room-size) room_size=$2; shift 2 ;;
+    --encryption) encryption=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    --debug) profile=debug; shift ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+flags=(--quiet -p account-server -p sync-server -p movan-bench)
+[ "$profile" = release ] && flags+=(--release)
+cargo build "${flags[@]}"
+bin="target/$profile"
+
+data=target/bench-data
+mkdir -p "$data"
+dir=$(mktemp -d -t movan-bench.XXXXXX)
+pids=()
+cleanup() {
+  trap - INT TERM EXIT
+  [ ${#pids[@]} -gt 0 ] && kill -TERM "${pids[@]}" 2>/dev/null || true
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+read -r http_port rpc_port sync_port < <(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(3)]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in socks])')
+max_players=$(tr ',' '\n' <<<"$players" | sort -n | tail -1)
+cat >"$dir/bench.toml" <<TOML
+[token]
+private_key_path = "$data/jwt.pem"
+public_key_path = "$data/jwt.pub.pem"
+[account]
+http_addr = "127.0.0.1:$http_port"
+rpc_addr = "127.0.0.1:$rpc_port"
+db_path = "$data/accounts.sled"
+[sync]
+listen_addr = "127.0.0.1:$sync_port"
+account_rpc_addr = "127.0.0.1:$rpc_port"
+max_players = $room_size
+min_players = $room_size
+max_rooms = $(( max_players / room_size * 2 + 16 ))
+max_connections = $(( max_players * 2 + 100 ))
+max_connections_per_ip = 0
+capacity = $(( max_players * 2 ))
+encryption = "$encryption"
+[rpc]
+secret_path = "$data/rpc_secret"
+TOML
+
+wait_line() { # file pattern pid
+  for _ in $(seq 1 300); do
+    grep -q "$2" "$1" 2>/dev/null && return 0
+    kill -0 "$3" 2>/dev/null || { echo "bench.sh: a service exited during start:" >&2; cat "$1" "${1%.out}.err" >&2; return 1; }
+    sleep 0.1
+  done
+  echo "bench.sh: timed out waiting for '$2'" >&2
+  return 1
+}
+RUST_LOG=warn "$bin/account-server" --config "$dir/bench.toml" >"$dir/account.out" 2>"$dir/account.err" &
+pids+=($!); account_pid=$!
+wait_line "$dir/account.out" "^account-server rpc listening" "$account_pid"
+RUST_LOG=warn "$bin/sync-server" --config "$dir/bench.toml" >"$dir/sync.out" 2>"$dir/sync.err" &
+pids+=($!); sync_pid=$!
+wait_line "$dir/sync.out" "^sync-server listening" "$sync_pid"
+sleep 1 # let the sync server register with the account server
+
+base="${out%.md}"
+cmd=(scripts/bench.sh --players "$players" --duration "$duration" --warmup "$warmup" --rate "$rate"
+     --room-size "$room_size" --encryption "$encryption")
+status=0
+"$bin/movan-bench" --account "http://127.0.0.1:$http_port" --players "$players" --room-size "$room_size" \
+  --rate "$rate" --warmup-secs "$warmup" --duration-secs "$duration" --server-pid "$sync_pid" \
+  --session-cache "$data/sessions.json" --json-out "$base.json" --markdown-out "$dir/table.md" \
+  --plot "$base.svg" || status=$?
+[ -s "$dir/table.md" ] || { echo "bench.sh: movan-bench produced no results (exit $status)" >&2; exit 1; }
+
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+rustc_version=$(rustc --version)
+cat >"$out" <<MD
+# Movan benchmarks
+
+Measured $(date -u '+%Y-%m-%d %H:%M UTC') with \`movan-bench\` ($profile build), sync server encryption
+\`$encryption\`. Machine: $(nproc) cores ($cpu), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM,
+$(uname -sr), $rustc_version. **The bots ran on the same machine as both servers**, sharing its cores.
+
+Load: rooms of $room_size, $rate actions per second per player (one per tick at the default 20 Hz), sent open-loop
+(on schedule, never waiting for a reply; the scheduled time is the send time, so a late send counts as latency),
+$warmup s warm-up, then $duration s measured per point.
+
+- **latency**: from an action's scheduled send to the arrival of the frame holding it, at its sender (p50/p90/p99/max).
+- **frame gap**: time between consecutive frames at a client; 50 ms when the server ticks on time.
+- **frames lost / dup**, **actions missing / dup**: must all be 0.
+- **server CPU**: the sync server's user+system CPU over the window, as % of one core and per player-second.
+- **RSS per room**: the sync server's peak RSS growth over its idle RSS, divided by rooms.
+- **bench CPU**: the load generator's own CPU seconds over the window (it competes with the server for the cores).
+
+$(cat "$dir/table.md")
+
+![latency and CPU against players]($(basename "$base").svg)
+
+Raw results: [$(basename "$base").json]($(basename "$base").json).
+
+Reproduce:
+
+\`\`\`
+${cmd[*]}
+\`\`\`
+MD
+echo "bench.sh: wrote $out, $base.svg and $base.json"
+exit "$status"
