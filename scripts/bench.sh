@@ -64,6 +64,7 @@ rpc_addr = "127.0.0.1:$rpc_port"
 db_path = "$data/accounts.sled"
 [sync]
 listen_addr = "127.0.0.1:$sync_port"
+ws_addr = ""
 account_rpc_addr = "127.0.0.1:$rpc_port"
 max_players = $room_size
 min_players = $room_size
@@ -97,7 +98,7 @@ base="${out%.md}"
 cmd=(scripts/bench.sh --players "$players" --duration "$duration" --warmup "$warmup" --rate "$rate"
      --room-size "$room_size" --encryption "$encryption")
 status=0
-"$bin/movan-bench" --account "http://127.0.0.1:$http_port" --players "$players" --room-size "$room_size" \
+"$bin/movan-bench" --account "http://127.0.0.1:$http_port" --sync "127.0.0.1:$sync_port" --players "$players" --room-size "$room_size" \
   --rate "$rate" --warmup-secs "$warmup" --duration-secs "$duration" --server-pid "$sync_pid" \
   --session-cache "$data/sessions.json" --json-out "$base.json" --markdown-out "$dir/table.md" \
   --plot "$base.svg" || status=$?

@@ -61,6 +61,7 @@ rpc_addr = "127.0.0.1:$rpc_port"
 db_path = "$dir/accounts.sled"
 [sync]
 listen_addr = "127.0.0.1:$sync_port"
+ws_addr = ""
 account_rpc_addr = "127.0.0.1:$rpc_port"
 max_connections_per_ip = 0
 capacity = 100000

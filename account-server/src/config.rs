@@ -3,7 +3,7 @@
 //! Every key is optional and defaults to the value documented in `config/config.toml`; an unknown key or a value
 //! out of range is an error naming the file and the key.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -46,7 +46,8 @@ impl Default for TokenConfig {
     }
 }
 
-/// The `[account]` section: the HTTP and RPC services, the database, admins, password hashing and credential rules.
+/// The `[account]` section: the HTTP and RPC services, the database, admins, password hashing, credential rules and
+/// attempt limits.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AccountConfig {
@@ -81,6 +82,22 @@ pub struct AccountConfig {
     pub password_max_len: usize,
     /// Largest accepted request body, bytes.
     pub max_body_bytes: usize,
+    /// Login attempts per client address per `login_ip_window_secs`, whatever their outcome; 0 = unlimited.
+    pub login_attempts_per_ip: u32,
+    /// Window of `login_attempts_per_ip`, seconds.
+    pub login_ip_window_secs: u64,
+    /// Failed logins per username (any case) per `login_username_window_secs`; 0 = unlimited.
+    pub login_failures_per_username: u32,
+    /// Window of `login_failures_per_username`, seconds.
+    pub login_username_window_secs: u64,
+    /// Registration attempts per client address per `register_ip_window_secs`; 0 = unlimited.
+    pub register_per_ip: u32,
+    /// Window of `register_per_ip`, seconds.
+    pub register_ip_window_secs: u64,
+    /// Client addresses the per-address limits skip (a TLS proxy on this machine, local load tests).
+    pub limit_exempt_ips: Vec<IpAddr>,
+    /// Addresses or usernames each attempt limit tracks at most; beyond it the least restricted are forgotten.
+    pub limit_max_keys: usize,
 }
 
 impl Default for AccountConfig {
@@ -101,6 +118,14 @@ impl Default for AccountConfig {
             password_min_len: 8,
             password_max_len: 128,
             max_body_bytes: 16_384,
+            login_attempts_per_ip: 60,
+            login_ip_window_secs: 60,
+            login_failures_per_username: 10,
+            login_username_window_secs: 900,
+            register_per_ip: 20,
+            register_ip_window_secs: 3600,
+            limit_exempt_ips: vec![IpAddr::from([127, 0, 0, 1]), IpAddr::from(std::net::Ipv6Addr::LOCALHOST)],
+            limit_max_keys: 100_000,
         }
     }
 }
@@ -204,7 +229,8 @@ impl Config {
 fn first_violation(a: &AccountConfig, t: &TokenConfig) -> Option<(&'static str, String)> {
     const YEAR: u64 = 365 * 24 * 3600;
     let (has_cert, has_key) = (!a.tls_cert_path.as_os_str().is_empty(), !a.tls_key_path.as_os_str().is_empty());
-    let checks: [(&str, bool, &str); 18] = [
+    const WEEK: u64 = 7 * 24 * 3600;
+    let checks: [(&str, bool, &str); 25] = [
         ("token.issuer", !t.issuer.is_empty(), "must not be empty"),
         ("token.audience", !t.audience.is_empty(), "must not be empty"),
         ("token.private_key_path", !t.private_key_path.as_os_str().is_empty(), "must not be empty"),
@@ -251,6 +277,25 @@ fn first_violation(a: &AccountConfig, t: &TokenConfig) -> Option<(&'static str, 
             (a.password_min_len..=1024).contains(&a.password_max_len),
             "must be account.password_min_len to 1024",
         ),
+        ("account.login_attempts_per_ip", a.login_attempts_per_ip <= 1_000_000, "must be 0 (unlimited) to 1000000"),
+        ("account.login_ip_window_secs", (1..=WEEK).contains(&a.login_ip_window_secs), "must be 1 to 604800 (a week)"),
+        (
+            "account.login_failures_per_username",
+            a.login_failures_per_username <= 1_000_000,
+            "must be 0 (unlimited) to 1000000",
+        ),
+        (
+            "account.login_username_window_secs",
+            (1..=WEEK).contains(&a.login_username_window_secs),
+            "must be 1 to 604800 (a week)",
+        ),
+        ("account.register_per_ip", a.register_per_ip <= 1_000_000, "must be 0 (unlimited) to 1000000"),
+        (
+            "account.register_ip_window_secs",
+            (1..=WEEK).contains(&a.register_ip_window_secs),
+            "must be 1 to 604800 (a week)",
+        ),
+        ("account.limit_max_keys", (1..=10_000_000).contains(&a.limit_max_keys), "must be 1 to 10000000"),
     ];
     if let Some((key, _, why)) = checks.into_iter().find(|(_, ok, _)| !ok) {
         return Some((key, why.to_owned()));
@@ -348,6 +393,11 @@ mod tests {
             ("[account]\npassword_min_len = 0\n", "account.password_min_len"),
             ("[account]\nmax_body_bytes = 100\n", "account.max_body_bytes"),
             ("[account]\nadmins = [\"\"]\n", "account.admins"),
+            ("[account]\nlogin_attempts_per_ip = 2000000\n", "account.login_attempts_per_ip"),
+            ("[account]\nlogin_ip_window_secs = 0\n", "account.login_ip_window_secs"),
+            ("[account]\nlogin_username_window_secs = 604801\n", "account.login_username_window_secs"),
+            ("[account]\nregister_ip_window_secs = 0\n", "account.register_ip_window_secs"),
+            ("[account]\nlimit_max_keys = 0\n", "account.limit_max_keys"),
             ("[account]\ntls_cert_path = \"cert.pem\"\n", "account.tls_key_path"),
             ("[account]\ntls_key_path = \"key.pem\"\n", "account.tls_cert_path"),
             ("[account]\ntls_cert_path = \"cert.pem\"\ntls_key_path = \"\"\n", "account.tls_key_path"),
@@ -362,6 +412,23 @@ mod tests {
             let e = parse(text).unwrap_err().to_string();
             assert!(e.starts_with(&format!("movan.toml: {key}: ")), "{text:?} gave {e}");
         }
+    }
+
+    #[test]
+    fn attempt_limits_are_read_and_zero_means_unlimited() {
+        let c = parse(
+            "[account]\nlogin_attempts_per_ip = 0\nlogin_failures_per_username = 3\nlogin_username_window_secs = 60\n\
+             register_per_ip = 1\nlimit_exempt_ips = [\"10.0.0.1\", \"::1\"]\nlimit_max_keys = 50\n",
+        )
+        .unwrap();
+        assert_eq!(c.account.login_attempts_per_ip, 0);
+        assert_eq!((c.account.login_failures_per_username, c.account.login_username_window_secs), (3, 60));
+        assert_eq!(c.account.register_per_ip, 1);
+        let exempt: Vec<IpAddr> = vec!["10.0.0.1".parse().unwrap(), "::1".parse().unwrap()];
+        assert_eq!(c.account.limit_exempt_ips, exempt);
+        assert_eq!(c.account.limit_max_keys, 50);
+        let e = parse("[account]\nlimit_exempt_ips = [\"localhost\"]\n").unwrap_err().to_string();
+        assert!(e.contains("account.limit_exempt_ips"), "{e}");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tracing::error;
 
+use crate::limits::Refusal;
 use crate::password::PasswordError;
 use crate::store::StoreError;
 use crate::tokens::TokenError;
@@ -51,6 +52,10 @@ pub enum ApiError {
     /// The request body is larger than the limit it carries (413 `payload_too_large`).
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// An attempt limit of `[account]` refused the request before any password was hashed (429
+    /// `too_many_attempts`, with `Retry-After`); the message names the limit and its config keys.
+    #[error("{0}")]
+    TooManyAttempts(Refusal),
     /// No such route (404 `not_found`).
     #[error("no such endpoint")]
     NotFound,
@@ -78,6 +83,7 @@ impl ApiError {
             Self::UserNotFound => "user_not_found",
             Self::NoSyncServer => "no_sync_server",
             Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::TooManyAttempts(_) => "too_many_attempts",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Internal(_) => "internal",
@@ -94,6 +100,7 @@ impl ApiError {
             Self::UserNotFound | Self::NotFound => StatusCode::NOT_FOUND,
             Self::NoSyncServer => StatusCode::SERVICE_UNAVAILABLE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -122,6 +129,9 @@ impl IntoResponse for ApiError {
             // A sync server that just restarted registers within seconds.
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
+        if let Self::TooManyAttempts(refusal) = &self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(refusal.retry_after_secs()));
+        }
         response
     }
 }
@@ -133,6 +143,12 @@ impl From<StoreError> for ApiError {
             StoreError::Banned => Self::Banned,
             other => Self::Internal(other.into()),
         }
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        Self::TooManyAttempts(refusal)
     }
 }
 
@@ -161,6 +177,27 @@ mod tests {
         let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(json, serde_json::json!({"code": "internal", "message": "internal server error"}));
+    }
+
+    #[tokio::test]
+    async fn too_many_attempts_says_when_to_retry() {
+        use std::time::Duration;
+
+        use crate::limits::{LimitKind, Rate};
+
+        let refusal = Refusal {
+            kind: LimitKind::LoginFailuresPerUsername,
+            rate: Rate::per_secs(10, 900),
+            retry_after: Duration::from_millis(89_500),
+        };
+        let response = ApiError::from(refusal).into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "90");
+        let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["code"], "too_many_attempts");
+        let message = json["message"].as_str().unwrap();
+        assert!(message.contains("at most 10 per 900 s") && message.contains("account.login_failures_per_username"));
     }
 
     #[test]

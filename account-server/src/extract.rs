@@ -1,7 +1,10 @@
 //! Request extractors whose rejections are [`ApiError`]s, so axum's plain-text rejections never reach a client.
 
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+
 use axum::Json;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use movan_protocol::TokenClaims;
@@ -27,6 +30,22 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for JsonBody<T> {
             }
             Err(rejection) => Err(ApiError::BadRequest(rejection.body_text())),
         }
+    }
+}
+
+/// The address of the client at the other end of the TCP connection, from the connect info the server is started
+/// with; `None` when the router is called without a socket (tests). Proxy headers such as `X-Forwarded-For` are not
+/// trusted: behind a proxy every client has the proxy's address.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientIp(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Infallible> {
+        // Through the extractor rather than the extension, so that tests' `MockConnectInfo` counts too.
+        let info = ConnectInfo::<SocketAddr>::from_request_parts(parts, state).await;
+        Ok(Self(info.ok().map(|ConnectInfo(addr)| addr.ip())))
     }
 }
 

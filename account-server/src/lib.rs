@@ -8,6 +8,7 @@
 //! - [`secret`]: the secret shared with the sync servers.
 //! - [`nodes`]: the live sync servers, where login sends players, and the notices pushed to them.
 //! - [`rpc`]: what the sync servers call over RPC.
+//! - [`limits`]: login and registration attempt limits, per client address and per username.
 //! - [`tls`]: HTTPS for the HTTP listener.
 //! - [`error`]: the JSON error body `{"code", "message"}`.
 //!
@@ -19,6 +20,7 @@ pub mod config;
 pub mod credentials;
 pub mod error;
 mod extract;
+pub mod limits;
 pub mod nodes;
 pub mod password;
 mod routes;
@@ -30,6 +32,7 @@ pub mod tls;
 pub mod tokens;
 
 use std::future::{Future, IntoFuture as _};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,8 +51,9 @@ pub use state::{AppState, Clock, StartError};
 pub use store::{Role, SledStore, Store, StoreError};
 pub use tls::{TlsConfig, TlsError};
 
-/// How long [`run`] waits for open requests after the shutdown signal before closing anyway.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long [`run`] waits for open requests after the shutdown signal before closing anyway: short enough that the
+/// drain and the final flush fit in the 10 s a container runtime gives between SIGTERM and SIGKILL.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The HTTP API: the `/v1` routes, JSON 404/405 fallbacks and the `account.max_body_bytes` body limit.
 pub fn app(state: AppState) -> Router {
@@ -164,7 +168,8 @@ async fn serve_plain(
             stopping.notify_one();
         }
     };
-    let server = axum::serve(listener, app(state)).with_graceful_shutdown(signal).into_future();
+    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    let server = axum::serve(listener, service).with_graceful_shutdown(signal).into_future();
     let drain_deadline = async {
         stopping.notified().await;
         tokio::time::sleep(DRAIN_TIMEOUT).await;
@@ -190,7 +195,7 @@ async fn serve_tls(
     let server = axum_server::from_tcp_rustls(listener, tls.rustls)
         .map_err(RunError::Serve)?
         .handle(handle.clone())
-        .serve(app(state).into_make_service());
+        .serve(app(state).into_make_service_with_connect_info::<SocketAddr>());
     let drain_deadline = async {
         shutdown.await;
         handle.graceful_shutdown(None);

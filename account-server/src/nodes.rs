@@ -56,6 +56,15 @@ struct Entry<L> {
     link: L,
 }
 
+/// Where a login sends its player: the least loaded node's addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assigned {
+    /// TCP `host:port`.
+    pub sync_addr: String,
+    /// WebSocket URL; empty when the node has no WebSocket listener.
+    pub sync_ws_url: String,
+}
+
 impl<L> Default for NodeRegistry<L> {
     fn default() -> Self {
         Self { nodes: BTreeMap::new() }
@@ -95,7 +104,7 @@ impl<L: Clone> NodeRegistry<L> {
     /// capacity, then fewest rooms, then the smallest node id — or `None` if every node is full or none is
     /// registered. The player counts towards that node's load until its next heartbeat, so a burst of logins
     /// spreads out.
-    pub fn assign(&mut self) -> Option<String> {
+    pub fn assign(&mut self) -> Option<Assigned> {
         let entry =
             self.nodes.values_mut().filter(|e| players(&e.status) < e.status.info.capacity).min_by(|a, b| {
                 // players_a / capacity_a against players_b / capacity_b without division; capacities are not 0 here.
@@ -105,7 +114,8 @@ impl<L: Clone> NodeRegistry<L> {
                 left.cmp(&right).then(a.load.rooms.cmp(&b.load.rooms))
             })?;
         entry.status.assigned += 1;
-        Some(entry.status.info.public_addr.clone())
+        let info = &entry.status.info;
+        Some(Assigned { sync_addr: info.public_addr.clone(), sync_ws_url: info.ws_url.clone() })
     }
 
     /// Whether [`NodeRegistry::assign`] would find a node.
@@ -234,7 +244,7 @@ impl Nodes {
     }
 
     /// See [`NodeRegistry::assign`].
-    pub fn assign(&self) -> Option<String> {
+    pub fn assign(&self) -> Option<Assigned> {
         self.lock().registry.assign()
     }
 

@@ -3,6 +3,8 @@
 mod admin;
 mod matches;
 
+use std::time::Instant;
+
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -11,10 +13,10 @@ use axum::{Json, Router};
 use movan_protocol::crypto::SessionKey;
 use rand::rngs::OsRng;
 use serde::{Deserialize, Serialize};
-use tracing::info;
+use tracing::{debug, info};
 
 use crate::error::ApiError;
-use crate::extract::{Authenticated, JsonBody};
+use crate::extract::{Authenticated, ClientIp, JsonBody};
 use crate::nodes::Notice;
 use crate::state::AppState;
 use crate::store::{RefreshGrant, Role, Session, StoreError, User};
@@ -58,6 +60,9 @@ struct Tokens {
     refresh_token: String,
     expires_in: u64,
     sync_addr: String,
+    /// The node's WebSocket endpoint (`ws://host:port/ws`), for browsers; absent when it has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sync_ws_url: Option<String>,
     /// The session's encryption key, standard base64 (see `docs/encryption.md`); the same for the whole session.
     session_key: String,
 }
@@ -69,11 +74,17 @@ struct Me {
     role: Role,
 }
 
-/// `POST /v1/register`: 201 `{"uid"}` once the account is durable.
+/// `POST /v1/register`: 201 `{"uid"}` once the account is durable. Every attempt counts against
+/// `account.register_per_ip`, checked first.
 async fn register(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     JsonBody(req): JsonBody<Credentials>,
 ) -> Result<(StatusCode, Json<Registered>), ApiError> {
+    state
+        .limits
+        .begin_register(ip, Instant::now())
+        .inspect_err(|r| debug!(?ip, limit = ?r.kind, "register refused"))?;
     state.rules.check_username(&req.username)?;
     state.rules.check_password(&req.password)?;
     // Not needed for correctness (`create_user` is atomic), but spares a hash for a name already taken.
@@ -93,19 +104,29 @@ async fn register(
 }
 
 /// `POST /v1/login`: a new session, and the sync server to play on. Unknown users and wrong passwords get the same
-/// answer in about the same time; only the right password learns that an account is banned.
-async fn login(State(state): State<AppState>, JsonBody(req): JsonBody<Credentials>) -> Result<Response, ApiError> {
+/// answer in about the same time; only the right password learns that an account is banned. The attempt limits
+/// are checked before the password is hashed; a right password does not count as a failure for the username.
+async fn login(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    JsonBody(req): JsonBody<Credentials>,
+) -> Result<Response, ApiError> {
+    let attempt = state
+        .limits
+        .begin_login(ip, &req.username, Instant::now())
+        .inspect_err(|r| debug!(?ip, limit = ?r.kind, "login refused"))?;
     let user = state.store.user_by_name(&req.username)?;
     let stored = user.as_ref().map(|u| u.password_hash.clone());
     let user = match (state.passwords.verify(req.password, stored).await?, user) {
         (true, Some(user)) => user,
         _ => return Err(ApiError::InvalidCredentials),
     };
+    state.limits.password_verified(attempt, Instant::now());
     if user.is_banned() {
         return Err(ApiError::Banned);
     }
     // Before the session exists, so a refused login leaves nothing behind.
-    let sync_addr = state.nodes.assign().ok_or(ApiError::NoSyncServer)?;
+    let node = state.nodes.assign().ok_or(ApiError::NoSyncServer)?;
     let now = state.now();
     let sid = new_session_id();
     let expires_at = now + state.refresh_ttl_secs;
@@ -115,8 +136,8 @@ async fn login(State(state): State<AppState>, JsonBody(req): JsonBody<Credential
     let refresh_token = new_refresh_token();
     let grant = RefreshGrant { sid: sid.clone(), uid: user.uid.clone(), expires_at };
     state.store.create_session(&sid, &session, &refresh_token_digest(&refresh_token), &grant)?;
-    info!(uid = %user.uid, sid = %sid, sync_addr = %sync_addr, "logged in");
-    issue(&state, &user, &sid, refresh_token, sync_addr, &key, now)
+    info!(uid = %user.uid, sid = %sid, sync_addr = %node.sync_addr, "logged in");
+    issue(&state, &user, &sid, refresh_token, node, &key, now)
 }
 
 /// `POST /v1/refresh`: new tokens for the session, its session key (unchanged; a session from before encrypted
@@ -144,9 +165,9 @@ async fn refresh(State(state): State<AppState>, JsonBody(req): JsonBody<RefreshR
         .extend_session(&refresh_token_digest(&refresh_token), &next, &key_if_missing)?
         .ok_or(ApiError::InvalidRefreshToken)?;
     // The last node may have gone since the check above; the session lives on, the client retries.
-    let sync_addr = state.nodes.assign().ok_or(ApiError::NoSyncServer)?;
-    info!(uid = %user.uid, sid = %next.sid, sync_addr = %sync_addr, "refreshed");
-    issue(&state, &user, &next.sid, refresh_token, sync_addr, &key, now)
+    let node = state.nodes.assign().ok_or(ApiError::NoSyncServer)?;
+    info!(uid = %user.uid, sid = %next.sid, sync_addr = %node.sync_addr, "refreshed");
+    issue(&state, &user, &next.sid, refresh_token, node, &key, now)
 }
 
 /// `POST /v1/logout`: revokes the session of the bearer token, with all its tokens, and tells the sync servers to
@@ -181,7 +202,7 @@ fn issue(
     user: &User,
     sid: &str,
     refresh_token: String,
-    sync_addr: String,
+    node: crate::nodes::Assigned,
     key: &SessionKey,
     now: u64,
 ) -> Result<Response, ApiError> {
@@ -190,7 +211,8 @@ fn issue(
         token: state.tokens.issue(&user.uid, sid, &user.username, now)?,
         refresh_token,
         expires_in: state.tokens.access_ttl_secs(),
-        sync_addr,
+        sync_addr: node.sync_addr,
+        sync_ws_url: (!node.sync_ws_url.is_empty()).then_some(node.sync_ws_url),
         session_key: key.to_base64(),
     };
     let mut response = Json(body).into_response();

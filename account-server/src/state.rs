@@ -9,6 +9,7 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::credentials::CredentialRules;
+use crate::limits::Limits;
 use crate::nodes::Nodes;
 use crate::password::PasswordHasher;
 use crate::store::{Role, SledStore, Store, StoreError};
@@ -47,6 +48,7 @@ pub struct AppState {
     pub(crate) tokens: Arc<TokenIssuer>,
     pub(crate) rules: Arc<CredentialRules>,
     pub(crate) nodes: Nodes,
+    pub(crate) limits: Arc<Limits>,
     /// `account.admins`: usernames that get the admin role.
     pub(crate) admins: Arc<[String]>,
     pub(crate) refresh_ttl_secs: u64,
@@ -61,6 +63,7 @@ impl fmt::Debug for AppState {
             .field("tokens", &self.tokens)
             .field("rules", &self.rules)
             .field("nodes", &self.nodes)
+            .field("limits", &self.limits)
             .field("admins", &self.admins)
             .field("refresh_ttl_secs", &self.refresh_ttl_secs)
             .field("max_body_bytes", &self.max_body_bytes)
@@ -92,6 +95,7 @@ impl AppState {
             tokens: Arc::new(TokenIssuer::load(&config.token)?),
             rules: Arc::new(CredentialRules::new(&config.account)),
             nodes: Nodes::new(config.token.access_ttl_secs),
+            limits: Arc::new(Limits::new(&config.account)),
             admins: config.account.admins.clone().into(),
             refresh_ttl_secs: config.token.refresh_ttl_secs,
             max_body_bytes: config.account.max_body_bytes,

@@ -110,12 +110,14 @@ pub fn parse_client_message(body: &[u8]) -> Result<ClientMessage, ProtocolError>
     let text = std::str::from_utf8(body)
         .map_err(|e| ProtocolError::new(ErrorCode::BadJson, format!("body is not UTF-8: {e}")))?;
     let envelope: Envelope<'_> = serde_json::from_str(text).map_err(|e| json_error(&e, "message"))?;
+    require_object(text, "the message")?;
     if envelope.uid.is_empty() || envelope.uid.len() > MAX_UID_LEN {
         return Err(ProtocolError::new(
             ErrorCode::BadMessage,
             format!("uid must be a non-empty string of at most {MAX_UID_LEN} bytes"),
         ));
     }
+    require_object(envelope.extra_data.get(), "extra_data")?;
     let extra: ExtraData<'_> =
         serde_json::from_str(envelope.extra_data.get()).map_err(|e| json_error(&e, "extra_data"))?;
     let proto = extra.proto;
@@ -134,6 +136,7 @@ pub fn parse_client_message(body: &[u8]) -> Result<ClientMessage, ProtocolError>
                 None => None,
                 Some(raw) if raw.get() == "null" => None,
                 Some(raw) => {
+                    require_object(raw.get(), "extra_data.data").map_err(|e| e.with_proto(proto.as_str()))?;
                     serde_json::from_str::<RoomEnterData>(raw.get())
                         .map_err(|e| json_error(&e, "extra_data.data").with_proto(proto.as_str()))?
                         .room_id
@@ -172,6 +175,7 @@ pub fn parse_client_message(body: &[u8]) -> Result<ClientMessage, ProtocolError>
             let raw = extra.data.ok_or_else(|| {
                 fail(ErrorCode::BadMessage, "sync_request_reload_frames needs extra_data.data.start_frame".into())
             })?;
+            require_object(raw.get(), "extra_data.data").map_err(|e| e.with_proto(proto.as_str()))?;
             let data: ReloadData = serde_json::from_str(raw.get())
                 .map_err(|e| json_error(&e, "extra_data.data").with_proto(proto.as_str()))?;
             Request::ReloadFrames { start_frame: data.start_frame }
@@ -182,6 +186,16 @@ pub fn parse_client_message(body: &[u8]) -> Result<ClientMessage, ProtocolError>
         }
     };
     Ok(ClientMessage { uid: envelope.uid, token: envelope.token, timestamp: extra.timestamp, request })
+}
+
+/// serde also reads a struct from a JSON array, field by field in declaration order (`["1001", null, {...}]` would
+/// pass as an envelope); the protocol's messages are objects, so anything else is `bad_message`. `json` is valid JSON.
+fn require_object(json: &str, what: &str) -> Result<(), ProtocolError> {
+    if json.trim_start().starts_with('{') {
+        Ok(())
+    } else {
+        Err(ProtocolError::new(ErrorCode::BadMessage, format!("{what} must be a JSON object")))
+    }
 }
 
 /// Checks a room id: 1 to 64 characters from `[A-Za-z0-9_.-]`.
@@ -280,6 +294,14 @@ mod tests {
         assert_eq!(code("{"), ErrorCode::BadJson);
         assert_eq!(code(""), ErrorCode::BadJson);
         assert_eq!(code("[]"), ErrorCode::BadMessage);
+        // Arrays are never read as objects by position.
+        assert_eq!(code(r#"["7","tok",{"proto":"ping"}]"#), ErrorCode::BadMessage);
+        assert_eq!(code(r#"{"uid":"7","extra_data":["ping"]}"#), ErrorCode::BadMessage);
+        assert_eq!(code(r#"{"uid":"7","extra_data":{"proto":"room_enter","data":["lobby"]}}"#), ErrorCode::BadMessage);
+        assert_eq!(
+            code(r#"{"uid":"7","extra_data":{"proto":"sync_request_reload_frames","data":[5]}}"#),
+            ErrorCode::BadMessage
+        );
         assert_eq!(code(r#"{"extra_data":{"proto":"ping"}}"#), ErrorCode::BadMessage);
         assert_eq!(code(r#"{"uid":7,"extra_data":{"proto":"ping"}}"#), ErrorCode::BadMessage);
         assert_eq!(code(r#"{"uid":"","extra_data":{"proto":"ping"}}"#), ErrorCode::BadMessage);

@@ -24,6 +24,10 @@ pub struct RegisterNode {
     pub public_addr: String,
     /// Players the node takes at most; 0 takes none (draining).
     pub capacity: u64,
+    /// Where browser clients connect over WebSocket (`ws://host:port/ws`), handed out at login; empty when the node
+    /// has no WebSocket listener.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ws_url: String,
 }
 
 /// A finished game.

@@ -441,4 +441,24 @@ mod tests {
         );
         assert!(matches!(parse_server_message(&wire[4..]).unwrap(), ServerEvent::Error(_)));
     }
+
+    /// Found by `fuzz/fuzz_targets/server_message.rs` (minimized with `cargo fuzz tmin`): a number the server writes
+    /// must read back as the same f64. serde_json's default float parser is not correctly rounded, so this
+    /// `server_time` came back one ulp off once the server re-encoded it; `float_roundtrip` (Cargo.toml) fixes it.
+    #[test]
+    fn fuzz_floats_read_back_exactly() {
+        let body =
+            br#"{"proto":"pong","data":{"tim+suidt!amp":170.16,"server_time":17008004444000000000000000063338800.17}}"#;
+        let ServerEvent::Pong(pong) = parse_server_message(body).unwrap() else { panic!("not a pong") };
+        let wire = ServerMessage::Pong(pong.clone()).to_wire();
+        let ServerEvent::Pong(again) = parse_server_message(&wire[4..]).unwrap() else { panic!("not a pong") };
+        assert_eq!(again.server_time.to_bits(), pong.server_time.to_bits(), "{}", again.server_time);
+
+        // The case that matters in a game: a full-precision clock reading as an action's timestamp in a frame.
+        let t = 1_797_551_324.547_709_5_f64;
+        let action = raw("{}");
+        let enc = encode_frame(0, &[ActionRef { uid: "1001", timestamp: t, action_data: &action }]);
+        let ServerEvent::Frame(frame) = parse_server_message(&enc.wire[4..]).unwrap() else { panic!("not a frame") };
+        assert_eq!(frame.actions[0].timestamp.to_bits(), t.to_bits());
+    }
 }

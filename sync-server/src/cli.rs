@@ -30,11 +30,15 @@ pub struct Args {
     /// Listen address, overriding `sync.listen_addr` (port 0 picks a free port).
     #[arg(long)]
     pub listen: Option<SocketAddr>,
+    /// WebSocket listen address, overriding `sync.ws_addr` (port 0 picks a free port).
+    #[arg(long)]
+    pub ws_listen: Option<SocketAddr>,
 }
 
 /// Parses the command line, sets up logging, and runs a sync server with `factory`'s rooms until SIGINT/SIGTERM.
 ///
-/// Prints `sync-server listening on <addr>` on stdout once it accepts connections.
+/// Prints `sync-server listening on <addr>` on stdout once it accepts connections (after
+/// `sync-server websocket listening on ws://<addr>/ws` when `sync.ws_addr` is set).
 pub fn main_with_rooms(factory: impl RoomFactory) -> anyhow::Result<()> {
     let args = Args::parse();
     tracing_subscriber::fmt()
@@ -51,16 +55,39 @@ async fn serve(args: Args, factory: impl RoomFactory) -> anyhow::Result<()> {
     if let Some(addr) = args.listen {
         config.sync.listen_addr = addr;
     }
+    if let Some(addr) = args.ws_listen {
+        config.sync.ws_addr = addr.to_string();
+    }
     let token = &config.token;
     let verifier = TokenVerifier::from_pem_file(&token.public_key_path, &token.issuer, &token.audience)?;
     let listener = tokio::net::TcpListener::bind(config.sync.listen_addr)
         .await
         .with_context(|| format!("cannot listen on {} (sync.listen_addr)", config.sync.listen_addr))?;
     let addr = listener.local_addr()?;
+    let ws_listener = match config.sync.ws_addr.parse::<SocketAddr>() {
+        Ok(ws_addr) => Some(
+            tokio::net::TcpListener::bind(ws_addr)
+                .await
+                .with_context(|| format!("cannot listen on {ws_addr} (sync.ws_addr)"))?,
+        ),
+        Err(_) => None,
+    };
+    let ws_url = match &ws_listener {
+        Some(l) if config.sync.public_ws_url.is_empty() => {
+            let port = l.local_addr()?.port();
+            let host = match config.sync.public_addr.rsplit_once(':') {
+                Some((host, _)) if !config.sync.public_addr.is_empty() => host.to_owned(),
+                _ => l.local_addr()?.ip().to_string(),
+            };
+            format!("ws://{host}:{port}{}", crate::server::WS_PATH)
+        }
+        Some(_) => config.sync.public_ws_url.clone(),
+        None => String::new(),
+    };
     tracing::info!(%addr, config = %args.config.display(), tick_ms = config.sync.tick_interval_ms, "sync server started");
     let (reports, reports_rx) = tokio::sync::mpsc::channel(1024);
     let server = Server::new(config.clone(), verifier).with_rooms(factory).with_match_reports(reports);
-    let link = start_link(&config, addr, server.control(), reports_rx)?;
+    let link = start_link(&config, addr, &ws_url, server.control(), reports_rx)?;
     let server = match (config.sync.encryption, &link) {
         (Encryption::Required, Some(link)) => server.with_session_keys(SessionKeys::new(link.key_source(), 100_000)),
         (Encryption::Required, None) => anyhow::bail!(
@@ -74,9 +101,12 @@ async fn serve(args: Args, factory: impl RoomFactory) -> anyhow::Result<()> {
             server
         }
     };
+    if !ws_url.is_empty() {
+        println!("sync-server websocket listening on {ws_url}");
+    }
     println!("sync-server listening on {addr}");
     std::io::stdout().flush()?;
-    server.run(listener, shutdown_signal()).await?;
+    server.run_with_websocket(listener, ws_listener, shutdown_signal()).await?;
     tracing::info!("sync server stopped");
     Ok(())
 }
@@ -85,6 +115,7 @@ async fn serve(args: Args, factory: impl RoomFactory) -> anyhow::Result<()> {
 fn start_link(
     config: &Config,
     bound: std::net::SocketAddr,
+    ws_url: &str,
     control: crate::server::Control,
     reports: tokio::sync::mpsc::Receiver<crate::engine::MatchReport>,
 ) -> anyhow::Result<Option<Link>> {
@@ -95,7 +126,12 @@ fn start_link(
     }
     let rpc = config.rpc.rpc_config(&s.node_id).map_err(anyhow::Error::msg).context("[rpc] secret_path")?;
     let public_addr = if s.public_addr.is_empty() { bound.to_string() } else { s.public_addr.clone() };
-    let node = RegisterNode { node_id: s.node_id.clone(), public_addr, capacity: s.capacity as u64 };
+    let node = RegisterNode {
+        node_id: s.node_id.clone(),
+        public_addr,
+        capacity: s.capacity as u64,
+        ws_url: ws_url.to_owned(),
+    };
     let link = Link::start(&s.account_rpc_addr, rpc, node, control, reports).context("sync.account_rpc_addr")?;
     tracing::info!(account = %s.account_rpc_addr, node = %s.node_id, "linking to the account server");
     Ok(Some(link))

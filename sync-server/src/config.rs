@@ -15,6 +15,11 @@ use crate::engine::EngineConfig;
 pub struct SyncConfig {
     /// TCP listen address for game clients.
     pub listen_addr: SocketAddr,
+    /// WebSocket listen address for browser clients (path `/ws`); empty = no WebSocket listener.
+    pub ws_addr: String,
+    /// Address of the WebSocket listener handed to clients at login (`ws://host:port/ws`); empty = derived from
+    /// `public_addr`'s host (or the bound address) and the bound WebSocket port.
+    pub public_ws_url: String,
     /// Milliseconds between frames.
     pub tick_interval_ms: u64,
     /// Rooms running at once.
@@ -81,6 +86,8 @@ impl Default for SyncConfig {
     fn default() -> Self {
         Self {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 2025)),
+            ws_addr: "127.0.0.1:2028".into(),
+            public_ws_url: String::new(),
             tick_interval_ms: 50,
             max_rooms: 1000,
             max_players: 4,
@@ -239,6 +246,9 @@ impl Config {
             if !ok {
                 return Err(file.invalid(key, why));
             }
+        }
+        if !sync.ws_addr.is_empty() && sync.ws_addr.parse::<SocketAddr>().is_err() {
+            return Err(file.invalid("sync.ws_addr", "must be an address like \"127.0.0.1:2028\", or empty"));
         }
         let limit_checks: [(&str, bool, &str); 6] = [
             ("sync.reconnect_grace_secs", sync.reconnect_grace_secs <= 3600, "must be 0 to 3600"),

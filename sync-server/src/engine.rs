@@ -101,6 +101,8 @@ pub enum CloseReason {
     Revoked,
     /// The server is shutting down.
     Shutdown,
+    /// The connection broke a rule or a limit (bad first message, frame too large, timeout, rate limit).
+    Refused,
 }
 
 /// Something for the shell to do.
@@ -357,6 +359,16 @@ impl Engine {
             if let Some(start) = start {
                 self.send(conn, start);
             }
+        }
+    }
+
+    /// Sends connection `conn` an `error`, then (with `close`) closes it — in order after everything the engine
+    /// already queued for it, so that the answers to the requests before the faulty one arrive first. The shell
+    /// uses it for what it checks itself: framing, parsing, authentication, timeouts and the rate limit.
+    pub fn reply(&mut self, conn: ConnId, e: &ProtocolError, close: bool) {
+        self.send_error(conn, e);
+        if close {
+            self.outputs.push_back(Output::Close { conn, reason: CloseReason::Refused });
         }
     }
 

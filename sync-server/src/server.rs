@@ -12,15 +12,21 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
+use futures::SinkExt;
 use futures::StreamExt;
+use futures::stream::{BoxStream, SplitSink};
 use movan_protocol::codec::LENGTH_PREFIX;
 use movan_protocol::crypto::{self, Opener, Sealer};
 use movan_protocol::server::{ErrorBody, ServerMessage};
 use movan_protocol::{ErrorCode, FrameCodec, FrameError, ProtocolError, Request, TokenClaims, parse_client_message};
 use tokio::io::{AsyncWriteExt, BufWriter};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request as WsRequest, Response as WsResponse};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, error::CapacityError};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -141,6 +147,17 @@ impl Server {
     /// Serves clients on `listener` until `shutdown` completes, then ends every game with `game_over` (reason
     /// `shutdown`), flushes what is queued and returns within a few seconds.
     pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+        self.run_with_websocket(listener, None, shutdown).await
+    }
+
+    /// [`Server::run`], also serving WebSocket clients on `ws_listener` at path [`WS_PATH`]: one binary message is
+    /// one frame body, with the same messages, encryption and limits as TCP. Players on either transport share rooms.
+    pub async fn run_with_websocket(
+        self,
+        listener: TcpListener,
+        ws_listener: Option<TcpListener>,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
         let now = Instant::now();
         let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
         let seed = rand::random();
@@ -161,12 +178,33 @@ impl Server {
             rate: (self.config.sync.max_messages_per_sec, self.config.sync.message_burst),
         });
         let limits = ConnectionLimits::new(self.config.sync.max_connections, self.config.sync.max_connections_per_ip);
+        let ws_config = websocket_config(self.config.sync.max_frame_bytes);
         let queue_len = self.config.sync.send_queue_len;
         let mut next_conn = 0u64;
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
+                accepted = accept_opt(ws_listener.as_ref()), if ws_listener.is_some() => match accepted {
+                    Ok((stream, peer)) => {
+                        let permit = match limits.admit(peer.ip()) {
+                            Ok(permit) => permit,
+                            Err(refusal) => {
+                                debug!(%peer, ?refusal, "websocket connection refused");
+                                tracker.spawn(refuse_websocket(stream, refusal.message(), ws_config));
+                                continue;
+                            }
+                        };
+                        next_conn += 1;
+                        let conn = ConnId(next_conn);
+                        debug!(conn = conn.0, %peer, "accepted websocket");
+                        tracker.spawn(open_websocket(conn, stream, permit, queue_len, shared.clone(), ws_config));
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "websocket accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
                         let permit = match limits.admit(peer.ip()) {
@@ -195,6 +233,7 @@ impl Server {
         }
         info!("shutting down: ending games and flushing connections");
         drop(listener);
+        drop(ws_listener);
         stop.cancel();
         let _ = engine_task.await;
         tracker.close();
@@ -233,12 +272,37 @@ async fn refuse(mut stream: TcpStream, e: ProtocolError) {
 
 #[derive(Debug)]
 enum Event {
-    Opened { conn: ConnId, handle: ConnHandle },
-    Authenticated { conn: ConnId, identity: Identity },
-    Request { conn: ConnId, request: Request, timestamp: Option<f64> },
-    Closed { conn: ConnId },
-    RevokeSession { uid: String, sid: String },
-    Ban { uid: String, at_unix: u64 },
+    Opened {
+        conn: ConnId,
+        handle: ConnHandle,
+    },
+    Authenticated {
+        conn: ConnId,
+        identity: Identity,
+    },
+    Request {
+        conn: ConnId,
+        request: Request,
+        timestamp: Option<f64>,
+    },
+    Closed {
+        conn: ConnId,
+    },
+    /// An `error` for the connection, then a close when `close` is set: ordered after the engine's answers to the
+    /// connection's earlier requests.
+    Reply {
+        conn: ConnId,
+        error: ProtocolError,
+        close: bool,
+    },
+    RevokeSession {
+        uid: String,
+        sid: String,
+    },
+    Ban {
+        uid: String,
+        at_unix: u64,
+    },
 }
 
 /// Where the engine's outputs go: connections, the load gauge, the match-report channel.
@@ -276,15 +340,141 @@ async fn open_connection(
 ) -> bool {
     let _ = stream.set_nodelay(true);
     let (read, write) = stream.into_split();
+    let frames = FramedRead::new(read, FrameCodec::new(shared.max_frame)).boxed();
+    let out = Transport::Tcp(BufWriter::with_capacity(WRITE_BUFFER, write));
+    start_connection(conn, frames, out, permit, queue_len, shared, tracker).await
+}
+
+/// Registers a connection's queue with the engine and starts its reader and writer. False when the engine is gone.
+async fn start_connection(
+    conn: ConnId,
+    frames: BoxStream<'static, Result<Bytes, FrameError>>,
+    out: Transport,
+    permit: ConnectionPermit,
+    queue_len: usize,
+    shared: &Arc<ConnShared>,
+    tracker: &TaskTracker,
+) -> bool {
     let (queue, queue_rx) = mpsc::channel(queue_len);
     let cancel = CancellationToken::new();
     let handle = ConnHandle { queue: queue.clone(), cancel: cancel.clone() };
     if shared.events.send(Event::Opened { conn, handle }).await.is_err() {
         return false;
     }
-    tracker.spawn(write_loop(queue_rx, write, cancel.clone()));
-    tracker.spawn(read_loop(conn, read, queue, cancel, shared.clone(), permit));
+    tracker.spawn(write_loop(queue_rx, out, cancel.clone()));
+    tracker.spawn(read_loop(conn, frames, queue, cancel, shared.clone(), permit));
     true
+}
+
+/// The WebSocket path; other paths get 404.
+pub const WS_PATH: &str = "/ws";
+
+/// The WebSocket limits, set explicitly: a message and a frame are at most `max_frame_bytes` (like a TCP frame
+/// body), and at most 1 MiB waits in the socket's write buffer (the per-connection send queue bounds the rest).
+fn websocket_config(max_frame_bytes: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(max_frame_bytes))
+        .max_frame_size(Some(max_frame_bytes))
+        .write_buffer_size(WRITE_BUFFER)
+        .max_write_buffer_size(1024 * 1024)
+        .accept_unmasked_frames(false)
+}
+
+async fn accept_opt(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, std::net::SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The HTTP upgrade to WebSocket, within the first-frame timeout; only [`WS_PATH`] is served.
+async fn websocket_handshake(
+    stream: TcpStream,
+    config: WebSocketConfig,
+    timeout: Duration,
+) -> Option<WebSocketStream<TcpStream>> {
+    let _ = stream.set_nodelay(true);
+    #[allow(clippy::result_large_err)] // The callback's signature is tungstenite's.
+    let check_path = |req: &WsRequest, resp: WsResponse| -> Result<WsResponse, ErrorResponse> {
+        if req.uri().path() == WS_PATH {
+            Ok(resp)
+        } else {
+            let mut not_found = ErrorResponse::new(Some(format!("Movan's WebSocket endpoint is {WS_PATH}")));
+            *not_found.status_mut() = tokio_tungstenite::tungstenite::http::StatusCode::NOT_FOUND;
+            Err(not_found)
+        }
+    };
+    match tokio::time::timeout(
+        timeout,
+        tokio_tungstenite::accept_hdr_async_with_config(stream, check_path, Some(config)),
+    )
+    .await
+    {
+        Ok(Ok(ws)) => Some(ws),
+        Ok(Err(e)) => {
+            debug!(error = %e, "websocket handshake failed");
+            None
+        }
+        Err(_) => {
+            debug!("websocket handshake timed out");
+            None
+        }
+    }
+}
+
+/// Upgrades an accepted WebSocket connection and starts its tasks.
+async fn open_websocket(
+    conn: ConnId,
+    stream: TcpStream,
+    permit: ConnectionPermit,
+    queue_len: usize,
+    shared: Arc<ConnShared>,
+    config: WebSocketConfig,
+) {
+    let Some(ws) = websocket_handshake(stream, config, shared.first_frame_timeout).await else {
+        return;
+    };
+    let (sink, stream) = ws.split();
+    let max = shared.max_frame;
+    let frames = stream
+        .filter_map(move |msg| async move {
+            match msg {
+                Ok(Message::Binary(body)) => Some(Ok(body)),
+                // JSON is text: accept it too (it can only be plaintext, so it fails to open when sealed).
+                Ok(Message::Text(text)) => Some(Ok(Bytes::from(text))),
+                Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => None,
+                Ok(Message::Close(_)) => Some(Err(FrameError::Io(std::io::ErrorKind::UnexpectedEof.into()))),
+                Err(WsError::Capacity(CapacityError::MessageTooLong { size, .. })) => {
+                    Some(Err(FrameError::TooLarge { len: size as u64, max }))
+                }
+                Err(e) => Some(Err(FrameError::Io(std::io::Error::other(e)))),
+            }
+        })
+        .take_while(|item| {
+            let eof = matches!(item, Err(FrameError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof);
+            std::future::ready(!eof)
+        })
+        .boxed();
+    let tracker = TaskTracker::new();
+    if start_connection(conn, frames, Transport::Ws(Box::new(sink)), permit, queue_len, &shared, &tracker).await {
+        tracker.close();
+        tracker.wait().await;
+    }
+}
+
+/// Answers a WebSocket connection over a connection limit with one `error` message, then closes it.
+async fn refuse_websocket(stream: TcpStream, message: String, config: WebSocketConfig) {
+    let Some(mut ws) = websocket_handshake(stream, config, Duration::from_secs(2)).await else {
+        return;
+    };
+    let e = ProtocolError::new(ErrorCode::TooManyConnections, message);
+    let wire = ServerMessage::Error(ErrorBody::from(&e)).to_wire();
+    let body = wire.slice(LENGTH_PREFIX..);
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = ws.send(Message::Binary(body)).await;
+        let _ = ws.close(None).await;
+    })
+    .await;
 }
 
 /// Owns the engine: feeds it events and deadlines, and routes its outputs to the connections.
@@ -303,11 +493,11 @@ async fn engine_loop(mut engine: Engine, mut events: mpsc::Receiver<Event>, mut 
             () = sleep_until(deadline), if deadline.is_some() => engine.handle_timeout(Instant::now()),
             event = events.recv() => {
                 let Some(event) = event else { return };
-                handle_event(&mut engine, &mut out.conns, event);
+                handle_event(&mut engine, &mut out, event);
                 // Take what else is already queued before dispatching, bounded so ticks stay on time.
                 for _ in 0..256 {
                     match events.try_recv() {
-                        Ok(event) => handle_event(&mut engine, &mut out.conns, event),
+                        Ok(event) => handle_event(&mut engine, &mut out, event),
                         Err(_) => break,
                     }
                 }
@@ -337,14 +527,14 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-fn handle_event(engine: &mut Engine, conns: &mut HashMap<ConnId, ConnHandle>, event: Event) {
+fn handle_event(engine: &mut Engine, out: &mut Outlets, event: Event) {
     let now = Instant::now();
     match event {
         Event::Opened { conn, handle } => {
-            conns.insert(conn, handle);
+            out.conns.insert(conn, handle);
         }
         Event::Authenticated { conn, identity } => {
-            if conns.contains_key(&conn) {
+            if out.conns.contains_key(&conn) {
                 info!(conn = conn.0, uid = %identity.uid, "player connected");
                 engine.connect(conn, &identity, now);
             }
@@ -358,10 +548,13 @@ fn handle_event(engine: &mut Engine, conns: &mut HashMap<ConnId, ConnHandle>, ev
             engine.ban(&uid, at_unix, now);
         }
         Event::Request { conn, request, timestamp } => engine.handle(conn, request, timestamp, now),
+        Event::Reply { conn, error, close } => engine.reply(conn, &error, close),
         Event::Closed { conn } => {
-            // Dropping the handle (not cancelling it) lets the writer flush what is queued — such as the error
-            // that made the reader close — and then stop when the queue runs dry.
-            conns.remove(&conn);
+            // Hand the connection what the engine queued for it first (such as the error that made the reader
+            // close). Dropping the handle (not cancelling it) lets the writer flush that and then stop when the
+            // queue runs dry.
+            dispatch(engine, out);
+            out.conns.remove(&conn);
             engine.disconnect(conn, now);
         }
     }
@@ -418,13 +611,12 @@ fn dispatch(engine: &mut Engine, out: &mut Outlets) {
 /// connection limits until the reader ends.
 async fn read_loop(
     conn: ConnId,
-    read: OwnedReadHalf,
+    mut frames: BoxStream<'static, Result<Bytes, FrameError>>,
     queue: mpsc::Sender<Outgoing>,
     cancel: CancellationToken,
     shared: Arc<ConnShared>,
     _permit: ConnectionPermit,
 ) {
-    let mut frames = FramedRead::new(read, FrameCodec::new(shared.max_frame));
     let mut identity: Option<(String, String)> = None;
     let mut opener: Option<Opener> = None;
     // With encryption on, the player is bound (which may replace its other connection) and its first request runs
@@ -461,7 +653,7 @@ async fn read_loop(
                     )
                 };
                 debug!(conn = conn.0, bound, "timed out");
-                reply(&queue, &cancel, &e, true);
+                reply(&shared, conn, e, true).await;
                 break;
             }
             item = frames.next() => item,
@@ -476,7 +668,7 @@ async fn read_loop(
                 ),
             );
             debug!(conn = conn.0, "rate limited: closing");
-            reply(&queue, &cancel, &e, true);
+            reply(&shared, conn, e, true).await;
             break;
         }
         let body = match item {
@@ -506,7 +698,7 @@ async fn read_loop(
                     ErrorCode::FrameTooLarge,
                     format!("frame of {len} bytes exceeds the maximum of {max} bytes (sync.max_frame_bytes)"),
                 );
-                reply(&queue, &cancel, &e, true);
+                reply(&shared, conn, e, true).await;
                 break;
             }
             Some(Err(FrameError::Io(e))) => {
@@ -519,7 +711,7 @@ async fn read_loop(
             Err(e) => {
                 // The first message must authenticate; anything else unparseable is answered and skipped.
                 let first = identity.is_none();
-                reply(&queue, &cancel, &e, first);
+                reply(&shared, conn, e, first).await;
                 if first {
                     break;
                 }
@@ -533,7 +725,7 @@ async fn read_loop(
                     match handshake(&shared, &claims, &queue).await {
                         Ok(o) => opener = o,
                         Err(e) => {
-                            reply(&queue, &cancel, &e.with_proto(proto), true);
+                            reply(&shared, conn, e.with_proto(proto), true).await;
                             break;
                         }
                     }
@@ -549,7 +741,7 @@ async fn read_loop(
                     }
                 }
                 Err(e) => {
-                    reply(&queue, &cancel, &e.with_proto(proto), true);
+                    reply(&shared, conn, e.with_proto(proto), true).await;
                     break;
                 }
             },
@@ -560,7 +752,7 @@ async fn read_loop(
                     Some(t) => authenticate(&shared.verifier, uid, Some(t)).map(drop),
                 };
                 if let Err(e) = token_ok {
-                    reply(&queue, &cancel, &e.with_proto(proto), false);
+                    reply(&shared, conn, e.with_proto(proto), false).await;
                     continue;
                 }
                 if message.uid != *uid {
@@ -568,7 +760,7 @@ async fn read_loop(
                         ErrorCode::UidMismatch,
                         format!("this connection belongs to uid {uid:?}, not {:?}", message.uid),
                     );
-                    reply(&queue, &cancel, &e.with_proto(proto), false);
+                    reply(&shared, conn, e.with_proto(proto), false).await;
                     continue;
                 }
             }
@@ -623,18 +815,15 @@ fn authenticate(verifier: &TokenVerifier, uid: &str, token: Option<&str>) -> Res
     Ok(claims)
 }
 
-/// Queues an `error` for this connection, then a close when `close` is set.
-fn reply(queue: &mpsc::Sender<Outgoing>, cancel: &CancellationToken, e: &ProtocolError, close: bool) {
-    let wire = ServerMessage::Error(ErrorBody::from(e)).to_wire();
-    let queued = queue.try_send(Outgoing::Bytes(wire)).is_ok() && (!close || queue.try_send(Outgoing::Close).is_ok());
-    if !queued {
-        cancel.cancel();
-    }
+/// Has the engine send this connection an `error`, then a close when `close` is set, after its answers to the
+/// connection's earlier requests.
+async fn reply(shared: &ConnShared, conn: ConnId, error: ProtocolError, close: bool) {
+    let _ = shared.events.send(Event::Reply { conn, error, close }).await;
 }
 
 /// Drains the connection's queue into the socket, batching what is ready into one flush.
-async fn write_loop(mut queue: mpsc::Receiver<Outgoing>, write: OwnedWriteHalf, cancel: CancellationToken) {
-    let mut out = Writer { out: BufWriter::with_capacity(WRITE_BUFFER, write), sealer: None, scratch: BytesMut::new() };
+async fn write_loop(mut queue: mpsc::Receiver<Outgoing>, out: Transport, cancel: CancellationToken) {
+    let mut out = Writer { out, sealer: None, scratch: BytesMut::new() };
     let work = async {
         while let Some(first) = queue.recv().await {
             let mut item = Some(first);
@@ -661,9 +850,43 @@ async fn write_loop(mut queue: mpsc::Receiver<Outgoing>, write: OwnedWriteHalf, 
     cancel.cancel();
 }
 
+/// Where a connection's frames go: a buffered TCP stream (length prefix and body), or WebSocket binary messages
+/// (the body alone; the message boundary replaces the prefix).
+enum Transport {
+    Tcp(BufWriter<OwnedWriteHalf>),
+    Ws(Box<SplitSink<WebSocketStream<TcpStream>, Message>>),
+}
+
+impl Transport {
+    /// Queues one wire frame (length prefix included).
+    async fn write_all(&mut self, wire: &[u8]) -> std::io::Result<()> {
+        match self {
+            Self::Tcp(w) => w.write_all(wire).await,
+            Self::Ws(sink) => {
+                let body = Bytes::copy_from_slice(wire.get(LENGTH_PREFIX..).unwrap_or_default());
+                sink.feed(Message::Binary(body)).await.map_err(std::io::Error::other)
+            }
+        }
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Self::Tcp(w) => w.flush().await,
+            Self::Ws(sink) => sink.flush().await.map_err(std::io::Error::other),
+        }
+    }
+
+    async fn shutdown(&mut self) -> std::io::Result<()> {
+        match self {
+            Self::Tcp(w) => w.shutdown().await,
+            Self::Ws(sink) => sink.close().await.map_err(std::io::Error::other),
+        }
+    }
+}
+
 /// A connection's write side: buffered, and sealing every frame once the handshake switched encryption on.
 struct Writer {
-    out: BufWriter<OwnedWriteHalf>,
+    out: Transport,
     sealer: Option<Box<Sealer>>,
     scratch: BytesMut,
 }

@@ -37,6 +37,8 @@ pub struct Cluster {
     pub account_rpc: String,
     /// e.g. `127.0.0.1:40124`.
     pub sync_addr: String,
+    /// The sync server's WebSocket endpoint, e.g. `ws://127.0.0.1:40126/ws`.
+    pub sync_ws_url: String,
     options: Options,
     account: Option<Child>,
     sync: Option<Child>,
@@ -60,6 +62,7 @@ impl Cluster {
             account_url: String::new(),
             account_rpc: String::new(),
             sync_addr: String::new(),
+            sync_ws_url: String::new(),
             options,
             account: None,
             sync: None,
@@ -99,8 +102,10 @@ impl Cluster {
 
     /// Starts the sync server (again) and waits until it has registered with the account server.
     pub async fn start_sync(&mut self) -> anyhow::Result<()> {
-        let (child, addrs) = spawn_service("sync-server", &self.config, &["sync-server listening on "]).await?;
-        self.sync_addr = addrs[0].clone();
+        let prefixes = ["sync-server websocket listening on ", "sync-server listening on "];
+        let (child, addrs) = spawn_service("sync-server", &self.config, &prefixes).await?;
+        self.sync_ws_url = addrs[0].clone();
+        self.sync_addr = addrs[1].clone();
         self.sync = Some(child);
         self.wait_for_node(true).await
     }
@@ -161,7 +166,7 @@ impl Cluster {
             "[token]\nprivate_key_path = \"{d}/jwt.pem\"\npublic_key_path = \"{d}/jwt.pub.pem\"\n{}\n\n\
              [account]\nhttp_addr = \"{http}\"\nrpc_addr = \"{rpc}\"\ndb_path = \"{d}/accounts.sled\"\n{}\n\n\
              [rpc]\nsecret_path = \"{d}/rpc_secret\"\nheartbeat_interval_ms = {HEARTBEAT_MS}\n\n\
-             [sync]\nlisten_addr = \"127.0.0.1:0\"\nnode_id = \"sync-test\"\naccount_rpc_addr = \"{account_rpc}\"\n{}\n",
+             [sync]\nlisten_addr = \"127.0.0.1:0\"\nws_addr = \"127.0.0.1:0\"\nnode_id = \"sync-test\"\naccount_rpc_addr = \"{account_rpc}\"\n{}\n",
             o.token.join("\n"),
             o.account.join("\n"),
             o.sync.join("\n"),
@@ -231,4 +236,33 @@ pub fn binary(name: &str) -> PathBuf {
         dir
     });
     dir.join(name)
+}
+
+impl Cluster {
+    /// The account server's process id, while it runs.
+    pub fn account_pid(&self) -> Option<u32> {
+        self.account.as_ref().and_then(Child::id)
+    }
+
+    /// Kills the account server with SIGKILL (`Child::start_kill`), a crash with no shutdown and no final flush, and
+    /// waits for it to exit; returns its exit status. [`Cluster::start_account`] starts it again on the same
+    /// addresses.
+    pub async fn kill_account(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        let mut child = self.account.take().context("account server already stopped")?;
+        child.start_kill().context("sending SIGKILL to the account server")?;
+        Ok(tokio::time::timeout(Duration::from_secs(10), child.wait())
+            .await
+            .context("account server did not exit within 10 s of SIGKILL")??)
+    }
+
+    /// Waits at most `timeout` for the account server to exit by itself, e.g. after the test signalled
+    /// [`Cluster::account_pid`]; returns its exit status.
+    pub async fn wait_account_exit(&mut self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        let child = self.account.as_mut().context("account server already stopped")?;
+        let status = tokio::time::timeout(timeout, child.wait())
+            .await
+            .with_context(|| format!("account server still running after {timeout:?}"))??;
+        self.account = None;
+        Ok(status)
+    }
 }

@@ -5,7 +5,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::*;
 
 fn info(node_id: &str, capacity: u64) -> NodeInfo {
-    NodeInfo { node_id: node_id.into(), public_addr: format!("{node_id}.example:2025"), capacity }
+    NodeInfo {
+        node_id: node_id.into(),
+        public_addr: format!("{node_id}.example:2025"),
+        capacity,
+        ws_url: String::new(),
+    }
 }
 
 fn load(players: u64, rooms: u64) -> Load {
@@ -31,27 +36,27 @@ fn no_node_means_no_address() {
 fn the_least_loaded_relative_to_capacity_is_chosen() {
     // a: 50 %, b: 25 %, c: 30 %.
     let mut r = registry(&[("a", 100, load(50, 5)), ("b", 400, load(100, 9)), ("c", 10, load(3, 1))]);
-    assert_eq!(r.assign().as_deref(), Some("b.example:2025"));
+    assert_eq!(r.assign().map(|a| a.sync_addr).as_deref(), Some("b.example:2025"));
     // Equal ratios: fewer rooms, then the smaller id.
     let mut r = registry(&[("a", 10, load(5, 3)), ("b", 20, load(10, 2)), ("c", 20, load(10, 2))]);
-    assert_eq!(r.assign().as_deref(), Some("b.example:2025"));
+    assert_eq!(r.assign().map(|a| a.sync_addr).as_deref(), Some("b.example:2025"));
 }
 
 #[test]
 fn full_nodes_are_skipped_and_all_full_means_none() {
     let mut r = registry(&[("a", 10, load(10, 1)), ("b", 100, load(99, 9)), ("z", 0, load(0, 0))]);
-    assert_eq!(r.assign().as_deref(), Some("b.example:2025"));
+    assert_eq!(r.assign().map(|a| a.sync_addr).as_deref(), Some("b.example:2025"));
     // b counted that player until its next heartbeat: now it is full too.
     assert!(!r.has_room());
     assert_eq!(r.assign(), None);
     assert!(r.update_load("b", 1, load(98, 9)));
-    assert_eq!(r.assign().as_deref(), Some("b.example:2025"));
+    assert_eq!(r.assign().map(|a| a.sync_addr).as_deref(), Some("b.example:2025"));
 }
 
 #[test]
 fn assigned_players_spread_a_burst_until_the_next_heartbeat() {
     let mut r = registry(&[("a", 10, load(0, 0)), ("b", 10, load(0, 0))]);
-    let picks: Vec<String> = (0..4).map(|_| r.assign().unwrap()).collect();
+    let picks: Vec<String> = (0..4).map(|_| r.assign().unwrap().sync_addr).collect();
     assert_eq!(picks, ["a.example:2025", "b.example:2025", "a.example:2025", "b.example:2025"]);
     assert_eq!(r.nodes()[0].assigned, 2);
     assert!(r.update_load("a", 0, load(2, 1)));

@@ -284,6 +284,7 @@ async fn connect_session_uses_the_logins_key() {
         refresh_token: "r".into(),
         expires_in: 60,
         sync_addr: addr,
+        sync_ws_url: None,
         session_key: Some(test_key().to_base64()),
     };
     let serve = async {
