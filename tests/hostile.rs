@@ -1019,12 +1019,21 @@ async fn a_running_game_refuses_what_breaks_its_limits_and_clamps_timestamps() {
         // One action per frame or so, far from max_actions_per_player.
         tokio::time::sleep(Duration::from_millis(60)).await;
     }
-    // action_data is opaque: nested exactly MAX_ACTION_DEPTH (32) deep, and a number no f64 holds, are relayed
-    // byte for byte (clients must parse action_data tolerantly; see docs/protocol.md §4.5).
+    // action_data is relayed byte for byte: nested exactly MAX_ACTION_DEPTH (32) deep, odd whitespace, duplicate
+    // keys, a number at the edge of f64 (docs/protocol.md §4.5).
     let opaque = [
         ("action_data nested exactly 32 deep", format!(r#"{{"opaque":0,"a":{}1{}}}"#, "[".repeat(31), "]".repeat(31))),
-        ("action_data with 1e400 inside", r#"{"opaque":1, "big": 1e400 ,"dup":1,"dup":2}"#.to_owned()),
+        ("action_data with 1e300 and duplicate keys", r#"{"opaque":1, "big": 1e300 ,"dup":1,"dup":2}"#.to_owned()),
     ];
+    // ...but what a client could not parse is refused: a number no f64 holds, a lone surrogate.
+    for (kind, data) in [("action_data with 1e400 inside", r#"{"big":1e400}"#), ("lone surrogate", r#"{"s":"\ud800"}"#)]
+    {
+        let errors = a.burst(&[action_body(&ua, json!(unix_now()), data)]).await;
+        assert!(
+            matches!(&errors[..], [e] if e.code == ErrorCode::BadMessage && e.message.contains("plain JSON")),
+            "{kind}: {errors:?}"
+        );
+    }
     for (kind, data) in &opaque {
         let errors = a.burst(&[action_body(&ua, json!(unix_now()), data)]).await;
         assert!(errors.is_empty(), "{kind}: {errors:?}");

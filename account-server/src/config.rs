@@ -98,6 +98,12 @@ pub struct AccountConfig {
     pub limit_exempt_ips: Vec<IpAddr>,
     /// Addresses or usernames each attempt limit tracks at most; beyond it the least restricted are forgotten.
     pub limit_max_keys: usize,
+    /// Directory served at `/demo/` (the browser demo); empty = not served.
+    pub demo_dir: PathBuf,
+    /// Directory served at `/js/` (the JavaScript client); empty = not served.
+    pub js_dir: PathBuf,
+    /// Origins (`scheme://host[:port]`) whose pages may call the HTTP API from a browser (CORS); `"*"` = any.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for AccountConfig {
@@ -126,6 +132,9 @@ impl Default for AccountConfig {
             register_ip_window_secs: 3600,
             limit_exempt_ips: vec![IpAddr::from([127, 0, 0, 1]), IpAddr::from(std::net::Ipv6Addr::LOCALHOST)],
             limit_max_keys: 100_000,
+            demo_dir: PathBuf::from("web/demo"),
+            js_dir: PathBuf::from("clients/js"),
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -299,6 +308,12 @@ fn first_violation(a: &AccountConfig, t: &TokenConfig) -> Option<(&'static str, 
     ];
     if let Some((key, _, why)) = checks.into_iter().find(|(_, ok, _)| !ok) {
         return Some((key, why.to_owned()));
+    }
+    if let Some(bad) = a.cors_origins.iter().find(|o| !crate::web::valid_origin(o)) {
+        return Some((
+            "account.cors_origins",
+            format!("{bad:?} is not \"*\" or an origin like \"https://game.example\""),
+        ));
     }
     // A body must fit the longest password (4 bytes per character in UTF-8) plus the username and the JSON around them.
     let needed = 4 * (a.password_max_len + a.username_max_len) + 64;

@@ -30,6 +30,7 @@ pub mod state;
 pub mod store;
 pub mod tls;
 pub mod tokens;
+pub mod web;
 
 use std::future::{Future, IntoFuture as _};
 use std::net::SocketAddr;
@@ -58,12 +59,12 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// The HTTP API: the `/v1` routes, JSON 404/405 fallbacks and the `account.max_body_bytes` body limit.
 pub fn app(state: AppState) -> Router {
     let limit = state.max_body_bytes;
-    routes::router()
+    let web = Arc::clone(&state.web);
+    let api = routes::router()
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
-        .layer(DefaultBodyLimit::max(limit))
-        .layer(middleware::from_fn(log_request))
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(limit));
+    web::with_static_files(api, &web).layer(web.cors()).layer(middleware::from_fn(log_request)).with_state(state)
 }
 
 /// Serving failed.

@@ -53,6 +53,8 @@ pub struct AppState {
     pub(crate) admins: Arc<[String]>,
     pub(crate) refresh_ttl_secs: u64,
     pub(crate) max_body_bytes: usize,
+    /// Static files and CORS (`account.demo_dir`, `js_dir`, `cors_origins`).
+    pub(crate) web: Arc<crate::web::WebConfig>,
     clock: Clock,
 }
 
@@ -99,6 +101,7 @@ impl AppState {
             admins: config.account.admins.clone().into(),
             refresh_ttl_secs: config.token.refresh_ttl_secs,
             max_body_bytes: config.account.max_body_bytes,
+            web: Arc::new(crate::web::WebConfig::from_config(&config.account)),
             clock: Arc::new(unix_now),
         })
     }

@@ -169,6 +169,9 @@ pub fn parse_client_message(body: &[u8]) -> Result<ClientMessage, ProtocolError>
                     format!("extra_data.action_data is nested deeper than {MAX_ACTION_DEPTH} levels"),
                 ));
             }
+            if let Err(e) = serde_json::from_str::<PlainJson>(raw.get()) {
+                return Err(fail(ErrorCode::BadMessage, format!("extra_data.action_data is not plain JSON: {e}")));
+            }
             Request::SyncAction { action_data: raw.to_owned() }
         }
         "sync_request_reload_frames" => {
@@ -233,6 +236,60 @@ fn json_depth(json: &str) -> usize {
         }
     }
     max
+}
+
+/// Any JSON value, read and dropped. Reading `action_data` as one checks what skipping it as raw JSON does not: every
+/// number fits a 64-bit float (`1e999` does not) and every string is valid Unicode (no lone surrogate escape like
+/// `"\ud800"`). The server relays actions verbatim to every player, and clients that read numbers as doubles (serde_json,
+/// Go's encoding/json) or insist on valid Unicode (serde_json) would otherwise fail on the whole frame.
+struct PlainJson;
+
+impl<'de> Deserialize<'de> for PlainJson {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(PlainJson)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for PlainJson {
+    type Value = PlainJson;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_unit<E>(self) -> Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self, A::Error> {
+        while seq.next_element::<PlainJson>()?.is_some() {}
+        Ok(self)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self, A::Error> {
+        while map.next_entry::<PlainJson, PlainJson>()?.is_some() {}
+        Ok(self)
+    }
 }
 
 fn json_error(e: &serde_json::Error, what: &str) -> ProtocolError {
@@ -360,6 +417,33 @@ mod tests {
         assert!(parse(&ok).is_ok(), "{ok}");
         let deep_envelope = format!(r#"{{"uid":{}{}}}"#, "[".repeat(100_000), "]".repeat(100_000));
         assert!(parse(&deep_envelope).is_err());
+    }
+
+    #[test]
+    fn action_data_must_be_plain_json() {
+        let action = |a: &str| {
+            parse(&format!(r#"{{"uid":"7","extra_data":{{"proto":"sync_action","timestamp":1,"action_data":{a}}}}}"#))
+        };
+        assert_eq!(action(r#"{"x":1e999}"#).unwrap_err().code, ErrorCode::BadMessage);
+        assert_eq!(action(r#"{"x":[-1e309]}"#).unwrap_err().code, ErrorCode::BadMessage);
+        assert_eq!(action(r#"{"x":"\ud800"}"#).unwrap_err().code, ErrorCode::BadMessage);
+        assert_eq!(action(r#"{"\udfff":1}"#).unwrap_err().code, ErrorCode::BadMessage);
+        for ok in [r#"{"x":1e308,"y":1e-999,"z":123456789012345678901234567890}"#, r#"{"s":"\ud83d\ude00\n"}"#] {
+            let m = action(ok).unwrap();
+            assert!(matches!(m.request, Request::SyncAction { ref action_data } if action_data.get() == ok), "{ok}");
+        }
+    }
+
+    /// Found by `fuzz/fuzz_targets/client_message.rs` (minimized with `cargo fuzz tmin`): `1e700006` is valid JSON
+    /// syntax, so skipping `action_data` as raw JSON accepted it, and the server would have relayed a number no
+    /// 64-bit float holds to every player.
+    #[test]
+    fn fuzz_action_data_number_out_of_range() {
+        let body = b"{\"uid\":\"10&01\",\t\t\t\t\t\t\t\t\t\t\t\t\t\t\"extra_data\":{\"proto\":\"sync_action\",\"timestamp\":170000102,\
+                     \"action_data\":{\"m+ove\":[  {\"uid\":\"1001\",\"token_data\":{\"proto\":\"ping\",\"timgs\":1e700006\r\r\r\r}}     \
+                     \t\t     ]}}}";
+        assert_eq!(body.len(), 194);
+        assert_eq!(parse_client_message(body).unwrap_err().code, ErrorCode::BadMessage);
     }
 
     #[test]

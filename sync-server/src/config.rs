@@ -32,6 +32,8 @@ pub struct SyncConfig {
     pub max_frame_bytes: usize,
     /// Frames kept for reload, in seconds of play.
     pub history_secs: u64,
+    /// Bytes of frames kept for reload per game.
+    pub history_max_bytes: usize,
     /// Frames per `reload_frames` message.
     pub reload_chunk_frames: usize,
     /// Bytes of frames per `reload_frames` message.
@@ -94,6 +96,7 @@ impl Default for SyncConfig {
             min_players: 2,
             max_frame_bytes: movan_protocol::codec::DEFAULT_MAX_FRAME,
             history_secs: 1200,
+            history_max_bytes: 8 * 1024 * 1024,
             reload_chunk_frames: 256,
             reload_chunk_bytes: 1024 * 1024,
             send_queue_len: 512,
@@ -219,7 +222,7 @@ impl Config {
         let sync: SyncConfig = file.section("sync")?;
         let token: TokenConfig = file.section("token")?;
         let rpc: RpcSection = file.section("rpc")?;
-        let checks: [(&str, bool, &str); 13] = [
+        let checks: [(&str, bool, &str); 14] = [
             ("sync.tick_interval_ms", (1..=10_000).contains(&sync.tick_interval_ms), "must be 1 to 10000"),
             ("sync.max_rooms", sync.max_rooms >= 1, "must be at least 1"),
             ("sync.max_players", (1..=1024).contains(&sync.max_players), "must be 1 to 1024"),
@@ -234,6 +237,11 @@ impl Config {
                 "must be 256 to 16777216",
             ),
             ("sync.history_secs", sync.history_secs >= 1, "must be at least 1"),
+            (
+                "sync.history_max_bytes",
+                (64 * 1024..=1 << 30).contains(&sync.history_max_bytes),
+                "must be 65536 to 1073741824",
+            ),
             ("sync.reload_chunk_frames", (1..=10_000).contains(&sync.reload_chunk_frames), "must be 1 to 10000"),
             ("sync.send_queue_len", sync.send_queue_len >= 8, "must be at least 8"),
             ("sync.max_pending_actions", sync.max_pending_actions >= 1, "must be at least 1"),
@@ -295,6 +303,7 @@ impl Config {
             max_players: s.max_players,
             min_players: s.min_players,
             history_frames: ((s.history_secs * 1000).div_ceil(s.tick_interval_ms)).max(1) as usize,
+            history_max_bytes: s.history_max_bytes,
             reload_chunk_frames: s.reload_chunk_frames,
             reload_chunk_bytes: s.reload_chunk_bytes,
             max_pending_actions: s.max_pending_actions,

@@ -35,6 +35,8 @@ pub struct EngineConfig {
     pub min_players: u32,
     /// Frames kept per game for reload.
     pub history_frames: usize,
+    /// Bytes of frames kept per game for reload (the oldest go first when over it).
+    pub history_max_bytes: usize,
     /// Frames per `reload_frames` message.
     pub reload_chunk_frames: usize,
     /// Bytes of frames per `reload_frames` message (a single larger frame still goes out alone).
@@ -62,6 +64,7 @@ impl Default for EngineConfig {
             max_players: 4,
             min_players: 2,
             history_frames: 24_000,
+            history_max_bytes: 8 * 1024 * 1024,
             reload_chunk_frames: 256,
             reload_chunk_bytes: 1024 * 1024,
             max_pending_actions: 1024,
@@ -713,7 +716,7 @@ impl Engine {
             players: room.members.iter().map(|m| m.uid.clone()).collect(),
             pending: VecDeque::new(),
             pending_bytes: 0,
-            history: FrameHistory::new(self.config.history_frames),
+            history: FrameHistory::new(self.config.history_frames, self.config.history_max_bytes),
             arrivals: 0,
         });
         self.waiting.remove(&seq);

@@ -5,12 +5,15 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 use movan_protocol::server::encode_reload_chunk;
 
-/// The newest `capacity` frames of a game, each the exact frame bytes that were broadcast.
+/// The newest frames of a game, at most `capacity` frames and `max_bytes` bytes, each the exact frame bytes that
+/// were broadcast.
 #[derive(Debug)]
 pub struct FrameHistory {
     frames: VecDeque<Bytes>,
     first: u64,
     capacity: usize,
+    bytes: usize,
+    max_bytes: usize,
 }
 
 /// Why a reload cannot be served.
@@ -35,9 +38,15 @@ pub enum ReloadError {
 }
 
 impl FrameHistory {
-    /// An empty history keeping at most `capacity` frames (at least 1).
-    pub fn new(capacity: usize) -> Self {
-        Self { frames: VecDeque::new(), first: 0, capacity: capacity.max(1) }
+    /// An empty history keeping at most `capacity` frames (at least 1) and at most `max_bytes` bytes of frames
+    /// (the newest frame is always kept, whatever its size).
+    pub fn new(capacity: usize, max_bytes: usize) -> Self {
+        Self { frames: VecDeque::new(), first: 0, capacity: capacity.max(1), bytes: 0, max_bytes }
+    }
+
+    /// Bytes of frames kept.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// The number of the next frame to be pushed.
@@ -50,12 +59,16 @@ impl FrameHistory {
         self.first
     }
 
-    /// Appends the next frame's bytes, dropping the oldest frame when full.
+    /// Appends the next frame's bytes, dropping the oldest frames while over either bound.
     pub fn push(&mut self, frame: Bytes) {
-        if self.frames.len() == self.capacity {
-            self.frames.pop_front();
+        while !self.frames.is_empty()
+            && (self.frames.len() >= self.capacity || self.bytes + frame.len() > self.max_bytes)
+            && let Some(old) = self.frames.pop_front()
+        {
+            self.bytes -= old.len();
             self.first += 1;
         }
+        self.bytes += frame.len();
         self.frames.push_back(frame);
     }
 
@@ -130,7 +143,7 @@ mod tests {
     use movan_protocol::server::{ServerEvent, encode_frame, parse_server_message};
 
     fn history(n: u64, cap: usize) -> (FrameHistory, Vec<Bytes>) {
-        let mut h = FrameHistory::new(cap);
+        let mut h = FrameHistory::new(cap, usize::MAX);
         let mut all = Vec::new();
         for i in 0..n {
             let f = encode_frame(i, &[]).frame;
@@ -200,5 +213,17 @@ mod tests {
         // A single frame larger than the budget still goes out, alone.
         let got = chunks(h.reload(0, 5, 1).unwrap());
         assert_eq!(got.len(), 5);
+    }
+
+    #[test]
+    fn history_is_bounded_in_bytes_too() {
+        let mut h = FrameHistory::new(1000, 100);
+        for i in 0..10u8 {
+            h.push(Bytes::from(vec![i; 30]));
+        }
+        assert_eq!((h.oldest(), h.next_frame(), h.bytes()), (7, 10, 90), "the newest frames that fit in 100 bytes");
+        assert!(matches!(h.reload(6, 10, 1 << 20), Err(ReloadError::Expired { start: 6, oldest: 7 })));
+        h.push(Bytes::from(vec![0; 500]));
+        assert_eq!((h.oldest(), h.next_frame(), h.bytes()), (10, 11, 500), "an oversized frame is still kept, alone");
     }
 }

@@ -1,0 +1,452 @@
+// End-to-end test of the web demo (web/demo/) in headless Chromium.
+//
+// Starts the real account and sync servers on free ports with a throw-away config (like tests/common/mod.rs), the
+// account server serving web/demo/ at /demo/ and clients/js/ at /js/; opens two pages, logs two players in,
+// quick-matches, gets ready, holds arrow/WASD keys in both pages, and checks that both boards went through the same
+// states frame by frame and that the squares moved. Then it drops one page's WebSocket (the "reconnecting…" banner
+// shows, the other page sees the player offline), lets it reconnect and checks that it caught up on the same board,
+// and waits for game_over (a 10-second game). Saves a screenshot to docs/demo.png and more to the temp dir.
+//
+//   npm test                                  # builds the binaries with cargo first (no-op when up to date)
+//   MOVAN_BIN_DIR=target/release npm test
+//
+// Environment:
+//   MOVAN_BIN_DIR    use these binaries, do not build
+//   MOVAN_TEST_LOG   RUST_LOG of the services (default warn); their stderr goes to the temp dir
+//   MOVAN_KEEP_TMP   1: keep everything in the temp dir (default: only screenshots and logs are kept)
+//   MOVAN_SCREENSHOT where to save the screenshot (default docs/demo.png; empty: only the temp dir)
+//   CHROMIUM         the browser (default /usr/bin/chromium)
+
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, openSync, closeSync, mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+/** Without the background-networking flags Chromium keeps calling home, which floods a closed network. */
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const START_TIMEOUT_MS = 30_000;
+/** Both pages must get at least this many frames (50 ms each by default). */
+const MIN_FRAMES = 60;
+/** Frames both pages must have in common in their (frame, stateHash) histories. */
+const MIN_COMMON_FRAMES = 40;
+/**
+ * The game's length (`sync.max_game_secs`), so that the test sees `game_over` too. Everything before it needs about
+ * five seconds of game time; the frames are timed by the server, so a slow machine does not shorten that margin much.
+ */
+const GAME_SECS = 10;
+
+/** @type {import('node:child_process').ChildProcess[]} */
+const children = [];
+process.on('exit', () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
+
+/**
+ * Starts a service and waits for one stdout line per prefix, in order; returns what follows each prefix.
+ * @param {string} bin
+ * @param {string} config
+ * @param {string[]} prefixes
+ * @param {string} logFile its stderr
+ */
+async function startService(bin, config, prefixes, logFile) {
+  const log = openSync(logFile, 'a');
+  const child = spawn(bin, ['--config', config], {
+    env: { ...process.env, RUST_LOG: process.env.MOVAN_TEST_LOG || 'warn' },
+    stdio: ['ignore', 'pipe', log],
+  });
+  closeSync(log);
+  children.push(child);
+  const lines = createInterface({ input: /** @type {import('node:stream').Readable} */ (child.stdout) });
+  /** @type {string[]} */
+  const found = [];
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(new Error(`${path.basename(bin)} did not start within ${START_TIMEOUT_MS} ms (log: ${logFile})`));
+    }, START_TIMEOUT_MS);
+    const onExit = (/** @type {any} */ code, /** @type {any} */ signal) => {
+      clearTimeout(timer);
+      reject(new Error(`${path.basename(bin)} exited (${code ?? signal}) before it was listening (log: ${logFile})`));
+    };
+    child.once('exit', onExit);
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    // Keeps draining stdout afterwards, so the service never blocks on a full pipe.
+    lines.on('line', (line) => {
+      if (found.length < prefixes.length && line.startsWith(prefixes[found.length])) {
+        found.push(line.slice(prefixes[found.length].length).trim());
+        if (found.length === prefixes.length) {
+          clearTimeout(timer);
+          child.off('exit', onExit);
+          resolve(undefined);
+        }
+      }
+    });
+  });
+  return { child, addrs: found };
+}
+
+/**
+ * SIGTERM, then up to 10 s for a clean exit (SIGKILL after that).
+ * @param {import('node:child_process').ChildProcess} child
+ */
+async function stop(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return child.exitCode ?? child.signalCode;
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  const status = await exited;
+  clearTimeout(timer);
+  return status;
+}
+
+/**
+ * @param {string} url
+ * @param {object} body
+ */
+async function post(url, body) {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, body: await res.json().catch(() => null) };
+}
+
+/** @param {number} ms */
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** A TOML basic string (JSON's escapes are valid TOML). @param {string} s */
+const tomlString = (s) => JSON.stringify(s);
+
+test('web demo: two browsers play the same lockstep game', { timeout: 15 * 60_000 }, async (t) => {
+  if (!existsSync(CHROMIUM)) {
+    t.skip(`SKIPPING browser test: ${CHROMIUM} is missing (apt-get install chromium)`);
+    return;
+  }
+  /** @type {typeof import('playwright-core')} */
+  let playwright;
+  try {
+    playwright = await import('playwright-core');
+  } catch (e) {
+    t.skip(`SKIPPING browser test: playwright-core is not installed (npm ci in tests/browser): ${e}`);
+    return;
+  }
+
+  // ---- binaries ----
+  let binDir = process.env.MOVAN_BIN_DIR;
+  if (binDir) {
+    binDir = path.resolve(ROOT, binDir);
+  } else {
+    const t0 = Date.now();
+    const built = spawnSync('cargo', ['build', '--quiet', '-p', 'account-server', '-p', 'sync-server'], {
+      cwd: ROOT,
+      stdio: ['ignore', 2, 2],
+    });
+    assert.equal(built.status, 0, `cargo build of the service binaries failed (${built.error ?? built.status})`);
+    t.diagnostic(`cargo build: ${Date.now() - t0} ms`);
+    binDir = path.join(ROOT, 'target', 'debug');
+  }
+  const bin = (/** @type {string} */ name) => path.join(/** @type {string} */ (binDir), name);
+
+  // ---- services ----
+  const dir = mkdtempSync(path.join(tmpdir(), 'movan-browser-'));
+  t.diagnostic(`temp dir: ${dir}`);
+  const config = path.join(dir, 'movan.toml');
+  const writeConfig = (/** @type {string} */ http, /** @type {string} */ rpc) => {
+    const d = dir;
+    writeFileSync(
+      config,
+      `[token]
+private_key_path = ${tomlString(`${d}/jwt.pem`)}
+public_key_path = ${tomlString(`${d}/jwt.pub.pem`)}
+
+[account]
+http_addr = ${tomlString(http)}
+rpc_addr = ${tomlString(rpc)}
+db_path = ${tomlString(`${d}/accounts.sled`)}
+demo_dir = ${tomlString(path.join(ROOT, 'web', 'demo'))}
+js_dir = ${tomlString(path.join(ROOT, 'clients', 'js'))}
+
+[rpc]
+secret_path = ${tomlString(`${d}/rpc_secret`)}
+heartbeat_interval_ms = 200
+
+[sync]
+listen_addr = "127.0.0.1:0"
+ws_addr = "127.0.0.1:0"
+node_id = "sync-browser-test"
+account_rpc_addr = ${tomlString(rpc)}
+max_players = 2
+min_players = 2
+max_game_secs = ${GAME_SECS}
+`,
+    );
+  };
+
+  let ok = false;
+  /** @type {import('playwright-core').Browser|undefined} */
+  let browser;
+  /** @type {import('playwright-core').Page[]} */
+  const pages = [];
+  /** @type {string[]} */
+  const pageErrors = [];
+  const services = [];
+  const t0 = Date.now();
+  try {
+    writeConfig('127.0.0.1:0', '127.0.0.1:0');
+    const keygen = spawnSync(bin('account-server'), ['keygen', '--config', config], {
+      env: { ...process.env, RUST_LOG: 'warn' },
+      stdio: ['ignore', 'ignore', 2],
+    });
+    assert.equal(keygen.status, 0, `account-server keygen failed (${keygen.error ?? keygen.status})`);
+
+    const account = await startService(
+      bin('account-server'),
+      config,
+      ['account-server listening on ', 'account-server rpc listening on '],
+      path.join(dir, 'account.log'),
+    );
+    services.push(account.child);
+    const [accountUrl, accountRpc] = account.addrs;
+    writeConfig(accountUrl.replace(/^https?:\/\//, ''), accountRpc);
+    const sync = await startService(
+      bin('sync-server'),
+      config,
+      ['sync-server websocket listening on ', 'sync-server listening on '],
+      path.join(dir, 'sync.log'),
+    );
+    services.push(sync.child);
+    const [wsUrl] = sync.addrs;
+    t.diagnostic(`account ${accountUrl}, sync ${wsUrl}`);
+
+    // Wait until logins name this sync server (it registers over RPC).
+    await post(`${accountUrl}/v1/register`, { username: 'node-probe', password: 'node-probe-password' });
+    for (const deadline = Date.now() + START_TIMEOUT_MS; ; ) {
+      const login = await post(`${accountUrl}/v1/login`, { username: 'node-probe', password: 'node-probe-password' });
+      if (login.status === 200 && login.body?.sync_ws_url === wsUrl) break;
+      assert.ok(Date.now() < deadline, `logins never named the sync server: last ${JSON.stringify(login)}`);
+      await sleep(50);
+    }
+
+    // The account server serves the page and the client.
+    const demoRes = await fetch(`${accountUrl}/demo/`);
+    assert.equal(demoRes.status, 200, 'GET /demo/ (account.demo_dir)');
+    const jsRes = await fetch(`${accountUrl}/js/movan.js`);
+    assert.equal(jsRes.status, 200, 'GET /js/movan.js (account.js_dir)');
+    assert.match(jsRes.headers.get('content-type') ?? '', /^text\/javascript\b/, 'the MIME type of /js/movan.js');
+    t.diagnostic(`/js/movan.js: ${jsRes.headers.get('content-type')}`);
+
+    // ---- two players in two browser contexts ----
+    browser = await playwright.chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+    for (const name of ['a', 'b']) {
+      const context = await browser.newContext({ viewport: { width: 800, height: 520 }, deviceScaleFactor: 1 });
+      // Test hook, not part of the page: lets the test drop the page's WebSockets and refuse new ones for a while.
+      await context.addInitScript(() => {
+        const Native = window.WebSocket;
+        /** @type {WebSocket[]} */
+        const sockets = [];
+        const hook = { block: false, drop: () => sockets.forEach((s) => s.close()) };
+        Object.defineProperty(window, '__movanTest', { value: hook });
+        window.WebSocket = class extends Native {
+          /** @param {string|URL} url @param {string|string[]} [protocols] */
+          constructor(url, protocols) {
+            // Blocked: connect to the discard port instead, which refuses the connection.
+            super(hook.block ? String(url).replace(/\/\/[^/]+/, '//127.0.0.1:9') : url, protocols);
+            sockets.push(this);
+          }
+        };
+      });
+      const page = await context.newPage();
+      page.on('pageerror', (e) => pageErrors.push(`${name}: ${e.message}`));
+      page.on('response', (r) => {
+        if (r.status() >= 400) pageErrors.push(`${name}: ${r.status()} for ${r.url()}`);
+      });
+      page.on('console', (m) => {
+        // The blocked reconnect attempts (see __movanTest) are expected to fail.
+        if (m.type() === 'error' && !m.text().includes('127.0.0.1:9/')) pageErrors.push(`${name} console: ${m.text()}`);
+      });
+      await page.goto(`${accountUrl}/demo/`);
+      pages.push(page);
+    }
+    const [a, b] = pages;
+    const state = (/** @type {import('playwright-core').Page} */ p) => p.evaluate(() => structuredClone(window.movanDemo));
+    const waitFor = (/** @type {import('playwright-core').Page} */ p, /** @type {string} */ expr, timeout = 20_000) =>
+      p.waitForFunction(expr, null, { timeout, polling: 50 }).catch(async (e) => {
+        throw new Error(`waiting for ${expr}: ${e.message}\nstate: ${JSON.stringify(await state(p))}`);
+      });
+
+    const tag = Math.random().toString(36).slice(2, 7);
+    const users = [`alice_${tag}`, `bob_${tag}`];
+    await Promise.all(
+      pages.map(async (p, i) => {
+        await waitFor(p, `window.movanDemo?.status === 'logged_out'`);
+        await p.fill('#username', users[i]);
+        await p.fill('#password', `password-${users[i]}`);
+        if (i === 0) await p.screenshot({ path: path.join(dir, 'login.png') });
+        await p.click('#login');
+        await waitFor(p, `window.movanDemo.status === 'lobby'`);
+      }),
+    );
+    const [sa, sb] = [await state(a), await state(b)];
+    assert.ok(sa.uid && sb.uid && sa.uid !== sb.uid, `two different uids: ${sa.uid}, ${sb.uid}`);
+    assert.equal(await a.textContent('#you-name'), users[0]);
+
+    // Quick match one after the other: the second joins the first's waiting room.
+    await a.click('#quick-match');
+    await waitFor(a, `window.movanDemo.status === 'waiting'`);
+    await b.click('#quick-match');
+    for (const p of pages) await waitFor(p, `window.movanDemo.members.length === 2`);
+    assert.equal((await state(a)).room, (await state(b)).room, 'both players in the same room');
+
+    for (const p of pages) await p.click('#ready');
+    for (const p of pages) await waitFor(p, `window.movanDemo.status === 'playing' && window.movanDemo.players.length === 2`);
+
+    // ---- play: hold keys in both pages at once ----
+    /**
+     * @param {import('playwright-core').Page} p
+     * @param {[string, number][]} keys key and how long to hold it, ms
+     */
+    const hold = async (p, keys) => {
+      for (const [key, ms] of keys) {
+        await p.keyboard.down(key);
+        await sleep(ms);
+        await p.keyboard.up(key);
+      }
+    };
+    await Promise.all([
+      hold(a, [['ArrowRight', 350], ['ArrowDown', 250]]),
+      hold(b, [['a', 300], ['w', 300]]), // WASD
+    ]);
+    // Let the last actions land in frames on both sides.
+    const afterKeys = Math.max((await state(a)).frame, (await state(b)).frame);
+    const target = Math.max(MIN_FRAMES, afterKeys + 10);
+    for (const p of pages) await waitFor(p, `window.movanDemo.frame >= ${target}`);
+
+    // ---- the same states at the same frames ----
+    const [fa, fb] = [await state(a), await state(b)];
+    const hb = new Map(fb.history);
+    const common = fa.history.filter(([frame]) => hb.has(frame));
+    assert.ok(common.length >= MIN_COMMON_FRAMES, `frames in both histories: ${common.length}`);
+    for (const [frame, hash] of common) {
+      assert.equal(hash, hb.get(frame), `state at frame ${frame}: page a ${hash}, page b ${hb.get(frame)}`);
+    }
+    const last = common[common.length - 1];
+    t.diagnostic(`start ${JSON.stringify(fa.start)}, now ${JSON.stringify(fa.positions)}, sent ${fa.sent}+${fb.sent}`);
+    t.diagnostic(`pages at frames ${fa.frame} and ${fb.frame}; ${common.length} common frames; state at ${last[0]}: ${last[1]}`);
+
+    // The squares moved, the way the keys said (right/down for a, left/up for b, clamped at the edges).
+    for (const s of [fa, fb]) {
+      assert.deepEqual(s.start, fa.start, 'the same start positions');
+      const [ua, ub] = [sa.uid, sb.uid];
+      assert.notDeepEqual(s.positions[ua], s.start[ua], `${ua} moved`);
+      assert.notDeepEqual(s.positions[ub], s.start[ub], `${ub} moved`);
+      assert.ok(s.positions[ua][0] >= s.start[ua][0] && s.positions[ua][1] >= s.start[ua][1], 'a went right/down');
+      assert.ok(s.positions[ub][0] <= s.start[ub][0] && s.positions[ub][1] <= s.start[ub][1], 'b went left/up');
+    }
+    assert.ok(fa.sent > 0 && fb.sent > 0, `both pages sent actions (${fa.sent}, ${fb.sent})`);
+    assert.ok(fa.rttMs !== null && fb.rttMs !== null, 'ping round trips measured');
+    assert.match(await a.textContent('#frame') ?? '', /^\d+$/, 'the frame counter is shown');
+    assert.equal(await a.isVisible('#reconnecting'), false, 'no reconnecting indicator');
+
+    // ---- a dropped connection: "reconnecting…", then back in the same game with the frames it missed ----
+    await b.evaluate(() => {
+      /** @type {any} */ (window).__movanTest.block = true;
+      /** @type {any} */ (window).__movanTest.drop();
+    });
+    await waitFor(b, `window.movanDemo.reconnecting && !document.getElementById('reconnecting').hidden`, 10_000);
+    assert.match(await b.textContent('#reconnecting') ?? '', /Reconnecting…/);
+    await waitFor(a, `window.movanDemo.members.some((m) => m.uid === '${sb.uid}' && !m.connected)`, 10_000);
+    await b.screenshot({ path: path.join(dir, 'reconnecting-b.png') });
+    await a.screenshot({ path: path.join(dir, 'reconnecting-a.png') });
+    // Moves while b is away; b must still end up with the same board.
+    await hold(a, [['ArrowLeft', 200]]);
+    const dropFrame = (await state(a)).frame;
+    await b.evaluate(() => {
+      /** @type {any} */ (window).__movanTest.block = false;
+    });
+    await waitFor(b, `!window.movanDemo.reconnecting && document.getElementById('reconnecting').hidden`, 20_000);
+    await waitFor(a, `window.movanDemo.members.every((m) => m.connected)`, 10_000);
+    for (const p of pages) await waitFor(p, `window.movanDemo.frame >= ${dropFrame + 10}`);
+    {
+      const [ra, rb] = [await state(a), await state(b)];
+      assert.equal(rb.reconnects, 1, 'b reconnected once');
+      assert.equal(rb.status, 'playing');
+      const hb2 = new Map(rb.history);
+      const both = ra.history.filter(([frame]) => hb2.has(frame));
+      assert.ok(both.some(([frame]) => frame >= dropFrame), 'common frames after the drop');
+      for (const [frame, hash] of both) {
+        assert.equal(hash, hb2.get(frame), `after the reconnect, state at frame ${frame}: a ${hash}, b ${hb2.get(frame)}`);
+      }
+      // b's history has every frame, none twice, across the drop.
+      const frames = rb.history.map(([f]) => f);
+      assert.deepEqual(frames, frames.map((_, i) => frames[0] + i), 'b applied every frame once, in order');
+      t.diagnostic(`reconnect: dropped at about frame ${dropFrame}; now a ${ra.frame}, b ${rb.frame}; ${both.length} common`);
+    }
+
+    // ---- screenshot ----
+    const shots = [path.join(dir, 'demo.png')];
+    const wanted = process.env.MOVAN_SCREENSHOT ?? path.join(ROOT, 'docs', 'demo.png');
+    if (wanted) shots.push(path.resolve(ROOT, wanted));
+    const png = await a.screenshot({ fullPage: true });
+    for (const file of shots) {
+      mkdirSync(path.dirname(file), { recursive: true });
+      writeFileSync(file, png);
+    }
+    t.diagnostic(`screenshot: ${shots.join(', ')}`);
+
+    // ---- game over (max_game_secs): both pages show it, after the same last frame ----
+    for (const p of pages) await waitFor(p, `window.movanDemo.status === 'game_over'`, (GAME_SECS + 10) * 1000);
+    {
+      const [ea, eb] = [await state(a), await state(b)];
+      const frames = (GAME_SECS * 1000) / 50;
+      for (const s of [ea, eb]) {
+        assert.equal(s.gameOver?.reason, 'max_duration');
+        assert.equal(s.gameOver?.frame_count, frames);
+        assert.equal(s.frame, frames - 1, 'the last frame came before game_over');
+      }
+      assert.equal(ea.stateHash, eb.stateHash, 'the same final board');
+      for (const p of pages) {
+        assert.match(await p.textContent('#overlay') ?? '', /Game over: max duration/);
+        assert.equal(await p.isEnabled('#quick-match'), true, 'quick match again after the game');
+      }
+      await a.screenshot({ path: path.join(dir, 'game-over.png') });
+      t.diagnostic(`game over after ${ea.gameOver.frame_count} frames: ${ea.stateHash}`);
+    }
+
+    assert.deepEqual(pageErrors, [], 'no page errors');
+    ok = true;
+  } finally {
+    if (!ok && pages.length) {
+      for (const [i, p] of pages.entries()) {
+        await p.screenshot({ path: path.join(dir, `failure-${i}.png`), fullPage: true }).catch(() => {});
+      }
+      if (pageErrors.length) t.diagnostic(`page errors: ${pageErrors.join('; ')}`);
+    }
+    await browser?.close().catch(() => {});
+    for (const child of services.reverse()) await stop(child);
+    t.diagnostic(`services and browser: ${Date.now() - t0} ms`);
+    if (ok && !process.env.MOVAN_KEEP_TMP) {
+      // Keep the screenshot and the service logs; drop the keys, secret and database.
+      for (const f of ['jwt.pem', 'jwt.pub.pem', 'rpc_secret', 'accounts.sled', 'movan.toml']) {
+        rmSync(path.join(dir, f), { recursive: true, force: true });
+      }
+    }
+    t.diagnostic(`kept ${dir} (screenshot, service logs${ok ? '' : ', config, failure screenshots'})`);
+  }
+});
