@@ -216,6 +216,7 @@ pub async fn run_point(cfg: &LoadConfig, sessions: &[Session], tag: &str, bar: &
         point.actions_sent += r.actions.sent;
         point.actions_missing += r.actions.missing;
         point.actions_duplicated += r.actions.duplicated;
+        point.actions_refused += r.actions.refused;
         if let Some(e) = &r.error {
             point.bot_errors += 1;
             if point.errors.len() < 5 {
@@ -273,14 +274,18 @@ impl Bot {
         }
         self.live.playing.fetch_sub(1, Ordering::Relaxed);
         result.actions.finish();
-        if result.error.is_none() {
+        // Leave even after a failure: a bare hang-up would keep the seat for the server's reconnect grace period
+        // and spoil the next point.
+        if !events.is_closed() {
             // Leave, and wait for a pong behind it so the seat is free before hanging up.
             let left = async {
                 sender.leave_room().await?;
                 sender.ping().await?;
                 events.wait_for(|e| matches!(e, ServerEvent::Pong(_)), Duration::from_secs(10)).await
             };
-            if let Err(e) = left.await {
+            if let Err(e) = left.await
+                && result.error.is_none()
+            {
                 result.error = Some(format!("{}: leaving: {e}", session.uid));
             }
         }
@@ -361,6 +366,11 @@ impl Bot {
                                     Err(_) => result.actions.duplicated += 1,
                                 }
                             }
+                        }
+                        // An overloaded server refuses actions beyond the per-player limit: they are lost (and counted
+                        // as refused), but the bot plays on so the point shows degradation rather than collapse.
+                        Some(ServerEvent::Error(e)) if e.code == movan_protocol::ErrorCode::LimitExceeded => {
+                            result.actions.refused += 1;
                         }
                         Some(ServerEvent::Error(e)) => bail!("server error {} on {:?}: {}", e.code, e.proto, e.message),
                         Some(ServerEvent::GameOver(o)) => bail!("game over ({}) during the run", o.reason),

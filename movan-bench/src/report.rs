@@ -68,6 +68,9 @@ pub struct Point {
     pub actions_missing: u64,
     /// Actions seen twice (or never sent).
     pub actions_duplicated: u64,
+    /// Actions the server refused with `limit_exceeded` (overload: too many waiting for one frame); also missing.
+    #[serde(default)]
+    pub actions_refused: u64,
     /// Bots that failed (could not join, connection lost, server error).
     pub bot_errors: u64,
     /// First few bot error messages.
@@ -90,6 +93,7 @@ impl Point {
     /// No frame or action lost or duplicated and no bot failed.
     pub fn clean(&self) -> bool {
         self.frames_lost == 0
+            && self.actions_refused == 0
             && self.frames_duplicated == 0
             && self.actions_missing == 0
             && self.actions_duplicated == 0
@@ -123,13 +127,13 @@ fn opt(v: Option<f64>, decimals: usize) -> String {
 pub fn markdown_table(points: &[Point]) -> String {
     let mut out = String::from(
         "| players | rooms | p50 ms | p90 ms | p99 ms | max ms | frame gap p99 / max ms | frames lost / dup | \
-         actions missing / dup | bot errors | server CPU % of a core | CPU ms per player-s | server peak RSS MiB | \
+         actions missing / dup / refused | bot errors | server CPU % of a core | CPU ms per player-s | server peak RSS MiB | \
          RSS per room KiB | bench CPU s |\n\
          |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for p in points {
         out.push_str(&format!(
-            "| {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} / {:.1} | {} / {} | {} / {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} / {:.1} | {} / {} | {} / {} / {} | {} | {} | {} | {} | {} | {} |\n",
             p.players,
             p.rooms,
             p.latency_ms.p50,
@@ -142,6 +146,7 @@ pub fn markdown_table(points: &[Point]) -> String {
             p.frames_duplicated,
             p.actions_missing,
             p.actions_duplicated,
+            p.actions_refused,
             p.bot_errors,
             opt(p.server_cpu_percent, 0),
             opt(p.server_cpu_ms_per_player_sec, 3),
@@ -158,7 +163,7 @@ pub fn summary(p: &Point) -> String {
     format!(
         "{} players in {} rooms, {} actions/s each, {:.0} s measured: latency p50 {:.1} ms, p90 {:.1}, p99 {:.1}, \
          max {:.1}; frame gap p50 {:.1} ms, p99 {:.1}, max {:.1}; frames {} (lost {}, dup {}); actions {} (missing \
-         {}, dup {}); bot errors {}; server CPU {} % of a core ({} ms per player-second), peak RSS {} MiB; bench \
+         {}, dup {}, refused {}); bot errors {}; server CPU {} % of a core ({} ms per player-second), peak RSS {} MiB; bench \
          CPU {} s{}",
         p.players,
         p.rooms,
@@ -177,6 +182,7 @@ pub fn summary(p: &Point) -> String {
         p.actions_sent,
         p.actions_missing,
         p.actions_duplicated,
+        p.actions_refused,
         p.bot_errors,
         opt(p.server_cpu_percent, 0),
         opt(p.server_cpu_ms_per_player_sec, 3),

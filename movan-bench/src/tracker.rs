@@ -41,6 +41,8 @@ pub struct ActionTracker {
     pub missing: u64,
     /// Appearances of an action already seen, or of one never sent.
     pub duplicated: u64,
+    /// Actions the server refused (`limit_exceeded`: too many waiting for the next frame); they count as missing.
+    pub refused: u64,
 }
 
 impl ActionTracker {
