@@ -164,7 +164,7 @@ impl Cluster {
         let o = &self.options;
         let text = format!(
             "[token]\nprivate_key_path = \"{d}/jwt.pem\"\npublic_key_path = \"{d}/jwt.pub.pem\"\n{}\n\n\
-             [account]\nhttp_addr = \"{http}\"\nrpc_addr = \"{rpc}\"\ndb_path = \"{d}/accounts.sled\"\n{}\n\n\
+             [account]\nhttp_addr = \"{http}\"\nrpc_addr = \"{rpc}\"\ndb_path = \"{d}/accounts.sled\"\ndemo_dir = \"\"\njs_dir = \"\"\n{}\n\n\
              [rpc]\nsecret_path = \"{d}/rpc_secret\"\nheartbeat_interval_ms = {HEARTBEAT_MS}\n\n\
              [sync]\nlisten_addr = \"127.0.0.1:0\"\nws_addr = \"127.0.0.1:0\"\nnode_id = \"sync-test\"\naccount_rpc_addr = \"{account_rpc}\"\n{}\n",
             o.token.join("\n"),
