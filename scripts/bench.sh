@@ -37,22 +37,8 @@ bin="target/$profile"
 
 data=target/bench-data
 mkdir -p "$data"
-dir=$(mktemp -d -t movan-bench.XXXXXX)
-pids=()
-cleanup() {
-  trap - INT TERM EXIT
-  [ ${#pids[@]} -gt 0 ] && kill -TERM "${pids[@]}" 2>/dev/null || true
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-read -r http_port rpc_port sync_port < <(python3 -c '
-import socket
-socks = [socket.socket() for _ in range(3)]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in socks])')
+source scripts/services.sh
+services_init bench
 max_players=$(tr ',' '\n' <<<"$players" | sort -n | tail -1)
 cat >"$dir/bench.toml" <<TOML
 [token]
@@ -77,22 +63,7 @@ encryption = "$encryption"
 secret_path = "$data/rpc_secret"
 TOML
 
-wait_line() { # file pattern pid
-  for _ in $(seq 1 300); do
-    grep -q "$2" "$1" 2>/dev/null && return 0
-    kill -0 "$3" 2>/dev/null || { echo "bench.sh: a service exited during start:" >&2; cat "$1" "${1%.out}.err" >&2; return 1; }
-    sleep 0.1
-  done
-  echo "bench.sh: timed out waiting for '$2'" >&2
-  return 1
-}
-RUST_LOG=warn "$bin/account-server" --config "$dir/bench.toml" >"$dir/account.out" 2>"$dir/account.err" &
-pids+=($!); account_pid=$!
-wait_line "$dir/account.out" "^account-server rpc listening" "$account_pid"
-RUST_LOG=warn "$bin/sync-server" --config "$dir/bench.toml" >"$dir/sync.out" 2>"$dir/sync.err" &
-pids+=($!); sync_pid=$!
-wait_line "$dir/sync.out" "^sync-server listening" "$sync_pid"
-sleep 1 # let the sync server register with the account server
+services_start "$bin" "$dir/bench.toml"
 
 base="${out%.md}"
 cmd=(scripts/bench.sh --players "$players" --duration "$duration" --warmup "$warmup" --rate "$rate"

@@ -35,22 +35,8 @@ flags=(--quiet -p account-server -p sync-server -p movan-client --bins)
 cargo build "${flags[@]}"
 bin="target/$profile"
 
-dir=$(mktemp -d -t movan-soak.XXXXXX)
-pids=()
-cleanup() {
-  trap - INT TERM EXIT
-  [ ${#pids[@]} -gt 0 ] && kill -TERM "${pids[@]}" 2>/dev/null || true
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-read -r http_port rpc_port sync_port < <(python3 -c '
-import socket
-socks = [socket.socket() for _ in range(3)]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in socks])')
+source scripts/services.sh
+services_init soak
 cat >"$dir/soak.toml" <<TOML
 [token]
 private_key_path = "$dir/jwt.pem"
@@ -69,22 +55,7 @@ capacity = 100000
 secret_path = "$dir/rpc_secret"
 TOML
 
-wait_line() { # file pattern pid
-  for _ in $(seq 1 300); do
-    grep -q "$2" "$1" 2>/dev/null && return 0
-    kill -0 "$3" 2>/dev/null || { echo "soak.sh: a service exited during start:" >&2; cat "$1" >&2; return 1; }
-    sleep 0.1
-  done
-  echo "soak.sh: timed out waiting for '$2'" >&2
-  return 1
-}
-RUST_LOG=warn "$bin/account-server" --config "$dir/soak.toml" >"$dir/account.out" 2>"$dir/account.err" &
-pids+=($!); account_pid=$!
-wait_line "$dir/account.out" "^account-server rpc listening" "$account_pid"
-RUST_LOG=warn "$bin/sync-server" --config "$dir/soak.toml" >"$dir/sync.out" 2>"$dir/sync.err" &
-pids+=($!); sync_pid=$!
-wait_line "$dir/sync.out" "^sync-server listening" "$sync_pid"
-sleep 1 # let the sync server register with the account server
+services_start "$bin" "$dir/soak.toml"
 
 rss_mib() { awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status" 2>/dev/null || echo "?"; }
 cpu_secs() { awk '{printf "%.1f", ($14 + $15) / '"$(getconf CLK_TCK)"'}' "/proc/$1/stat" 2>/dev/null || echo "?"; }
