@@ -18,9 +18,10 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
-/// Short heartbeats, so a silent node is declared dead within a fraction of a second.
+/// Short heartbeats, so a silent node is declared dead within a fraction of a second (10 misses: a busy CI machine
+/// must not make a live node look dead).
 const HEARTBEAT: Duration = Duration::from_millis(50);
-const MISSES: u32 = 3;
+const MISSES: u32 = 10;
 /// Upper bound for anything the tests wait for.
 const PATIENCE: Duration = Duration::from_secs(10);
 
@@ -299,12 +300,13 @@ async fn nodes_get_the_session_key_of_live_sessions_only() {
 async fn a_node_that_falls_silent_is_dropped_after_the_heartbeat_timeout() {
     let cluster = Cluster::start().await;
     cluster.register("alice").await;
-    let mut silent = SilentNode::register(&cluster, "sync-silent", "10.0.0.9:2025").await;
-    cluster.until("sync-silent", |nodes| nodes.len() == 1).await;
-    assert_eq!(cluster.sync_addr("alice").await, "10.0.0.9:2025");
-
-    // It keeps the connection open but answers nothing from now on.
+    // It keeps the connection open but answers no heartbeat from its registration on, so the drop comes at least
+    // one heartbeat interval after this instant (measuring from later, after a login, raced with the timeout).
     let started = tokio::time::Instant::now();
+    let mut silent = SilentNode::register(&cluster, "sync-silent", "10.0.0.9:2025").await;
+    // (No login here to check the node is handed out: with heartbeats of 50 ms an argon2 login under load can
+    // outlast the timeout. Other tests cover the hand-out.)
+    cluster.until("sync-silent", |nodes| nodes.len() == 1).await;
     cluster.until("sync-silent dropped", <[_]>::is_empty).await;
     assert!(started.elapsed() >= HEARTBEAT, "dropped before a heartbeat could be missed");
     let (status, body) = cluster.login("alice").await;
