@@ -16,6 +16,7 @@ export {
   RELOAD_PROTO,
 } from './src/sync.js';
 export { MovanError, FINAL_CODES, isFinalCode } from './src/errors.js';
+export { CLOSE_CODES, CLOSING_ERROR_CODES, closeCodeWords, describeClose } from './src/close.js';
 export {
   deriveKeys,
   decodeSessionKey,

@@ -371,6 +371,9 @@ max_game_secs = ${GAME_SECS}
     });
     await waitFor(b, `window.movanDemo.reconnecting && !document.getElementById('reconnecting').hidden`, 10_000);
     assert.match(await b.textContent('#reconnecting') ?? '', /Reconnecting…/);
+    // The page closed its socket without a status code; the server's close frame echoes none: 1005, in words.
+    assert.match(await b.textContent('#reconnecting') ?? '', /connection closed: no status \(1005\)/);
+    assert.equal((await state(b)).dropReason, 'connection closed: no status (1005)');
     await waitFor(a, `window.movanDemo.members.some((m) => m.uid === '${sb.uid}' && !m.connected)`, 10_000);
     await b.screenshot({ path: path.join(dir, 'reconnecting-b.png') });
     await a.screenshot({ path: path.join(dir, 'reconnecting-a.png') });
@@ -427,6 +430,39 @@ max_game_secs = ${GAME_SECS}
       }
       await a.screenshot({ path: path.join(dir, 'game-over.png') });
       t.diagnostic(`game over after ${ea.gameOver.frame_count} frames: ${ea.stateHash}`);
+    }
+
+    // ---- the game-over text never covers your square or its "you" label ----
+    // Checked where the game ended, then with page a's square moved to every row (a test change, then a redraw).
+    {
+      const uid = /** @type {string} */ (sa.uid);
+      const rows = [null, 0, 1, 4, 8, 9, 10, 13, 16, 17];
+      for (const row of rows) {
+        const layout = await a.evaluate(
+          async ({ uid, row }) => {
+            const d = /** @type {any} */ (window).movanDemo;
+            if (row !== null) d.positions[uid] = [12, row];
+            /** @type {any} */ (window).movanDemoRender();
+            await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+            const canvas = /** @type {HTMLCanvasElement} */ (document.getElementById('canvas')).getBoundingClientRect();
+            const card = /** @type {HTMLElement} */ (document.getElementById('overlay-text')).getBoundingClientRect();
+            return { you: d.youBox, canvas: canvas.toJSON(), card: card.toJSON(), at: d.positions[uid] };
+          },
+          { uid, row },
+        );
+        assert.ok(layout.you, `your box is known (${JSON.stringify(layout)})`);
+        const scale = layout.canvas.width / (26 * 20);
+        const you = {
+          left: layout.canvas.left + layout.you.x * scale,
+          right: layout.canvas.left + (layout.you.x + layout.you.w) * scale,
+          top: layout.canvas.top + layout.you.y * scale,
+          bottom: layout.canvas.top + (layout.you.y + layout.you.h) * scale,
+        };
+        const { card } = layout;
+        const overlap = you.left < card.right && card.left < you.right && you.top < card.bottom && card.top < you.bottom;
+        assert.ok(!overlap, `the game-over text covers your square at ${JSON.stringify(layout.at)}: ${JSON.stringify({ you, card })}`);
+      }
+      assert.match(await a.textContent('#overlay-text') ?? '', /Game over: max duration/);
     }
 
     assert.deepEqual(pageErrors, [], 'no page errors');

@@ -16,6 +16,8 @@ const CELL = 20;
 const COLORS = ['#e4572e', '#29a3e0', '#f3a712', '#8cc63f', '#b86bd8', '#2ec4b6', '#ff7aa8', '#c0c0c0'];
 /** How often to ping for the round-trip time, ms. */
 const PING_EVERY_MS = 2000;
+/** Height of a square's label above its baseline (11 px font), in board pixels. */
+const LABEL_HEIGHT = 13;
 /** Entries kept in `movanDemo.history`. */
 const HISTORY_MAX = 400;
 
@@ -61,9 +63,16 @@ const demo = {
   gameOver: null,
   /** @type {string|null} the last error shown */
   error: null,
+  /** @type {string|null} why the connection dropped, in words, while reconnecting (e.g. "connection closed: ...") */
+  dropReason: null,
+  /** @type {{x: number, y: number, w: number, h: number}|null} your square and its "you" label, in board pixels */
+  youBox: null,
 };
 // @ts-ignore
 window.movanDemo = demo;
+// For tests: redraws the page after a test changed `movanDemo` (the browser test moves a square to check the layout).
+// @ts-ignore
+window.movanDemoRender = () => render();
 
 // ---- the simulation: pure functions of game_start and the frames ----
 
@@ -163,6 +172,7 @@ const ui = {
   hash: $('hash'),
   canvas: /** @type {HTMLCanvasElement} */ ($('canvas')),
   overlay: $('overlay'),
+  overlayText: $('overlay-text'),
 };
 
 /** @type {GameSession|null} */
@@ -271,8 +281,11 @@ function render() {
     const reason = demo.gameOver?.reason ?? '';
     overlay = `Game over${reason ? `: ${reason.replace(/_/g, ' ')}` : ''}\n${demo.gameOver?.frame_count ?? 0} frames`;
   } else if (demo.status === 'closed') overlay = 'Disconnected';
-  ui.overlay.textContent = overlay;
+  ui.overlayText.textContent = overlay;
   ui.overlay.hidden = overlay === '';
+  // Over a board with your square on it, the text takes the half of the board without your square.
+  const mine = demo.uid && demo.players.includes(demo.uid) ? demo.positions[demo.uid] : undefined;
+  ui.overlay.className = `overlay ${mine ? (mine[1] < BOARD_H / 2 ? 'bottom' : 'top') : ''}`;
   drawSoon();
 }
 
@@ -312,6 +325,7 @@ function draw() {
     g.lineTo(w, y * CELL + 0.5);
   }
   g.stroke();
+  demo.youBox = null;
   g.font = '11px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace';
   g.textAlign = 'center';
   g.textBaseline = 'bottom';
@@ -336,6 +350,13 @@ function draw() {
     const labelX = Math.min(w - half - 1, Math.max(half + 1, p[0] * CELL + CELL / 2));
     g.fillText(label, labelX, labelY);
     g.globalAlpha = 1;
+    if (uid === demo.uid) {
+      const x = Math.min(p[0] * CELL, labelX - half);
+      const y = Math.min(p[1] * CELL, labelY - LABEL_HEIGHT);
+      const right = Math.max((p[0] + 1) * CELL, labelX + half);
+      const bottom = Math.max((p[1] + 1) * CELL, labelY);
+      demo.youBox = { x, y, w: right - x, h: bottom - y };
+    }
   }
 }
 
@@ -508,20 +529,27 @@ async function onLogin(e) {
       ui.rtt.textContent = `${demo.rttMs.toFixed(0)} ms`;
     });
     g.on('reconnecting', (/** @type {any} */ r) => {
-      if (!demo.reconnecting) demo.reconnects += 1;
+      if (!demo.reconnecting) {
+        // The first attempt's error is why the connection dropped; later ones are why the last attempt failed.
+        demo.reconnects += 1;
+        demo.dropReason = r.error ?? null;
+      }
       demo.reconnecting = true;
-      ui.reconnectingDetail.textContent = `attempt ${r.attempt}${r.error ? ` (${r.error})` : ''}`;
+      const last = r.attempt > 1 && r.error ? `, the last one failed: ${r.error}` : '';
+      ui.reconnectingDetail.textContent = `${demo.dropReason ?? 'connection lost'}. Attempt ${r.attempt}${last}`;
       held.clear();
       render();
     });
     g.on('reconnected', () => {
       demo.reconnecting = false;
+      demo.dropReason = null;
       render();
     });
     g.on('close', (/** @type {any} */ info) => {
       if (game !== g) return;
       clearInterval(pingTimer);
       demo.reconnecting = false;
+      demo.dropReason = null;
       demo.status = 'closed';
       demo.room = null;
       demo.members = [];

@@ -2,6 +2,7 @@
 // frames it missed, and hands out every frame of a game exactly once, in order.
 
 import { Emitter } from './emitter.js';
+import { describeClose } from './close.js';
 import { isFinalCode, MovanError } from './errors.js';
 import { RELOAD_PROTO, SyncConnection } from './sync.js';
 
@@ -424,7 +425,7 @@ export class GameSession extends Emitter {
       this._end(info.error);
       return;
     }
-    const error = info.error?.message ?? `connection closed (${info.code}${info.reason ? ` ${info.reason}` : ''})`;
+    const error = info.error?.message ?? describeClose(info);
     this._reconnect = {
       attempt: 1,
       delay: this.policy.initialDelayMs,

@@ -5,6 +5,7 @@
 // sent, the message boundary replaces it. Sealed bodies are exactly the TCP sealed frame minus its prefix, so the AAD
 // is still the 4-byte big-endian length of that body (docs/encryption.md §5).
 
+import { closeCodeWords } from './close.js';
 import { clientSide, parseHandshake, TAG_LEN } from './crypto.js';
 import { Emitter } from './emitter.js';
 import { MovanError } from './errors.js';
@@ -69,6 +70,9 @@ export function encodeEnvelope(uid, extra, token) {
  * @property {MovanError|null} error why this client closed it (crypto or protocol failure), else `null`
  * @property {{code: string, message: string, proto: string|null}|null} lastError the last `error` the server sent
  *   on this connection, typically the reason it closed (`replaced`, `shutting_down`, ...)
+ *
+ * `describeClose(info)` (src/close.js) puts it in words: `connection closed: no status (1005) after the server's
+ * error timeout: ...`.
  */
 
 /**
@@ -351,6 +355,7 @@ export class SyncConnection extends Emitter {
     this._stage = 'closed';
     this.closeInfo = { code, reason, error: this._failure, lastError: this._lastError };
     if (this._settle) {
+      const words = `${closeCodeWords(code)} (${code})${reason ? `: ${reason}` : ''}`;
       const err =
         this._failure ??
         (this._lastError
@@ -358,7 +363,9 @@ export class SyncConnection extends Emitter {
           : new MovanError(
               proving
                 ? 'the sync server closed the connection after the first sealed frame: wrong session key?'
-                : `the sync server closed the connection (${code}${reason ? ` ${reason}` : ''})`,
+                : this._opened
+                  ? `the sync server closed the connection before the session was ready: ${words}`
+                  : `cannot connect to ${this.url}: ${words}`,
               { code: this._opened ? 'closed' : 'network' },
             ));
       this._settle(err);

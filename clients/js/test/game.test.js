@@ -286,6 +286,23 @@ describe('GameSession', () => {
     await game.close();
   });
 
+  test('the reconnecting event says in words why the connection closed', async () => {
+    const gs = new GameServer();
+    const { game } = await play(gs);
+    gs.current.drop();
+    const first = await nextEvent(game, 'reconnecting');
+    assert.equal(first.error, 'connection closed: abnormal closure, no close frame (1006)');
+    await nextEvent(game, 'reconnected');
+    // The server's closing error, then its close frame without a status code (the browser reports 1005).
+    gs.current.send({ proto: 'error', data: { code: 'timeout', message: 'idle for 60 s', proto: null } });
+    await nextEvent(game, 'error');
+    gs.current.socket.close(1005, '');
+    const second = await nextEvent(game, 'reconnecting');
+    assert.equal(second.error, "connection closed: no status (1005) after the server's error timeout: idle for 60 s");
+    await nextEvent(game, 'reconnected');
+    await game.close();
+  });
+
   test('backoff doubles from 100 ms, then gives up', async () => {
     const gs = new GameServer();
     const { game } = await play(gs, { policy: { giveUpAfterMs: 700 } });

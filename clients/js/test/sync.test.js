@@ -204,7 +204,10 @@ describe('connection sequence', () => {
   test('an unreachable server rejects with network', async () => {
     const server = new FakeSyncServer();
     server.network.down = true;
-    await assert.rejects(connect(server), { code: 'network' });
+    await assert.rejects(connect(server), {
+      code: 'network',
+      message: 'cannot connect to ws://127.0.0.1:2028/ws: abnormal closure, no close frame (1006)',
+    });
   });
 
   test('no WebSocket implementation', async () => {
