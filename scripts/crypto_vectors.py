@@ -3,7 +3,8 @@
 
 The scheme is specified in docs/encryption.md and implemented in movan-protocol/src/crypto.rs; the hex printed here is
 hard-coded in that file's tests, so the two implementations agree byte for byte. Client authors in other languages can
-run this script (or port it) to check their own implementation.
+run this script (or port it) to check their own implementation. It also prints the sealed versions of the worked byte
+examples of docs/protocol.md §2, with the same keys (clients/js/test/protocol.test.js checks them).
 
 Requires the `cryptography` package (pip install cryptography). Usage: python3 scripts/crypto_vectors.py
 """
@@ -31,6 +32,12 @@ FRAMES = [
     ("client_to_server", 0, b'{"proto":"ping"}'),
     ("client_to_server", 1, b'{"proto":"sync_action"}'),
     ("server_to_client", 0, b'{"proto":"sync_frame","data":{"frame_count":0,"actions":[]}}'),
+]
+
+# docs/protocol.md §2's worked examples, sealed with the same keys: (direction, counter, plaintext).
+PROTOCOL_EXAMPLES = [
+    ("client_to_server", 0, b'{"uid":"1001","extra_data":{"proto":"ping"}}'),
+    ("server_to_client", 0, b'{"proto":"sync_frame","data":{"frame_count":1,"actions":[]}}'),
 ]
 
 
@@ -85,6 +92,15 @@ def main() -> None:
         print(f"  plaintext {plaintext.hex()}")
         print(f"  aad       {wire[:4].hex()}")
         print(f"  wire      {wire.hex()}")
+    for direction, counter, plaintext in PROTOCOL_EXAMPLES:
+        wire = seal(keys[direction], counter, plaintext)
+        assert ChaCha20Poly1305(keys[direction]).decrypt(nonce(counter), wire[4:], wire[:4]) == plaintext
+        print()
+        print(f"protocol.md §2, sealed: {direction} counter {counter}, {len(plaintext)}-byte plaintext")
+        print(f"  plaintext {plaintext.decode()}")
+        print(f"  wire      ({len(wire) - 4}-byte body)")
+        for i in range(0, len(wire), 16):
+            print("   ", " ".join(f"{b:02x}" for b in wire[i : i + 16]))
 
 
 if __name__ == "__main__":

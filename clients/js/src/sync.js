@@ -525,7 +525,8 @@ export class SyncConnection extends Emitter {
   }
 
   /**
-   * Closes the connection (the server treats it like `room_leave`, unless the player reconnects within the grace).
+   * Closes the connection. The server keeps the player's seat for `sync.reconnect_grace_secs`, then it leaves as with
+   * `room_leave`; call {@link SyncConnection#leaveRoom} first to give the seat up at once.
    * @returns {Promise<CloseInfo>}
    */
   close() {
