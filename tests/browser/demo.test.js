@@ -433,34 +433,39 @@ max_game_secs = ${GAME_SECS}
     }
 
     // ---- the game-over text never covers your square or its "you" label ----
-    // Checked where the game ended, then with page a's square moved to every row (a test change, then a redraw).
+    // Checked where the game ended, then with the squares moved (a test change, then a redraw): page a's square on
+    // every row, the other square mirrored in the same column; and one layout where only the middle band is free.
     {
-      const uid = /** @type {string} */ (sa.uid);
-      const rows = [null, 0, 1, 4, 8, 9, 10, 13, 16, 17];
-      for (const row of rows) {
+      const [ua, ub] = [/** @type {string} */ (sa.uid), /** @type {string} */ (sb.uid)];
+      /** @type {([number, number, number, number]|null)[]} a's cell and b's cell, or null: as the game ended */
+      const layouts = [null, ...[0, 1, 4, 8, 9, 10, 13, 16, 17].map((row) => [12, row, 13, 17 - row]), [12, 4, 12, 14]];
+      for (const cells of layouts) {
         const layout = await a.evaluate(
-          async ({ uid, row }) => {
+          async ({ ua, ub, cells }) => {
             const d = /** @type {any} */ (window).movanDemo;
-            if (row !== null) d.positions[uid] = [12, row];
+            if (cells) [d.positions[ua], d.positions[ub]] = [cells.slice(0, 2), cells.slice(2)];
             /** @type {any} */ (window).movanDemoRender();
             await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
             const canvas = /** @type {HTMLCanvasElement} */ (document.getElementById('canvas')).getBoundingClientRect();
             const card = /** @type {HTMLElement} */ (document.getElementById('overlay-text')).getBoundingClientRect();
-            return { you: d.youBox, canvas: canvas.toJSON(), card: card.toJSON(), at: d.positions[uid] };
+            return { boxes: d.boxes, canvas: canvas.toJSON(), card: card.toJSON(), at: [d.positions[ua], d.positions[ub]] };
           },
-          { uid, row },
+          { ua, ub, cells },
         );
-        assert.ok(layout.you, `your box is known (${JSON.stringify(layout)})`);
         const scale = layout.canvas.width / (26 * 20);
-        const you = {
-          left: layout.canvas.left + layout.you.x * scale,
-          right: layout.canvas.left + (layout.you.x + layout.you.w) * scale,
-          top: layout.canvas.top + layout.you.y * scale,
-          bottom: layout.canvas.top + (layout.you.y + layout.you.h) * scale,
+        const covered = (/** @type {string} */ uid) => {
+          const box = layout.boxes[uid];
+          assert.ok(box, `the box of ${uid} is known (${JSON.stringify(layout)})`);
+          const [left, top] = [layout.canvas.left + box.x * scale, layout.canvas.top + box.y * scale];
+          const [right, bottom] = [left + box.w * scale, top + box.h * scale];
+          const { card } = layout;
+          return left < card.right && card.left < right && top < card.bottom && card.top < bottom;
         };
-        const { card } = layout;
-        const overlap = you.left < card.right && card.left < you.right && you.top < card.bottom && card.top < you.bottom;
-        assert.ok(!overlap, `the game-over text covers your square at ${JSON.stringify(layout.at)}: ${JSON.stringify({ you, card })}`);
+        const where = JSON.stringify({ at: layout.at, card: layout.card, boxes: layout.boxes, scale });
+        assert.ok(!covered(ua), `the game-over text covers your square or label: ${where}`);
+        if (JSON.stringify(cells) === JSON.stringify([12, 4, 12, 14])) {
+          assert.ok(!covered(ub), `the middle band was free, yet the text covers the other square: ${where}`);
+        }
       }
       assert.match(await a.textContent('#overlay-text') ?? '', /Game over: max duration/);
     }

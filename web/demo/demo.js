@@ -16,8 +16,11 @@ const CELL = 20;
 const COLORS = ['#e4572e', '#29a3e0', '#f3a712', '#8cc63f', '#b86bd8', '#2ec4b6', '#ff7aa8', '#c0c0c0'];
 /** How often to ping for the round-trip time, ms. */
 const PING_EVERY_MS = 2000;
-/** Height of a square's label above its baseline (11 px font), in board pixels. */
+/** The font of the labels over the squares, and their height above the baseline, in board pixels. */
+const LABEL_FONT = '11px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace';
 const LABEL_HEIGHT = 13;
+/** The board message's distance from the board's edges, CSS pixels (`.overlay` padding in demo.css). */
+const OVERLAY_PAD = 12;
 /** Entries kept in `movanDemo.history`. */
 const HISTORY_MAX = 400;
 
@@ -65,11 +68,12 @@ const demo = {
   error: null,
   /** @type {string|null} why the connection dropped, in words, while reconnecting (e.g. "connection closed: ...") */
   dropReason: null,
-  /** @type {{x: number, y: number, w: number, h: number}|null} your square and its "you" label, in board pixels */
-  youBox: null,
+  /** @type {Record<string, Box>} each player's square and label on the board, in board pixels */
+  boxes: {},
 };
 // @ts-ignore
 window.movanDemo = demo;
+/** @typedef {{x: number, y: number, w: number, h: number}} Box a rectangle in board pixels (520 x 360) */
 // For tests: redraws the page after a test changed `movanDemo` (the browser test moves a square to check the layout).
 // @ts-ignore
 window.movanDemoRender = () => render();
@@ -283,10 +287,67 @@ function render() {
   } else if (demo.status === 'closed') overlay = 'Disconnected';
   ui.overlayText.textContent = overlay;
   ui.overlay.hidden = overlay === '';
-  // Over a board with your square on it, the text takes the half of the board without your square.
-  const mine = demo.uid && demo.players.includes(demo.uid) ? demo.positions[demo.uid] : undefined;
-  ui.overlay.className = `overlay ${mine ? (mine[1] < BOARD_H / 2 ? 'bottom' : 'top') : ''}`;
+  demo.boxes = pieceBoxes();
+  if (overlay) ui.overlay.className = `overlay ${overlayPlace(demo.boxes)}`;
   drawSoon();
+}
+
+/**
+ * Where a player's square and label are drawn.
+ * @param {CanvasRenderingContext2D} g with `LABEL_FONT` set
+ * @param {string} uid
+ * @param {[number, number]} p the square's cell
+ */
+function piece(g, uid, p) {
+  const label = uid === demo.uid ? 'you' : uid;
+  const half = g.measureText(label).width / 2;
+  // Above the square, or below it on the top row; anchored left or right near the side edges.
+  const labelY = p[1] === 0 ? CELL * 2 + 2 : p[1] * CELL;
+  const labelX = Math.min(BOARD_W * CELL - half - 1, Math.max(half + 1, p[0] * CELL + CELL / 2));
+  const x = Math.min(p[0] * CELL, labelX - half);
+  const y = Math.min(p[1] * CELL, labelY - LABEL_HEIGHT);
+  const right = Math.max((p[0] + 1) * CELL, labelX + half);
+  const bottom = Math.max((p[1] + 1) * CELL, labelY);
+  return { label, labelX, labelY, box: { x, y, w: right - x, h: bottom - y } };
+}
+
+/** @returns {Record<string, Box>} the square and label of every player on the board */
+function pieceBoxes() {
+  const g = /** @type {CanvasRenderingContext2D} */ (ui.canvas.getContext('2d'));
+  g.font = LABEL_FONT;
+  /** @type {Record<string, Box>} */
+  const boxes = {};
+  for (const uid of demo.players) {
+    const p = demo.positions[uid];
+    if (p) boxes[uid] = piece(g, uid, p).box;
+  }
+  return boxes;
+}
+
+/**
+ * Where the board's message goes: the band (middle, top or bottom) that covers neither your square nor its label,
+ * and of those the one that covers the fewest other squares (the middle first on a tie).
+ * @param {Record<string, Box>} boxes
+ * @returns {'middle'|'top'|'bottom'}
+ */
+function overlayPlace(boxes) {
+  const scale = ui.canvas.clientWidth / (BOARD_W * CELL);
+  const card = ui.overlayText;
+  if (!scale || !card.offsetHeight || Object.keys(boxes).length === 0) return 'middle';
+  const [cw, ch, pad] = [card.offsetWidth / scale, card.offsetHeight / scale, OVERLAY_PAD / scale];
+  const x = (BOARD_W * CELL - cw) / 2;
+  /** @type {['middle'|'top'|'bottom', number][]} the card's top in each band */
+  const bands = [['middle', (BOARD_H * CELL - ch) / 2], ['top', pad], ['bottom', BOARD_H * CELL - pad - ch]];
+  const covers = (/** @type {Box} */ b, /** @type {number} */ y) =>
+    b.x < x + cw && x < b.x + b.w && b.y < y + ch && y < b.y + b.h;
+  let best = bands[0][0];
+  let bestScore = Infinity;
+  for (const [name, y] of bands) {
+    let score = 0;
+    for (const [uid, b] of Object.entries(boxes)) if (covers(b, y)) score += uid === demo.uid ? 1000 : 1;
+    if (score < bestScore) [best, bestScore] = [name, score];
+  }
+  return best;
 }
 
 let drawPending = false;
@@ -325,8 +386,8 @@ function draw() {
     g.lineTo(w, y * CELL + 0.5);
   }
   g.stroke();
-  demo.youBox = null;
-  g.font = '11px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace';
+  g.font = LABEL_FONT;
+  demo.boxes = {};
   g.textAlign = 'center';
   g.textBaseline = 'bottom';
   for (const uid of demo.players) {
@@ -343,20 +404,10 @@ function draw() {
       g.strokeRect(p[0] * CELL + 2, p[1] * CELL + 2, CELL - 3, CELL - 3);
     }
     g.fillStyle = '#e6edf3';
-    const labelY = p[1] === 0 ? p[1] * CELL + CELL * 2 + 2 : p[1] * CELL;
-    // Labels stay on the board: anchored left or right near the side edges.
-    const label = uid === demo.uid ? 'you' : uid;
-    const half = g.measureText(label).width / 2;
-    const labelX = Math.min(w - half - 1, Math.max(half + 1, p[0] * CELL + CELL / 2));
+    const { label, labelX, labelY, box } = piece(g, uid, p);
     g.fillText(label, labelX, labelY);
+    demo.boxes[uid] = box;
     g.globalAlpha = 1;
-    if (uid === demo.uid) {
-      const x = Math.min(p[0] * CELL, labelX - half);
-      const y = Math.min(p[1] * CELL, labelY - LABEL_HEIGHT);
-      const right = Math.max((p[0] + 1) * CELL, labelX + half);
-      const bottom = Math.max((p[1] + 1) * CELL, labelY);
-      demo.youBox = { x, y, w: right - x, h: bottom - y };
-    }
   }
 }
 
@@ -574,6 +625,8 @@ async function onLogin(e) {
 }
 
 ui.loginForm.addEventListener('submit', onLogin);
+// The board's message is placed by the board's size on screen.
+window.addEventListener('resize', () => render());
 ui.quickMatch.addEventListener('click', () => {
   if (!game) return;
   clearMessage();
