@@ -162,6 +162,18 @@ impl Report {
 
 /// Runs every bot to completion and checks what they saw.
 pub async fn run(config: &BotConfig) -> Report {
+    let runs = run_bots(config).await;
+    summarize(config.bots, runs)
+}
+
+/// [`run`], also returning every bot's frames, in bot order (`movan-bot --frames-out`).
+pub async fn run_recording(config: &BotConfig) -> (Report, Vec<FrameLog>) {
+    let runs = run_bots(config).await;
+    let logs = runs.iter().map(|run| run.log.clone()).collect();
+    (summarize(config.bots, runs), logs)
+}
+
+async fn run_bots(config: &BotConfig) -> Vec<BotRun> {
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..config.bots {
         let config = config.clone();
@@ -179,7 +191,7 @@ pub async fn run(config: &BotConfig) -> Report {
         }
     }
     runs.sort_by_key(|(i, _)| *i);
-    summarize(config.bots, runs.into_iter().map(|(_, run)| run).collect())
+    runs.into_iter().map(|(_, run)| run).collect()
 }
 
 /// What one bot saw.

@@ -58,6 +58,10 @@ struct Args {
     /// frames per second since the previous line (0 = no progress lines).
     #[arg(long, default_value_t = 0.0)]
     progress_secs: f64,
+    /// After the run, write every frame each bot received to FILE, one line per frame: the bot's index, a tab, and
+    /// the frame object byte for byte as the server sent it (the `data` of its `sync_frame`), bots in order.
+    #[arg(long, value_name = "FILE")]
+    frames_out: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -85,9 +89,15 @@ async fn main() -> ExitCode {
         let every = Duration::from_secs_f64(args.progress_secs.max(0.1));
         tokio::spawn(print_progress(config.progress.clone(), every))
     });
-    let report = bot::run(&config).await;
+    let (report, logs) = bot::run_recording(&config).await;
     if let Some(task) = progress {
         task.abort();
+    }
+    if let Some(path) = &args.frames_out
+        && let Err(e) = write_frames(path, &logs)
+    {
+        eprintln!("movan-bot: cannot write {}: {e}", path.display());
+        return ExitCode::FAILURE;
     }
     let summary = human_summary(&config, &report);
     if args.json {
@@ -117,6 +127,18 @@ async fn print_progress(progress: std::sync::Arc<bot::Progress>, every: Duration
             start.elapsed().as_secs_f64()
         );
     }
+}
+
+/// Writes `--frames-out`: `{bot}\t{frame}\n` per frame.
+fn write_frames(path: &std::path::Path, logs: &[movan_client::FrameLog]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for (bot, log) in logs.iter().enumerate() {
+        for frame in log.frames() {
+            writeln!(out, "{bot}\t{}", frame.raw.get())?;
+        }
+    }
+    out.flush()
 }
 
 fn to_config(args: &Args) -> Result<BotConfig, String> {

@@ -1,0 +1,587 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Globalization;
+using System.IO;
+using System.Linq;
+using System.Text;
+using System.Threading;
+using System.Threading.Tasks;
+using Movan.Client;
+
+namespace Movan.Bot
+{
+    /// <summary>
+    /// <c>movan-bot-cs</c>: the C# twin of the Rust <c>movan-bot</c>, for end-to-end tests and measurements. Each bot
+    /// logs in, fills a room, gets ready and, once the game starts, sends <c>{"seq":n,"bot":i}</c> at a fixed rate
+    /// (open loop) while checking what comes back: frames consecutive from 0, each own action exactly once, and
+    /// every member of a room holding the same bytes. One thread drives every bot's <see cref="GameSession"/> the
+    /// way a game loop would (<c>TryNextEvent</c> in a loop); the sessions do their network work on their own threads.
+    /// Exit status: 0 when every check held, 1 otherwise, 2 on bad arguments.
+    /// </summary>
+    public static class Program
+    {
+        public static int Main(string[] args)
+        {
+            Config config;
+            try
+            {
+                config = Config.Parse(args);
+            }
+            catch (ArgumentException e)
+            {
+                Console.Error.WriteLine("movan-bot-cs: " + e.Message);
+                return 2;
+            }
+            if (config == null)
+            {
+                Console.Out.Write(Config.Usage);
+                return 0;
+            }
+            var run = new Run(config);
+            Report report = run.Execute();
+            string summary = report.Summary(config);
+            if (config.Json)
+            {
+                Console.Error.Write(summary);
+                Console.Out.WriteLine(report.ToJson());
+            }
+            else
+            {
+                Console.Out.Write(summary);
+            }
+            if (config.FramesOut != null) run.WriteFrames(config.FramesOut);
+            return report.Passed(config) ? 0 : 1;
+        }
+    }
+
+    /// <summary>Command-line options; the names and defaults follow <c>movan-bot</c>.</summary>
+    public sealed class Config
+    {
+        public string Account = Environment.GetEnvironmentVariable("MOVAN_ACCOUNT") ?? "http://127.0.0.1:2026";
+        public string Sync = Environment.GetEnvironmentVariable("MOVAN_SYNC");
+        public int Bots = 8;
+        public int RoomSize = 4;
+        public string Room;
+        public double DurationSecs = 10;
+        public double ActionsPerSec = 20;
+        public string Prefix = "bot";
+        public string Password = "movan-bot-pass";
+        public bool QuickMatch;
+        public double JoinTimeoutSecs = 30;
+        public int LingerTicks = 3;
+        public string FramesOut;
+        public bool Json;
+        public double ProgressSecs;
+        public bool Rejoin;
+        public bool ExpectReplaced;
+
+        public const string Usage =
+            "movan-bot-cs: play games with bots and check lockstep delivery (the C# twin of movan-bot)\n" +
+            "  --account URL          account server (default http://127.0.0.1:2026, env MOVAN_ACCOUNT)\n" +
+            "  --sync HOST:PORT       sync server instead of the login's sync_addr (env MOVAN_SYNC)\n" +
+            "  --bots N               bots (8)\n" +
+            "  --room-size N          members a room needs before its bots get ready (4)\n" +
+            "  --room ID              every bot enters this room (default {prefix}-room-{i / room-size})\n" +
+            "  --duration-secs S      seconds each bot sends actions once its game started (10)\n" +
+            "  --actions-per-sec R    actions per second per bot, open loop (20; 0 = none)\n" +
+            "  --prefix P             usernames {prefix}-{i} (bot)\n" +
+            "  --password PW          password of every bot account (movan-bot-pass)\n" +
+            "  --quick-match          enter rooms by quick match\n" +
+            "  --join-timeout-secs S  wait for the room to fill and the game to start (30)\n" +
+            "  --linger-ticks N       ticks to keep receiving after the last action (3)\n" +
+            "  --frames-out FILE      write every frame, one line each: bot index, a tab, the frame as received\n" +
+            "  --json                 print the report as one JSON line on stdout (the summary goes to stderr)\n" +
+            "  --progress-secs S      print a progress line on stderr every S seconds\n" +
+            "  --rejoin               do not enter a room: take over a game this account already plays (reload from 0)\n" +
+            "  --expect-replaced      the session must end with `replaced` (and never reconnect)\n";
+
+        public static Config Parse(string[] args)
+        {
+            var c = new Config();
+            for (int i = 0; i < args.Length; i++)
+            {
+                string a = args[i];
+                if (a == "-h" || a == "--help") return null;
+                switch (a)
+                {
+                    case "--quick-match": c.QuickMatch = true; continue;
+                    case "--json": c.Json = true; continue;
+                    case "--rejoin": c.Rejoin = true; continue;
+                    case "--expect-replaced": c.ExpectReplaced = true; continue;
+                }
+                if (i + 1 >= args.Length) throw new ArgumentException(a + " needs a value (try --help)");
+                string v = args[++i];
+                switch (a)
+                {
+                    case "--account": c.Account = v; break;
+                    case "--sync": c.Sync = v; break;
+                    case "--bots": c.Bots = Int(a, v, 1); break;
+                    case "--room-size": c.RoomSize = Int(a, v, 1); break;
+                    case "--room": c.Room = v; break;
+                    case "--duration-secs": c.DurationSecs = Num(a, v); break;
+                    case "--actions-per-sec": c.ActionsPerSec = Num(a, v); break;
+                    case "--prefix": c.Prefix = v; break;
+                    case "--password": c.Password = v; break;
+                    case "--join-timeout-secs": c.JoinTimeoutSecs = Num(a, v); break;
+                    case "--linger-ticks": c.LingerTicks = Int(a, v, 0); break;
+                    case "--frames-out": c.FramesOut = v; break;
+                    case "--progress-secs": c.ProgressSecs = Num(a, v); break;
+                    default: throw new ArgumentException("unknown argument " + a + " (try --help)");
+                }
+            }
+            return c;
+        }
+
+        public string RoomOf(int i)
+        {
+            if (QuickMatch) return null;
+            return Room ?? Prefix + "-room-" + (i / RoomSize);
+        }
+
+        private static int Int(string name, string v, int min)
+        {
+            int n;
+            if (!int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out n) || n < min)
+            {
+                throw new ArgumentException(name + " must be an integer >= " + min);
+            }
+            return n;
+        }
+
+        private static double Num(string name, string v)
+        {
+            double d;
+            if (!double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out d) || d < 0 || double.IsInfinity(d))
+            {
+                throw new ArgumentException(name + " must be a non-negative number");
+            }
+            return d;
+        }
+    }
+
+    /// <summary>One bot's life, advanced by <see cref="Run"/>'s loop.</summary>
+    internal sealed class BotState
+    {
+        public enum Phase { Joining, Starting, Playing, Lingering, Leaving, Done }
+
+        private const int MaxMessages = 10;
+        public readonly int Index;
+        public Phase State = Phase.Joining;
+        public GameSession Session;
+        public string Uid;
+        public string RoomId;
+        public long Deadline;
+        public long NextSendAt;
+        public long SendUntil;
+        public long LingerUntil;
+        public long TickMs = 50;
+        public readonly List<byte[]> Frames = new List<byte[]>();
+        public readonly Dictionary<long, int> Seen = new Dictionary<long, int>();
+        public long Sent;
+        public long SendFailures;
+        public long Gaps;
+        public long UnknownSeq;
+        public int Reconnects;
+        public bool Replaced;
+        public bool Playing;
+        public long ErrorCount;
+        public readonly List<string> Errors = new List<string>();
+
+        public BotState(int index)
+        {
+            Index = index;
+        }
+
+        public void Error(string message)
+        {
+            ErrorCount++;
+            if (Errors.Count < MaxMessages) Errors.Add("bot " + Index + ": " + message);
+        }
+
+        public void Finish()
+        {
+            State = Phase.Done;
+            if (Session != null) Session.Close();
+        }
+    }
+
+    /// <summary>Runs every bot to completion on one loop thread.</summary>
+    internal sealed class Run
+    {
+        private static readonly Stopwatch Clock = Stopwatch.StartNew();
+        private readonly Config config;
+        private readonly BotState[] bots;
+        private readonly AutoResetEvent wake = new AutoResetEvent(false);
+        private long framesTotal;
+        private long actionsTotal;
+
+        public Run(Config config)
+        {
+            this.config = config;
+            bots = new BotState[config.Bots];
+            for (int i = 0; i < bots.Length; i++) bots[i] = new BotState(i);
+        }
+
+        private static long Now()
+        {
+            return Clock.ElapsedMilliseconds;
+        }
+
+        public Report Execute()
+        {
+            Connect();
+            long progressEvery = (long)(config.ProgressSecs * 1000);
+            long nextProgress = progressEvery > 0 ? Now() + progressEvery : long.MaxValue;
+            long lastFrames = 0;
+            long started = Now();
+            while (bots.Any(b => b.State != BotState.Phase.Done))
+            {
+                long now = Now();
+                long next = now + 50;
+                foreach (BotState b in bots)
+                {
+                    if (b.State == BotState.Phase.Done) continue;
+                    Step(b, now);
+                    if (b.State == BotState.Phase.Playing) next = Math.Min(next, b.NextSendAt);
+                }
+                if (now >= nextProgress)
+                {
+                    long frames = Interlocked.Read(ref framesTotal);
+                    Console.Error.WriteLine("movan-bot-cs progress: elapsed_s={0:F0} playing={1} frames={2} frames_per_s={3:F0} actions={4}",
+                        (now - started) / 1000.0, bots.Count(b => b.Playing), frames,
+                        (frames - lastFrames) * 1000.0 / progressEvery, Interlocked.Read(ref actionsTotal));
+                    lastFrames = frames;
+                    nextProgress += progressEvery;
+                }
+                int wait = (int)Math.Max(0, Math.Min(50, next - Now()));
+                if (wait > 0) wake.WaitOne(wait);
+            }
+            return Report.Of(bots);
+        }
+
+        /// <summary>Logs every bot in and connects it, a few at a time (as players would arrive).</summary>
+        private void Connect()
+        {
+            var account = new AccountClient(config.Account);
+            var gate = new SemaphoreSlim(32);
+            var tasks = new List<Task>();
+            foreach (BotState b in bots)
+            {
+                BotState bot = b;
+                tasks.Add(Task.Run(async () =>
+                {
+                    await gate.WaitAsync().ConfigureAwait(false);
+                    try
+                    {
+                        string name = config.Prefix + "-" + bot.Index;
+                        Session s = config.Rejoin
+                            ? await account.LoginAsync(name, config.Password).ConfigureAwait(false)
+                            : await account.RegisterOrLoginAsync(name, config.Password).ConfigureAwait(false);
+                        var options = new GameSessionOptions { SyncAddress = config.Sync, EventsQueued = () => wake.Set() };
+                        bot.Session = GameSession.Connect(s, options);
+                        bot.Uid = s.Uid;
+                        bot.Deadline = Now() + (long)(config.JoinTimeoutSecs * 1000);
+                        if (config.Rejoin)
+                        {
+                            bot.State = BotState.Phase.Starting;
+                        }
+                        else
+                        {
+                            bot.Session.EnterRoom(config.RoomOf(bot.Index));
+                        }
+                    }
+                    catch (Exception e)
+                    {
+                        bot.Error("connecting: " + e.Message);
+                        bot.State = BotState.Phase.Done;
+                    }
+                    finally
+                    {
+                        gate.Release();
+                    }
+                }));
+            }
+            Task.WaitAll(tasks.ToArray());
+        }
+
+        private void Step(BotState b, long now)
+        {
+            GameEvent ev;
+            while (b.State != BotState.Phase.Done && b.Session.TryNextEvent(out ev)) OnEvent(b, ev, now);
+            if (b.State == BotState.Phase.Done) return;
+            switch (b.State)
+            {
+                case BotState.Phase.Joining:
+                case BotState.Phase.Starting:
+                    if (now > b.Deadline)
+                    {
+                        b.Error(b.State == BotState.Phase.Joining ? "the room did not fill in time" : "no game_start in time");
+                        b.Finish();
+                    }
+                    break;
+                case BotState.Phase.Playing:
+                    SendDue(b, now);
+                    if (now >= b.SendUntil)
+                    {
+                        b.State = BotState.Phase.Lingering;
+                        b.LingerUntil = now + b.TickMs * config.LingerTicks;
+                    }
+                    break;
+                case BotState.Phase.Lingering:
+                    if (now >= b.LingerUntil) Leave(b, now);
+                    break;
+                case BotState.Phase.Leaving:
+                    if (now > b.Deadline)
+                    {
+                        b.Error("no pong after room_leave");
+                        b.Finish();
+                    }
+                    break;
+            }
+        }
+
+        /// <summary>Open loop: every action due by now goes out, late ones at once.</summary>
+        private void SendDue(BotState b, long now)
+        {
+            if (config.ActionsPerSec <= 0) return;
+            double every = 1000.0 / config.ActionsPerSec;
+            while (now >= b.NextSendAt && b.NextSendAt < b.SendUntil)
+            {
+                try
+                {
+                    b.Session.SendAction("{\"seq\":" + b.Sent + ",\"bot\":" + b.Index + "}");
+                    b.Sent++;
+                    Interlocked.Increment(ref actionsTotal);
+                }
+                catch (MovanException)
+                {
+                    // Reconnecting: this action is lost, as on any dropped connection; it was never sent.
+                    b.SendFailures++;
+                }
+                b.NextSendAt = (long)Math.Ceiling(b.NextSendAt + every);
+            }
+        }
+
+        private void Leave(BotState b, long now)
+        {
+            try
+            {
+                // Requests are handled in order: the pong says the seat is free before the bot hangs up.
+                b.Playing = false;
+                b.Session.LeaveRoom();
+                b.Session.Ping();
+                b.State = BotState.Phase.Leaving;
+                b.Deadline = now + 10000;
+            }
+            catch (MovanException e)
+            {
+                b.Error("leaving: " + e.Message);
+                b.Finish();
+            }
+        }
+
+        private void OnEvent(BotState b, GameEvent ev, long now)
+        {
+            var frame = ev as FrameEvent;
+            if (frame != null)
+            {
+                OnFrame(b, frame.Frame);
+                return;
+            }
+            var state = ev as RoomStateEvent;
+            if (state != null)
+            {
+                if (b.State == BotState.Phase.Joining && state.State.Members.Count >= config.RoomSize)
+                {
+                    b.Session.Prepare();
+                    b.State = BotState.Phase.Starting;
+                }
+                return;
+            }
+            var start = ev as GameStartEvent;
+            if (start != null)
+            {
+                if (b.State != BotState.Phase.Starting) return;
+                b.RoomId = start.Start.RoomId;
+                b.TickMs = Math.Max(1, start.Start.FrameIntervalMs);
+                b.State = BotState.Phase.Playing;
+                b.Playing = true;
+                b.NextSendAt = now;
+                b.SendUntil = now + (long)(config.DurationSecs * 1000);
+                Console.Error.WriteLine("movan-bot-cs: bot " + b.Index + " game started in room " + b.RoomId);
+                return;
+            }
+            var over = ev as GameOverEvent;
+            if (over != null)
+            {
+                if (b.State == BotState.Phase.Playing) b.Error("game over (" + over.Over.Reason + ") before the bot finished");
+                b.Playing = false;
+                b.Finish();
+                return;
+            }
+            var err = ev as ErrorEvent;
+            if (err != null)
+            {
+                // After room_leave only the pong matters (a leave after game_over is not_in_room).
+                if (b.State != BotState.Phase.Leaving) b.Error("server error " + err.Error);
+                return;
+            }
+            var pong = ev as PongEvent;
+            if (pong != null)
+            {
+                if (b.State == BotState.Phase.Leaving) b.Finish();
+                return;
+            }
+            var reconnecting = ev as ReconnectingEvent;
+            if (reconnecting != null)
+            {
+                if (reconnecting.Attempt == 1) b.Reconnects++;
+                Console.Error.WriteLine("movan-bot-cs: bot " + b.Index + " reconnecting (attempt " + reconnecting.Attempt + "): " + reconnecting.Reason);
+                return;
+            }
+            var closed = ev as ClosedEvent;
+            if (closed != null)
+            {
+                b.Playing = false;
+                if (closed.Error != null && closed.Error.Code == "replaced" && config.ExpectReplaced)
+                {
+                    b.Replaced = true;
+                }
+                else if (closed.Error != null || b.State != BotState.Phase.Done)
+                {
+                    b.Error("session ended: " + (closed.Error != null ? closed.Error.Code + ": " + closed.Error.Message : "closed"));
+                }
+                b.State = BotState.Phase.Done;
+            }
+        }
+
+        private void OnFrame(BotState b, Frame f)
+        {
+            Interlocked.Increment(ref framesTotal);
+            if (f.FrameCount != b.Frames.Count)
+            {
+                b.Gaps++;
+                b.Error("frame " + f.FrameCount + " arrived, expected " + b.Frames.Count);
+            }
+            b.Frames.Add(f.Raw);
+            foreach (FrameAction a in f.Actions)
+            {
+                if (a.Uid != b.Uid) continue;
+                JsonValue seq = a.ActionData["seq"];
+                long n = seq != null && seq.Kind == JsonKind.Number ? seq.AsInt64() : -1;
+                if (n < 0 || n >= b.Sent)
+                {
+                    b.UnknownSeq++;
+                    continue;
+                }
+                int count;
+                b.Seen.TryGetValue(n, out count);
+                b.Seen[n] = count + 1;
+            }
+        }
+
+        public void WriteFrames(string path)
+        {
+            using (var w = new StreamWriter(path, false, new UTF8Encoding(false)))
+            {
+                w.NewLine = "\n";
+                foreach (BotState b in bots)
+                {
+                    foreach (byte[] raw in b.Frames)
+                    {
+                        w.Write(b.Index.ToString(CultureInfo.InvariantCulture));
+                        w.Write('\t');
+                        w.Write(Encoding.UTF8.GetString(raw));
+                        w.Write('\n');
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>What a run saw; field names follow <c>movan-bot</c>'s JSON report.</summary>
+    internal sealed class Report
+    {
+        public int Bots, Rooms, Reconnects, Replaced;
+        public long FramesReceived, ActionsSent, ActionsSeenOwn, Missing, Duplicated, Gaps, Desyncs, Errors;
+        public long SendFailures, ReloadedFrames;
+        public bool Encrypted;
+        public List<string> ErrorMessages = new List<string>();
+
+        public static Report Of(BotState[] bots)
+        {
+            var r = new Report { Bots = bots.Length };
+            foreach (BotState b in bots)
+            {
+                r.FramesReceived += b.Frames.Count;
+                r.ActionsSent += b.Sent;
+                r.ActionsSeenOwn += b.Seen.Values.Sum();
+                for (long seq = 0; seq < b.Sent; seq++)
+                {
+                    if (!b.Seen.ContainsKey(seq)) r.Missing++;
+                }
+                r.Duplicated += b.Seen.Values.Count(n => n > 1);
+                r.Gaps += b.Gaps;
+                r.Errors += b.ErrorCount + (b.UnknownSeq > 0 ? 1 : 0);
+                if (b.UnknownSeq > 0) r.ErrorMessages.Add("bot " + b.Index + ": " + b.UnknownSeq + " own actions seen that were never sent");
+                r.ErrorMessages.AddRange(b.Errors);
+                r.Reconnects += b.Reconnects;
+                r.Replaced += b.Replaced ? 1 : 0;
+                r.SendFailures += b.SendFailures;
+                if (b.Session != null) r.ReloadedFrames += b.Session.ReloadedFrames;
+            }
+            var connected = bots.Where(b => b.Session != null).ToList();
+            r.Encrypted = connected.Count > 0 && connected.All(b => b.Session.IsSealed);
+            var rooms = bots.Where(b => b.RoomId != null).GroupBy(b => b.RoomId).ToList();
+            r.Rooms = rooms.Count;
+            foreach (var room in rooms)
+            {
+                // Every member against the one holding the most frames.
+                BotState reference = room.OrderByDescending(b => b.Frames.Count).First();
+                foreach (BotState b in room)
+                {
+                    for (int i = 0; i < b.Frames.Count; i++)
+                    {
+                        if (!b.Frames[i].SequenceEqual(reference.Frames[i])) r.Desyncs++;
+                    }
+                }
+            }
+            return r;
+        }
+
+        public bool Passed(Config config)
+        {
+            bool ended = config.ExpectReplaced ? Replaced == Bots && Reconnects == 0 : FramesReceived > 0;
+            return Missing == 0 && Duplicated == 0 && Gaps == 0 && Desyncs == 0 && Errors == 0 && ended;
+        }
+
+        public string Summary(Config c)
+        {
+            var sb = new StringBuilder();
+            sb.AppendFormat(CultureInfo.InvariantCulture, "movan-bot-cs: {0} bots in {1} rooms, {2:F1} s at {3} actions/s each\n",
+                Bots, Rooms, c.DurationSecs, c.ActionsPerSec);
+            sb.AppendFormat("frames received {0}, actions sent {1}, own actions seen {2}\n", FramesReceived, ActionsSent, ActionsSeenOwn);
+            sb.AppendFormat("missing {0}, duplicated {1}, gaps {2}, desyncs {3}, errors {4}\n", Missing, Duplicated, Gaps, Desyncs, Errors);
+            sb.AppendFormat("reconnects {0}, reloaded frames {1}, sends refused while reconnecting {2}, replaced {3}\n",
+                Reconnects, ReloadedFrames, SendFailures, Replaced);
+            sb.AppendFormat("encrypted {0}\n", Encrypted ? "yes (chacha20poly1305)" : "no");
+            foreach (string m in ErrorMessages) sb.Append("  error: ").Append(m).Append('\n');
+            sb.Append(Passed(c) ? "PASS\n" : "FAIL\n");
+            return sb.ToString();
+        }
+
+        public string ToJson()
+        {
+            JsonValue messages = JsonValue.NewArray();
+            foreach (string m in ErrorMessages) messages.Add(JsonValue.From(m));
+            return JsonValue.NewObject()
+                .Add("bots", Bots).Add("rooms", Rooms).Add("frames_received", FramesReceived)
+                .Add("actions_sent", ActionsSent).Add("actions_seen_own", ActionsSeenOwn).Add("missing", Missing)
+                .Add("duplicated", Duplicated).Add("gaps", Gaps).Add("desyncs", Desyncs).Add("errors", Errors)
+                .Add("error_messages", messages).Add("encrypted", Encrypted).Add("reconnects", Reconnects)
+                .Add("reloaded_frames", ReloadedFrames).Add("send_failures", SendFailures).Add("replaced", Replaced)
+                .ToString();
+        }
+    }
+}

@@ -1,0 +1,597 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Threading;
+using System.Threading.Tasks;
+
+namespace Movan.Client
+{
+    /// <summary>
+    /// A sync connection that survives network drops, like the Rust SDK's <c>GameClient</c>: reconnects with backoff,
+    /// rebinds, reloads what it missed and hands out every frame of a game exactly once, in order. It pings while
+    /// idle, drops dead connections, refreshes tokens, and never comes back after <c>replaced</c>,
+    /// <c>session_revoked</c>, <c>banned</c> or <c>shutting_down</c>.
+    /// </summary>
+    /// <remarks>
+    /// <para>Threads: the network work runs on two background threads per session (a reader and a driver that
+    /// writes, reconnects and keeps time). Nothing of yours runs on them. Events wait in a queue until you take them
+    /// on your thread: call <see cref="Poll"/> from Unity's <c>Update()</c>, which raises the C# events
+    /// (<see cref="FrameReceived"/>, ...) there, or take them yourself with <see cref="TryNextEvent"/> /
+    /// <see cref="NextEvent"/>. Sends (<see cref="SendAction(string, double?)"/>, ...) are safe from any thread and
+    /// never block on the network: they are queued and written by the driver.</para>
+    /// <para>The behaviour lives in <see cref="GameSessionCore"/>, a state machine without IO, tested with fake time.</para>
+    /// </remarks>
+    public sealed class GameSession : IDisposable
+    {
+        private static readonly Stopwatch Clock = Stopwatch.StartNew();
+
+        private enum WorkKind { Send, Wake, Refreshed, Close }
+
+        private sealed class Work
+        {
+            public WorkKind Kind;
+            public byte[] Body;
+            public Session Session;
+            public MovanException Error;
+        }
+
+        private static readonly Work WakeWork = new Work { Kind = WorkKind.Wake };
+
+        private readonly object gate = new object();
+        private readonly GameSessionOptions options;
+        private readonly GameSessionCore core;
+        private readonly BoundedQueue<GameEvent> events;
+        private readonly BoundedQueue<Work> inbox;
+        private readonly Listener listener;
+        private readonly string address;
+        private readonly Thread driver;
+        private Session session;
+        private SyncConnection current;
+        private volatile bool linkUp;
+        private volatile bool ended;
+
+        private GameSession(Session session, GameSessionOptions options)
+        {
+            this.session = session;
+            this.options = options;
+            address = options.SyncAddress ?? session.SyncAddr;
+            core = new GameSessionCore(options, options.Account != null);
+            events = new BoundedQueue<GameEvent>(options.MaxQueuedEvents);
+            inbox = new BoundedQueue<Work>(options.MaxQueuedSends);
+            listener = new Listener(this);
+            driver = new Thread(DriverLoop, 256 * 1024);
+            driver.IsBackground = true;
+            driver.Name = "movan-session-driver";
+        }
+
+        /// <summary>
+        /// Connects with a login's (or refresh's) session and starts the session. The first connection must succeed:
+        /// a failure throws, with no retry. Blocks for the connection sequence: from Unity's main thread use
+        /// <see cref="ConnectAsync"/>.
+        /// </summary>
+        /// <exception cref="MovanException">As for <see cref="SyncConnection.Connect"/>.</exception>
+        public static GameSession Connect(Session session, GameSessionOptions options = null)
+        {
+            if (session == null) throw new ArgumentNullException("session");
+            var gs = new GameSession(session, options ?? new GameSessionOptions());
+            SyncConnection conn = SyncConnection.Open(gs.ConnectOptions(session));
+            long now = Now();
+            gs.IsSealed = conn.IsSealed;
+            lock (gs.gate)
+            {
+                gs.current = conn;
+                gs.linkUp = true;
+                gs.core.OnSessionIssued(RemainingSecs(session), now);
+                gs.core.OnConnected(now);
+            }
+            gs.driver.Start();
+            conn.Start(gs.listener);
+            return gs;
+        }
+
+        /// <summary><see cref="Connect"/> on a thread-pool thread.</summary>
+        public static Task<GameSession> ConnectAsync(Session session, GameSessionOptions options = null)
+        {
+            return Task.Run(() => Connect(session, options));
+        }
+
+        // ---- events ----
+
+        /// <summary>The next frame of the running game (raised by <see cref="Poll"/>).</summary>
+        public event Action<Frame> FrameReceived;
+        /// <summary>A new game started.</summary>
+        public event Action<GameStart> GameStarted;
+        /// <summary>The room changed.</summary>
+        public event Action<RoomState> RoomStateChanged;
+        /// <summary>The game ended.</summary>
+        public event Action<GameOver> GameEnded;
+        /// <summary>A <c>pong</c> arrived.</summary>
+        public event Action<Pong> PongReceived;
+        /// <summary>The server refused a request, or frames could not be reloaded.</summary>
+        public event Action<ServerError> ErrorReceived;
+        /// <summary>The connection dropped; reconnecting.</summary>
+        public event Action<ReconnectingEvent> Reconnecting;
+        /// <summary>Connected again.</summary>
+        public event Action<ReconnectedEvent> Reconnected;
+        /// <summary>The tokens were refreshed.</summary>
+        public event Action<Session> SessionRefreshed;
+        /// <summary>A background refresh failed.</summary>
+        public event Action<RefreshFailedEvent> RefreshFailed;
+        /// <summary>The session ended (null: closed by you); always the last event.</summary>
+        public event Action<MovanException> Closed;
+
+        /// <summary>
+        /// Raises the C# events for up to <paramref name="max"/> queued events, on the calling thread (Unity: call it
+        /// from <c>Update()</c>). Returns how many it raised.
+        /// </summary>
+        public int Poll(int max = int.MaxValue)
+        {
+            int n = 0;
+            GameEvent ev;
+            while (n < max && events.TryTake(out ev))
+            {
+                n++;
+                Dispatch(ev);
+            }
+            return n;
+        }
+
+        /// <summary>The next queued event, if any (instead of <see cref="Poll"/>; use one or the other).</summary>
+        public bool TryNextEvent(out GameEvent ev)
+        {
+            return events.TryTake(out ev);
+        }
+
+        /// <summary>The next event, waiting up to <paramref name="timeout"/>; null on timeout, or once the session ended and every event was taken.</summary>
+        public GameEvent NextEvent(TimeSpan timeout)
+        {
+            GameEvent ev;
+            double ms = timeout.TotalMilliseconds;
+            return events.Take(out ev, ms < 0 ? -1 : ms > int.MaxValue ? int.MaxValue : (int)ms) ? ev : null;
+        }
+
+        // ---- state (of the network side: events may still be queued) ----
+
+        /// <summary>The session in use (a refreshed one after a refresh).</summary>
+        public Session Session { get { lock (gate) return session; } }
+        /// <summary>The running game's <c>game_start</c>, or null.</summary>
+        public GameStart Game { get { lock (gate) return core.Game; } }
+        /// <summary>The next frame number the session will queue.</summary>
+        public long NextFrame { get { lock (gate) return core.NextFrame; } }
+        /// <summary>True while the connection is down and the session is getting it back.</summary>
+        public bool IsReconnecting { get { lock (gate) return core.IsReconnecting; } }
+        /// <summary>True once the session ended.</summary>
+        public bool IsClosed { get { return ended; } }
+        /// <summary>Why it ended (null after <see cref="Close"/>).</summary>
+        public MovanException CloseReason { get { lock (gate) return core.CloseReason; } }
+        /// <summary>True when the connection is sealed (the server runs with encryption, as by default).</summary>
+        public bool IsSealed { get; private set; }
+        /// <summary>Frames that came from reloads rather than live, so far.</summary>
+        public long ReloadedFrames { get { lock (gate) return core.ReloadedFrames; } }
+        /// <summary>Events waiting to be taken.</summary>
+        public int QueuedEvents { get { return events.Count; } }
+
+        // ---- requests ----
+
+        /// <summary><c>room_enter</c>: joins <paramref name="roomId"/> (created when missing), or quick-matches when null.</summary>
+        /// <exception cref="MovanException"><see cref="ErrorKind.Closed"/> (ended, or reconnecting), <see cref="ErrorKind.QueueFull"/>.</exception>
+        public void EnterRoom(string roomId = null)
+        {
+            Enqueue("room_enter", ClientMessages.RoomEnterData(roomId), null, null);
+        }
+
+        /// <summary><c>room_leave</c>.</summary>
+        public void LeaveRoom()
+        {
+            Enqueue("room_leave", null, null, null);
+        }
+
+        /// <summary><c>room_prepare</c>: marks the player ready.</summary>
+        public void Prepare()
+        {
+            Enqueue("room_prepare", null, null, null);
+        }
+
+        /// <summary>
+        /// <c>sync_action</c>: <paramref name="actionJson"/> (a JSON object) for the next frame, stamped now unless
+        /// <paramref name="timestamp"/> (Unix seconds) is given. Fails while reconnecting: an action sent then is lost,
+        /// as on any dropped connection.
+        /// </summary>
+        /// <exception cref="ArgumentException">Not a JSON object nested at most 32 deep.</exception>
+        /// <exception cref="MovanException"><see cref="ErrorKind.Closed"/>, <see cref="ErrorKind.TooLarge"/>, <see cref="ErrorKind.QueueFull"/>.</exception>
+        public void SendAction(string actionJson, double? timestamp = null)
+        {
+            Enqueue("sync_action", null, ClientMessages.CheckAction(actionJson), timestamp);
+        }
+
+        /// <summary><c>sync_action</c> with a built or parsed object.</summary>
+        public void SendAction(JsonValue action, double? timestamp = null)
+        {
+            Enqueue("sync_action", null, ClientMessages.ActionJson(action), timestamp);
+        }
+
+        /// <summary><c>ping</c>; the answer is a <see cref="Pong"/> with the round trip and clock offset.</summary>
+        public void Ping()
+        {
+            Enqueue("ping", null, null, null);
+        }
+
+        /// <summary>Ends the session: closes the connection (the server treats it like <c>room_leave</c>) and stops reconnecting. Queues a <see cref="ClosedEvent"/> with no error.</summary>
+        public void Close()
+        {
+            SyncConnection toClose;
+            lock (gate)
+            {
+                if (core.IsClosed) return;
+                core.Close(null);
+                toClose = current;
+                current = null;
+                linkUp = false;
+                Pump();
+            }
+            if (toClose != null) toClose.Close();
+            Notify();
+        }
+
+        /// <summary>Same as <see cref="Close"/>.</summary>
+        public void Dispose()
+        {
+            Close();
+        }
+
+        private void Enqueue(string proto, string dataJson, string actionJson, double? timestamp)
+        {
+            if (ended) throw new MovanException(ErrorKind.Closed, "the game session has ended");
+            if (!linkUp) throw new MovanException(ErrorKind.Closed, "reconnecting: the sync connection is down");
+            byte[] body = ClientMessages.Envelope(session.Uid, null, proto, timestamp ?? UnixTime.Now(), dataJson,
+                actionJson);
+            int wire = body.Length + SessionCrypto.TagSize;
+            if (wire > options.MaxFrameBytes)
+            {
+                throw new MovanException(ErrorKind.TooLarge,
+                    "a " + wire + "-byte message is above the server's " + options.MaxFrameBytes + "-byte limit");
+            }
+            if (!inbox.TryAdd(new Work { Kind = WorkKind.Send, Body = body }))
+            {
+                if (ended) throw new MovanException(ErrorKind.Closed, "the game session has ended");
+                throw new MovanException(ErrorKind.QueueFull,
+                    options.MaxQueuedSends + " messages are already waiting to be written");
+            }
+        }
+
+        // ---- the shell ----
+
+        private static long Now()
+        {
+            return Clock.ElapsedMilliseconds;
+        }
+
+        private static long RemainingSecs(Session s)
+        {
+            if (s.ReceivedAt == default(DateTime)) return s.ExpiresIn;
+            return s.ExpiresIn - (long)(DateTime.UtcNow - s.ReceivedAt).TotalSeconds;
+        }
+
+        private SyncConnectOptions ConnectOptions(Session s)
+        {
+            return new SyncConnectOptions
+            {
+                Address = address,
+                Uid = s.Uid,
+                Token = s.Token,
+                SessionKey = s.SessionKey,
+                Aead = options.Aead,
+                Transport = options.Transport,
+                ConnectTimeout = options.ConnectTimeout,
+                HandshakeTimeout = options.HandshakeTimeout,
+                MaxFrameBytes = options.MaxFrameBytes,
+            };
+        }
+
+        /// <summary>Moves the core's events to the application's queue; ends the session's queues once the core closed. Under <see cref="gate"/>.</summary>
+        private bool Pump()
+        {
+            bool moved = false;
+            GameEvent ev;
+            while (core.TryGetEvent(out ev))
+            {
+                events.Add(ev, true);
+                moved = true;
+            }
+            if (core.IsClosed && !ended)
+            {
+                ended = true;
+                linkUp = false;
+                events.Close();
+                inbox.Add(new Work { Kind = WorkKind.Close }, true);
+                if (current != null)
+                {
+                    SyncConnection c = current;
+                    current = null;
+                    ThreadPool.QueueUserWorkItem(_ => c.Close());
+                }
+            }
+            return moved;
+        }
+
+        private void Notify()
+        {
+            Action cb = options.EventsQueued;
+            if (cb != null) cb();
+        }
+
+        private void OnMessage(SyncConnection conn, ServerMessage m)
+        {
+            // Backpressure: while the game does not take events, stop reading the socket.
+            events.WaitBelow(options.MaxQueuedEvents);
+            bool moved;
+            lock (gate)
+            {
+                if (conn != current) return;
+                core.OnMessage(m, Now());
+                moved = Pump();
+                if (core.HasCommands) inbox.Add(WakeWork, true);
+            }
+            if (moved) Notify();
+        }
+
+        private void OnClosed(SyncConnection conn, MovanException reason)
+        {
+            lock (gate)
+            {
+                if (conn != current) return;
+                current = null;
+                linkUp = false;
+                core.OnConnectionLost(reason, Now());
+                Pump();
+                inbox.Add(WakeWork, true);
+            }
+            Notify();
+        }
+
+        private void DriverLoop()
+        {
+            var todo = new List<SessionCommand>();
+            while (!ended)
+            {
+                long wait;
+                lock (gate)
+                {
+                    long deadline = core.NextDeadline;
+                    wait = deadline == long.MaxValue ? -1 : Math.Max(0, Math.Min(int.MaxValue, deadline - Now()));
+                }
+                Work w;
+                bool sent = false;
+                if (inbox.Take(out w, (int)wait))
+                {
+                    do
+                    {
+                        sent |= Handle(w);
+                    } while (inbox.TryTake(out w));
+                }
+                SyncConnection conn;
+                bool moved;
+                lock (gate)
+                {
+                    long now = Now();
+                    if (sent) core.OnSent(now);
+                    if (events.Count >= options.MaxQueuedEvents) core.OnStalled(now);
+                    core.Tick(now);
+                    SessionCommand c;
+                    while (core.TryGetCommand(out c)) todo.Add(c);
+                    conn = current;
+                    if (todo.Exists(x => x.Kind == CommandKind.Disconnect))
+                    {
+                        current = null;
+                        linkUp = false;
+                    }
+                    moved = Pump();
+                }
+                if (moved) Notify();
+                foreach (SessionCommand c in todo) Execute(c, conn);
+                todo.Clear();
+            }
+        }
+
+        /// <summary>One inbox item; true when it wrote to the connection.</summary>
+        private bool Handle(Work w)
+        {
+            switch (w.Kind)
+            {
+                case WorkKind.Send:
+                    return SendOn(CurrentConnection(), w.Body);
+                case WorkKind.Refreshed:
+                {
+                    bool moved;
+                    lock (gate)
+                    {
+                        if (w.Session != null)
+                        {
+                            if (options.SyncAddress == null && w.Session.SyncAddr != address)
+                            {
+                                // Reconnects stay on the server that holds the seat.
+                                w.Session.SyncAddr = address;
+                            }
+                            session = w.Session;
+                        }
+                        core.OnRefreshed(w.Session, w.Error, Now());
+                        moved = Pump();
+                    }
+                    if (moved) Notify();
+                    return false;
+                }
+                default:
+                    return false;
+            }
+        }
+
+        private SyncConnection CurrentConnection()
+        {
+            lock (gate) return current;
+        }
+
+        /// <summary>Writes one body; a failure is the connection's end, which its reader reports.</summary>
+        private static bool SendOn(SyncConnection conn, byte[] body)
+        {
+            if (conn == null) return false;
+            try
+            {
+                conn.SendBody(body);
+                return true;
+            }
+            catch (MovanException)
+            {
+                return false;
+            }
+        }
+
+        private void Execute(SessionCommand c, SyncConnection conn)
+        {
+            switch (c.Kind)
+            {
+                case CommandKind.Ping:
+                    SendOn(conn, ClientMessages.Envelope(session.Uid, null, "ping", UnixTime.Now(), null, null));
+                    break;
+                case CommandKind.RequestReload:
+                    SendOn(conn, ClientMessages.Envelope(session.Uid, null, ClientMessages.ReloadProto, UnixTime.Now(),
+                        ClientMessages.ReloadData(c.StartFrame), null));
+                    break;
+                case CommandKind.Disconnect:
+                    if (conn != null) conn.Close();
+                    break;
+                case CommandKind.Refresh:
+                    StartRefresh();
+                    break;
+                case CommandKind.Connect:
+                    Reconnect();
+                    break;
+            }
+        }
+
+        private void StartRefresh()
+        {
+            AccountClient account = options.Account;
+            string token;
+            lock (gate) token = session.RefreshToken;
+            Task<Session> t;
+            try
+            {
+                t = account.RefreshAsync(token);
+            }
+            catch (Exception e)
+            {
+                t = Task.FromException<Session>(e);
+            }
+            t.ContinueWith(done =>
+            {
+                var w = new Work { Kind = WorkKind.Refreshed };
+                if (done.Status == TaskStatus.RanToCompletion)
+                {
+                    w.Session = done.Result;
+                }
+                else
+                {
+                    Exception e = done.Exception != null ? done.Exception.GetBaseException() : null;
+                    w.Error = e as MovanException ??
+                        new MovanException(ErrorKind.Network, "refresh failed: " + (e != null ? e.Message : "cancelled"), e);
+                }
+                inbox.Add(w, true);
+            }, TaskContinuationOptions.ExecuteSynchronously);
+        }
+
+        /// <summary>One reconnect attempt, on the driver thread (nothing else can be sent meanwhile anyway).</summary>
+        private void Reconnect()
+        {
+            Session s;
+            lock (gate) s = session;
+            SyncConnection conn = null;
+            MovanException error = null;
+            try
+            {
+                conn = SyncConnection.Open(ConnectOptions(s));
+            }
+            catch (MovanException e)
+            {
+                error = e;
+            }
+            bool moved;
+            lock (gate)
+            {
+                if (core.IsClosed)
+                {
+                    if (conn != null) conn.Close();
+                    return;
+                }
+                if (conn != null)
+                {
+                    current = conn;
+                    linkUp = true;
+                    core.OnConnected(Now());
+                }
+                else
+                {
+                    core.OnConnectFailed(error, Now());
+                }
+                moved = Pump();
+                inbox.Add(WakeWork, true);
+            }
+            if (conn != null) conn.Start(listener);
+            if (moved) Notify();
+        }
+
+        private void Dispatch(GameEvent ev)
+        {
+            var frame = ev as FrameEvent;
+            if (frame != null)
+            {
+                Raise(FrameReceived, frame.Frame);
+                return;
+            }
+            var start = ev as GameStartEvent;
+            if (start != null) { Raise(GameStarted, start.Start); return; }
+            var state = ev as RoomStateEvent;
+            if (state != null) { Raise(RoomStateChanged, state.State); return; }
+            var over = ev as GameOverEvent;
+            if (over != null) { Raise(GameEnded, over.Over); return; }
+            var pong = ev as PongEvent;
+            if (pong != null) { Raise(PongReceived, pong.Pong); return; }
+            var err = ev as ErrorEvent;
+            if (err != null) { Raise(ErrorReceived, err.Error); return; }
+            var ring = ev as ReconnectingEvent;
+            if (ring != null) { Raise(Reconnecting, ring); return; }
+            var back = ev as ReconnectedEvent;
+            if (back != null) { Raise(Reconnected, back); return; }
+            var fresh = ev as SessionRefreshedEvent;
+            if (fresh != null) { Raise(SessionRefreshed, fresh.Session); return; }
+            var failed = ev as RefreshFailedEvent;
+            if (failed != null) { Raise(RefreshFailed, failed); return; }
+            var closed = ev as ClosedEvent;
+            if (closed != null) Raise(Closed, closed.Error);
+        }
+
+        private static void Raise<T>(Action<T> handler, T arg)
+        {
+            if (handler != null) handler(arg);
+        }
+
+        private sealed class Listener : IServerMessageListener
+        {
+            private readonly GameSession owner;
+
+            public Listener(GameSession owner)
+            {
+                this.owner = owner;
+            }
+
+            public void OnMessage(SyncConnection connection, ServerMessage message)
+            {
+                owner.OnMessage(connection, message);
+            }
+
+            public void OnClosed(SyncConnection connection, MovanException reason)
+            {
+                owner.OnClosed(connection, reason);
+            }
+        }
+    }
+}
