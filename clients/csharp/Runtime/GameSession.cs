@@ -291,6 +291,13 @@ namespace Movan.Client
         /// <summary>Moves the core's events to the application's queue; ends the session's queues once the core closed. Under <see cref="gate"/>.</summary>
         private bool Pump()
         {
+            // Closed before the ClosedEvent becomes visible, so whoever takes it sees IsClosed.
+            bool ending = core.IsClosed && !ended;
+            if (ending)
+            {
+                ended = true;
+                linkUp = false;
+            }
             bool moved = false;
             GameEvent ev;
             while (core.TryGetEvent(out ev))
@@ -298,10 +305,8 @@ namespace Movan.Client
                 events.Add(ev, true);
                 moved = true;
             }
-            if (core.IsClosed && !ended)
+            if (ending)
             {
-                ended = true;
-                linkUp = false;
                 events.Close();
                 inbox.Add(new Work { Kind = WorkKind.Close }, true);
                 if (current != null)

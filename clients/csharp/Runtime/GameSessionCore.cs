@@ -84,6 +84,7 @@ namespace Movan.Client
         private bool refreshInFlight;
 
         /// <summary>A core for a session whose first connection is being opened.</summary>
+        /// <param name="options">The timings: keepalive, dead-connection limit, refresh retry, reconnect policy.</param>
         /// <param name="canRefresh">An account client is there to refresh tokens (<see cref="CommandKind.Refresh"/>).</param>
         public GameSessionCore(GameSessionOptions options, bool canRefresh)
         {

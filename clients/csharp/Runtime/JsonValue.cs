@@ -18,7 +18,7 @@ namespace Movan.Client
     }
 
     /// <summary>
-    /// A JSON value: parsed from server bytes (<see cref="Parse(byte[])"/>), or built by code
+    /// A JSON value: parsed from server bytes (<see cref="Parse(byte[], int)"/>), or built by code
     /// (<see cref="NewObject"/>, <see cref="NewArray"/>, ...) to send as <c>action_data</c>.
     /// </summary>
     /// <remarks>
