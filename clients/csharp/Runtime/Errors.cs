@@ -141,7 +141,7 @@ namespace Movan.Client
             var ex = new MovanException(ErrorKind.Server, e.CodeText,
                 string.IsNullOrEmpty(e.Message) ? "sync server error " + e.CodeText : e.Message, null);
             ex.SyncCode = e.Code;
-            ex.Proto = e.Proto;
+            ex.Proto = e.ErrorProto;
             return ex;
         }
 
