@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Concurrent;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.Globalization;
@@ -75,6 +76,7 @@ namespace Movan.Bot
         public double ProgressSecs;
         public bool Rejoin;
         public bool ExpectReplaced;
+        public int LoopHz;
 
         public const string Usage =
             "movan-bot-cs: play games with bots and check lockstep delivery (the C# twin of movan-bot)\n" +
@@ -93,6 +95,7 @@ namespace Movan.Bot
             "  --frames-out FILE      write every frame, one line each: bot index, a tab, the frame as received\n" +
             "  --json                 print the report as one JSON line on stdout (the summary goes to stderr)\n" +
             "  --progress-secs S      print a progress line on stderr every S seconds\n" +
+            "  --loop-hz N            poll every session N times a second, as Update() would (default 0: wake on events)\n" +
             "  --rejoin               do not enter a room: take over a game this account already plays (reload from 0)\n" +
             "  --expect-replaced      the session must end with `replaced` (and never reconnect)\n";
 
@@ -127,6 +130,7 @@ namespace Movan.Bot
                     case "--linger-ticks": c.LingerTicks = Int(a, v, 0); break;
                     case "--frames-out": c.FramesOut = v; break;
                     case "--progress-secs": c.ProgressSecs = Num(a, v); break;
+                    case "--loop-hz": c.LoopHz = Int(a, v, 0); break;
                     default: throw new ArgumentException("unknown argument " + a + " (try --help)");
                 }
             }
@@ -178,6 +182,7 @@ namespace Movan.Bot
         public long TickMs = 50;
         public readonly List<byte[]> Frames = new List<byte[]>();
         public readonly Dictionary<long, int> Seen = new Dictionary<long, int>();
+        public int Dirty;
         public long Sent;
         public long SendFailures;
         public long Gaps;
@@ -213,6 +218,7 @@ namespace Movan.Bot
         private readonly Config config;
         private readonly BotState[] bots;
         private readonly AutoResetEvent wake = new AutoResetEvent(false);
+        private readonly ConcurrentQueue<BotState> dirty = new ConcurrentQueue<BotState>();
         /// <summary>Tells this process's actions from those of an earlier process on the same account (<c>--rejoin</c>).</summary>
         private readonly long runId = new Random().Next(1, int.MaxValue);
         private long framesTotal;
@@ -230,6 +236,18 @@ namespace Movan.Bot
             return Clock.ElapsedMilliseconds;
         }
 
+        private void MarkDirtyQuietly(BotState b)
+        {
+            if (b.State != BotState.Phase.Done && Interlocked.Exchange(ref b.Dirty, 1) == 0) dirty.Enqueue(b);
+        }
+
+        /// <summary>Called on a session's thread when it queued events: remember the bot and wake the loop.</summary>
+        private void MarkDirty(BotState b)
+        {
+            if (Interlocked.Exchange(ref b.Dirty, 1) == 0) dirty.Enqueue(b);
+            wake.Set();
+        }
+
         public Report Execute()
         {
             Connect();
@@ -237,14 +255,27 @@ namespace Movan.Bot
             long nextProgress = progressEvery > 0 ? Now() + progressEvery : long.MaxValue;
             long lastFrames = 0;
             long started = Now();
-            while (bots.Any(b => b.State != BotState.Phase.Done))
+            // Every bot once, for the events queued before the loop ran.
+            foreach (BotState b in bots) dirty.Enqueue(b);
+            int live = bots.Length;
+            while (live > 0)
             {
                 long now = Now();
                 long next = now + 50;
+                // Events only for the bots whose sessions queued some; timers for all.
+                BotState d;
+                while (dirty.TryDequeue(out d))
+                {
+                    Interlocked.Exchange(ref d.Dirty, 0);
+                    if (d.State != BotState.Phase.Done) Drain(d, now);
+                }
+                live = 0;
                 foreach (BotState b in bots)
                 {
                     if (b.State == BotState.Phase.Done) continue;
                     Step(b, now);
+                    if (b.State == BotState.Phase.Done) continue;
+                    live++;
                     if (b.State == BotState.Phase.Playing) next = Math.Min(next, b.NextSendAt);
                 }
                 if (now >= nextProgress)
@@ -256,6 +287,17 @@ namespace Movan.Bot
                     lastFrames = frames;
                     nextProgress += progressEvery;
                 }
+                if (config.LoopHz > 0)
+                {
+                    // A game loop: one pass per Update(), polling every session; nothing wakes it.
+                    long period = Math.Max(1, 1000 / config.LoopHz);
+                    long sleep = now + period - Now();
+                    if (sleep > 0) Thread.Sleep((int)sleep);
+                    foreach (BotState b in bots) MarkDirtyQuietly(b);
+                    continue;
+                }
+                // Event-driven: woken by the sessions, at most one pass per millisecond however often they do.
+                if (Now() == now) Thread.Sleep(1);
                 int wait = (int)Math.Max(0, Math.Min(50, next - Now()));
                 if (wait > 0) wake.WaitOne(wait);
             }
@@ -280,7 +322,8 @@ namespace Movan.Bot
                         Session s = config.Rejoin
                             ? await account.LoginAsync(name, config.Password).ConfigureAwait(false)
                             : await account.RegisterOrLoginAsync(name, config.Password).ConfigureAwait(false);
-                        var options = new GameSessionOptions { SyncAddress = config.Sync, EventsQueued = () => wake.Set() };
+                        var options = new GameSessionOptions { SyncAddress = config.Sync };
+                        if (config.LoopHz == 0) options.EventsQueued = () => MarkDirty(bot);
                         bot.Session = GameSession.Connect(s, options);
                         bot.Uid = s.Uid;
                         bot.Deadline = Now() + (long)(config.JoinTimeoutSecs * 1000);
@@ -307,11 +350,15 @@ namespace Movan.Bot
             Task.WaitAll(tasks.ToArray());
         }
 
-        private void Step(BotState b, long now)
+        private void Drain(BotState b, long now)
         {
             GameEvent ev;
             while (b.State != BotState.Phase.Done && b.Session.TryNextEvent(out ev)) OnEvent(b, ev, now);
-            if (b.State == BotState.Phase.Done) return;
+        }
+
+        /// <summary>A bot's timers: sends due, phase deadlines.</summary>
+        private void Step(BotState b, long now)
+        {
             switch (b.State)
             {
                 case BotState.Phase.Joining:
@@ -531,7 +578,10 @@ namespace Movan.Bot
                 r.Gaps += b.Gaps;
                 r.Errors += b.ErrorCount + (b.UnknownSeq > 0 ? 1 : 0);
                 if (b.UnknownSeq > 0) r.ErrorMessages.Add("bot " + b.Index + ": " + b.UnknownSeq + " own actions seen that were never sent");
-                r.ErrorMessages.AddRange(b.Errors);
+                foreach (string m in b.Errors)
+                {
+                    if (r.ErrorMessages.Count < 50) r.ErrorMessages.Add(m);
+                }
                 r.Reconnects += b.Reconnects;
                 r.Replaced += b.Replaced ? 1 : 0;
                 r.SendFailures += b.SendFailures;
@@ -591,6 +641,7 @@ namespace Movan.Bot
                 .Add("duplicated", Duplicated).Add("gaps", Gaps).Add("desyncs", Desyncs).Add("errors", Errors)
                 .Add("error_messages", messages).Add("encrypted", Encrypted).Add("reconnects", Reconnects)
                 .Add("reloaded_frames", ReloadedFrames).Add("send_failures", SendFailures).Add("replaced", Replaced)
+                .Add("gc_nursery", GC.CollectionCount(0)).Add("gc_major", GC.CollectionCount(1))
                 .ToString();
         }
     }

@@ -43,6 +43,24 @@ namespace Movan.Client
 
         private static readonly byte[] Zeros = new byte[16];
 
+        /// <summary>Per-thread work buffers, so that sealing and opening allocate only their output.</summary>
+        private sealed class Scratch
+        {
+            public readonly uint[] State = new uint[16];
+            public readonly uint[] X = new uint[16];
+            public readonly byte[] Block = new byte[64];
+            public readonly byte[] Tag = new byte[16];
+            public readonly byte[] Lengths = new byte[16];
+            public readonly Poly1305 Poly = new Poly1305();
+        }
+
+        [ThreadStatic] private static Scratch scratchOfThread;
+
+        private static Scratch Work()
+        {
+            return scratchOfThread ?? (scratchOfThread = new Scratch());
+        }
+
         /// <inheritdoc />
         public void Seal(byte[] key, byte[] nonce, byte[] aad, byte[] input, int inputOffset, int length,
             byte[] output, int outputOffset)
@@ -52,9 +70,10 @@ namespace Movan.Client
             {
                 throw new ArgumentException("output too small for the ciphertext and tag");
             }
-            var poly = NewPoly(key, nonce);
-            ChaCha20.Xor(key, nonce, 1, input, inputOffset, length, output, outputOffset);
-            Authenticate(poly, aad, output, outputOffset, length);
+            Scratch w = Work();
+            Poly1305 poly = NewPoly(w, key, nonce);
+            ChaCha20.Xor(w.State, w.X, w.Block, key, nonce, 1, input, inputOffset, length, output, outputOffset);
+            Authenticate(w, poly, aad, output, outputOffset, length);
             poly.Finish(output, outputOffset + length);
         }
 
@@ -69,12 +88,12 @@ namespace Movan.Client
             {
                 throw new ArgumentException("output too small for the plaintext");
             }
-            var poly = NewPoly(key, nonce);
-            Authenticate(poly, aad, input, inputOffset, ctLen);
-            var tag = new byte[TagSize];
-            poly.Finish(tag, 0);
-            if (!FixedTime.AreEqual(tag, 0, input, inputOffset + ctLen, TagSize)) return false;
-            ChaCha20.Xor(key, nonce, 1, input, inputOffset, ctLen, output, outputOffset);
+            Scratch w = Work();
+            Poly1305 poly = NewPoly(w, key, nonce);
+            Authenticate(w, poly, aad, input, inputOffset, ctLen);
+            poly.Finish(w.Tag, 0);
+            if (!FixedTime.AreEqual(w.Tag, 0, input, inputOffset + ctLen, TagSize)) return false;
+            ChaCha20.Xor(w.State, w.X, w.Block, key, nonce, 1, input, inputOffset, ctLen, output, outputOffset);
             return true;
         }
 
@@ -88,22 +107,22 @@ namespace Movan.Client
             }
         }
 
-        private static Poly1305 NewPoly(byte[] key, byte[] nonce)
+        private static Poly1305 NewPoly(Scratch w, byte[] key, byte[] nonce)
         {
-            var block = new byte[64];
-            ChaCha20.Block(key, nonce, 0, block);
-            return new Poly1305(block);
+            ChaCha20.Block(w.State, w.X, key, nonce, 0, w.Block);
+            w.Poly.Init(w.Block);
+            return w.Poly;
         }
 
         // RFC 8439 §2.8: aad || pad16 || ciphertext || pad16 || le64(|aad|) || le64(|ciphertext|).
-        private static void Authenticate(Poly1305 poly, byte[] aad, byte[] ct, int ctOffset, int ctLen)
+        private static void Authenticate(Scratch w, Poly1305 poly, byte[] aad, byte[] ct, int ctOffset, int ctLen)
         {
             int aadLen = aad == null ? 0 : aad.Length;
             if (aadLen > 0) poly.Update(aad, 0, aadLen);
             poly.Update(Zeros, 0, (16 - aadLen % 16) % 16);
             poly.Update(ct, ctOffset, ctLen);
             poly.Update(Zeros, 0, (16 - ctLen % 16) % 16);
-            var lengths = new byte[16];
+            byte[] lengths = w.Lengths;
             ChaCha20.WriteLe64(lengths, 0, (ulong)aadLen);
             ChaCha20.WriteLe64(lengths, 8, (ulong)ctLen);
             poly.Update(lengths, 0, 16);
@@ -131,8 +150,11 @@ namespace Movan.Client
         /// <summary>Writes the 64-byte keystream block <paramref name="counter"/> into <paramref name="output"/>.</summary>
         public static void Block(byte[] key, byte[] nonce, uint counter, byte[] output)
         {
-            var state = new uint[16];
-            var x = new uint[16];
+            Block(new uint[16], new uint[16], key, nonce, counter, output);
+        }
+
+        internal static void Block(uint[] state, uint[] x, byte[] key, byte[] nonce, uint counter, byte[] output)
+        {
             Init(state, key, nonce);
             state[12] = counter;
             Core(state, x);
@@ -143,9 +165,13 @@ namespace Movan.Client
         public static void Xor(byte[] key, byte[] nonce, uint counter, byte[] input, int inputOffset, int length,
             byte[] output, int outputOffset)
         {
-            var state = new uint[16];
-            var x = new uint[16];
-            var ks = new byte[64];
+            Xor(new uint[16], new uint[16], new byte[64], key, nonce, counter, input, inputOffset, length, output,
+                outputOffset);
+        }
+
+        internal static void Xor(uint[] state, uint[] x, byte[] ks, byte[] key, byte[] nonce, uint counter,
+            byte[] input, int inputOffset, int length, byte[] output, int outputOffset)
+        {
             Init(state, key, nonce);
             int done = 0;
             while (done < length)
@@ -234,8 +260,8 @@ namespace Movan.Client
     public sealed class Poly1305
     {
         private const uint Mask26 = 0x3ffffff;
-        private readonly uint r0, r1, r2, r3, r4, s1, s2, s3, s4;
-        private readonly uint pad0, pad1, pad2, pad3;
+        private uint r0, r1, r2, r3, r4, s1, s2, s3, s4;
+        private uint pad0, pad1, pad2, pad3;
         private uint h0, h1, h2, h3, h4;
         private readonly byte[] pending = new byte[16];
         private int pendingLen;
@@ -244,7 +270,20 @@ namespace Movan.Client
         /// <summary>A fresh authenticator under the 32-byte one-time key at the start of <paramref name="key"/>.</summary>
         public Poly1305(byte[] key)
         {
+            Init(key);
+        }
+
+        internal Poly1305()
+        {
+        }
+
+        /// <summary>Starts over under a new one-time key (reuses this object).</summary>
+        internal void Init(byte[] key)
+        {
             if (key == null || key.Length < 32) throw new ArgumentException("Poly1305 needs a 32-byte key");
+            h0 = h1 = h2 = h3 = h4 = 0;
+            pendingLen = 0;
+            finished = false;
             // r is clamped as the RFC says, then split into five 26-bit limbs.
             r0 = ChaCha20.ReadLe32(key, 0) & 0x3ffffff;
             r1 = (ChaCha20.ReadLe32(key, 3) >> 2) & 0x3ffff03;

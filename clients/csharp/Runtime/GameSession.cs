@@ -18,7 +18,8 @@ namespace Movan.Client
     /// on your thread: call <see cref="Poll"/> from Unity's <c>Update()</c>, which raises the C# events
     /// (<see cref="FrameReceived"/>, ...) there, or take them yourself with <see cref="TryNextEvent"/> /
     /// <see cref="NextEvent"/>. Sends (<see cref="SendAction(string, double?)"/>, ...) are safe from any thread and
-    /// never block on the network: they are queued and written by the driver.</para>
+    /// never block on the network: one is written at once when the socket has room and nothing waits before it,
+    /// otherwise queued for the driver.</para>
     /// <para>The behaviour lives in <see cref="GameSessionCore"/>, a state machine without IO, tested with fake time.</para>
     /// </remarks>
     public sealed class GameSession : IDisposable
@@ -38,6 +39,10 @@ namespace Movan.Client
         private static readonly Work WakeWork = new Work { Kind = WorkKind.Wake };
 
         private readonly object gate = new object();
+        // Orders the application's messages: direct writes never overtake queued ones.
+        private readonly object writeLock = new object();
+        private int queuedSends;
+        private long lastDirectSend;
         private readonly GameSessionOptions options;
         private readonly GameSessionCore core;
         private readonly BoundedQueue<GameEvent> events;
@@ -46,7 +51,7 @@ namespace Movan.Client
         private readonly string address;
         private readonly Thread driver;
         private Session session;
-        private SyncConnection current;
+        private volatile SyncConnection current;
         private volatile bool linkUp;
         private volatile bool ended;
 
@@ -251,11 +256,24 @@ namespace Movan.Client
                 throw new MovanException(ErrorKind.TooLarge,
                     "a " + wire + "-byte message is above the server's " + options.MaxFrameBytes + "-byte limit");
             }
-            if (!inbox.TryAdd(new Work { Kind = WorkKind.Send, Body = body }))
+            lock (writeLock)
             {
-                if (ended) throw new MovanException(ErrorKind.Closed, "the game session has ended");
-                throw new MovanException(ErrorKind.QueueFull,
-                    options.MaxQueuedSends + " messages are already waiting to be written");
+                // Written at once when nothing waits before it and the socket has room: a small write into a
+                // writable socket does not block, and it saves waking the driver. Otherwise the driver writes it.
+                SyncConnection conn = current;
+                if (queuedSends == 0 && conn != null && conn.CanSendWithoutBlocking)
+                {
+                    SendOn(conn, body);
+                    Volatile.Write(ref lastDirectSend, Now());
+                    return;
+                }
+                if (!inbox.TryAdd(new Work { Kind = WorkKind.Send, Body = body }))
+                {
+                    if (ended) throw new MovanException(ErrorKind.Closed, "the game session has ended");
+                    throw new MovanException(ErrorKind.QueueFull,
+                        options.MaxQueuedSends + " messages are already waiting to be written");
+                }
+                queuedSends++;
             }
         }
 
@@ -380,6 +398,7 @@ namespace Movan.Client
                 {
                     long now = Now();
                     if (sent) core.OnSent(now);
+                    core.OnSent(Volatile.Read(ref lastDirectSend));
                     if (events.Count >= options.MaxQueuedEvents) core.OnStalled(now);
                     core.Tick(now);
                     SessionCommand c;
@@ -404,7 +423,11 @@ namespace Movan.Client
             switch (w.Kind)
             {
                 case WorkKind.Send:
-                    return SendOn(CurrentConnection(), w.Body);
+                    lock (writeLock)
+                    {
+                        queuedSends--;
+                        return SendOn(CurrentConnection(), w.Body);
+                    }
                 case WorkKind.Refreshed:
                 {
                     bool moved;

@@ -23,6 +23,25 @@ namespace Movan.Client
         private readonly int maxDepth;
         private int pos;
         private StringBuilder scratch;
+        // Reused per nesting depth while a container is read (each container then gets an exact-size array), and
+        // per thread across parses: parsing calls nothing outside this class, so it never re-enters.
+        [ThreadStatic] private static List<List<JsonValue>> itemScratchOfThread;
+        [ThreadStatic] private static List<List<KeyValuePair<string, JsonValue>>> memberScratchOfThread;
+        private readonly List<List<JsonValue>> itemScratch;
+        private readonly List<List<KeyValuePair<string, JsonValue>>> memberScratch;
+
+        private static readonly JsonValue[] NoItems = new JsonValue[0];
+        private static readonly KeyValuePair<string, JsonValue>[] NoMembers = new KeyValuePair<string, JsonValue>[0];
+
+        /// <summary>Member names of the protocol, shared instead of decoded again for every message.</summary>
+        private static readonly string[] KnownNames =
+        {
+            "proto", "data", "frame_count", "actions", "uid", "extra_data", "timestamp", "action_data", "start_frame",
+            "end_frame", "last", "frames", "room_id", "capacity", "min_players", "status", "members", "ready",
+            "connected", "start_time", "frame_interval_ms", "seed", "reason", "results", "server_time", "code",
+            "message", "salt", "cipher",
+        };
+        private static readonly byte[][] KnownNameBytes = EncodeNames();
 
         public JsonReader(byte[] buf, int offset, int count, int maxDepth)
         {
@@ -32,6 +51,9 @@ namespace Movan.Client
             this.pos = offset;
             this.end = offset + count;
             this.maxDepth = maxDepth;
+            itemScratch = itemScratchOfThread ?? (itemScratchOfThread = new List<List<JsonValue>>());
+            memberScratch = memberScratchOfThread ??
+                (memberScratchOfThread = new List<List<KeyValuePair<string, JsonValue>>>());
         }
 
         public JsonValue ReadDocument()
@@ -76,18 +98,20 @@ namespace Movan.Client
             if (depth > maxDepth) throw Error("nested deeper than " + maxDepth);
             int start = pos;
             pos++; // '{'
-            var members = new List<KeyValuePair<string, JsonValue>>();
             SkipWhitespace();
             if (Peek() == '}')
             {
                 pos++;
-                return JsonValue.Parsed(JsonKind.Object, null, null, members, buf, start, pos - start);
+                return JsonValue.Parsed(JsonKind.Object, null, null, NoMembers, buf, start, pos - start);
             }
+            while (memberScratch.Count < depth) memberScratch.Add(new List<KeyValuePair<string, JsonValue>>());
+            List<KeyValuePair<string, JsonValue>> members = memberScratch[depth - 1];
+            members.Clear();
             while (true)
             {
                 SkipWhitespace();
                 if (Peek() != '"') throw Error("expected a member name");
-                string name = ReadString();
+                string name = ReadName();
                 SkipWhitespace();
                 if (Peek() != ':') throw Error("expected ':'");
                 pos++;
@@ -100,7 +124,9 @@ namespace Movan.Client
                 if (c == '}') break;
                 if (c != ',') throw Error("expected ',' or '}'");
             }
-            return JsonValue.Parsed(JsonKind.Object, null, null, members, buf, start, pos - start);
+            KeyValuePair<string, JsonValue>[] exact = members.ToArray();
+            members.Clear();
+            return JsonValue.Parsed(JsonKind.Object, null, null, exact, buf, start, pos - start);
         }
 
         private JsonValue ReadArray(int depth)
@@ -108,13 +134,15 @@ namespace Movan.Client
             if (depth > maxDepth) throw Error("nested deeper than " + maxDepth);
             int start = pos;
             pos++; // '['
-            var items = new List<JsonValue>();
             SkipWhitespace();
             if (Peek() == ']')
             {
                 pos++;
-                return JsonValue.Parsed(JsonKind.Array, null, items, null, buf, start, pos - start);
+                return JsonValue.Parsed(JsonKind.Array, null, NoItems, null, buf, start, pos - start);
             }
+            while (itemScratch.Count < depth) itemScratch.Add(new List<JsonValue>());
+            List<JsonValue> items = itemScratch[depth - 1];
+            items.Clear();
             while (true)
             {
                 SkipWhitespace();
@@ -125,7 +153,9 @@ namespace Movan.Client
                 if (c == ']') break;
                 if (c != ',') throw Error("expected ',' or ']'");
             }
-            return JsonValue.Parsed(JsonKind.Array, null, items, null, buf, start, pos - start);
+            JsonValue[] exact = items.ToArray();
+            items.Clear();
+            return JsonValue.Parsed(JsonKind.Array, null, exact, null, buf, start, pos - start);
         }
 
         private JsonValue ReadLiteral(string word, JsonKind kind)
@@ -171,8 +201,40 @@ namespace Movan.Client
                 if (!IsDigit(Peek())) throw Error("expected a digit in the exponent");
                 while (IsDigit(Peek())) pos++;
             }
-            string text = Encoding.ASCII.GetString(buf, start, pos - start);
-            return JsonValue.Parsed(JsonKind.Number, text, null, null, buf, start, pos - start);
+            // The text is made from the bytes only if asked for (integers are read from the bytes directly).
+            return JsonValue.Parsed(JsonKind.Number, null, null, null, buf, start, pos - start);
+        }
+
+        /// <summary>A member name: one of <see cref="KnownNames"/> when the bytes match (no allocation), else decoded.</summary>
+        private string ReadName()
+        {
+            int first = pos + 1;
+            int end2 = first;
+            while (end2 < end && buf[end2] != '"' && buf[end2] != '\\') end2++;
+            if (end2 < end && buf[end2] == '"')
+            {
+                int len = end2 - first;
+                for (int k = 0; k < KnownNameBytes.Length; k++)
+                {
+                    byte[] known = KnownNameBytes[k];
+                    if (known.Length != len) continue;
+                    int i = 0;
+                    while (i < len && buf[first + i] == known[i]) i++;
+                    if (i == len)
+                    {
+                        pos = end2 + 1;
+                        return KnownNames[k];
+                    }
+                }
+            }
+            return ReadString();
+        }
+
+        private static byte[][] EncodeNames()
+        {
+            var all = new byte[KnownNames.Length][];
+            for (int i = 0; i < all.Length; i++) all[i] = Encoding.ASCII.GetBytes(KnownNames[i]);
+            return all;
         }
 
         /// <summary>Reads a string starting at the opening quote; leaves pos after the closing quote.</summary>

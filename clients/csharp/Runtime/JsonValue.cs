@@ -29,23 +29,23 @@ namespace Movan.Client
     /// </remarks>
     public sealed class JsonValue
     {
-        private static readonly List<JsonValue> NoItems = new List<JsonValue>(0);
-        private static readonly List<KeyValuePair<string, JsonValue>> NoMembers =
-            new List<KeyValuePair<string, JsonValue>>(0);
+        private static readonly JsonValue[] NoItems = new JsonValue[0];
+        private static readonly KeyValuePair<string, JsonValue>[] NoMembers = new KeyValuePair<string, JsonValue>[0];
 
         private readonly JsonKind kind;
-        // String: the decoded text. Number: the number's text as written.
-        private readonly string text;
-        private readonly List<JsonValue> items;
-        private readonly List<KeyValuePair<string, JsonValue>> members;
+        // String: the decoded text. Number: the number's text as written (made from the source bytes on first use).
+        private string text;
+        // Arrays for parsed values (exact size), lists for built ones.
+        private readonly IReadOnlyList<JsonValue> items;
+        private readonly IReadOnlyList<KeyValuePair<string, JsonValue>> members;
         // The source bytes of a parsed value; null for a built one.
         private byte[] source;
         private int start;
         private int length;
         private string rawJson;
 
-        private JsonValue(JsonKind kind, string text, List<JsonValue> items,
-            List<KeyValuePair<string, JsonValue>> members)
+        private JsonValue(JsonKind kind, string text, IReadOnlyList<JsonValue> items,
+            IReadOnlyList<KeyValuePair<string, JsonValue>> members)
         {
             this.kind = kind;
             this.text = text;
@@ -148,11 +148,18 @@ namespace Movan.Client
         public double AsDouble()
         {
             if (kind != JsonKind.Number) throw new InvalidOperationException("not a JSON number: " + kind);
+            long exact;
+            // Integers of up to 15 digits are exact doubles: no text needed.
+            if (source != null && length <= 16 && TryParseIntegerBytes(out exact) && exact > -1000000000000000L &&
+                exact < 1000000000000000L && (exact != 0 || source[start] != '-'))
+            {
+                return exact;
+            }
             double d;
-            if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out d) ||
+            if (!double.TryParse(Text, NumberStyles.Float, CultureInfo.InvariantCulture, out d) ||
                 double.IsInfinity(d))
             {
-                throw new InvalidOperationException("JSON number out of range: " + text);
+                throw new InvalidOperationException("JSON number out of range: " + Text);
             }
             return d;
         }
@@ -162,12 +169,16 @@ namespace Movan.Client
         public long AsInt64()
         {
             long v;
-            if (kind != JsonKind.Number || !IsIntegerText(text) ||
-                !long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out v))
+            if (kind == JsonKind.Number && source != null)
             {
-                throw new InvalidOperationException("not a 64-bit JSON integer: " + (text ?? kind.ToString()));
+                if (TryParseIntegerBytes(out v)) return v;
             }
-            return v;
+            else if (kind == JsonKind.Number && IsIntegerText(text) &&
+                long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out v))
+            {
+                return v;
+            }
+            throw new InvalidOperationException("not a 64-bit JSON integer: " + (kind == JsonKind.Number ? Text : kind.ToString()));
         }
 
         /// <summary>A number written as a non-negative integer that fits a ulong.</summary>
@@ -175,12 +186,38 @@ namespace Movan.Client
         public ulong AsUInt64()
         {
             ulong v;
-            if (kind != JsonKind.Number || !IsIntegerText(text) ||
-                !ulong.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out v))
+            if (kind != JsonKind.Number || !IsIntegerText(Text) ||
+                !ulong.TryParse(Text, NumberStyles.None, CultureInfo.InvariantCulture, out v))
             {
-                throw new InvalidOperationException("not an unsigned 64-bit JSON integer: " + (text ?? kind.ToString()));
+                throw new InvalidOperationException("not an unsigned 64-bit JSON integer: " + (kind == JsonKind.Number ? Text : kind.ToString()));
             }
             return v;
+        }
+
+        /// <summary>A parsed number written as an integer that fits a long, read from its bytes without allocating.</summary>
+        private bool TryParseIntegerBytes(out long value)
+        {
+            value = 0;
+            int i = start, end = start + length;
+            bool negative = source[i] == '-';
+            if (negative) i++;
+            if (i == end) return false;
+            // Accumulate negatively so that long.MinValue fits.
+            long acc = 0;
+            for (; i < end; i++)
+            {
+                int d = source[i] - '0';
+                if (d < 0 || d > 9) return false; // a fraction or an exponent
+                if (acc < (long.MinValue + d) / 10) return false;
+                acc = acc * 10 - d;
+            }
+            if (!negative)
+            {
+                if (acc == long.MinValue) return false;
+                acc = -acc;
+            }
+            value = acc;
+            return true;
         }
 
         private static bool IsIntegerText(string s)
@@ -244,7 +281,7 @@ namespace Movan.Client
                 throw new InvalidOperationException("Add(name, value) needs an object made by NewObject()");
             }
             if (name == null) throw new ArgumentNullException("name");
-            members.Add(new KeyValuePair<string, JsonValue>(name, value ?? Null));
+            ((List<KeyValuePair<string, JsonValue>>)members).Add(new KeyValuePair<string, JsonValue>(name, value ?? Null));
             return this;
         }
 
@@ -267,7 +304,7 @@ namespace Movan.Client
             {
                 throw new InvalidOperationException("Add(value) needs an array made by NewArray()");
             }
-            items.Add(value ?? Null);
+            ((List<JsonValue>)items).Add(value ?? Null);
             return this;
         }
 
@@ -280,7 +317,17 @@ namespace Movan.Client
             return sb.ToString();
         }
 
-        internal string Text { get { return text; } }
+        internal string Text
+        {
+            get
+            {
+                if (text == null && kind == JsonKind.Number && source != null)
+                {
+                    text = Encoding.ASCII.GetString(source, start, length);
+                }
+                return text;
+            }
+        }
 
         // ---- parsing ----
 
@@ -316,8 +363,8 @@ namespace Movan.Client
             return Parse(bytes, 0, bytes.Length, maxDepth);
         }
 
-        internal static JsonValue Parsed(JsonKind kind, string text, List<JsonValue> items,
-            List<KeyValuePair<string, JsonValue>> members, byte[] source, int start, int length)
+        internal static JsonValue Parsed(JsonKind kind, string text, JsonValue[] items,
+            KeyValuePair<string, JsonValue>[] members, byte[] source, int start, int length)
         {
             var v = new JsonValue(kind, text, items, members);
             v.source = source;

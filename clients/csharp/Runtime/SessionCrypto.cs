@@ -104,13 +104,22 @@ namespace Movan.Client
         public static byte[] Nonce(ulong counter)
         {
             var n = new byte[12];
-            for (int i = 0; i < 8; i++) n[4 + i] = (byte)(counter >> (56 - 8 * i));
+            WriteNonce(n, counter);
             return n;
         }
 
-        internal static byte[] LengthPrefix(int length)
+        internal static void WriteNonce(byte[] n, ulong counter)
         {
-            return new[] { (byte)(length >> 24), (byte)(length >> 16), (byte)(length >> 8), (byte)length };
+            n[0] = n[1] = n[2] = n[3] = 0;
+            for (int i = 0; i < 8; i++) n[4 + i] = (byte)(counter >> (56 - 8 * i));
+        }
+
+        internal static void WriteLengthPrefix(byte[] prefix, int length)
+        {
+            prefix[0] = (byte)(length >> 24);
+            prefix[1] = (byte)(length >> 16);
+            prefix[2] = (byte)(length >> 8);
+            prefix[3] = (byte)length;
         }
     }
 
@@ -119,6 +128,8 @@ namespace Movan.Client
     {
         private readonly IAead aead;
         private readonly byte[] key;
+        private readonly byte[] nonce = new byte[12];
+        private readonly byte[] aad = new byte[4];
 
         /// <summary>A sealer under a derived direction key.</summary>
         public FrameSealer(IAead aead, byte[] key)
@@ -140,8 +151,9 @@ namespace Movan.Client
             }
             int len = count + SessionCrypto.TagSize;
             var body = new byte[len];
-            aead.Seal(key, SessionCrypto.Nonce(Counter), SessionCrypto.LengthPrefix(len), plaintext, offset, count,
-                body, 0);
+            SessionCrypto.WriteNonce(nonce, Counter);
+            SessionCrypto.WriteLengthPrefix(aad, len);
+            aead.Seal(key, nonce, aad, plaintext, offset, count, body, 0);
             Counter++;
             return body;
         }
@@ -152,6 +164,8 @@ namespace Movan.Client
     {
         private readonly IAead aead;
         private readonly byte[] key;
+        private readonly byte[] nonce = new byte[12];
+        private readonly byte[] aad = new byte[4];
 
         /// <summary>An opener under a derived direction key.</summary>
         public FrameOpener(IAead aead, byte[] key)
@@ -178,8 +192,9 @@ namespace Movan.Client
                 throw new MovanException(ErrorKind.Crypto, "the server->client frame counter is exhausted");
             }
             var plain = new byte[count - SessionCrypto.TagSize];
-            if (!aead.Open(key, SessionCrypto.Nonce(Counter), SessionCrypto.LengthPrefix(count), body, offset, count,
-                plain, 0))
+            SessionCrypto.WriteNonce(nonce, Counter);
+            SessionCrypto.WriteLengthPrefix(aad, count);
+            if (!aead.Open(key, nonce, aad, body, offset, count, plain, 0))
             {
                 throw new MovanException(ErrorKind.Crypto,
                     "server frame " + Counter + " (" + count + " bytes) did not open: bad tag");

@@ -147,6 +147,9 @@ namespace Movan.Client
         /// <summary>False once the connection ended (or failed); sends then throw.</summary>
         public bool IsOpen { get { return !closed; } }
 
+        /// <summary>True when a small <see cref="SendBody"/> would not block: the connection is open and its socket has room.</summary>
+        public bool CanSendWithoutBlocking { get { return !closed && transport.CanSendWithoutBlocking; } }
+
         /// <summary>True when this client closed the connection (<see cref="Close"/>).</summary>
         public bool ClosedByClient { get { return closedByClient; } }
 

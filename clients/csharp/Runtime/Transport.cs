@@ -30,6 +30,9 @@ namespace Movan.Client
         /// <summary>How long <see cref="Receive"/> may block, in milliseconds; 0 = no limit.</summary>
         int ReceiveTimeoutMs { set; }
 
+        /// <summary>True when a small <see cref="Send"/> would return without waiting for the network (room in the send buffer).</summary>
+        bool CanSendWithoutBlocking { get; }
+
         /// <summary>Closes both directions; a blocked <see cref="Receive"/> returns or throws soon after.</summary>
         void Close();
     }
@@ -127,6 +130,26 @@ namespace Movan.Client
         public int ReceiveTimeoutMs
         {
             set { socket.ReceiveTimeout = value; }
+        }
+
+        /// <inheritdoc />
+        public bool CanSendWithoutBlocking
+        {
+            get
+            {
+                try
+                {
+                    return !closed && socket.Poll(0, SelectMode.SelectWrite);
+                }
+                catch (SocketException)
+                {
+                    return false;
+                }
+                catch (ObjectDisposedException)
+                {
+                    return false;
+                }
+            }
         }
 
         /// <inheritdoc />

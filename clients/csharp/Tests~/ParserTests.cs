@@ -193,6 +193,28 @@ namespace Movan.Client.Tests
         }
 
         [Test]
+        public void Numbers_read_exactly()
+        {
+            JsonValue v = JsonValue.Parse("[9223372036854775807,-9223372036854775808,9223372036854775808,-0,0.5,1e2,-2.5E-3,12345678901234567,999999999999999,18446744073709551615,3.0]");
+            Assert.AreEqual(long.MaxValue, v[0].AsInt64());
+            Assert.AreEqual(long.MinValue, v[1].AsInt64());
+            Assert.Throws<InvalidOperationException>(() => v[2].AsInt64());
+            Assert.AreEqual(9223372036854775808UL, v[2].AsUInt64());
+            Assert.AreEqual(0, v[3].AsInt64());
+            Assert.AreEqual(0.0, v[3].AsDouble(), "-0 reads as the runtime's double.Parse reads it");
+            Assert.AreEqual(0.5, v[4].AsDouble());
+            Assert.AreEqual(100.0, v[5].AsDouble());
+            Assert.Throws<InvalidOperationException>(() => v[5].AsInt64(), "1e2 is not written as an integer");
+            Assert.AreEqual(-0.0025, v[6].AsDouble());
+            Assert.AreEqual(12345678901234568.0, v[7].AsDouble(), "rounded like any JSON parser");
+            Assert.AreEqual(999999999999999.0, v[8].AsDouble());
+            Assert.AreEqual(ulong.MaxValue, v[9].AsUInt64());
+            Assert.Throws<InvalidOperationException>(() => v[10].AsInt64());
+            Assert.AreEqual("-2.5E-3", v[6].ToString());
+            Assert.AreEqual("[9223372036854775807", v.RawJson.Substring(0, 20));
+        }
+
+        [Test]
         public void Escapes_and_unicode_decode()
         {
             var u = (UnknownMessage)Parse("{\"proto\":\"x\",\"data\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\\ud83d\\ude00 \u4e16\"}");
