@@ -32,6 +32,8 @@ namespace Movan.Client
         {
             public WorkKind Kind;
             public byte[] Body;
+            // Send: the connection it was written for. Close: the connection to close once the sends before it went out.
+            public SyncConnection Conn;
             public Session Session;
             public MovanException Error;
         }
@@ -53,6 +55,7 @@ namespace Movan.Client
         private Session session;
         private volatile SyncConnection current;
         private volatile bool linkUp;
+        private bool stopDriver;
         private volatile bool ended;
 
         private GameSession(Session session, GameSessionOptions options)
@@ -221,20 +224,24 @@ namespace Movan.Client
             Enqueue("ping", null, null, null);
         }
 
-        /// <summary>Ends the session: closes the connection (the server treats it like <c>room_leave</c>) and stops reconnecting. Queues a <see cref="ClosedEvent"/> with no error.</summary>
+        /// <summary>
+        /// Ends the session: stops reconnecting and closes the connection once the messages already queued are
+        /// written. Queues a <see cref="ClosedEvent"/> with no error. The server keeps the seat for
+        /// <c>sync.reconnect_grace_secs</c>, as after any drop; call <see cref="LeaveRoom"/> first to give it up at once.
+        /// </summary>
         public void Close()
         {
-            SyncConnection toClose;
             lock (gate)
             {
                 if (core.IsClosed) return;
                 core.Close(null);
-                toClose = current;
+                SyncConnection toClose = current;
                 current = null;
                 linkUp = false;
+                // After the sends queued before it: a LeaveRoom() right before Close() still goes out.
+                inbox.Add(new Work { Kind = WorkKind.Close, Conn = toClose }, true);
                 Pump();
             }
-            if (toClose != null) toClose.Close();
             Notify();
         }
 
@@ -267,7 +274,7 @@ namespace Movan.Client
                     Volatile.Write(ref lastDirectSend, Now());
                     return;
                 }
-                if (!inbox.TryAdd(new Work { Kind = WorkKind.Send, Body = body }))
+                if (!inbox.TryAdd(new Work { Kind = WorkKind.Send, Body = body, Conn = conn }))
                 {
                     if (ended) throw new MovanException(ErrorKind.Closed, "the game session has ended");
                     throw new MovanException(ErrorKind.QueueFull,
@@ -326,13 +333,9 @@ namespace Movan.Client
             if (ending)
             {
                 events.Close();
-                inbox.Add(new Work { Kind = WorkKind.Close }, true);
-                if (current != null)
-                {
-                    SyncConnection c = current;
-                    current = null;
-                    ThreadPool.QueueUserWorkItem(_ => c.Close());
-                }
+                // The driver stops at it, and closes the connection (if any is left) after what was queued before.
+                inbox.Add(new Work { Kind = WorkKind.Close, Conn = current }, true);
+                current = null;
             }
             return moved;
         }
@@ -375,7 +378,7 @@ namespace Movan.Client
         private void DriverLoop()
         {
             var todo = new List<SessionCommand>();
-            while (!ended)
+            while (!stopDriver)
             {
                 long wait;
                 lock (gate)
@@ -389,8 +392,15 @@ namespace Movan.Client
                 {
                     do
                     {
+                        if (w.Kind == WorkKind.Close)
+                        {
+                            if (w.Conn != null) w.Conn.Close();
+                            stopDriver = true;
+                            break;
+                        }
                         sent |= Handle(w);
                     } while (inbox.TryTake(out w));
+                    if (stopDriver) break;
                 }
                 SyncConnection conn;
                 bool moved;
@@ -426,7 +436,7 @@ namespace Movan.Client
                     lock (writeLock)
                     {
                         queuedSends--;
-                        return SendOn(CurrentConnection(), w.Body);
+                        return SendOn(w.Conn, w.Body);
                     }
                 case WorkKind.Refreshed:
                 {

@@ -254,7 +254,7 @@ namespace Movan.Client
             }
         }
 
-        /// <summary>Closes the connection. The server treats it like <c>room_leave</c>, unless the player reconnects within the grace.</summary>
+        /// <summary>Closes the connection. The server keeps the player's seat for <c>sync.reconnect_grace_secs</c>; send <see cref="LeaveRoom"/> first to give it up at once.</summary>
         public void Close()
         {
             closedByClient = true;

@@ -334,6 +334,27 @@ namespace Movan.Client.Tests
         }
 
         [Test]
+        public void Close_writes_what_was_queued_before_it()
+        {
+            var got = new List<string>();
+            Task server = Serve(p =>
+            {
+                p.Accept();
+                JsonValue m;
+                while ((m = p.Read()) != null) got.Add(m["extra_data"]["proto"].AsString());
+            });
+            GameSession game = GameSession.Connect(FakeSession(fake.Address));
+            for (int i = 0; i < 50; i++) game.SendAction("{\"i\":" + i + "}");
+            game.LeaveRoom();
+            game.Close();
+            Assert.IsNull(NextOf<ClosedEvent>(game).Error);
+            Done(server);
+            got.RemoveAll(p => p == "ping");
+            Assert.AreEqual(51, got.Count);
+            Assert.AreEqual("room_leave", got[50], "the leave goes out, last, before the close");
+        }
+
+        [Test]
         public void A_replaced_game_session_ends_and_never_reconnects()
         {
             Task server = Serve(p =>

@@ -85,7 +85,19 @@ namespace Movan.Client.Samples
 
         private void OnDestroy()
         {
-            if (session != null) session.Dispose();
+            if (session != null)
+            {
+                // A close alone keeps the seat for the reconnect grace; leave first to free it for the others.
+                try
+                {
+                    session.LeaveRoom();
+                }
+                catch (MovanException)
+                {
+                    // Reconnecting or already closed: nothing to leave.
+                }
+                session.Dispose();
+            }
             if (account != null) account.Dispose();
         }
     }
