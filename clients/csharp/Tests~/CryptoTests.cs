@@ -255,6 +255,23 @@ namespace Movan.Client.Tests
         }
 
         [Test]
+        public void Protocol_section_2_sealed_examples()
+        {
+            // docs/protocol.md §2: the plaintext examples, sealed with the test keys at counter 0 of each direction.
+            FrameSealer sealer;
+            FrameOpener opener;
+            SessionCrypto.ClientSide(Key00To1f, DocSalt, null, out sealer, out opener);
+            byte[] ping = ClientMessages.Envelope("1001", null, "ping", null, null, null);
+            Assert.AreEqual("0000003c60f28027388d6c9a7224e74b5313bfe7e23d3505c56b19bc87f94017cdc5e000af4722890ee96954ada4e642" +
+                "710ce11bbd47d740f51e7899d8116c7c", Hex.Of(Wire(sealer.SealBody(ping, 0, ping.Length))));
+            byte[] wire = Hex.Bytes("0000004c5132b3dfc1a3634630f0a0f97e30e52b7392cdc3abcb8bce3779561292ad82783767c2355da8b5b6629d9daa" +
+                "f54ad71bb2444b2804a4ebc6f9abb4b63760d7bd7a38ada33e36028019715d05");
+            var f = (Frame)ServerMessageParser.Parse(opener.OpenBody(wire, 4, wire.Length - 4));
+            Assert.AreEqual(1, f.FrameCount);
+            Assert.AreEqual(0, f.Actions.Count);
+        }
+
+        [Test]
         public void Bad_session_keys_and_salts_are_crypto_errors()
         {
             Assert.AreEqual(ErrorKind.Crypto, Assert.Throws<MovanException>(() => SessionCrypto.DecodeKey("not base64!", "k")).Kind);
