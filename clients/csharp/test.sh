@@ -35,7 +35,7 @@ echo "== Unity package layout (.meta files)"
 # package must ship a .meta with a unique guid for each, or Unity ignores the asset.
 missing=0
 while IFS= read -r path; do
-  if [ ! -f "$path.meta" ]; then echo "test.sh: $path has no $path.meta" >&2; missing=1; fi
+  if [ ! -f "$path.meta" ]; then echo "test.sh: $path has no $path.meta (python3 \"Tests~/meta.py\" . writes it)" >&2; missing=1; fi
 done < <(find . -mindepth 1 \( -name '.*' -o -name '*~' \) -prune -o ! -name '*.meta' -print | sed 's|^\./||')
 while IFS= read -r meta; do
   [ -e "${meta%.meta}" ] || { echo "test.sh: $meta has no asset" >&2; missing=1; }
