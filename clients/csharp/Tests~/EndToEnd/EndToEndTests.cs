@@ -17,8 +17,8 @@ namespace Movan.Client.Tests.EndToEnd
     [Category("EndToEnd")]
     public class EndToEndTests
     {
-        /// <summary>Games end after 4 s: 80 frames at the default 50 ms.</summary>
-        private const int GameSecs = 4;
+        /// <summary>Games end after 6 s: 120 frames at the default 50 ms.</summary>
+        private const int GameSecs = 6;
         private const int GameFrames = GameSecs * 1000 / 50;
         private static readonly TimeSpan BotTimeout = TimeSpan.FromSeconds(90);
         private Cluster cluster;
@@ -165,14 +165,13 @@ namespace Movan.Client.Tests.EndToEnd
                     BotArgs("csr", 2, "cs-first.txt", "--bots 1 --room e2r-room-0 --expect-replaced"), onLine))
                 {
                     Assert.IsTrue(started.WaitOne(TimeSpan.FromSeconds(60)), "the game did not start:\n" + first.Stderr);
-                    Thread.Sleep(1000);
-                    // Same account, new process: the server replaces the first connection and rebinds the seat.
+                    // Same account, new process (it takes a second or so to start and log in): the server replaces the first connection and rebinds the seat.
                     second = ChildProcess.Start(CsBot, BotArgs("csr", 2, "cs-second.txt", "--bots 1 --rejoin"), null);
                     JsonValue a = Finish(first, "the replaced bot");
                     Assert.AreEqual(1, a["replaced"].AsInt64());
                     Assert.AreEqual(0, a["reconnects"].AsInt64(), "no coming back after replaced");
                     JsonValue b = Finish(second, "the bot that took over");
-                    Assert.That(b["reloaded_frames"].AsInt64(), Is.GreaterThanOrEqualTo(10), "it joined a second into the game");
+                    Assert.That(b["reloaded_frames"].AsInt64(), Is.GreaterThanOrEqualTo(5), "it joined the game late");
                     Assert.AreEqual(0, b["missing"].AsInt64());
                     Finish(rust, "movan-bot");
                 }
@@ -185,7 +184,7 @@ namespace Movan.Client.Tests.EndToEnd
             AssertWholeGame(rustStream, "rust");
             CollectionAssert.AreEqual(rustStream, Streams("cs-second.txt")[0], "reloaded from 0, then live");
             List<string> firstStream = Streams("cs-first.txt")[0];
-            Assert.That(firstStream.Count, Is.InRange(15, GameFrames - 10));
+            Assert.That(firstStream.Count, Is.InRange(5, GameFrames - 30), "replaced well before the end");
             CollectionAssert.AreEqual(rustStream.Take(firstStream.Count).ToList(), firstStream, "a prefix until it was replaced");
         }
 
