@@ -131,6 +131,7 @@ namespace Movan.Client.Tests.EndToEnd
                     BotArgs("csc", 4, "cs-c.txt", "--bots 1 --room e2c-room-0 --sync " + proxy.Address), onLine))
                 {
                     JsonValue r = Finish(cs, "movan-bot-cs", false);
+                    Console.WriteLine("reconnect test, the C# bot's report: " + r);
                     Finish(rust, "movan-bot");
                     Assert.AreEqual(1, Volatile.Read(ref cuts), "one connection was cut:\n" + cs.Stderr);
                     Assert.AreEqual(2, proxy.Accepted, "one reconnect through the proxy");
