@@ -571,11 +571,10 @@ async fn framing_and_first_message_attacks_close_the_connection() {
         assert!(!events.iter().any(|e| matches!(e, ServerEvent::Pong(_)) && kind != "replayed sealed frame"));
     }
 
-    // Stalling before authentication: each gets `timeout` and a close after first_frame_timeout_secs (1 s).
-    let started = Instant::now();
+    // Stalling before authentication: each gets `timeout` and a close (when: `connection::tests`, with made-up time).
     let silent = async {
         let mut c = bare(&cluster).await;
-        (c.wait_closed(WAIT).await.unwrap(), started.elapsed())
+        c.wait_closed(WAIT).await.unwrap()
     };
     let slow_loris = async {
         // A valid first message, one byte every 300 ms: it would take minutes to complete.
@@ -592,13 +591,13 @@ async fn framing_and_first_message_attacks_close_the_connection() {
         });
         let events = c.wait_closed(WAIT).await.unwrap();
         trickle.abort();
-        (events, started.elapsed())
+        events
     };
     let partial_frame = async {
         // Half a frame, then silence.
         let mut c = bare(&cluster).await;
         c.send_raw_bytes(&prefixed(first.len() as u32, &first[..10])).await.unwrap();
-        (c.wait_closed(WAIT).await.unwrap(), started.elapsed())
+        c.wait_closed(WAIT).await.unwrap()
     };
     let no_sealed_frame = async {
         // A valid first message, but never the sealed frame that proves the session key.
@@ -611,11 +610,11 @@ async fn framing_and_first_message_attacks_close_the_connection() {
         .await
         .unwrap();
         c.ping().await.unwrap();
-        (c.wait_closed(WAIT).await.unwrap(), started.elapsed())
+        c.wait_closed(WAIT).await.unwrap()
     };
     let (silent, slow_loris, partial_frame, no_sealed_frame) =
         tokio::join!(silent, slow_loris, partial_frame, no_sealed_frame);
-    for (kind, (events, took)) in [
+    for (kind, events) in [
         ("silent connection", silent),
         ("slow-loris first frame (1 byte / 300 ms)", slow_loris),
         ("half a frame, then silence", partial_frame),
@@ -623,7 +622,6 @@ async fn framing_and_first_message_attacks_close_the_connection() {
     ] {
         assert_eq!(codes(&events), vec![ErrorCode::Timeout], "{kind}: {events:?}");
         assert!(events.len() == 1, "{kind}: nothing but the timeout: {events:?}");
-        assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(8), "{kind}: closed after {took:?}");
     }
 
     by.finish().await;
@@ -1206,11 +1204,11 @@ async fn connection_limits_and_timeouts() {
     }
 
     // Idle after authentication (timeout after idle_timeout_secs = 2) versus pinging every 500 ms (stays open),
-    // versus a sealed frame trickled one byte every 300 ms (never completes: timeout too).
-    let started = Instant::now();
+    // versus a sealed frame trickled one byte every 300 ms (never completes: timeout too). When each fires is
+    // `connection::tests`' job (made-up time); here, that the shell arms and re-arms the timer.
     let idle = async {
         let mut c = connect(&s[0]).await;
-        (c.wait_closed(WAIT).await.unwrap(), started.elapsed())
+        c.wait_closed(WAIT).await.unwrap()
     };
     let pinger = async {
         let mut c = connect(&s[1]).await;
@@ -1241,14 +1239,12 @@ async fn connection_limits_and_timeouts() {
         });
         let events = c.wait_closed(WAIT).await.unwrap();
         trickle.abort();
-        (events, started.elapsed())
+        events
     };
-    let ((idle, idle_took), (pinger, pongs), (loris, loris_took)) = tokio::join!(idle, pinger, slow_loris);
+    let (idle, (pinger, pongs), loris) = tokio::join!(idle, pinger, slow_loris);
     assert_eq!(codes(&idle), [ErrorCode::Timeout], "idle authenticated connection: {idle:?}");
-    assert!(idle_took >= Duration::from_millis(1800) && idle_took < Duration::from_secs(8), "idle: {idle_took:?}");
     assert!(pongs >= 5, "the pinging connection stayed open past the idle timeout ({pongs} pongs)");
     assert_eq!(codes(&loris), [ErrorCode::Timeout], "slow-loris after authentication: {loris:?}");
-    assert!(loris_took >= Duration::from_millis(1800) && loris_took < Duration::from_secs(8), "{loris_took:?}");
     drop(pinger);
 
     // A message flood: the burst is served, then rate_limited and the close.
@@ -1261,8 +1257,10 @@ async fn connection_limits_and_timeouts() {
     let events = c.wait_closed(WAIT).await.unwrap();
     let pongs = events.iter().filter(|e| matches!(e, ServerEvent::Pong(_))).count();
     assert_eq!(codes(&events), [ErrorCode::RateLimited], "message flood: {events:?}");
-    // The burst is 20 messages and the connect sequence used 2 (the token ping and the sealed proof ping).
-    assert_eq!(pongs, 18, "exactly the rest of the burst is served, every accepted ping answered: {events:?}");
+    // The burst is 20 messages and the connect sequence used 2 (the token ping and the sealed proof ping); at 50 per
+    // second, a token or two may have come back by the time the flood arrives on a loaded machine. The exact count
+    // is `connection::tests::the_rate_limit_allows_a_burst_then_closes` (made-up time).
+    assert!((18..=20).contains(&pongs), "the rest of the burst is served, every accepted ping answered: {events:?}");
     assert!(matches!(events.last(), Some(ServerEvent::Error(_))), "the error comes after the answers: {events:?}");
     let e = errors(&events)[0];
     assert!(e.message.contains("sync.max_messages_per_sec"), "{}", e.message);

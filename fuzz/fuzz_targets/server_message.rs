@@ -93,7 +93,7 @@ fn check_server_message(body: &[u8]) {
         }
         ServerEvent::Frame(frame) => {
             let encoded = reencode(&frame);
-            match reparse(&encoded.wire) {
+            match reparse(&encoded.wire()) {
                 ServerEvent::Frame(again) => {
                     assert_same_frame(&frame, &again);
                     assert_eq!(again.raw.get().as_bytes(), &encoded.frame[..]);
@@ -105,7 +105,7 @@ fn check_server_message(body: &[u8]) {
             // Frames inside a reload are relayed byte for byte: the chunk carries the raw frames it was given.
             let raws: Vec<Bytes> =
                 chunk.frames.iter().map(|f| Bytes::copy_from_slice(f.raw.get().as_bytes())).collect();
-            let wire = encode_reload_chunk(chunk.start_frame, chunk.end_frame, chunk.last, &raws);
+            let wire = movan_protocol::codec::frame_bytes(&encode_reload_chunk(chunk.start_frame, chunk.end_frame, chunk.last, &raws));
             match reparse(&wire) {
                 ServerEvent::Reload(again) => {
                     assert_eq!(

@@ -550,7 +550,7 @@ mod tests {
         let data: Vec<Box<RawValue>> = actions.iter().map(|(_, a)| raw(a)).collect();
         let refs: Vec<ActionRef<'_>> =
             actions.iter().zip(&data).map(|((uid, _), d)| ActionRef { uid, timestamp: 1.0, action_data: d }).collect();
-        match parse_server_message(&encode_frame(n, &refs).wire[4..]).unwrap() {
+        match parse_server_message(&encode_frame(n, &refs).body).unwrap() {
             ServerEvent::Frame(f) => f,
             other => panic!("{other:?}"),
         }
@@ -621,7 +621,7 @@ mod tests {
             let req = server.recv_json().await;
             assert_eq!(req["extra_data"]["data"]["start_frame"], 1);
             let raw: Vec<bytes::Bytes> = frames[1..].iter().map(|f| f.raw.get().to_owned().into()).collect();
-            server.send(&encode_reload_chunk(1, 3, true, &raw)).await;
+            server.send(&movan_protocol::codec::frame_bytes(&encode_reload_chunk(1, 3, true, &raw))).await;
         };
         let (filled, ()) = tokio::join!(
             tokio::time::timeout(T, accept_frame(frames[2].clone(), &sender, &mut events, &mut run)),

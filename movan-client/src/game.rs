@@ -107,7 +107,7 @@ mod tests {
         let data = action.map(|a| RawValue::from_string(a.to_owned()).unwrap());
         let actions: Vec<ActionRef<'_>> =
             data.iter().map(|d| ActionRef { uid: "7", timestamp: 1.0, action_data: d }).collect();
-        let wire = encode_frame(n, &actions).wire;
+        let wire = encode_frame(n, &actions).wire();
         match parse_server_message(&wire[4..]).unwrap() {
             ServerEvent::Frame(f) => f,
             other => panic!("{other:?}"),

@@ -66,7 +66,7 @@ fn frame_body() -> Vec<u8> {
         .iter()
         .map(|uid| ActionRef { uid, timestamp: 1_700_000_000.123, action_data: &raw })
         .collect();
-    encode_frame(12_345, &refs).wire[4..].to_vec()
+    encode_frame(12_345, &refs).body.to_vec()
 }
 
 fn seal_and_open(c: &mut Criterion) {

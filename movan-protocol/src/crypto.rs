@@ -164,19 +164,30 @@ impl Sealer {
         Ok(out.freeze())
     }
 
-    /// Appends the sealed wire frame for `plaintext` to `dst`, so several frames can go out in one write.
+    /// Appends the sealed wire frame for `plaintext` to `dst` (length prefix, ciphertext, tag), so several frames can
+    /// go out in one write.
     ///
     /// On error nothing is appended and the counter does not move.
     pub fn seal_into(&mut self, plaintext: &[u8], dst: &mut BytesMut) -> Result<(), CryptoError> {
+        let prefix = sealed_len_prefix(plaintext.len())?;
+        let start = dst.len();
+        dst.put_slice(&prefix);
+        self.seal_body_into(plaintext, dst).inspect_err(|_| dst.truncate(start))
+    }
+
+    /// Appends the sealed message body for `plaintext` to `dst`: ciphertext then tag, without a length prefix, for
+    /// transports that frame messages themselves (a WebSocket message, a TCP frame written after its prefix). The
+    /// associated data is still the body's length as 4 big-endian bytes, so the body is the same on every transport.
+    ///
+    /// On error nothing is appended and the counter does not move.
+    pub fn seal_body_into(&mut self, plaintext: &[u8], dst: &mut BytesMut) -> Result<(), CryptoError> {
         let too_large = CryptoError::TooLarge { len: plaintext.len() };
-        let body_len = plaintext.len().checked_add(TAG_LEN).ok_or(too_large.clone())?;
-        let prefix = u32::try_from(body_len).map_err(|_| too_large.clone())?.to_be_bytes();
+        let ad = sealed_len_prefix(plaintext.len())?;
         let nonce = self.key.nonce()?;
         let start = dst.len();
-        dst.reserve(LENGTH_PREFIX + body_len);
-        dst.put_slice(&prefix);
+        dst.reserve(plaintext.len() + TAG_LEN);
         dst.put_slice(plaintext);
-        let sealed = self.key.cipher.encrypt_in_place_detached(&nonce, &prefix, &mut dst[start + LENGTH_PREFIX..]);
+        let sealed = self.key.cipher.encrypt_in_place_detached(&nonce, &ad, &mut dst[start..]);
         match sealed {
             Ok(tag) => {
                 dst.put_slice(&tag);
@@ -257,6 +268,13 @@ impl fmt::Debug for Opener {
     }
 }
 
+/// The length prefix of the sealed frame of a `plaintext_len`-byte plaintext: also the associated data.
+fn sealed_len_prefix(plaintext_len: usize) -> Result<[u8; LENGTH_PREFIX], CryptoError> {
+    let too_large = CryptoError::TooLarge { len: plaintext_len };
+    let body_len = plaintext_len.checked_add(TAG_LEN).ok_or(too_large.clone())?;
+    Ok(u32::try_from(body_len).map_err(|_| too_large)?.to_be_bytes())
+}
+
 /// The server's half of a connection: seals server→client, opens client→server.
 pub fn server_side(key: &SessionKey, salt: &[u8; SALT_LEN]) -> (Sealer, Opener) {
     (Sealer::new(key, salt, Direction::ServerToClient), Opener::new(key, salt, Direction::ClientToServer))
@@ -270,14 +288,23 @@ pub fn client_side(key: &SessionKey, salt: &[u8; SALT_LEN]) -> (Sealer, Opener) 
 /// The plaintext handshake frame the server sends after the token frame:
 /// `{"proto":"handshake","data":{"salt":"<base64>","cipher":"chacha20poly1305"}}`, with its length prefix.
 pub fn handshake_message(salt: &[u8; SALT_LEN]) -> Bytes {
-    let body = format!(r#"{{"proto":"handshake","data":{{"salt":"{}","cipher":"{CIPHER}"}}}}"#, BASE64.encode(salt));
-    frame_bytes(body.as_bytes())
+    frame_bytes(&handshake_body(salt))
+}
+
+/// The body of [`handshake_message`], for transports that frame messages themselves.
+pub fn handshake_body(salt: &[u8; SALT_LEN]) -> Bytes {
+    format!(r#"{{"proto":"handshake","data":{{"salt":"{}","cipher":"{CIPHER}"}}}}"#, BASE64.encode(salt)).into()
 }
 
 /// The handshake of a server running with `encryption = "off"`: `{"salt":null,"cipher":"none"}`; every later
-/// frame stays plaintext.
+/// frame stays plaintext. With its length prefix.
 pub fn plaintext_handshake_message() -> Bytes {
-    frame_bytes(br#"{"proto":"handshake","data":{"salt":null,"cipher":"none"}}"#)
+    frame_bytes(&plaintext_handshake_body())
+}
+
+/// The body of [`plaintext_handshake_message`].
+pub fn plaintext_handshake_body() -> Bytes {
+    Bytes::from_static(br#"{"proto":"handshake","data":{"salt":null,"cipher":"none"}}"#)
 }
 
 /// What the server's handshake announces.
@@ -686,5 +713,22 @@ mod tests {
             "crypto_cost: server_side key derivation (2 HKDF + 2 ciphers) {} ns",
             t.elapsed().as_nanos() / N as u128
         );
+    }
+
+    #[test]
+    fn a_sealed_body_is_the_sealed_frame_without_its_prefix() {
+        let (mut framed, _) = server_side(&vector_key(), &vector_salt());
+        let (mut bodies, _) = server_side(&vector_key(), &vector_salt());
+        let (_, mut opener) = client_side(&vector_key(), &vector_salt());
+        for plaintext in [&b""[..], b"{}", &[7u8; 3000][..]] {
+            let wire = framed.seal(plaintext).unwrap();
+            let mut body = BytesMut::from(&b"kept"[..]);
+            bodies.seal_body_into(plaintext, &mut body).unwrap();
+            assert_eq!(&body[..4], b"kept", "appended, not overwritten");
+            assert_eq!(&body[4..], &wire[LENGTH_PREFIX..]);
+            assert_eq!(opener.open(&body[4..]).unwrap(), plaintext);
+        }
+        assert_eq!(handshake_body(&vector_salt()), handshake_message(&vector_salt()).slice(LENGTH_PREFIX..));
+        assert_eq!(plaintext_handshake_body(), plaintext_handshake_message().slice(LENGTH_PREFIX..));
     }
 }

@@ -8,7 +8,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::codec::LENGTH_PREFIX;
+use crate::codec::frame_bytes;
 use crate::error::{ErrorCode, ProtocolError};
 
 /// Where a room is in its life.
@@ -120,13 +120,17 @@ pub enum ServerMessage {
 }
 
 impl ServerMessage {
-    /// The message as wire bytes: length prefix and JSON body.
-    pub fn to_wire(&self) -> Bytes {
+    /// The message body (JSON); the transport frames it.
+    pub fn to_body(&self) -> Bytes {
         let mut out = BytesMut::with_capacity(128).writer();
-        out.get_mut().put_u32(0);
         // Serializing these plain structs into memory cannot fail.
         serde_json::to_writer(&mut out, self).expect("server message serializes");
-        finish_wire(out.into_inner())
+        out.into_inner().freeze()
+    }
+
+    /// The message as a TCP frame: length prefix and JSON body.
+    pub fn to_wire(&self) -> Bytes {
+        frame_bytes(&self.to_body())
     }
 }
 
@@ -141,13 +145,20 @@ pub struct ActionRef<'a> {
     pub action_data: &'a RawValue,
 }
 
-/// A frame encoded once: the wire bytes to broadcast, and the frame object alone for reloads.
+/// A frame encoded once: the message body to broadcast, and the frame object alone for reloads.
 #[derive(Debug, Clone)]
 pub struct EncodedFrame {
-    /// Length prefix + `{"proto":"sync_frame","data":<frame>}`.
-    pub wire: Bytes,
-    /// `<frame>`: `{"frame_count":n,"actions":[...]}` — a slice of `wire`, no copy.
+    /// `{"proto":"sync_frame","data":<frame>}`; the transport frames it.
+    pub body: Bytes,
+    /// `<frame>`: `{"frame_count":n,"actions":[...]}` — a slice of `body`, no copy.
     pub frame: Bytes,
+}
+
+impl EncodedFrame {
+    /// The message as a TCP frame: length prefix and body (a copy).
+    pub fn wire(&self) -> Bytes {
+        frame_bytes(&self.body)
+    }
 }
 
 const FRAME_HEAD: &[u8] = br#"{"proto":"sync_frame","data":"#;
@@ -178,24 +189,22 @@ pub fn encode_frame(frame_count: u64, actions: &[ActionRef<'_>]) -> EncodedFrame
     };
     let size: usize = 64 + actions.iter().map(|a| a.action_data.get().len() + 64).sum::<usize>();
     let mut out = BytesMut::with_capacity(size).writer();
-    out.get_mut().put_u32(0);
     out.get_mut().put_slice(FRAME_HEAD);
     serde_json::to_writer(&mut out, &frame).expect("frame serializes");
     let mut buf = out.into_inner();
     buf.put_u8(b'}');
-    let wire = finish_wire(buf);
-    let frame = wire.slice(LENGTH_PREFIX + FRAME_HEAD.len()..wire.len() - 1);
-    EncodedFrame { wire, frame }
+    let body = buf.freeze();
+    let frame = body.slice(FRAME_HEAD.len()..body.len() - 1);
+    EncodedFrame { body, frame }
 }
 
-/// Encodes one `reload_frames` message holding `frames` (each the `frame` part of an [`EncodedFrame`]).
+/// Encodes one `reload_frames` message body (the transport frames it) holding `frames` (each the `frame` part of an [`EncodedFrame`]).
 ///
 /// `data` is `{"start_frame":s,"end_frame":e,"last":b,"frames":[...]}`: this chunk holds frames `s..s+len`, the whole
 /// reload ends before frame `e` (the next frame to be broadcast), and `last` is true on the final chunk.
 pub fn encode_reload_chunk(start_frame: u64, end_frame: u64, last: bool, frames: &[Bytes]) -> Bytes {
     let size = 96 + frames.iter().map(|f| f.len() + 1).sum::<usize>();
     let mut buf = BytesMut::with_capacity(size);
-    buf.put_u32(0);
     buf.put_slice(
         format!(
             r#"{{"proto":"reload_frames","data":{{"start_frame":{start_frame},"end_frame":{end_frame},"last":{last},"frames":["#
@@ -209,12 +218,6 @@ pub fn encode_reload_chunk(start_frame: u64, end_frame: u64, last: bool, frames:
         buf.put_slice(f);
     }
     buf.put_slice(b"]}}");
-    finish_wire(buf)
-}
-
-fn finish_wire(mut buf: BytesMut) -> Bytes {
-    let len = (buf.len() - LENGTH_PREFIX) as u32;
-    buf[..LENGTH_PREFIX].copy_from_slice(&len.to_be_bytes());
     buf.freeze()
 }
 
@@ -362,6 +365,7 @@ fn parse_frame(raw: &RawValue) -> Result<Frame, serde_json::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::LENGTH_PREFIX;
 
     fn raw(s: &str) -> Box<RawValue> {
         RawValue::from_string(s.to_owned()).unwrap()
@@ -378,8 +382,10 @@ mod tests {
                 ActionRef { uid: "1002", timestamp: 1.5, action_data: &b },
             ],
         );
-        let body = &enc.wire[LENGTH_PREFIX..];
-        assert_eq!(u32::from_be_bytes(enc.wire[..4].try_into().unwrap()) as usize, body.len());
+        let body = &enc.body[..];
+        let wire = enc.wire();
+        assert_eq!(u32::from_be_bytes(wire[..4].try_into().unwrap()) as usize, body.len());
+        assert_eq!(&wire[LENGTH_PREFIX..], body);
         assert_eq!(
             std::str::from_utf8(body).unwrap(),
             r#"{"proto":"sync_frame","data":{"frame_count":3,"actions":[{"uid":"1001","extra_data":{"timestamp":1.25,"action_data":{"move":[1,0]}}},{"uid":"1002","extra_data":{"timestamp":1.5,"action_data":{"fire":true}}}]}}"#
@@ -409,14 +415,14 @@ mod tests {
     fn uid_is_json_escaped() {
         let a = raw("{}");
         let enc = encode_frame(0, &[ActionRef { uid: "a\"b", timestamp: 0.0, action_data: &a }]);
-        assert!(serde_json::from_slice::<serde_json::Value>(&enc.wire[4..]).is_ok());
+        assert!(serde_json::from_slice::<serde_json::Value>(&enc.body).is_ok());
     }
 
     #[test]
     fn reload_chunk_carries_the_broadcast_bytes() {
         let frames: Vec<Bytes> = (5..8).map(|n| encode_frame(n, &[]).frame).collect();
-        let wire = encode_reload_chunk(5, 9, false, &frames);
-        match parse_server_message(&wire[4..]).unwrap() {
+        let body = encode_reload_chunk(5, 9, false, &frames);
+        match parse_server_message(&body).unwrap() {
             ServerEvent::Reload(chunk) => {
                 assert_eq!((chunk.start_frame, chunk.end_frame, chunk.last), (5, 9, false));
                 let got: Vec<&[u8]> = chunk.frames.iter().map(|f| f.raw.get().as_bytes()).collect();
@@ -458,7 +464,7 @@ mod tests {
         let t = 1_797_551_324.547_709_5_f64;
         let action = raw("{}");
         let enc = encode_frame(0, &[ActionRef { uid: "1001", timestamp: t, action_data: &action }]);
-        let ServerEvent::Frame(frame) = parse_server_message(&enc.wire[4..]).unwrap() else { panic!("not a frame") };
+        let ServerEvent::Frame(frame) = parse_server_message(&enc.body).unwrap() else { panic!("not a frame") };
         assert_eq!(frame.actions[0].timestamp.to_bits(), t.to_bits());
     }
 }

@@ -79,7 +79,7 @@ impl Game {
         }
         assert_eq!(wires.len(), self.conns.len(), "one frame per player");
         for room in wires.chunks(PLAYERS as usize) {
-            let body = std::str::from_utf8(&room[0][4..]).expect("UTF-8");
+            let body = std::str::from_utf8(&room[0]).expect("UTF-8");
             assert!(body.starts_with(r#"{"proto":"sync_frame""#), "{body}");
             assert_eq!(body.matches(r#""uid""#).count(), PLAYERS as usize, "{body}");
             assert!(room.iter().all(|w| w.as_ptr() == room[0].as_ptr()), "one shared buffer per room");

@@ -7,6 +7,7 @@ use std::time::Duration;
 use movan_protocol::config::{ConfigError, ConfigFile};
 use serde::Deserialize;
 
+use crate::connection::ConnectionConfig;
 use crate::engine::EngineConfig;
 
 /// The `[sync]` section. Every field has a default; see `config/config.toml` for what each does.
@@ -312,6 +313,19 @@ impl Config {
             max_game_duration: (s.max_game_secs > 0).then(|| Duration::from_secs(s.max_game_secs)),
             revocation_retention: Duration::from_secs(self.token.access_ttl_secs + 60),
             reconnect_grace: Duration::from_secs(s.reconnect_grace_secs),
+        }
+    }
+
+    /// The sans-IO connection rules derived from `[sync]`.
+    pub fn connection(&self) -> ConnectionConfig {
+        let s = &self.sync;
+        ConnectionConfig {
+            encryption: s.encryption == Encryption::Required,
+            first_frame_timeout: Duration::from_secs(s.first_frame_timeout_secs),
+            idle_timeout: (s.idle_timeout_secs > 0).then(|| Duration::from_secs(s.idle_timeout_secs)),
+            max_messages_per_sec: s.max_messages_per_sec,
+            message_burst: s.message_burst,
+            max_frame_bytes: s.max_frame_bytes,
         }
     }
 }

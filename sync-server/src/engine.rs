@@ -95,27 +95,16 @@ pub struct Identity {
 /// A finished game, for the account server's match history.
 pub use movan_protocol::link::MatchReport;
 
-/// Why the engine asks the shell to close a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloseReason {
-    /// The same player connected again; the new connection replaced this one.
-    Replaced,
-    /// The token's session was logged out, or the player was banned.
-    Revoked,
-    /// The server is shutting down.
-    Shutdown,
-    /// The connection broke a rule or a limit (bad first message, frame too large, timeout, rate limit).
-    Refused,
-}
+pub use crate::connection::CloseReason;
 
 /// Something for the shell to do.
 #[derive(Debug)]
 pub enum Output {
-    /// Write these wire bytes (length prefix included) to the connection.
+    /// Send this message body to the connection (the transport frames it, the connection seals it).
     Send {
         /// Recipient.
         conn: ConnId,
-        /// Wire bytes, shared with other recipients.
+        /// The message body, shared with other recipients.
         bytes: Bytes,
     },
     /// Write the messages of a reload, in order, as the connection's writer gets to them.
@@ -330,8 +319,7 @@ impl Engine {
     /// missed.
     pub fn connect(&mut self, conn: ConnId, identity: &Identity, _now: Instant) {
         if let Err(e) = self.revocations.check(&identity.uid, &identity.sid, identity.iat) {
-            self.send_error(conn, &e);
-            self.outputs.push_back(Output::Close { conn, reason: CloseReason::Revoked });
+            self.close(conn, CloseReason::Revoked(e));
             return;
         }
         let uid: Arc<str> = match self.players.get_key_value(identity.uid.as_str()) {
@@ -348,10 +336,7 @@ impl Engine {
         let room = player.room.clone();
         if let Some(old) = old.filter(|old| *old != conn) {
             self.conns.remove(&old);
-            let err =
-                ProtocolError::new(ErrorCode::Replaced, "this player connected again; this connection is replaced");
-            self.send_error(old, &err);
-            self.outputs.push_back(Output::Close { conn: old, reason: CloseReason::Replaced });
+            self.close(old, CloseReason::Replaced);
         }
         if let Some(room_id) = room
             && let Some(room) = self.rooms.get_mut(&room_id)
@@ -365,14 +350,21 @@ impl Engine {
         }
     }
 
-    /// Sends connection `conn` an `error`, then (with `close`) closes it — in order after everything the engine
-    /// already queued for it, so that the answers to the requests before the faulty one arrive first. The shell
-    /// uses it for what it checks itself: framing, parsing, authentication, timeouts and the rate limit.
-    pub fn reply(&mut self, conn: ConnId, e: &ProtocolError, close: bool) {
-        self.send_error(conn, e);
-        if close {
-            self.outputs.push_back(Output::Close { conn, reason: CloseReason::Refused });
+    /// Sends connection `conn` an `error`, in order after everything the engine already queued for it, so that the
+    /// answers to the requests before the faulty one arrive first. The shell uses it for what the
+    /// [`Connection`](crate::connection::Connection) refuses without closing (a bad request, a bad new token).
+    pub fn send_error(&mut self, conn: ConnId, e: &ProtocolError) {
+        self.send(conn, ServerMessage::Error(ErrorBody::from(e)).to_body());
+    }
+
+    /// Sends connection `conn` the `error` of `reason` (if it has one) and closes it, in order after everything the
+    /// engine already queued for it. The engine closes for its own reasons (replaced, revoked, shutdown); the shell
+    /// for the connection's (timeouts, rate limit, refused first message, ...).
+    pub fn close(&mut self, conn: ConnId, reason: CloseReason) {
+        if let Some(e) = reason.error() {
+            self.send_error(conn, &e);
         }
+        self.outputs.push_back(Output::Close { conn, reason });
     }
 
     /// The account server revoked session `sid` of `uid` (logout): its connection is closed with
@@ -402,8 +394,7 @@ impl Engine {
         };
         if let Some(conn) = self.players.get_mut(&uid).and_then(|p| p.conn.take()) {
             self.conns.remove(&conn);
-            self.send_error(conn, e);
-            self.outputs.push_back(Output::Close { conn, reason: CloseReason::Revoked });
+            self.close(conn, CloseReason::Revoked(e.clone()));
         }
         self.drop_player(&uid, now);
     }
@@ -470,7 +461,7 @@ impl Engine {
             Request::ReloadFrames { start_frame } => self.reload(conn, &uid, start_frame),
             Request::Ping => {
                 let pong = ServerMessage::Pong(Pong { timestamp: client_ts, server_time: self.clock.unix(now) });
-                self.send(conn, pong.to_wire());
+                self.send(conn, pong.to_body());
                 Ok(())
             }
         };
@@ -515,10 +506,8 @@ impl Engine {
         }
         let mut conns: Vec<ConnId> = self.conns.keys().copied().collect();
         conns.sort();
-        let bye = ProtocolError::new(ErrorCode::ShuttingDown, "the server is shutting down");
         for conn in conns {
-            self.send_error(conn, &bye);
-            self.outputs.push_back(Output::Close { conn, reason: CloseReason::Shutdown });
+            self.close(conn, CloseReason::Shutdown);
         }
     }
 
@@ -709,7 +698,7 @@ impl Engine {
             members: room.members.iter().map(|m| m.uid.clone()).collect(),
             seed: self.rng.r#gen(),
         };
-        let start_wire = ServerMessage::GameStart(start).to_wire();
+        let start_wire = ServerMessage::GameStart(start).to_body();
         room.game = Some(Game {
             started_at: now,
             start_wire: start_wire.clone(),
@@ -802,7 +791,7 @@ impl Engine {
             game.history.push(encoded.frame);
             let played = deadline.duration_since(game.started_at);
             for conn in room.member_conns.iter().flatten() {
-                self.outputs.push_back(Output::Send { conn: *conn, bytes: encoded.wire.clone() });
+                self.outputs.push_back(Output::Send { conn: *conn, bytes: encoded.body.clone() });
             }
             let info = room_info!(room);
             match room.rules.after_frame(&info, frame, &actions) {
@@ -850,7 +839,7 @@ impl Engine {
             results,
         });
         let members: Vec<String> = room.members.iter().map(|m| m.uid.clone()).collect();
-        self.broadcast(id, over.to_wire());
+        self.broadcast(id, over.to_body());
         self.outputs.push_back(Output::GameEnded(report));
         self.free_room(id);
         for uid in members {
@@ -890,7 +879,7 @@ impl Engine {
                 .map(|m| MemberState { uid: m.uid.clone(), ready: m.ready, connected: m.connected })
                 .collect(),
         });
-        self.broadcast(id, state.to_wire());
+        self.broadcast(id, state.to_body());
     }
 
     fn broadcast(&mut self, id: &Arc<str>, bytes: Bytes) {
@@ -904,10 +893,6 @@ impl Engine {
 
     fn send(&mut self, conn: ConnId, bytes: Bytes) {
         self.outputs.push_back(Output::Send { conn, bytes });
-    }
-
-    fn send_error(&mut self, conn: ConnId, e: &ProtocolError) {
-        self.send(conn, ServerMessage::Error(ErrorBody::from(e)).to_wire());
     }
 }
 

@@ -97,7 +97,7 @@ impl FrameHistory {
     }
 }
 
-/// A reload being served: yields `reload_frames` wire messages lazily, so a long reload costs one reference per
+/// A reload being served: yields `reload_frames` message bodies lazily, so a long reload costs one reference per
 /// frame until the connection's writer gets to it, not a copy of the history.
 #[derive(Debug)]
 pub struct Reload {
@@ -129,10 +129,10 @@ impl Iterator for Reload {
         }
         let first = self.start + self.sent as u64;
         let last = upto == self.frames.len();
-        let wire = encode_reload_chunk(first, self.end, last, &self.frames[self.sent..upto]);
+        let body = encode_reload_chunk(first, self.end, last, &self.frames[self.sent..upto]);
         self.sent = upto;
         self.done = last;
-        Some(wire)
+        Some(body)
     }
 }
 
@@ -154,7 +154,7 @@ mod tests {
     }
 
     fn chunks(r: Reload) -> Vec<(u64, u64, bool, Vec<String>)> {
-        r.map(|wire| match parse_server_message(&wire[4..]).unwrap() {
+        r.map(|wire| match parse_server_message(&wire).unwrap() {
             ServerEvent::Reload(c) => {
                 (c.start_frame, c.end_frame, c.last, c.frames.iter().map(|f| f.raw.get().to_owned()).collect())
             }

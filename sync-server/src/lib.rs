@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod connection;
 pub mod engine;
 pub mod history;
 pub mod keys;

@@ -64,13 +64,13 @@ async fn a_sealed_session_round_trips_requests_frames_and_reloads() {
 
     // Server → client: live frames and a reload, all sealed.
     let frames: Vec<Bytes> = (0..4).map(|n| encode_frame(n, &[]).frame).collect();
-    server.send(&encode_frame(0, &[]).wire).await;
+    server.send(&encode_frame(0, &[]).wire()).await;
     assert!(matches!(client.next_event_timeout(T).await.unwrap(), Some(ServerEvent::Frame(f)) if f.frame_count == 0));
     let serve = async {
         assert_eq!(server.recv_json().await["extra_data"]["data"]["start_frame"], 0);
-        server.send(&encode_reload_chunk(0, 4, false, &frames[..2])).await;
-        server.send(&encode_frame(4, &[]).wire).await;
-        server.send(&encode_reload_chunk(2, 4, true, &frames[2..])).await;
+        server.send(&frame_bytes(&encode_reload_chunk(0, 4, false, &frames[..2]))).await;
+        server.send(&encode_frame(4, &[]).wire()).await;
+        server.send(&frame_bytes(&encode_reload_chunk(2, 4, true, &frames[2..]))).await;
     };
     let (reloaded, ()) = tokio::join!(client.reload(0, T), serve);
     let numbers: Vec<u64> = reloaded.unwrap().iter().map(|f| f.frame_count).collect();
@@ -176,7 +176,7 @@ async fn bad_or_missing_handshakes_fail() {
 #[tokio::test]
 async fn a_tampered_frame_from_the_server_closes_the_connection() {
     let (mut client, mut server) = established(true).await;
-    let mut wire = server.wire(&encode_frame(0, &[]).wire);
+    let mut wire = server.wire(&encode_frame(0, &[]).wire());
     wire[LENGTH_PREFIX + 3] ^= 1;
     server.send_raw(&wire).await;
     assert!(client.next_event_timeout(T).await.unwrap().is_none());
@@ -193,7 +193,7 @@ async fn a_tampered_frame_from_the_server_closes_the_connection() {
 
 #[tokio::test]
 async fn replayed_plaintext_and_short_server_frames_close_the_connection() {
-    let frame = encode_frame(0, &[]).wire;
+    let frame = encode_frame(0, &[]).wire();
     for attack in ["replay", "plaintext", "short"] {
         let (mut client, mut server) = established(true).await;
         let sealed = server.wire(&frame);

@@ -8,7 +8,7 @@ use movan_protocol::ErrorCode;
 use movan_protocol::server::{ErrorBody, Pong, ServerMessage, encode_frame, encode_reload_chunk};
 
 fn frame_wire(n: u64) -> Bytes {
-    encode_frame(n, &[]).wire
+    encode_frame(n, &[]).wire()
 }
 
 #[tokio::test]
@@ -112,9 +112,9 @@ async fn reload_collects_chunks_and_keeps_live_frames_queued() {
         let serve = async {
             let req = server.recv_json().await;
             assert_eq!(req["extra_data"]["data"]["start_frame"], 0);
-            server.send(&encode_reload_chunk(0, 6, false, &frames[..3])).await;
+            server.send(&frame_bytes(&encode_reload_chunk(0, 6, false, &frames[..3]))).await;
             server.send(&frame_wire(6)).await;
-            server.send(&encode_reload_chunk(3, 6, true, &frames[3..])).await;
+            server.send(&frame_bytes(&encode_reload_chunk(3, 6, true, &frames[3..]))).await;
             server.send(&frame_wire(7)).await;
         };
         let (got, ()) = tokio::join!(client.reload(0, T), serve);
@@ -145,7 +145,7 @@ async fn an_empty_reload_is_one_last_chunk() {
     let (mut client, mut server) = pair().await;
     let serve = async {
         server.recv_json().await;
-        server.send(&encode_reload_chunk(9, 9, true, &[])).await;
+        server.send(&frame_bytes(&encode_reload_chunk(9, 9, true, &[]))).await;
     };
     let (got, ()) = tokio::join!(client.reload(9, T), serve);
     assert!(got.unwrap().is_empty());
@@ -181,7 +181,7 @@ async fn reload_errors_and_out_of_order_chunks_fail() {
     let serve = async {
         server.recv_json().await;
         let frames = [encode_frame(1, &[]).frame];
-        server.send(&encode_reload_chunk(0, 2, true, &frames)).await;
+        server.send(&frame_bytes(&encode_reload_chunk(0, 2, true, &frames))).await;
     };
     let (got, ()) = tokio::join!(client.reload(0, T), serve);
     assert!(matches!(got, Err(ClientError::Protocol(_))), "{got:?}");

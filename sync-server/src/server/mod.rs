@@ -1,0 +1,319 @@
+//! The tokio shell around the [`Engine`] and the [`Connection`]s: it accepts connections, moves message bodies and
+//! the current time into them, and carries their outputs to per-connection writer tasks. It holds no protocol or
+//! game logic.
+//!
+//! Tasks: one accept loop (here), one engine task ([`engine_task`]: owns the engine and every connection's send
+//! queue), and per connection a [`reader`] (framing in, the connection's rules) and a [`writer`] (drains a bounded
+//! queue into the socket, sealing and framing, batching writes). A connection whose queue is full is dropped so
+//! that a slow reader never delays a tick. [`websocket`] is the second transport; both share rooms.
+
+mod engine_task;
+mod reader;
+mod websocket;
+mod writer;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use movan_protocol::server::{ErrorBody, ServerMessage};
+use movan_protocol::{ErrorCode, FrameCodec, FrameError, ProtocolError};
+use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use crate::auth::TokenVerifier;
+use crate::config::Config;
+use crate::connection::{Connection, ConnectionConfig};
+use crate::engine::{ConnId, Engine, MatchReport};
+use crate::keys::SessionKeys;
+use crate::limits::{ConnectionLimits, ConnectionPermit};
+use crate::room::{RoomFactory, default_rooms};
+use engine_task::{ConnHandle, Input, Outlets};
+use writer::Transport;
+
+pub use websocket::WS_PATH;
+
+/// Inputs from the accept loop and the readers to the engine task.
+const INPUT_QUEUE: usize = 16 * 1024;
+/// How long a graceful shutdown waits for connections to flush.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Buffered bytes per connection writer before a flush.
+const WRITE_BUFFER: usize = 64 * 1024;
+
+/// A configured sync server, ready to [`run`](Self::run) on a listener.
+pub struct Server {
+    config: Config,
+    verifier: Arc<TokenVerifier>,
+    factory: Box<dyn RoomFactory>,
+    inputs: mpsc::Sender<Input>,
+    inputs_rx: mpsc::Receiver<Input>,
+    load: Arc<LoadGauge>,
+    reports: Option<mpsc::Sender<MatchReport>>,
+    keys: Arc<OnceLock<Arc<SessionKeys>>>,
+}
+
+/// A handle to a [`Server`] for the services around it (the account-server link): push revocations, read the
+/// load. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Control {
+    inputs: mpsc::Sender<Input>,
+    load: Arc<LoadGauge>,
+    keys: Arc<OnceLock<Arc<SessionKeys>>>,
+}
+
+/// Players, rooms and connections, published by the engine task after every batch of inputs.
+#[derive(Debug, Default)]
+struct LoadGauge {
+    players: AtomicUsize,
+    rooms: AtomicUsize,
+    connections: AtomicUsize,
+}
+
+impl Control {
+    /// Logs out session `sid` of `uid`: its connection is closed and its tokens refused.
+    pub async fn revoke_session(&self, uid: &str, sid: &str) {
+        if let Some(keys) = self.keys.get() {
+            keys.forget(sid);
+        }
+        let _ = self.inputs.send(Input::RevokeSession { uid: uid.to_owned(), sid: sid.to_owned() }).await;
+    }
+
+    /// Bans `uid` as of `at_unix`: its connection is closed and tokens issued before that second refused.
+    pub async fn ban(&self, uid: &str, at_unix: u64) {
+        let _ = self.inputs.send(Input::Ban { uid: uid.to_owned(), at_unix }).await;
+    }
+
+    /// (players in rooms, rooms, connections) as of the last engine step.
+    pub fn load(&self) -> (usize, usize, usize) {
+        let l = &self.load;
+        (l.players.load(Ordering::Relaxed), l.rooms.load(Ordering::Relaxed), l.connections.load(Ordering::Relaxed))
+    }
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// A server with the stock [`DefaultRoom`](crate::room::DefaultRoom) rules.
+    pub fn new(config: Config, verifier: TokenVerifier) -> Self {
+        let (inputs, inputs_rx) = mpsc::channel(INPUT_QUEUE);
+        Self {
+            config,
+            verifier: Arc::new(verifier),
+            factory: Box::new(default_rooms()),
+            inputs,
+            inputs_rx,
+            load: Arc::default(),
+            reports: None,
+            keys: Arc::default(),
+        }
+    }
+
+    /// Where encrypted connections get their session keys (required with `sync.encryption = "required"`).
+    pub fn with_session_keys(self, keys: SessionKeys) -> Self {
+        let _ = self.keys.set(Arc::new(keys));
+        self
+    }
+
+    /// A handle for pushing revocations and reading the load while the server runs.
+    pub fn control(&self) -> Control {
+        Control { inputs: self.inputs.clone(), load: self.load.clone(), keys: self.keys.clone() }
+    }
+
+    /// Sends a [`MatchReport`] to `reports` for every game that ends (dropped with a warning when it is full).
+    pub fn with_match_reports(mut self, reports: mpsc::Sender<MatchReport>) -> Self {
+        self.reports = Some(reports);
+        self
+    }
+
+    /// Uses `factory` to create the rules of every new room.
+    pub fn with_rooms(mut self, factory: impl RoomFactory) -> Self {
+        self.factory = Box::new(factory);
+        self
+    }
+
+    /// Serves clients on `listener` until `shutdown` completes, then ends every game with `game_over` (reason
+    /// `shutdown`), flushes what is queued and returns within a few seconds.
+    pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+        self.run_with_websocket(listener, None, shutdown).await
+    }
+
+    /// [`Server::run`], also serving WebSocket clients on `ws_listener` at path [`WS_PATH`]: one binary message is
+    /// one message body, with the same messages, encryption and limits as TCP. Players on either transport share
+    /// rooms.
+    pub async fn run_with_websocket(
+        self,
+        listener: TcpListener,
+        ws_listener: Option<TcpListener>,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        let engine = Engine::new(self.config.engine(), self.factory, now(), unix, rand::random());
+        let stop = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let outlets = Outlets::new(self.load, self.reports);
+        let engine_task = tokio::spawn(engine_task::run(engine, self.inputs_rx, outlets, stop.clone()));
+        let shared = Arc::new(ConnShared {
+            inputs: self.inputs,
+            verifier: self.verifier,
+            rules: self.config.connection(),
+            keys: self.keys,
+            queue_len: self.config.sync.send_queue_len,
+        });
+        let limits = ConnectionLimits::new(self.config.sync.max_connections, self.config.sync.max_connections_per_ip);
+        let ws_config = websocket::config(self.config.sync.max_frame_bytes);
+        let mut next_conn = 0u64;
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                accepted = websocket::accept_opt(ws_listener.as_ref()), if ws_listener.is_some() => match accepted {
+                    Ok((stream, peer)) => {
+                        let permit = match limits.admit(peer.ip()) {
+                            Ok(permit) => permit,
+                            Err(refusal) => {
+                                debug!(%peer, ?refusal, "websocket connection refused");
+                                tracker.spawn(websocket::refuse(stream, refusal.message(), ws_config));
+                                continue;
+                            }
+                        };
+                        next_conn += 1;
+                        let conn = ConnId(next_conn);
+                        debug!(conn = conn.0, %peer, "accepted websocket");
+                        tracker.spawn(websocket::open(conn, stream, permit, shared.clone(), ws_config));
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "websocket accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        let permit = match limits.admit(peer.ip()) {
+                            Ok(permit) => permit,
+                            Err(refusal) => {
+                                debug!(%peer, ?refusal, "connection refused");
+                                let e = ProtocolError::new(ErrorCode::TooManyConnections, refusal.message());
+                                tracker.spawn(refuse(stream, e));
+                                continue;
+                            }
+                        };
+                        next_conn += 1;
+                        let conn = ConnId(next_conn);
+                        debug!(conn = conn.0, %peer, "accepted");
+                        if !open_tcp(conn, stream, permit, &shared, &tracker).await {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+            }
+        }
+        info!("shutting down: ending games and flushing connections");
+        drop(listener);
+        drop(ws_listener);
+        stop.cancel();
+        let _ = engine_task.await;
+        tracker.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
+            warn!("some connections did not flush within {SHUTDOWN_GRACE:?}");
+        }
+        Ok(())
+    }
+}
+
+/// The shell's clock: tokio's (so `tokio::time::pause` drives it in tests), read as the `Instant` that the engine
+/// and the connections take.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// Sleeps until `deadline`, or forever when there is none.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What every connection task needs.
+struct ConnShared {
+    inputs: mpsc::Sender<Input>,
+    verifier: Arc<TokenVerifier>,
+    rules: ConnectionConfig,
+    keys: Arc<OnceLock<Arc<SessionKeys>>>,
+    /// `sync.send_queue_len`.
+    queue_len: usize,
+}
+
+/// A connection's protocol state, shared by its reader (input, timers) and its writer (sealing), as quinn shares
+/// its connection between driver and streams. Each holds the lock only for a call that never waits.
+type SharedConnection = Arc<Mutex<Connection>>;
+
+fn lock(conn: &SharedConnection) -> MutexGuard<'_, Connection> {
+    conn.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Answers a connection over a connection limit with one plaintext `error`, then closes it.
+async fn refuse(mut stream: TcpStream, e: ProtocolError) {
+    let wire = ServerMessage::Error(ErrorBody::from(&e)).to_wire();
+    let write = async {
+        stream.write_all(&wire).await?;
+        stream.shutdown().await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+}
+
+/// Starts a TCP connection: length-prefixed frames both ways. False when the engine is gone.
+async fn open_tcp(
+    conn: ConnId,
+    stream: TcpStream,
+    permit: ConnectionPermit,
+    shared: &Arc<ConnShared>,
+    tracker: &TaskTracker,
+) -> bool {
+    let _ = stream.set_nodelay(true);
+    let (read, write) = stream.into_split();
+    let bodies = FramedRead::new(read, FrameCodec::new(shared.rules.max_frame_bytes)).boxed();
+    let out = Transport::Tcp(BufWriter::with_capacity(WRITE_BUFFER, write));
+    start(conn, bodies, out, permit, shared, tracker).await
+}
+
+/// Registers a connection's queue with the engine and starts its reader and writer over `bodies` (the message
+/// bodies the transport reads) and `out`. False when the engine is gone.
+async fn start(
+    conn: ConnId,
+    bodies: BoxStream<'static, Result<Bytes, FrameError>>,
+    out: Transport,
+    permit: ConnectionPermit,
+    shared: &Arc<ConnShared>,
+    tracker: &TaskTracker,
+) -> bool {
+    let (queue, queue_rx) = mpsc::channel(shared.queue_len);
+    let cancel = CancellationToken::new();
+    let handle = ConnHandle { queue: queue.clone(), cancel: cancel.clone() };
+    if shared.inputs.send(Input::Opened { conn, handle }).await.is_err() {
+        return false;
+    }
+    let connection = Connection::new(shared.rules.clone(), shared.verifier.clone(), now());
+    let connection: SharedConnection = Arc::new(Mutex::new(connection));
+    tracker.spawn(writer::run(queue_rx, out, connection.clone(), cancel.clone()));
+    tracker.spawn(reader::run(conn, bodies, connection, queue, cancel, shared.clone(), permit));
+    true
+}

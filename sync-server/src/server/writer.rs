@@ -1,0 +1,160 @@
+//! A connection's writer: drains its send queue into the socket, sealing each message body through the connection
+//! and framing it for the transport, batching what is ready into one flush.
+
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::SinkExt;
+use futures::stream::SplitSink;
+use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use super::{SharedConnection, lock};
+use crate::history::Reload;
+
+/// A write that makes no progress for this long means the peer stopped reading: the connection is dropped.
+const WRITE_STALL: Duration = Duration::from_secs(10);
+
+/// One entry of a connection's send queue.
+pub(super) enum Outgoing {
+    /// A message body from the connection itself (the handshake): written as it is, never sealed.
+    Plain(Bytes),
+    /// A message body from the engine, shared with other recipients: sealed when encryption is on.
+    Message(Bytes),
+    /// The messages of a reload, encoded as the writer gets to them.
+    Reload(Reload),
+    /// Flush and close.
+    Close,
+}
+
+/// Drains `queue` into `out` until it closes, an `Outgoing::Close`, a failed write or `cancel`.
+pub(super) async fn run(
+    mut queue: tokio::sync::mpsc::Receiver<Outgoing>,
+    out: Transport,
+    conn: SharedConnection,
+    cancel: CancellationToken,
+) {
+    let mut out = Writer { out, conn, scratch: BytesMut::new() };
+    let work = async {
+        while let Some(first) = queue.recv().await {
+            let mut item = Some(first);
+            while let Some(next) = item.take() {
+                if !out.write_item(next).await? {
+                    stall_guard(out.out.flush()).await?;
+                    return Ok::<(), std::io::Error>(());
+                }
+                item = queue.try_recv().ok();
+            }
+            stall_guard(out.out.flush()).await?;
+        }
+        Ok(())
+    };
+    tokio::select! {
+        () = cancel.cancelled() => {}
+        result = work => {
+            if let Err(e) = result {
+                debug!(error = %e, "write failed");
+            }
+        }
+    }
+    let _ = out.out.shutdown().await;
+    cancel.cancel();
+}
+
+/// Where a connection's message bodies go: a buffered TCP stream (each after its 4-byte length prefix), or
+/// WebSocket binary messages (the message boundary is the framing).
+pub(super) enum Transport {
+    Tcp(BufWriter<OwnedWriteHalf>),
+    Ws(Box<SplitSink<WebSocketStream<TcpStream>, Message>>),
+}
+
+impl Transport {
+    /// Queues one message body that the caller may share.
+    async fn send_shared(&mut self, body: &Bytes) -> std::io::Result<()> {
+        match self {
+            Self::Tcp(w) => write_prefixed(w, body).await,
+            Self::Ws(sink) => sink.feed(Message::Binary(body.clone())).await.map_err(std::io::Error::other),
+        }
+    }
+
+    /// Queues one message body borrowed from a scratch buffer.
+    async fn send_slice(&mut self, body: &[u8]) -> std::io::Result<()> {
+        match self {
+            Self::Tcp(w) => write_prefixed(w, body).await,
+            Self::Ws(sink) => {
+                sink.feed(Message::Binary(Bytes::copy_from_slice(body))).await.map_err(std::io::Error::other)
+            }
+        }
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Self::Tcp(w) => w.flush().await,
+            Self::Ws(sink) => sink.flush().await.map_err(std::io::Error::other),
+        }
+    }
+
+    async fn shutdown(&mut self) -> std::io::Result<()> {
+        match self {
+            Self::Tcp(w) => w.shutdown().await,
+            Self::Ws(sink) => sink.close().await.map_err(std::io::Error::other),
+        }
+    }
+}
+
+/// TCP framing: the body's length as 4 big-endian bytes, then the body.
+async fn write_prefixed(w: &mut BufWriter<OwnedWriteHalf>, body: &[u8]) -> std::io::Result<()> {
+    let len = u32::try_from(body.len()).map_err(|_| std::io::Error::other("message over 4 GiB"))?;
+    w.write_all(&len.to_be_bytes()).await?;
+    w.write_all(body).await
+}
+
+/// A connection's write side.
+struct Writer {
+    out: Transport,
+    conn: SharedConnection,
+    scratch: BytesMut,
+}
+
+impl Writer {
+    /// Writes one queue entry, each write bounded by [`WRITE_STALL`]; false means "close now".
+    async fn write_item(&mut self, item: Outgoing) -> std::io::Result<bool> {
+        match item {
+            Outgoing::Plain(body) => stall_guard(self.out.send_shared(&body)).await?,
+            Outgoing::Message(body) => self.write_message(&body).await?,
+            Outgoing::Reload(reload) => {
+                for chunk in reload {
+                    self.write_message(&chunk).await?;
+                }
+            }
+            Outgoing::Close => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Writes an engine message, sealed by the connection when encryption is on.
+    async fn write_message(&mut self, body: &Bytes) -> std::io::Result<()> {
+        self.scratch.clear();
+        let sealed = lock(&self.conn)
+            .seal(body, &mut self.scratch)
+            .map_err(|e| std::io::Error::other(format!("cannot seal: {e}")))?;
+        if sealed {
+            stall_guard(self.out.send_slice(&self.scratch)).await
+        } else {
+            stall_guard(self.out.send_shared(body)).await
+        }
+    }
+}
+
+/// Fails a write that stalls longer than [`WRITE_STALL`].
+async fn stall_guard<T>(write: impl Future<Output = std::io::Result<T>>) -> std::io::Result<T> {
+    tokio::time::timeout(WRITE_STALL, write)
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "peer stopped reading"))?
+}
