@@ -18,9 +18,9 @@ impl std::fmt::Debug for TokenVerifier {
     }
 }
 
-/// The public key cannot be used.
+/// The token public key cannot be used (not to be confused with [`crate::keys::KeyError`], a session key).
 #[derive(Debug, thiserror::Error)]
-pub enum KeyError {
+pub enum PublicKeyError {
     /// The file could not be read.
     #[error(
         "cannot read token public key {path}: {source} (start the account server once, or run `account-server keygen`, to create it)"
@@ -46,10 +46,10 @@ const LEEWAY_SECS: u64 = 5;
 
 impl TokenVerifier {
     /// Loads the Ed25519 public key (PEM) at `path`.
-    pub fn from_pem_file(path: &Path, issuer: &str, audience: &str) -> Result<Self, KeyError> {
+    pub fn from_pem_file(path: &Path, issuer: &str, audience: &str) -> Result<Self, PublicKeyError> {
         let shown = path.display().to_string();
-        let pem = std::fs::read(path).map_err(|source| KeyError::Read { path: shown.clone(), source })?;
-        Self::from_pem(&pem, issuer, audience).map_err(|source| KeyError::Parse { path: shown, source })
+        let pem = std::fs::read(path).map_err(|source| PublicKeyError::Read { path: shown.clone(), source })?;
+        Self::from_pem(&pem, issuer, audience).map_err(|source| PublicKeyError::Parse { path: shown, source })
     }
 
     /// Uses the Ed25519 public key in `pem`.

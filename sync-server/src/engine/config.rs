@@ -1,0 +1,58 @@
+//! The engine's settings.
+
+use std::time::Duration;
+
+/// Engine settings (derived from the `[sync]` config section).
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Time between frames.
+    pub tick_interval: Duration,
+    /// Rooms at once.
+    pub max_rooms: usize,
+    /// Seats per room.
+    pub max_players: u32,
+    /// Players needed to start.
+    pub min_players: u32,
+    /// Frames kept per game for reload.
+    pub history_frames: usize,
+    /// Bytes of frames kept per game for reload (the oldest go first when over it).
+    pub history_max_bytes: usize,
+    /// Frames per `reload_frames` message.
+    pub reload_chunk_frames: usize,
+    /// Bytes of frames per `reload_frames` message (a single larger frame still goes out alone).
+    pub reload_chunk_bytes: usize,
+    /// Actions a room holds for its next frame.
+    pub max_pending_actions: usize,
+    /// Actions one player may have waiting for the next frame.
+    pub max_actions_per_player: usize,
+    /// Bytes of `action_data` a room holds for its next frame: bounds the size of one frame.
+    pub max_pending_bytes: usize,
+    /// Longest game, if limited.
+    pub max_game_duration: Option<Duration>,
+    /// How long revoked sessions and bans are remembered: the longest an access token lives.
+    pub revocation_retention: Duration,
+    /// How long a player whose connection dropped keeps its seat (and its place in a running game) waiting for it
+    /// to reconnect. Zero: a dropped connection leaves the room at once.
+    pub reconnect_grace: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            tick_interval: Duration::from_millis(50),
+            max_rooms: 1000,
+            max_players: 4,
+            min_players: 2,
+            history_frames: 24_000,
+            history_max_bytes: 8 * 1024 * 1024,
+            reload_chunk_frames: 256,
+            reload_chunk_bytes: 1024 * 1024,
+            max_pending_actions: 1024,
+            max_actions_per_player: 16,
+            max_pending_bytes: 256 * 1024,
+            max_game_duration: None,
+            revocation_retention: Duration::from_secs(3600 + 60),
+            reconnect_grace: Duration::from_secs(30),
+        }
+    }
+}

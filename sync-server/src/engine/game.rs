@@ -1,0 +1,235 @@
+//! Games: the start, actions and their limits, ticking and ordering frames, reloads, and the end.
+
+use super::*;
+
+impl Engine {
+    pub(super) fn maybe_start(&mut self, id: &Arc<str>, now: Instant) {
+        let Some(room) = self.rooms.get_mut(id) else {
+            return;
+        };
+        if room.game.is_some() || room.members.is_empty() {
+            return;
+        }
+        let info = room_info!(room);
+        if !room.rules.should_start(&info) {
+            return;
+        }
+        let seq = room.seq;
+        let start = GameStart {
+            room_id: id.to_string(),
+            start_time: self.clock.unix(now),
+            frame_interval_ms: self.config.tick_interval.as_millis() as u64,
+            members: room.members.iter().map(|m| m.uid.clone()).collect(),
+            seed: self.rng.r#gen(),
+        };
+        let start_wire = ServerMessage::GameStart(start).to_body();
+        room.game = Some(Game {
+            started_at: now,
+            start_wire: start_wire.clone(),
+            players: room.members.iter().map(|m| m.uid.clone()).collect(),
+            pending: VecDeque::new(),
+            pending_bytes: 0,
+            history: FrameHistory::new(self.config.history_frames, self.config.history_max_bytes),
+            arrivals: 0,
+        });
+        self.waiting.remove(&seq);
+        self.games += 1;
+        self.broadcast_room_state(id);
+        self.broadcast(id, start_wire);
+        self.timers.push(Reverse((now + self.config.tick_interval, seq, id.clone())));
+    }
+
+    pub(super) fn action(
+        &mut self,
+        uid: &Arc<str>,
+        client_ts: f64,
+        action_data: Box<RawValue>,
+        now: Instant,
+    ) -> Outcome {
+        let id = self.player_room(uid).ok_or_else(not_in_room)?;
+        let limits =
+            (self.config.max_pending_actions, self.config.max_actions_per_player, self.config.max_pending_bytes);
+        let room = self.rooms.get_mut(&id).ok_or_else(not_in_room)?;
+        let game = room
+            .game
+            .as_ref()
+            .ok_or_else(|| ProtocolError::new(ErrorCode::GameNotRunning, "the game has not started"))?;
+        check_pending_limits(game, uid, action_data.get().len(), limits)?;
+        let info = room_info!(room);
+        let action_data = match room.rules.on_action(&info, uid, action_data) {
+            ActionVerdict::Accept(a) => a,
+            ActionVerdict::Reject(why) => {
+                return Err(ProtocolError::new(ErrorCode::ActionRejected, why));
+            }
+        };
+        let game = room.game.as_mut().ok_or_else(|| internal("game vanished"))?;
+        game.arrivals += 1;
+        game.pending_bytes += action_data.get().len();
+        game.pending.push_back(Pending {
+            uid: uid.clone(),
+            client_ts,
+            received_at: now,
+            arrival: game.arrivals,
+            action_data,
+        });
+        Ok(())
+    }
+
+    pub(super) fn reload(&mut self, conn: ConnId, uid: &Arc<str>, start_frame: u64) -> Outcome {
+        let id = self.player_room(uid).ok_or_else(not_in_room)?;
+        let room = self.rooms.get(&id).ok_or_else(not_in_room)?;
+        let game = room
+            .game
+            .as_ref()
+            .ok_or_else(|| ProtocolError::new(ErrorCode::GameNotRunning, "the game has not started"))?;
+        let reload = game
+            .history
+            .reload(start_frame, self.config.reload_chunk_frames, self.config.reload_chunk_bytes)
+            .map_err(|e| match e {
+                ReloadError::Expired { .. } => ProtocolError::new(ErrorCode::HistoryExpired, e.to_string()),
+                ReloadError::NotYet { .. } => ProtocolError::new(ErrorCode::BadFrameRange, e.to_string()),
+            })?;
+        self.outputs.push_back(Output::Reload { conn, reload });
+        Ok(())
+    }
+
+    /// Emits every due frame of one room, then schedules its next deadline.
+    pub(super) fn tick_room(&mut self, id: &Arc<str>, now: Instant) {
+        let interval = self.config.tick_interval;
+        loop {
+            let Some(room) = self.rooms.get_mut(id) else {
+                return;
+            };
+            let Some(game) = room.game.as_mut() else {
+                return;
+            };
+            let frame = game.history.next_frame();
+            let window_start = frame_deadline(game.started_at, interval, frame);
+            let deadline = window_start + interval;
+            if deadline > now {
+                self.timers.push(Reverse((deadline, room.seq, id.clone())));
+                return;
+            }
+            let actions = order_actions(&mut game.pending, window_start, deadline, &self.clock);
+            game.pending_bytes = game.pending.iter().map(|p| p.action_data.get().len()).sum();
+            let refs: Vec<ActionRef<'_>> = actions
+                .iter()
+                .map(|a| ActionRef { uid: &a.uid, timestamp: a.timestamp, action_data: &a.action_data })
+                .collect();
+            let encoded = encode_frame(frame, &refs);
+            drop(refs);
+            game.history.push(encoded.frame);
+            let played = deadline.duration_since(game.started_at);
+            for conn in room.member_conns.iter().flatten() {
+                self.outputs.push_back(Output::Send { conn: *conn, bytes: encoded.body.clone() });
+            }
+            let info = room_info!(room);
+            match room.rules.after_frame(&info, frame, &actions) {
+                FrameOutcome::End { results } => {
+                    self.end_game(id, "ended_by_room", results, deadline);
+                    return;
+                }
+                FrameOutcome::Continue => {}
+            }
+            if self.config.max_game_duration.is_some_and(|max| played >= max) {
+                self.end_game(id, "max_duration", None, deadline);
+                return;
+            }
+        }
+    }
+
+    pub(super) fn end_game(&mut self, id: &Arc<str>, reason: &str, results: Option<serde_json::Value>, now: Instant) {
+        let Some(room) = self.rooms.get_mut(id) else { return };
+        let Some(game) = room.game.as_ref() else { return };
+        let frame_count = game.history.next_frame();
+        let results = match results {
+            Some(r) => Some(r),
+            None => {
+                let info = room_info!(room);
+                room.rules.on_game_over(&info, reason)
+            }
+        };
+        let Some(game) = room.game.as_ref() else { return };
+        let (started_at, ended_at) = (self.clock.unix(game.started_at), self.clock.unix(now));
+        let report = MatchReport {
+            match_id: format!("{id}-{:016x}", self.rng.r#gen::<u64>()),
+            room_id: id.to_string(),
+            players: game.players.clone(),
+            frame_count,
+            duration_secs: (ended_at - started_at).max(0.0),
+            end_reason: reason.to_owned(),
+            results: results.clone(),
+            started_at,
+            ended_at,
+        };
+        let over = ServerMessage::GameOver(GameOver {
+            room_id: id.to_string(),
+            reason: reason.to_owned(),
+            frame_count,
+            results,
+        });
+        let members: Vec<String> = room.members.iter().map(|m| m.uid.clone()).collect();
+        self.broadcast(id, over.to_body());
+        self.outputs.push_back(Output::GameEnded(report));
+        self.free_room(id);
+        for uid in members {
+            if let Some(p) = self.players.get_mut(uid.as_str()) {
+                p.room = None;
+                self.players_in_rooms -= 1;
+            }
+            self.forget_if_idle(uid.as_str());
+        }
+    }
+}
+
+/// Start of frame `n`'s collection window: `started_at + n * interval`, computed from the start so ticks never drift.
+fn frame_deadline(started_at: Instant, interval: Duration, n: u64) -> Instant {
+    let nanos = interval.as_nanos().saturating_mul(u128::from(n));
+    started_at + Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+}
+
+/// Takes the actions received before `deadline` and orders them: by timestamp — the client's, clamped into
+/// `[max(window_start, ...), received_at]` so nobody can jump the queue by lying — then by uid, then by arrival.
+fn order_actions(
+    pending: &mut VecDeque<Pending>,
+    window_start: Instant,
+    deadline: Instant,
+    clock: &WallClock,
+) -> Vec<OrderedAction> {
+    let due = pending.iter().take_while(|p| p.received_at < deadline).count();
+    let window_start_unix = clock.unix(window_start);
+    let mut keyed: Vec<(f64, u64, Pending)> = pending
+        .drain(..due)
+        .map(|p| {
+            let received = clock.unix(p.received_at);
+            let low = window_start_unix.min(received);
+            (p.client_ts.clamp(low, received), p.arrival, p)
+        })
+        .collect();
+    keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.2.uid.cmp(&b.2.uid)).then(a.1.cmp(&b.1)));
+    keyed
+        .into_iter()
+        .map(|(timestamp, _, p)| OrderedAction { uid: p.uid.to_string(), timestamp, action_data: p.action_data })
+        .collect()
+}
+
+/// Refuses an action that would push the room's next frame past its limits: (room actions, actions per player,
+/// bytes).
+fn check_pending_limits(game: &Game, uid: &str, len: usize, limits: (usize, usize, usize)) -> Outcome {
+    let (max_actions, max_per_player, max_bytes) = limits;
+    let over = |what: String| Err(ProtocolError::new(ErrorCode::LimitExceeded, what));
+    if game.pending.len() >= max_actions {
+        return over(format!(
+            "the room already holds {max_actions} actions for the next frame (sync.max_pending_actions)"
+        ));
+    }
+    if game.pending.iter().filter(|p| &*p.uid == uid).count() >= max_per_player {
+        return over(format!(
+            "you already have {max_per_player} actions waiting for the next frame (sync.max_actions_per_player)"
+        ));
+    }
+    if game.pending_bytes + len > max_bytes {
+        return over(format!("the next frame already holds {max_bytes} bytes of actions (sync.max_pending_bytes)"));
+    }
+    Ok(())
+}
