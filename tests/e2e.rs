@@ -3,64 +3,13 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use movan_client::{AccountClient, Encryption, FrameLog, Session, SessionKey, SyncClient};
+use movan_client::{AccountClient, FrameLog, SessionKey, SyncClient};
+use movan_protocol::ErrorCode;
 use movan_protocol::server::{Frame, ServerEvent};
-use movan_protocol::{ErrorCode, TokenClaims};
-use movan_tests::{Cluster, Options, binary};
+use movan_tests::{Cluster, Options, PASSWORD, WAIT, binary, body, connect, forge, login, now_secs, start_game};
 use serde_json::{Value, json};
-
-const WAIT: Duration = Duration::from_secs(10);
-const PASSWORD: &str = "e2e-password";
-
-async fn login(account: &AccountClient, name: &str) -> Session {
-    account.register_or_login(name, PASSWORD).await.unwrap()
-}
-
-async fn connect(session: &Session) -> SyncClient {
-    let c = SyncClient::connect_session(session).await.unwrap();
-    assert_eq!(c.encryption(), Encryption::Sealed, "the default server seals every frame");
-    c
-}
-
-/// Logs in `names`, connects them, puts them in `room` and starts the game; returns sessions, clients and the
-/// `game_start` start time and interval.
-async fn start_game(cluster: &Cluster, room: &str, names: &[&str]) -> (Vec<Session>, Vec<SyncClient>, f64, f64) {
-    let account = AccountClient::new(&cluster.account_url);
-    let mut sessions = Vec::new();
-    let mut clients = Vec::new();
-    for name in names {
-        let s = login(&account, name).await;
-        assert_eq!(s.sync_addr, cluster.sync_addr, "login hands out the running sync server");
-        clients.push(connect(&s).await);
-        sessions.push(s);
-    }
-    for c in &clients {
-        c.enter_room(Some(room)).await.unwrap();
-    }
-    let n = names.len();
-    for c in &mut clients {
-        c.wait_for(|e| matches!(e, ServerEvent::RoomState(s) if s.members.len() == n), WAIT).await.unwrap();
-    }
-    for c in &clients {
-        c.prepare().await.unwrap();
-    }
-    let mut start = None;
-    for c in &mut clients {
-        match c.wait_for(|e| matches!(e, ServerEvent::GameStart(_)), WAIT).await.unwrap() {
-            ServerEvent::GameStart(g) => {
-                assert_eq!(g.members.len(), n);
-                let this = (g.start_time, g.frame_interval_ms as f64 / 1000.0, g.seed);
-                assert!(start.is_none_or(|s| s == this), "every player gets the same game_start");
-                start = Some(this);
-            }
-            _ => unreachable!(),
-        }
-    }
-    let (t0, interval, _) = start.unwrap();
-    (sessions, clients, t0, interval)
-}
 
 /// Receives frames until `count` consecutive frames from 0 are held.
 async fn collect_frames(client: &mut SyncClient, count: u64) -> Vec<Frame> {
@@ -214,24 +163,6 @@ async fn account_errors() {
     assert_eq!(account.me(&refreshed.token).await.unwrap_err().http_status(), Some(401));
 }
 
-fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
-
-fn forge(cluster: &Cluster, uid: &str, exp: u64) -> String {
-    let key = jsonwebtoken::EncodingKey::from_ed_pem(&cluster.private_key_pem().unwrap()).unwrap();
-    let claims = TokenClaims {
-        sub: uid.into(),
-        sid: "forged".into(),
-        iss: "movan-account".into(),
-        aud: "movan-sync".into(),
-        iat: exp.saturating_sub(3600),
-        exp,
-        name: "x".into(),
-    };
-    jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA), &claims, &key).unwrap()
-}
-
 /// Sends one raw first message on a fresh connection and expects `code`, then a close.
 async fn first_message_refused(cluster: &Cluster, key: Option<SessionKey>, body: &[u8], code: ErrorCode) {
     let mut c = SyncClient::connect_unauthenticated(&cluster.sync_addr, "-", None, key).await.unwrap();
@@ -245,14 +176,6 @@ async fn first_message_refused(cluster: &Cluster, key: Option<SessionKey>, body:
         })
         .collect();
     assert_eq!(codes, vec![code], "{}", String::from_utf8_lossy(body));
-}
-
-fn body(uid: &str, token: Option<&str>, extra: Value) -> Vec<u8> {
-    let mut v = json!({ "uid": uid, "extra_data": extra });
-    if let Some(t) = token {
-        v["token"] = json!(t);
-    }
-    serde_json::to_vec(&v).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -276,7 +199,7 @@ async fn bad_input_gets_documented_errors_while_other_rooms_keep_ticking() {
     // Failures on the first message close the connection.
     first_message_refused(&cluster, None, &body(&me.uid, None, ping.clone()), ErrorCode::Unauthenticated).await;
     first_message_refused(&cluster, None, &body(&me.uid, Some("garbage"), ping.clone()), ErrorCode::BadToken).await;
-    let expired = forge(&cluster, &me.uid, now_secs() - 600);
+    let expired = forge(&cluster, &me.uid, "forged", now_secs() - 600, |_| {});
     first_message_refused(&cluster, None, &body(&me.uid, Some(&expired), ping.clone()), ErrorCode::TokenExpired).await;
     first_message_refused(&cluster, None, &body(&me.uid, Some(&other.token), ping.clone()), ErrorCode::UidMismatch)
         .await;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use movan_client::{AccountClient, FrameLog, GameClient, GameEvent, ReconnectPolicy, Session, SyncClient};
+use movan_client::{FrameLog, GameClient, GameEvent, ReconnectPolicy, SyncClient};
 use movan_protocol::ErrorCode;
 use movan_protocol::server::{Frame, ServerEvent};
 use movan_tests::{Cluster, Options};
@@ -59,14 +59,10 @@ impl Proxy {
     }
 }
 
-async fn login(cluster: &Cluster, name: &str) -> Session {
-    AccountClient::new(&cluster.account_url).register_or_login(name, "reconnect-password").await.unwrap()
-}
-
 /// Player A connects directly; player B through a proxy, with a `GameClient`. Both are in `room`, the game started.
 async fn start(cluster: &Cluster, room: &str) -> (SyncClient, GameClient, Proxy) {
-    let a = login(cluster, &format!("{room}-a")).await;
-    let mut b = login(cluster, &format!("{room}-b")).await;
+    let a = cluster.login(&format!("{room}-a")).await;
+    let mut b = cluster.login(&format!("{room}-b")).await;
     let proxy = Proxy::start(b.sync_addr.clone()).await;
     b.sync_addr = proxy.addr.clone();
     let mut a = SyncClient::connect_session(&a).await.unwrap();
@@ -240,7 +236,7 @@ async fn a_reload_past_the_history_bound_says_history_expired() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnecting_can_be_turned_off_and_a_replaced_client_does_not_come_back() {
     let cluster = Cluster::start().await.unwrap();
-    let s = login(&cluster, "noreconnect").await;
+    let s = cluster.login("noreconnect").await;
     let mut direct = s.clone();
     let proxy = Proxy::start(s.sync_addr.clone()).await;
     direct.sync_addr = proxy.addr.clone();

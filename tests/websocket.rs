@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use movan_client::{AccountClient, FrameLog, Session, SyncClient};
+use movan_client::{FrameLog, Session, SyncClient};
 use movan_protocol::crypto::{Handshake, Opener, Sealer, client_side, parse_handshake};
 use movan_protocol::server::{ServerEvent, parse_server_message};
 use movan_protocol::{ErrorCode, codec::LENGTH_PREFIX};
@@ -91,16 +91,12 @@ impl WsPlayer {
     }
 }
 
-async fn login(cluster: &Cluster, name: &str) -> Session {
-    AccountClient::new(&cluster.account_url).register_or_login(name, "websocket-password").await.unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_and_tcp_players_share_a_room_and_see_the_same_frames() {
     let cluster =
         Cluster::start_with(Options { sync: vec!["max_players = 2".into()], ..Options::default() }).await.unwrap();
-    let tcp_session = login(&cluster, "tcp-player").await;
-    let ws_session = login(&cluster, "ws-player").await;
+    let tcp_session = cluster.login("tcp-player").await;
+    let ws_session = cluster.login("ws-player").await;
     assert_eq!(ws_session.sync_ws_url.as_deref(), Some(cluster.sync_ws_url.as_str()), "login names the endpoint");
     let mut tcp = SyncClient::connect_session(&tcp_session).await.unwrap();
     let mut ws = WsPlayer::connect(&cluster.sync_ws_url, &ws_session).await;
@@ -164,7 +160,7 @@ async fn websocket_limits_and_bad_input() {
     })
     .await
     .unwrap();
-    let session = login(&cluster, "ws-mallory").await;
+    let session = cluster.login("ws-mallory").await;
 
     // Another path: refused at the HTTP upgrade.
     let wrong = cluster.sync_ws_url.replace("/ws", "/other");

@@ -7,8 +7,13 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use movan_client::{AccountClient, Session};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+
+mod players;
+
+pub use players::{PASSWORD, WAIT, body, connect, forge, login, now_secs, start_game};
 
 /// How long a service may take to print its "listening" line.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -84,6 +89,11 @@ impl Cluster {
         cluster.write_config(cluster.http_addr(), &cluster.account_rpc.clone(), &cluster.account_rpc.clone())?;
         cluster.start_sync().await?;
         Ok(cluster)
+    }
+
+    /// Registers `name` at this cluster's account server (or logs it in when it exists).
+    pub async fn login(&self, name: &str) -> Session {
+        login(&AccountClient::new(&self.account_url), name).await
     }
 
     /// Starts the account server (again), on the addresses of the current config.
