@@ -2,7 +2,9 @@
 //!
 //! - [`engine`]: the sans-IO core (rooms, ordering, frames, history, reload), driven by `now`.
 //! - [`room`]: the [`Room`] trait, the extension point for game rules.
-//! - [`server`]: the tokio shell that moves bytes and time for the engine.
+//! - [`connection`]: the sans-IO rules of one client connection (authentication, handshake, sealing, rate limit,
+//!   timeouts, close reasons), for any transport.
+//! - [`server`]: the tokio shell (TCP and WebSocket) that moves message bodies and time for both cores.
 //! - [`auth`]: access-token verification.
 //! - [`config`]: the `[sync]` and `[token]` config sections.
 
