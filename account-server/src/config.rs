@@ -1,11 +1,11 @@
-//! The `[account]`, `[token]` and `[rpc]` sections of `config/config.toml`, validated at start.
+//! The `[account]` section of `config/config.toml` and the shared `[token]` and `[rpc]` sections (defined in
+//! `movan_protocol::sections`, which the sync server reads too), validated at start.
 //!
 //! Every key is optional and defaults to the value documented in `config/config.toml`; an unknown key or a value
 //! out of range is an error naming the file and the key.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use movan_protocol::config::{ConfigError, ConfigFile};
 use serde::Deserialize;
@@ -15,36 +15,7 @@ pub const MIN_ARGON2_MEMORY_KIB: u32 = 19_456;
 /// OWASP's minimum argon2id iterations with [`MIN_ARGON2_MEMORY_KIB`].
 pub const MIN_ARGON2_ITERATIONS: u32 = 2;
 
-/// The `[token]` section: how access tokens are signed and how long tokens live.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TokenConfig {
-    /// `iss` claim of access tokens.
-    pub issuer: String,
-    /// `aud` claim of access tokens.
-    pub audience: String,
-    /// Ed25519 private key, PKCS#8 PEM; created with the public key if missing.
-    pub private_key_path: PathBuf,
-    /// Ed25519 public key, SPKI PEM; the sync server reads it.
-    pub public_key_path: PathBuf,
-    /// Lifetime of an access token, seconds.
-    pub access_ttl_secs: u64,
-    /// Lifetime of a refresh token, seconds.
-    pub refresh_ttl_secs: u64,
-}
-
-impl Default for TokenConfig {
-    fn default() -> Self {
-        Self {
-            issuer: "movan-account".into(),
-            audience: "movan-sync".into(),
-            private_key_path: PathBuf::from("data/jwt_ed25519.pem"),
-            public_key_path: PathBuf::from("data/jwt_ed25519.pub.pem"),
-            access_ttl_secs: 3600,
-            refresh_ttl_secs: 30 * 24 * 3600,
-        }
-    }
-}
+pub use movan_protocol::sections::{RpcSection, TokenSection};
 
 /// The `[account]` section: the HTTP and RPC services, the database, admins, password hashing, credential rules and
 /// attempt limits.
@@ -161,59 +132,15 @@ impl AccountConfig {
     }
 }
 
-/// The `[rpc]` section: the link between the account server and the sync servers. The sync server reads the same
-/// section, so both ends agree on the secret and the timings.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RpcConfig {
-    /// Shared secret (32 random bytes, base64); the account server creates it (mode 0600) if missing.
-    pub secret_path: PathBuf,
-    /// Milliseconds between heartbeats, both ways.
-    pub heartbeat_interval_ms: u64,
-    /// Heartbeat intervals without a word from the peer before its connection is closed.
-    pub heartbeat_misses: u32,
-    /// Milliseconds a call waits for its answer.
-    pub call_timeout_ms: u64,
-    /// Largest RPC frame, bytes.
-    pub max_frame_bytes: usize,
-    /// Calls a peer may have unanswered at once.
-    pub max_in_flight: usize,
-}
-
-impl Default for RpcConfig {
-    fn default() -> Self {
-        Self {
-            secret_path: PathBuf::from("data/rpc_secret"),
-            heartbeat_interval_ms: 1000,
-            heartbeat_misses: 3,
-            call_timeout_ms: 5000,
-            max_frame_bytes: 1 << 20,
-            max_in_flight: 256,
-        }
-    }
-}
-
-impl RpcConfig {
-    /// `heartbeat_interval_ms` as a duration.
-    pub fn heartbeat_interval(&self) -> Duration {
-        Duration::from_millis(self.heartbeat_interval_ms)
-    }
-
-    /// `call_timeout_ms` as a duration.
-    pub fn call_timeout(&self) -> Duration {
-        Duration::from_millis(self.call_timeout_ms)
-    }
-}
-
 /// Everything the account server reads from the config file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Config {
     /// `[account]`.
     pub account: AccountConfig,
     /// `[token]`.
-    pub token: TokenConfig,
+    pub token: TokenSection,
     /// `[rpc]`.
-    pub rpc: RpcConfig,
+    pub rpc: RpcSection,
 }
 
 impl Config {
@@ -225,9 +152,12 @@ impl Config {
     /// Takes and validates the `[account]`, `[token]` and `[rpc]` sections of an already parsed file.
     pub fn from_file(file: &ConfigFile) -> Result<Self, ConfigError> {
         let account: AccountConfig = file.section("account")?;
-        let token: TokenConfig = file.section("token")?;
-        let rpc: RpcConfig = file.section("rpc")?;
-        if let Some((key, why)) = first_violation(&account, &token).or_else(|| rpc_violation(&rpc)) {
+        let token: TokenSection = file.section("token")?;
+        let rpc: RpcSection = file.section("rpc")?;
+        for shared in [token.validate(), rpc.validate()] {
+            shared.map_err(|e| file.invalid(e.key, e.reason))?;
+        }
+        if let Some((key, why)) = first_violation(&account) {
             return Err(file.invalid(key, why));
         }
         Ok(Self { account, token, rpc })
@@ -235,21 +165,10 @@ impl Config {
 }
 
 /// The first key whose value is out of range, and why.
-fn first_violation(a: &AccountConfig, t: &TokenConfig) -> Option<(&'static str, String)> {
-    const YEAR: u64 = 365 * 24 * 3600;
+fn first_violation(a: &AccountConfig) -> Option<(&'static str, String)> {
     let (has_cert, has_key) = (!a.tls_cert_path.as_os_str().is_empty(), !a.tls_key_path.as_os_str().is_empty());
     const WEEK: u64 = 7 * 24 * 3600;
-    let checks: [(&str, bool, &str); 25] = [
-        ("token.issuer", !t.issuer.is_empty(), "must not be empty"),
-        ("token.audience", !t.audience.is_empty(), "must not be empty"),
-        ("token.private_key_path", !t.private_key_path.as_os_str().is_empty(), "must not be empty"),
-        (
-            "token.public_key_path",
-            !t.public_key_path.as_os_str().is_empty() && t.public_key_path != t.private_key_path,
-            "must not be empty and must differ from token.private_key_path",
-        ),
-        ("token.access_ttl_secs", (1..=YEAR).contains(&t.access_ttl_secs), "must be 1 to 31536000 (one year)"),
-        ("token.refresh_ttl_secs", (1..=10 * YEAR).contains(&t.refresh_ttl_secs), "must be 1 to 315360000 (ten years)"),
+    let checks: [(&str, bool, &str); 19] = [
         ("account.db_path", !a.db_path.as_os_str().is_empty(), "must not be empty"),
         (
             "account.tls_key_path",
@@ -324,23 +243,6 @@ fn first_violation(a: &AccountConfig, t: &TokenConfig) -> Option<(&'static str, 
     None
 }
 
-/// The first `[rpc]` key whose value is out of range, and why.
-fn rpc_violation(r: &RpcConfig) -> Option<(&'static str, String)> {
-    let checks: [(&str, bool, &str); 6] = [
-        ("rpc.secret_path", !r.secret_path.as_os_str().is_empty(), "must not be empty"),
-        ("rpc.heartbeat_interval_ms", (10..=60_000).contains(&r.heartbeat_interval_ms), "must be 10 to 60000"),
-        ("rpc.heartbeat_misses", (1..=100).contains(&r.heartbeat_misses), "must be 1 to 100"),
-        ("rpc.call_timeout_ms", (1..=600_000).contains(&r.call_timeout_ms), "must be 1 to 600000"),
-        (
-            "rpc.max_frame_bytes",
-            (1024..=64 * 1024 * 1024).contains(&r.max_frame_bytes),
-            "must be 1024 to 67108864 (64 MiB)",
-        ),
-        ("rpc.max_in_flight", (1..=65_536).contains(&r.max_in_flight), "must be 1 to 65536"),
-    ];
-    checks.into_iter().find(|(_, ok, _)| !ok).map(|(key, _, why)| (key, why.to_owned()))
-}
-
 /// Whether `s` looks like `host:port` with a non-empty host and a valid port.
 pub(crate) fn is_host_port(s: &str) -> bool {
     s.rsplit_once(':').is_some_and(|(host, port)| {
@@ -380,7 +282,7 @@ mod tests {
         assert_eq!(c.account.rpc_addr, SocketAddr::from(([0, 0, 0, 0], 9001)));
         assert_eq!(c.account.admins, ["Root"]);
         assert_eq!(c.rpc.secret_path, PathBuf::from("s"));
-        assert_eq!(c.rpc.heartbeat_interval(), Duration::from_millis(50));
+        assert_eq!(c.rpc.heartbeat_interval_ms, 50);
         assert_eq!(c.rpc.heartbeat_misses, 3);
         assert_eq!(c.account.username_max_len, 20);
         assert_eq!(c.token.access_ttl_secs, 60);

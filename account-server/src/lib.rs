@@ -46,7 +46,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-pub use config::{AccountConfig, Config, RpcConfig, TokenConfig};
+pub use config::{AccountConfig, Config, RpcSection, TokenSection};
 pub use error::ApiError;
 pub use state::{AppState, Clock, StartError};
 pub use store::{Role, SledStore, Store, StoreError};

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use serde::{Deserialize, Serialize};
+use movan_protocol::rpc::{SessionRevoked, UserBanned};
 use tracing::{debug, warn};
 
 /// Bans kept for nodes that register later, at most: well below an RPC connection's send queue, which the replay
@@ -17,16 +17,10 @@ use tracing::{debug, warn};
 pub const MAX_REPLAYED_BANS: usize = 256;
 
 /// What a sync node tells about itself when it registers (`register_node`).
-pub use movan_protocol::link::RegisterNode as NodeInfo;
+pub use movan_protocol::rpc::RegisterNode as NodeInfo;
 
 /// A node's load, as reported with its heartbeats.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Load {
-    /// Players connected.
-    pub players: u64,
-    /// Rooms open.
-    pub rooms: u64,
-}
+pub use movan_protocol::rpc::NodeLoad;
 
 /// One registered node, as listed by [`NodeRegistry::nodes`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +28,7 @@ pub struct NodeStatus {
     /// What it registered with.
     pub info: NodeInfo,
     /// Its last reported load.
-    pub load: Load,
+    pub load: NodeLoad,
     /// Players sent to it since that report.
     pub assigned: u64,
 }
@@ -53,7 +47,7 @@ pub struct NodeRegistry<L> {
 struct Entry<L> {
     status: NodeStatus,
     conn: ConnId,
-    link: L,
+    notifier: L,
 }
 
 /// Where a login sends its player: the least loaded node's addresses.
@@ -74,13 +68,13 @@ impl<L> Default for NodeRegistry<L> {
 impl<L: Clone> NodeRegistry<L> {
     /// Adds a node registered on connection `conn`, or replaces its entry (a node registering again after a
     /// reconnect); returns whether it replaced one. The load starts at zero until the next heartbeat.
-    pub fn register(&mut self, info: NodeInfo, conn: ConnId, link: L) -> bool {
-        let status = NodeStatus { info, load: Load::default(), assigned: 0 };
-        self.nodes.insert(status.info.node_id.clone(), Entry { status, conn, link }).is_some()
+    pub fn register(&mut self, info: NodeInfo, conn: ConnId, notifier: L) -> bool {
+        let status = NodeStatus { info, load: NodeLoad::default(), assigned: 0 };
+        self.nodes.insert(status.info.node_id.clone(), Entry { status, conn, notifier }).is_some()
     }
 
     /// Records the load of `node_id` if it is registered on `conn`; returns whether it did.
-    pub fn update_load(&mut self, node_id: &str, conn: ConnId, load: Load) -> bool {
+    pub fn update_load(&mut self, node_id: &str, conn: ConnId, load: NodeLoad) -> bool {
         match self.nodes.get_mut(node_id) {
             Some(entry) if entry.conn == conn => {
                 entry.status.load = load;
@@ -128,9 +122,9 @@ impl<L: Clone> NodeRegistry<L> {
         self.nodes.values().map(|e| e.status.clone()).collect()
     }
 
-    /// The connection and link of every registered node.
-    pub fn links(&self) -> Vec<(ConnId, L)> {
-        self.nodes.values().map(|e| (e.conn, e.link.clone())).collect()
+    /// The connection and notifier of every registered node.
+    pub fn notifiers(&self) -> Vec<(ConnId, L)> {
+        self.nodes.values().map(|e| (e.conn, e.notifier.clone())).collect()
     }
 
     /// Whether no node is registered.
@@ -165,17 +159,20 @@ impl Notice {
     /// The RPC notification name.
     pub fn method(&self) -> &'static str {
         match self {
-            Self::SessionRevoked { .. } => movan_protocol::link::SESSION_REVOKED,
-            Self::UserBanned { .. } => movan_protocol::link::USER_BANNED,
+            Self::SessionRevoked { .. } => movan_protocol::rpc::SESSION_REVOKED,
+            Self::UserBanned { .. } => movan_protocol::rpc::USER_BANNED,
         }
     }
 
-    /// The notification's params.
+    /// The notification's params: a [`SessionRevoked`] or a [`UserBanned`].
     pub fn params(&self) -> serde_json::Value {
-        match self {
-            Self::SessionRevoked { uid, sid } => serde_json::json!({"uid": uid, "sid": sid}),
-            Self::UserBanned { uid } => serde_json::json!({"uid": uid}),
-        }
+        let params = match self {
+            Self::SessionRevoked { uid, sid } => {
+                serde_json::to_value(SessionRevoked { uid: uid.clone(), sid: sid.clone() })
+            }
+            Self::UserBanned { uid } => serde_json::to_value(UserBanned { uid: uid.clone() }),
+        };
+        params.expect("structs of strings always serialize")
     }
 
     fn uid(&self) -> &str {
@@ -185,8 +182,8 @@ impl Notice {
     }
 }
 
-/// The way to one connected node: its RPC connection in the server, a recorder in tests.
-pub trait NodeLink: Send + Sync + fmt::Debug + 'static {
+/// How notices reach one connected node: its RPC connection in the server, a recorder in tests.
+pub trait Notifier: Send + Sync + fmt::Debug + 'static {
     /// Queues `notice` for the node without waiting; fails if the node is gone.
     fn notify(&self, notice: &Notice) -> Result<(), String>;
 }
@@ -201,7 +198,7 @@ pub struct Nodes {
 
 #[derive(Debug, Default)]
 struct Shared {
-    registry: NodeRegistry<Arc<dyn NodeLink>>,
+    registry: NodeRegistry<Arc<dyn Notifier>>,
     /// Bans, oldest first, with the Unix time they were sent.
     bans: VecDeque<(u64, Notice)>,
 }
@@ -214,16 +211,16 @@ impl Nodes {
 
     /// See [`NodeRegistry::register`]. The node is then sent the bans of the last `ban_ttl_secs` (as of `now`),
     /// oldest first, in case it missed them while it was away.
-    pub fn register(&self, info: NodeInfo, conn: ConnId, link: Arc<dyn NodeLink>, now: u64) {
+    pub fn register(&self, info: NodeInfo, conn: ConnId, notifier: Arc<dyn Notifier>, now: u64) {
         let node_id = info.node_id.clone();
         let replay: Vec<Notice> = {
             let mut shared = self.lock();
             shared.prune(now, self.ban_ttl_secs);
-            shared.registry.register(info, conn, Arc::clone(&link));
+            shared.registry.register(info, conn, Arc::clone(&notifier));
             shared.bans.iter().map(|(_, notice)| notice.clone()).collect()
         };
         for notice in &replay {
-            if let Err(e) = link.notify(notice) {
+            if let Err(e) = notifier.notify(notice) {
                 warn!(node = %node_id, error = %e, "cannot replay bans to a registered node");
                 return;
             }
@@ -234,7 +231,7 @@ impl Nodes {
     }
 
     /// See [`NodeRegistry::update_load`].
-    pub fn update_load(&self, node_id: &str, conn: ConnId, load: Load) -> bool {
+    pub fn update_load(&self, node_id: &str, conn: ConnId, load: NodeLoad) -> bool {
         self.lock().registry.update_load(node_id, conn, load)
     }
 
@@ -261,7 +258,7 @@ impl Nodes {
     /// Queues `notice` for every registered node. A ban is also kept (as sent at `now`) for nodes that register
     /// later. A node that cannot be reached is logged and skipped: its connection is closing.
     pub fn broadcast(&self, notice: &Notice, now: u64) {
-        let links = {
+        let notifiers = {
             let mut shared = self.lock();
             if matches!(notice, Notice::UserBanned { .. }) {
                 shared.prune(now, self.ban_ttl_secs);
@@ -270,10 +267,10 @@ impl Nodes {
                 }
                 shared.bans.push_back((now, notice.clone()));
             }
-            shared.registry.links()
+            shared.registry.notifiers()
         };
-        for (conn, link) in links {
-            if let Err(e) = link.notify(notice) {
+        for (conn, notifier) in notifiers {
+            if let Err(e) = notifier.notify(notice) {
                 warn!(conn, method = notice.method(), error = %e, "cannot notify a node");
             }
         }

@@ -10,8 +10,10 @@
 //! - `session_key` `{"sid", "uid"}` → `{"session_key": "<standard base64 of 32 bytes>", "expires_at": <Unix seconds>}`:
 //!   the key the player's game connections of that session are encrypted with, and when the session ends (the sync
 //!   server may cache the key until then, or until `session_revoked`). A session that is missing, revoked (logout,
-//!   ban), ended, another user's, or from before encrypted sessions is an error whose message starts with
-//!   `unknown session`.
+//!   ban), ended, another user's, or from before encrypted sessions is an error with code `unknown_session`.
+//!
+//! Refusals carry a code of [`codes`] (`unknown_session`, `store_failed`, `wrong_node_id`, `bad_address`,
+//! `invalid_report`); the message is for people.
 //!
 //! Heartbeat payload (sync → account): `{"players": n, "rooms": n}`, the node's load.
 //!
@@ -27,19 +29,19 @@
 use std::sync::Arc;
 
 use movan_rpc::{HandlerError, Handlers, Peer};
-use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
-use crate::config::{RpcConfig, is_host_port};
-use crate::nodes::{ConnId, Load, NodeInfo, NodeLink, Notice};
+use crate::config::{RpcSection, is_host_port};
+use crate::nodes::{ConnId, NodeInfo, Notice, Notifier};
 use crate::secret::RpcSecret;
 use crate::state::AppState;
 use crate::store::{Match, StoreError};
 
 /// The account server's node id in the RPC handshake.
 pub const NODE_ID: &str = "account";
-pub use movan_protocol::link::{
-    MatchReport, REGISTER_NODE, REPORT_MATCH, SESSION_KEY, SessionKeyGrant, SessionKeyRequest,
+pub use movan_protocol::rpc::{
+    MatchReport, NodeLoad, REGISTER_NODE, REPORT_MATCH, Registered, SESSION_KEY, SessionKeyGrant, SessionKeyRequest,
+    Stored, codes,
 };
 
 /// Longest `match_id`, `room_id`, `end_reason` or player uid accepted in a report, in bytes.
@@ -47,29 +49,26 @@ pub const MAX_ID_LEN: usize = 128;
 /// Most players accepted in one report.
 pub const MAX_MATCH_PLAYERS: usize = 1024;
 
-/// The answer to `register_node`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Registered {
-    /// Always `true`; a refused registration is an error reply.
-    pub accepted: bool,
-}
-
-/// The answer to `report_match`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Stored {
-    /// Always `true`: the match is durable (now or from an earlier report).
-    pub stored: bool,
-}
-
 /// A refused `session_key`.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionKeyError {
+    // The message is for logs and people only: the sync server reads the code (`codes::UNKNOWN_SESSION`).
     /// No live session of this user with a key; the sync server tells the player `session_revoked`.
     #[error("unknown session: missing, revoked, ended, another user's, or without a key (log in again)")]
     Unknown,
     /// The store failed; the sync server may ask again.
     #[error("reading the session: {0}")]
     Store(#[from] StoreError),
+}
+
+impl SessionKeyError {
+    /// The code of the error reply.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unknown => codes::UNKNOWN_SESSION,
+            Self::Store(_) => codes::STORE_FAILED,
+        }
+    }
 }
 
 /// A refused `register_node`.
@@ -88,6 +87,16 @@ pub enum RegisterError {
     BadAddress(String),
 }
 
+impl RegisterError {
+    /// The code of the error reply.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::WrongNodeId { .. } => codes::WRONG_NODE_ID,
+            Self::BadAddress(_) => codes::BAD_ADDRESS,
+        }
+    }
+}
+
 /// A refused `report_match`.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -99,12 +108,23 @@ pub enum ReportError {
     Store(#[from] StoreError),
 }
 
-/// `register_node` from connection `conn` of node `authenticated` (its handshake node id), reachable through `link`.
+impl ReportError {
+    /// The code of the error reply.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) => codes::INVALID_REPORT,
+            Self::Store(_) => codes::STORE_FAILED,
+        }
+    }
+}
+
+/// `register_node` from connection `conn` of node `authenticated` (its handshake node id), told notices through
+/// `notifier`.
 pub fn register_node(
     state: &AppState,
     conn: ConnId,
     authenticated: &str,
-    link: Arc<dyn NodeLink>,
+    notifier: Arc<dyn Notifier>,
     info: NodeInfo,
 ) -> Result<Registered, RegisterError> {
     if info.node_id != authenticated {
@@ -114,14 +134,14 @@ pub fn register_node(
         return Err(RegisterError::BadAddress(info.public_addr));
     }
     info!(node = %info.node_id, conn, public_addr = %info.public_addr, capacity = info.capacity, "sync node registered");
-    state.nodes.register(info, conn, link, state.now());
+    state.nodes.register(info, conn, notifier, state.now());
     Ok(Registered { accepted: true })
 }
 
-/// A heartbeat from connection `conn` of `node_id`; a `{"players", "rooms"}` payload updates the node's load.
+/// A heartbeat from connection `conn` of `node_id`; a [`NodeLoad`] payload updates the node's load.
 pub fn heartbeat(state: &AppState, node_id: &str, conn: ConnId, payload: Option<serde_json::Value>) {
     let Some(payload) = payload else { return };
-    match serde_json::from_value::<Load>(payload) {
+    match serde_json::from_value::<NodeLoad>(payload) {
         Ok(load) => {
             state.nodes.update_load(node_id, conn, load);
         }
@@ -203,15 +223,8 @@ fn check(report: &MatchReport) -> Result<(), String> {
 }
 
 /// The `movan-rpc` settings of the account server: `[rpc]`, the shared secret and [`NODE_ID`].
-pub fn server_config(rpc: &RpcConfig, secret: &RpcSecret) -> movan_rpc::RpcConfig {
-    movan_rpc::RpcConfig {
-        max_frame_bytes: rpc.max_frame_bytes,
-        heartbeat_interval: rpc.heartbeat_interval(),
-        heartbeat_misses: rpc.heartbeat_misses,
-        call_timeout: rpc.call_timeout(),
-        max_in_flight: rpc.max_in_flight,
-        ..movan_rpc::RpcConfig::new(secret.as_str(), NODE_ID)
-    }
+pub fn server_config(rpc: &RpcSection, secret: &RpcSecret) -> movan_rpc::RpcConfig {
+    movan_rpc::RpcConfig::from_section(rpc, secret.as_str(), NODE_ID)
 }
 
 /// The RPC handlers of the account server, on `state`.
@@ -223,7 +236,8 @@ pub fn handlers(state: AppState) -> Handlers {
             let state = on_register.clone();
             async move {
                 let (conn, node_id) = (peer.id(), peer.node_id().to_owned());
-                register_node(&state, conn, &node_id, Arc::new(PeerLink(peer)), info).map_err(HandlerError::new)
+                register_node(&state, conn, &node_id, Arc::new(PeerNotifier(peer)), info)
+                    .map_err(|e| HandlerError::with_code(e.code(), e))
             }
         })
         .method(REPORT_MATCH, move |peer: Peer, report: MatchReport| {
@@ -231,7 +245,7 @@ pub fn handlers(state: AppState) -> Handlers {
             async move {
                 report_match(&state, peer.node_id(), report).await.map_err(|e| {
                     warn!(node = peer.node_id(), error = %e, "match report refused");
-                    HandlerError::new(e)
+                    HandlerError::with_code(e.code(), e)
                 })
             }
         })
@@ -245,7 +259,7 @@ pub fn handlers(state: AppState) -> Handlers {
                         }
                         SessionKeyError::Store(_) => warn!(node = peer.node_id(), error = %e, "session key lookup failed"),
                     }
-                    HandlerError::new(e)
+                    HandlerError::with_code(e.code(), e)
                 })
             }
         })
@@ -255,9 +269,9 @@ pub fn handlers(state: AppState) -> Handlers {
 
 /// A registered node's RPC connection.
 #[derive(Debug)]
-struct PeerLink(Peer);
+struct PeerNotifier(Peer);
 
-impl NodeLink for PeerLink {
+impl Notifier for PeerNotifier {
     fn notify(&self, notice: &Notice) -> Result<(), String> {
         self.0.notify(notice.method(), &notice.params()).map_err(|e| e.to_string())
     }

@@ -18,7 +18,7 @@ use rand::rngs::OsRng;
 use sha2::{Digest as _, Sha256};
 use tracing::warn;
 
-use crate::config::TokenConfig;
+use crate::config::TokenSection;
 
 /// The key pair files cannot be created or used; the message names the file.
 #[derive(Debug, thiserror::Error)]
@@ -134,7 +134,7 @@ impl fmt::Debug for TokenIssuer {
 
 impl TokenIssuer {
     /// Makes sure the key pair of `config` exists (see [`ensure_key_pair`]) and loads it.
-    pub fn load(config: &TokenConfig) -> Result<Self, KeyError> {
+    pub fn load(config: &TokenSection) -> Result<Self, KeyError> {
         ensure_key_pair(&config.private_key_path, &config.public_key_path)?;
         let (private, public) = (&config.private_key_path, &config.public_key_path);
         let read = |path: &Path| fs::read(path).map_err(|source| KeyError::Read { path: path.to_owned(), source });
@@ -286,11 +286,11 @@ mod tests {
 
     use super::*;
 
-    fn config(dir: &Path) -> TokenConfig {
-        TokenConfig {
+    fn config(dir: &Path) -> TokenSection {
+        TokenSection {
             private_key_path: dir.join("keys/private.pem"),
             public_key_path: dir.join("keys/public.pem"),
-            ..TokenConfig::default()
+            ..TokenSection::default()
         }
     }
 
@@ -346,7 +346,7 @@ mod tests {
         assert!(matches!(issuer.verify(&token, 1_000 + 3600), Err(TokenError::Expired)));
         assert!(issuer.verify(&format!("{token}x"), 1_000).is_err());
 
-        let other_audience = TokenConfig { audience: "elsewhere".into(), ..config(dir.path()) };
+        let other_audience = TokenSection { audience: "elsewhere".into(), ..config(dir.path()) };
         let foreign = TokenIssuer::load(&other_audience).unwrap().issue("1001", "sid", "alice", 1_000).unwrap();
         assert!(issuer.verify(&foreign, 1_000).is_err());
     }

@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use account_server::nodes::{Load, Notice};
+use account_server::nodes::{NodeLoad, Notice};
 use account_server::store::{FlushFuture, Match, MatchCursor, MatchPage, RefreshGrant, Role, Session, User};
 use account_server::{AppState, Store, StoreError, app};
 use axum::body::Body;
@@ -378,12 +378,12 @@ async fn login_and_refresh_answer_503_while_no_sync_server_is_live() {
 async fn login_hands_out_the_least_loaded_node() {
     let (app, state, _, _dir) = fresh_with(|_| {});
     add_node(&state, "sync-2", 2, "10.0.0.2:2025");
-    assert!(state.nodes().update_load("sync-1", 1, Load { players: 50, rooms: 10 }));
-    assert!(state.nodes().update_load("sync-2", 2, Load { players: 10, rooms: 2 }));
+    assert!(state.nodes().update_load("sync-1", 1, NodeLoad { players: 50, rooms: 10 }));
+    assert!(state.nodes().update_load("sync-2", 2, NodeLoad { players: 10, rooms: 2 }));
     register(&app, "alice", "correct horse").await;
     assert_eq!(login(&app, "alice", "correct horse").await.body["sync_addr"], "10.0.0.2:2025");
-    assert!(state.nodes().update_load("sync-2", 2, Load { players: 100, rooms: 20 }));
+    assert!(state.nodes().update_load("sync-2", 2, NodeLoad { players: 100, rooms: 20 }));
     assert_eq!(login(&app, "alice", "correct horse").await.body["sync_addr"], "127.0.0.1:2025");
-    assert!(state.nodes().update_load("sync-1", 1, Load { players: 100, rooms: 20 }));
+    assert!(state.nodes().update_load("sync-1", 1, NodeLoad { players: 100, rooms: 20 }));
     assert_error(&login(&app, "alice", "correct horse").await, StatusCode::SERVICE_UNAVAILABLE, "no_sync_server");
 }

@@ -24,7 +24,7 @@ fn ask(state: &AppState, uid: &str, sid: &str) -> Result<(String, u64), SessionK
 fn assert_unknown(result: Result<(String, u64), SessionKeyError>) {
     let e = result.unwrap_err();
     assert!(matches!(e, SessionKeyError::Unknown), "{e}");
-    assert!(e.to_string().starts_with("unknown session"), "{e}");
+    assert_eq!(e.code(), "unknown_session", "{e}");
 }
 
 #[tokio::test]

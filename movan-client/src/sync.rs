@@ -18,10 +18,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use movan_protocol::OutgoingMessage;
 use movan_protocol::codec::{DEFAULT_MAX_SERVER_FRAME, FrameCodec, frame_bytes};
 use movan_protocol::crypto::{Sealer, SessionKey};
 use movan_protocol::server::{Frame, ServerEvent};
-use serde::Serialize;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -348,7 +348,7 @@ impl SyncSender {
 
     /// `sync_action` with an explicit `timestamp`. `action_data` is sent as given, even if it is not an object.
     pub async fn send_action_at(&self, action_data: &Value, timestamp: f64) -> Result<(), ClientError> {
-        self.send_typed(Extra { proto: "sync_action", timestamp, data: None, action_data: Some(action_data) }).await
+        self.send_typed("sync_action", timestamp, None, Some(action_data)).await
     }
 
     /// `sync_request_reload_frames` from `start_frame`.
@@ -364,7 +364,7 @@ impl SyncSender {
 
     /// Sends any proto, known or not, with optional `data` and the current time as `timestamp`.
     pub async fn send_proto(&self, proto: &str, data: Option<&Value>) -> Result<(), ClientError> {
-        self.send_typed(Extra { proto, timestamp: unix_now(), data, action_data: None }).await
+        self.send_typed(proto, unix_now(), data, None).await
     }
 
     /// Sends `body` as one frame without checking it, for bad-input tests: raw JSON, but sealed like any frame once
@@ -398,13 +398,20 @@ impl SyncSender {
         Ok(())
     }
 
-    async fn send_typed(&self, extra_data: Extra<'_>) -> Result<(), ClientError> {
+    async fn send_typed(
+        &self,
+        proto: &str,
+        timestamp: f64,
+        data: Option<&Value>,
+        action_data: Option<&Value>,
+    ) -> Result<(), ClientError> {
         let mut w = self.writer.lock().await;
         if w.closed {
             return Err(ClientError::Closed);
         }
         let token = w.token.take();
-        let body = serde_json::to_vec(&Envelope { uid: &self.uid, token: token.as_deref(), extra_data })?;
+        let message = OutgoingMessage { uid: &self.uid, token: token.as_deref(), proto, timestamp, data, action_data };
+        let body = message.to_body()?;
         let wire = w.frame(&body).await?;
         w.write(&wire).await
     }
@@ -446,24 +453,6 @@ impl Writer {
             tracing::debug!(error = %e, "shutting down the sync connection");
         }
     }
-}
-
-#[derive(Serialize)]
-struct Envelope<'a> {
-    uid: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    token: Option<&'a str>,
-    extra_data: Extra<'a>,
-}
-
-#[derive(Serialize)]
-struct Extra<'a> {
-    proto: &'a str,
-    timestamp: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    data: Option<&'a Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    action_data: Option<&'a Value>,
 }
 
 impl SyncEvents {

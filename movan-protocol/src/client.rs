@@ -6,12 +6,16 @@
 //! ```
 //!
 //! [`parse_client_message`] turns a frame body into a typed [`ClientMessage`] or a [`ProtocolError`] with the code
-//! to send back. It never panics, whatever the input.
+//! to send back. It never panics, whatever the input. [`OutgoingMessage`] is the other direction, for clients.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::error::{ErrorCode, ProtocolError};
+
+mod encode;
+
+pub use encode::OutgoingMessage;
 
 /// Longest accepted room id.
 pub const MAX_ROOM_ID_LEN: usize = 64;

@@ -6,6 +6,10 @@
 //! - [`error`]: the error codes carried by `error` messages.
 //! - [`claims`]: the JWT claims the account server signs and the sync server verifies.
 //! - [`crypto`]: encrypted sessions — per-connection keys, the handshake, and sealing/opening frames (no IO).
+//! - [`rpc`]: the contract between the account server and the sync servers (methods, params, replies, heartbeat
+//!   load, error codes), carried by `movan-rpc`.
+//! - [`sections`]: the `[token]` and `[rpc]` config sections both services read; [`config`] (feature `config`)
+//!   loads sections from the file.
 //!
 //! `docs/protocol.md` is the human-readable contract; tests in this crate check its examples.
 
@@ -16,11 +20,12 @@ pub mod codec;
 pub mod config;
 pub mod crypto;
 pub mod error;
-pub mod link;
+pub mod rpc;
+pub mod sections;
 pub mod server;
 
 pub use claims::TokenClaims;
-pub use client::{ClientMessage, Request, parse_client_message};
+pub use client::{ClientMessage, OutgoingMessage, Request, parse_client_message};
 pub use codec::{FrameCodec, FrameError};
 pub use error::{ErrorCode, ProtocolError};
 

@@ -95,6 +95,23 @@ impl RpcConfig {
         Self { secret: secret.into(), node_id: node_id.into(), ..Self::default() }
     }
 
+    /// The settings of the shared `[rpc]` config section for node `node_id` with the shared `secret`; the fields the
+    /// section has no key for keep their defaults.
+    pub fn from_section(
+        section: &movan_protocol::sections::RpcSection,
+        secret: impl Into<String>,
+        node_id: impl Into<String>,
+    ) -> Self {
+        Self {
+            max_frame_bytes: section.max_frame_bytes,
+            heartbeat_interval: section.heartbeat_interval(),
+            heartbeat_misses: section.heartbeat_misses,
+            call_timeout: section.call_timeout(),
+            max_in_flight: section.max_in_flight,
+            ..Self::new(secret, node_id)
+        }
+    }
+
     /// Checks every field; the server and client constructors call this.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |field, reason| Err(ConfigError::Invalid { field, reason });
@@ -168,6 +185,23 @@ mod tests {
         assert_eq!(field_of(RpcConfig { max_frame_bytes: 10, ..base.clone() }), "max_frame_bytes");
         assert_eq!(field_of(RpcConfig { backoff_max: Duration::ZERO, ..base.clone() }), "backoff_max");
         assert_eq!(field_of(RpcConfig { node_id: "x".repeat(300), ..base }), "node_id");
+    }
+
+    #[test]
+    fn the_shared_section_gives_its_timings_and_default_limits() {
+        let section = movan_protocol::sections::RpcSection {
+            heartbeat_interval_ms: 200,
+            call_timeout_ms: 700,
+            max_in_flight: 9,
+            ..Default::default()
+        };
+        let config = RpcConfig::from_section(&section, "s", "sync-1");
+        assert_eq!((config.secret.as_str(), config.node_id.as_str()), ("s", "sync-1"));
+        assert_eq!(config.heartbeat_interval, Duration::from_millis(200));
+        assert_eq!(config.call_timeout, Duration::from_millis(700));
+        assert_eq!((config.max_in_flight, config.heartbeat_misses), (9, 3));
+        assert_eq!(config.send_queue, RpcConfig::default().send_queue);
+        assert_eq!(RpcConfig::from_section(&Default::default(), "s", "n").validate(), Ok(()));
     }
 
     #[test]

@@ -22,6 +22,19 @@ pub mod codes {
     pub const TOO_LARGE: &str = "too_large";
     /// The reply did not deserialize into the caller's response type. Produced locally, never sent.
     pub const BAD_RESPONSE: &str = "bad_response";
+
+    /// Every code of the RPC layer; application codes of [`HandlerError`](crate::HandlerError) must differ.
+    pub const ALL: [&str; 9] = [
+        UNKNOWN_METHOD,
+        BAD_PARAMS,
+        HANDLER_ERROR,
+        TIMEOUT,
+        OVERLOADED,
+        DISCONNECTED,
+        UNAUTHENTICATED,
+        TOO_LARGE,
+        BAD_RESPONSE,
+    ];
 }
 
 /// Why a [`call`](crate::Peer::call) or [`notify`](crate::Peer::notify) failed. Each variant has its own
@@ -57,7 +70,8 @@ pub enum CallError {
     /// The reply did not deserialize into the expected response type. Code `bad_response`.
     #[error("bad response: {0}")]
     BadResponse(String),
-    /// An error code this version does not know, passed through from the peer.
+    /// A code other than the RPC layer's, passed through from the peer: an application code of a
+    /// [`HandlerError::with_code`], or a code this version does not know.
     #[error("{code}: {message}")]
     Remote {
         /// The code as received.
@@ -99,30 +113,55 @@ impl CallError {
     }
 }
 
-/// The error a method handler returns. Reaches the caller as [`CallError::Handler`] with this message.
+/// The error a method handler returns.
+///
+/// Without a code it reaches the caller as [`CallError::Handler`] with this message. With an application code
+/// ([`HandlerError::with_code`]) the reply carries that code instead of `handler_error`, and the caller gets
+/// [`CallError::Remote`] with it: callers decide by [`CallError::code`], never by reading the message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct HandlerError {
+    /// Machine-readable reason sent as the reply's `code`; `None` sends `handler_error`. Must not be one of
+    /// [`codes`] (the caller would read it as that failure of the RPC layer).
+    pub code: Option<String>,
     /// Human-readable reason, passed through to the caller verbatim.
     pub message: String,
 }
 
 impl HandlerError {
-    /// A handler error with `message` (anything displayable, such as another error).
+    /// A handler error with `message` (anything displayable, such as another error), sent as `handler_error`.
     pub fn new(message: impl std::fmt::Display) -> Self {
-        Self { message: message.to_string() }
+        Self { code: None, message: message.to_string() }
+    }
+
+    /// A handler error the caller tells apart by `code`, with `message` for people.
+    pub fn with_code(code: impl Into<String>, message: impl std::fmt::Display) -> Self {
+        let code = code.into();
+        debug_assert!(!codes::ALL.contains(&code.as_str()), "application code {code:?} shadows an RPC-layer code");
+        Self { code: Some(code), message: message.to_string() }
+    }
+
+    /// The `code` of the error reply: the application code, or `handler_error`.
+    pub fn wire_code(&self) -> &str {
+        self.code.as_deref().unwrap_or(codes::HANDLER_ERROR)
+    }
+
+    /// The `error` object of the reply.
+    pub(crate) fn into_body(self) -> ErrorBody {
+        let code = self.code.unwrap_or_else(|| codes::HANDLER_ERROR.to_owned());
+        ErrorBody { code, message: self.message }
     }
 }
 
 impl From<String> for HandlerError {
     fn from(message: String) -> Self {
-        Self { message }
+        Self { code: None, message }
     }
 }
 
 impl From<&str> for HandlerError {
     fn from(message: &str) -> Self {
-        Self { message: message.to_owned() }
+        Self { code: None, message: message.to_owned() }
     }
 }
 
@@ -156,5 +195,14 @@ mod tests {
         assert_eq!(err, CallError::Handler("no room".into()));
         assert_eq!(HandlerError::from("x").message, "x");
         assert_eq!(HandlerError::new(42).message, "42");
+        assert_eq!(HandlerError::new(42).wire_code(), codes::HANDLER_ERROR);
+    }
+
+    #[test]
+    fn application_codes_reach_the_caller_whatever_the_message() {
+        let error = HandlerError::with_code("no_such_room", "lobby is gone");
+        let received = CallError::from_remote(ErrorBody::new(error.wire_code(), error.message.clone()));
+        assert_eq!(received.code(), "no_such_room");
+        assert_eq!(received, CallError::Remote { code: "no_such_room".into(), message: "lobby is gone".into() });
     }
 }

@@ -62,8 +62,8 @@ impl Handlers {
     }
 
     /// Answers calls to `name`. Params that do not deserialize into `Req` are answered `bad_params` without
-    /// running `f`; an `Err` from `f` is answered `handler_error` with its message, and so is a panic. Each call
-    /// runs in its own task, concurrently with the connection's other calls.
+    /// running `f`; an `Err` from `f` is answered with its code (`handler_error` without one) and message, and a
+    /// panic with `handler_error`. Each call runs in its own task, concurrently with the connection's other calls.
     pub fn method<Req, Resp, F, Fut>(mut self, name: impl Into<String>, f: F) -> Self
     where
         Req: DeserializeOwned + Send + 'static,
@@ -79,7 +79,7 @@ impl Handlers {
                 match std::panic::AssertUnwindSafe(reply).catch_unwind().await {
                     Ok(Ok(response)) => serde_json::to_value(response)
                         .map_err(|e| ErrorBody::new(codes::HANDLER_ERROR, format!("could not encode the reply: {e}"))),
-                    Ok(Err(error)) => Err(ErrorBody::new(codes::HANDLER_ERROR, error.message)),
+                    Ok(Err(error)) => Err(error.into_body()),
                     Err(_) => Err(ErrorBody::new(codes::HANDLER_ERROR, "the handler panicked")),
                 }
             }

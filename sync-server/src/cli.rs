@@ -124,7 +124,8 @@ fn start_link(
         tracing::warn!("sync.account_rpc_addr is empty: running without an account server (no logins point here)");
         return Ok(None);
     }
-    let rpc = config.rpc.rpc_config(&s.node_id).map_err(anyhow::Error::msg).context("[rpc] secret_path")?;
+    let rpc =
+        crate::config::rpc_config(&config.rpc, &s.node_id).map_err(anyhow::Error::msg).context("[rpc] secret_path")?;
     let public_addr = if s.public_addr.is_empty() { bound.to_string() } else { s.public_addr.clone() };
     let node = RegisterNode {
         node_id: s.node_id.clone(),

@@ -1,7 +1,7 @@
-//! The `[sync]` and `[token]` sections of `config/config.toml`, validated at start.
+//! The `[sync]` section of `config/config.toml` and the shared `[token]` and `[rpc]` sections, validated at start.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use movan_protocol::config::{ConfigError, ConfigFile};
@@ -121,83 +121,18 @@ impl Default for SyncConfig {
     }
 }
 
-/// The part of the `[token]` section the sync server needs (the account server owns the rest).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
-pub struct TokenConfig {
-    /// Required `iss` claim.
-    pub issuer: String,
-    /// Required `aud` claim.
-    pub audience: String,
-    /// Ed25519 public key (SPKI PEM) that signs access tokens.
-    pub public_key_path: PathBuf,
-    /// Lifetime of an access token: how long revocations must be remembered.
-    pub access_ttl_secs: u64,
-}
+pub use movan_protocol::sections::{RpcSection, TokenSection};
 
-impl Default for TokenConfig {
-    fn default() -> Self {
-        Self {
-            issuer: "movan-account".into(),
-            audience: "movan-sync".into(),
-            public_key_path: PathBuf::from("data/jwt_ed25519.pub.pem"),
-            access_ttl_secs: 3600,
-        }
-    }
-}
-
-/// The `[rpc]` section: the link between the account server and the sync servers (both read it).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RpcSection {
-    /// File holding the shared secret (created by the account server on first start).
-    pub secret_path: PathBuf,
-    /// Milliseconds between heartbeats.
-    pub heartbeat_interval_ms: u64,
-    /// Silent heartbeat intervals before the peer is declared dead.
-    pub heartbeat_misses: u32,
-    /// Timeout of one call, milliseconds.
-    pub call_timeout_ms: u64,
-    /// Largest RPC frame body, bytes.
-    pub max_frame_bytes: usize,
-    /// Calls in flight per connection and direction.
-    pub max_in_flight: usize,
-}
-
-impl Default for RpcSection {
-    fn default() -> Self {
-        Self {
-            secret_path: PathBuf::from("data/rpc_secret"),
-            heartbeat_interval_ms: 1000,
-            heartbeat_misses: 3,
-            call_timeout_ms: 5000,
-            max_frame_bytes: 1024 * 1024,
-            max_in_flight: 256,
-        }
-    }
-}
-
-impl RpcSection {
-    /// The movan-rpc settings for node `node_id`, reading the shared secret from `secret_path`.
-    pub fn rpc_config(&self, node_id: &str) -> Result<movan_rpc::RpcConfig, String> {
-        let secret = std::fs::read_to_string(&self.secret_path).map_err(|e| {
-            format!(
-                "cannot read the rpc secret {}: {e} (start the account server once, or run `account-server keygen`, \
-                 to create it)",
-                self.secret_path.display()
-            )
-        })?;
-        Ok(movan_rpc::RpcConfig {
-            secret: secret.trim().to_owned(),
-            node_id: node_id.to_owned(),
-            max_frame_bytes: self.max_frame_bytes,
-            heartbeat_interval: Duration::from_millis(self.heartbeat_interval_ms),
-            heartbeat_misses: self.heartbeat_misses,
-            call_timeout: Duration::from_millis(self.call_timeout_ms),
-            max_in_flight: self.max_in_flight,
-            ..movan_rpc::RpcConfig::default()
-        })
-    }
+/// The movan-rpc settings of `[rpc]` for node `node_id`, reading the shared secret from `rpc.secret_path`.
+pub fn rpc_config(rpc: &RpcSection, node_id: &str) -> Result<movan_rpc::RpcConfig, String> {
+    let secret = std::fs::read_to_string(&rpc.secret_path).map_err(|e| {
+        format!(
+            "cannot read the rpc secret {}: {e} (start the account server once, or run `account-server keygen`, to \
+             create it)",
+            rpc.secret_path.display()
+        )
+    })?;
+    Ok(movan_rpc::RpcConfig::from_section(rpc, secret.trim(), node_id))
 }
 
 /// Everything the sync server reads from the config file.
@@ -205,8 +140,8 @@ impl RpcSection {
 pub struct Config {
     /// `[sync]`.
     pub sync: SyncConfig,
-    /// `[token]`.
-    pub token: TokenConfig,
+    /// `[token]` (the sync server uses the issuer, audience, public key and access token lifetime).
+    pub token: TokenSection,
     /// `[rpc]`.
     pub rpc: RpcSection,
 }
@@ -221,9 +156,12 @@ impl Config {
     /// Takes and validates the sections of an already parsed file.
     pub fn from_file(file: &ConfigFile) -> Result<Self, ConfigError> {
         let sync: SyncConfig = file.section("sync")?;
-        let token: TokenConfig = file.section("token")?;
+        let token: TokenSection = file.section("token")?;
         let rpc: RpcSection = file.section("rpc")?;
-        let checks: [(&str, bool, &str); 14] = [
+        for shared in [token.validate(), rpc.validate()] {
+            shared.map_err(|e| file.invalid(e.key, e.reason))?;
+        }
+        let checks: [(&str, bool, &str); 13] = [
             ("sync.tick_interval_ms", (1..=10_000).contains(&sync.tick_interval_ms), "must be 1 to 10000"),
             ("sync.max_rooms", sync.max_rooms >= 1, "must be at least 1"),
             ("sync.max_players", (1..=1024).contains(&sync.max_players), "must be 1 to 1024"),
@@ -249,7 +187,6 @@ impl Config {
             ("sync.max_actions_per_player", sync.max_actions_per_player >= 1, "must be at least 1"),
             ("sync.max_pending_bytes", (1024..=8 << 20).contains(&sync.max_pending_bytes), "must be 1024 to 8388608"),
             ("sync.reload_chunk_bytes", (1024..=8 << 20).contains(&sync.reload_chunk_bytes), "must be 1024 to 8388608"),
-            ("token.issuer", !token.issuer.is_empty() && !token.audience.is_empty(), "issuer and audience must be set"),
         ];
         for (key, ok, why) in checks {
             if !ok {
@@ -280,16 +217,8 @@ impl Config {
                 return Err(file.invalid(key, why));
             }
         }
-        let rpc_checks: [(&str, bool, &str); 4] = [
-            ("rpc.heartbeat_interval_ms", (10..=60_000).contains(&rpc.heartbeat_interval_ms), "must be 10 to 60000"),
-            ("rpc.heartbeat_misses", (1..=100).contains(&rpc.heartbeat_misses), "must be 1 to 100"),
-            ("rpc.call_timeout_ms", (10..=600_000).contains(&rpc.call_timeout_ms), "must be 10 to 600000"),
-            ("sync.node_id", !sync.node_id.is_empty() && sync.node_id.len() <= 64, "must be 1 to 64 characters"),
-        ];
-        for (key, ok, why) in rpc_checks {
-            if !ok {
-                return Err(file.invalid(key, why));
-            }
+        if sync.node_id.is_empty() || sync.node_id.len() > 64 {
+            return Err(file.invalid("sync.node_id", "must be 1 to 64 characters"));
         }
         Ok(Self { sync, token, rpc })
     }
@@ -359,5 +288,15 @@ mod tests {
         assert!(e.starts_with("movan.toml: sync.listen_addr:"), "{e}");
         let e = parse("[sync]\nmax_romms = 3\n").unwrap_err().to_string();
         assert!(e.contains("max_romms"), "{e}");
+    }
+
+    #[test]
+    fn shared_sections_are_checked_as_the_account_server_checks_them() {
+        let e = parse("[rpc]\ncall_timeout_ms = 5\n").unwrap_err().to_string();
+        assert_eq!(e, "movan.toml: rpc.call_timeout_ms: must be 10 to 600000");
+        let e = parse("[token]\naudience = \"\"\n").unwrap_err().to_string();
+        assert_eq!(e, "movan.toml: token.audience: must not be empty");
+        let e = parse("[token]\npublic_key_pth = \"k.pem\"\n").unwrap_err().to_string();
+        assert!(e.contains("public_key_pth"), "a typo in [token] is refused: {e}");
     }
 }

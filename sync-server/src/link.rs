@@ -1,7 +1,7 @@
 //! The sync server's link to the account server, over movan-rpc.
 //!
 //! - On every (re)connection it registers this node (`register_node`: node id, public address, capacity).
-//! - Its heartbeats carry the load (`{"players", "rooms"}`), which the account server uses to pick a node at login.
+//! - Its heartbeats carry the load ([`NodeLoad`]), which the account server uses to pick a node at login.
 //! - It obeys `session_revoked` (logout) and `user_banned` notifications by closing the player's connection.
 //! - It reports every finished game (`report_match`), keeping a bounded backlog while the account server is away.
 
@@ -11,13 +11,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use movan_protocol::crypto::SessionKey;
-use movan_protocol::link::{
-    REGISTER_NODE, REPORT_MATCH, SESSION_KEY, SESSION_REVOKED, SessionKeyGrant, SessionKeyRequest, SessionRevoked,
-    USER_BANNED, UserBanned,
+use movan_protocol::rpc::{
+    NodeLoad, REGISTER_NODE, REPORT_MATCH, Registered, SESSION_KEY, SESSION_REVOKED, SessionKeyGrant,
+    SessionKeyRequest, SessionRevoked, Stored, USER_BANNED, UserBanned, codes,
 };
 use movan_rpc::{CallError, Handlers, RpcClient, RpcConfig};
 
-pub use movan_protocol::link::RegisterNode;
+pub use movan_protocol::rpc::RegisterNode;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
@@ -60,12 +60,12 @@ impl Link {
         let load = control.clone();
         let heartbeat = move || {
             let (players, rooms, _) = load.load();
-            Some(serde_json::json!({ "players": players, "rooms": rooms }))
+            serde_json::to_value(NodeLoad { players: players as u64, rooms: rooms as u64 }).ok()
         };
         let on_connect = move |peer: movan_rpc::Peer| {
             let node = node.clone();
             async move {
-                match peer.call::<_, serde_json::Value>(REGISTER_NODE, &node).await {
+                match peer.call::<_, Registered>(REGISTER_NODE, &node).await {
                     Ok(_) => {
                         info!(node = %node.node_id, addr = %node.public_addr, "registered with the account server")
                     }
@@ -100,9 +100,12 @@ impl KeySource for RpcKeySource {
     fn fetch<'a>(&'a self, uid: &'a str, sid: &'a str) -> BoxFuture<'a, Result<(SessionKey, u64), KeyError>> {
         async move {
             let request = SessionKeyRequest { uid: uid.to_owned(), sid: sid.to_owned() };
-            let reply: SessionKeyGrant = self.client.call(SESSION_KEY, &request).await.map_err(|e| match e {
-                CallError::Handler(msg) if msg.starts_with("unknown session") => KeyError::Unknown,
-                other => KeyError::Unavailable(other.to_string()),
+            let reply: SessionKeyGrant = self.client.call(SESSION_KEY, &request).await.map_err(|e| {
+                if e.code() == codes::UNKNOWN_SESSION {
+                    KeyError::Unknown
+                } else {
+                    KeyError::Unavailable(e.to_string())
+                }
             })?;
             let key = SessionKey::from_base64(&reply.session_key)
                 .map_err(|e| KeyError::Unavailable(format!("bad key from the account server: {e}")))?;
@@ -138,7 +141,7 @@ async fn report_loop(client: RpcClient, mut reports: mpsc::Receiver<MatchReport>
             backlog.push_back(r);
         }
         let Some(report) = backlog.front() else { continue };
-        match client.call::<_, serde_json::Value>(REPORT_MATCH, report).await {
+        match client.call::<_, Stored>(REPORT_MATCH, report).await {
             Ok(_) => {
                 backlog.pop_front();
                 failures = 0;
@@ -163,4 +166,45 @@ async fn report_loop(client: RpcClient, mut reports: mpsc::Receiver<MatchReport>
 
 fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use movan_rpc::{HandlerError, RpcServer};
+
+    use super::*;
+
+    /// An account server whose `session_key` refuses with `code` and a message that says nothing the sync server
+    /// could recognise, and a key source connected to it.
+    async fn refusing_with(code: &'static str) -> (RpcKeySource, tokio::task::JoinHandle<std::io::Result<()>>) {
+        let handlers = Handlers::new().method(SESSION_KEY, move |_peer, _: SessionKeyRequest| async move {
+            Err::<SessionKeyGrant, _>(HandlerError::with_code(code, "reworded: no such login here"))
+        });
+        let server = RpcServer::new(RpcConfig::new("secret", "account"), handlers).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let server = tokio::spawn(server.run(listener, std::future::pending()));
+        let client = RpcClient::connect(
+            &addr,
+            RpcConfig::new("secret", "sync-1"),
+            Handlers::new(),
+            || None,
+            |_peer| async {}.boxed(),
+        )
+        .unwrap();
+        assert!(client.wait_connected(Duration::from_secs(10)).await);
+        (RpcKeySource { client }, server)
+    }
+
+    #[tokio::test]
+    async fn an_unknown_session_is_told_by_its_code_not_its_message() {
+        let (keys, server) = refusing_with(codes::UNKNOWN_SESSION).await;
+        assert!(matches!(keys.fetch("1001", "s1").await, Err(KeyError::Unknown)));
+        server.abort();
+        let (keys, server) = refusing_with(codes::STORE_FAILED).await;
+        assert!(matches!(keys.fetch("1001", "s1").await, Err(KeyError::Unavailable(_))));
+        server.abort();
+    }
 }

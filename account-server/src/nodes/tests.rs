@@ -13,11 +13,11 @@ fn info(node_id: &str, capacity: u64) -> NodeInfo {
     }
 }
 
-fn load(players: u64, rooms: u64) -> Load {
-    Load { players, rooms }
+fn load(players: u64, rooms: u64) -> NodeLoad {
+    NodeLoad { players, rooms }
 }
 
-fn registry(nodes: &[(&str, u64, Load)]) -> NodeRegistry<()> {
+fn registry(nodes: &[(&str, u64, NodeLoad)]) -> NodeRegistry<()> {
     let mut r = NodeRegistry::default();
     for (conn, (id, capacity, l)) in nodes.iter().enumerate() {
         r.register(info(id, *capacity), conn as ConnId, ());
@@ -86,7 +86,7 @@ struct Recorder {
     closed: AtomicBool,
 }
 
-impl NodeLink for Recorder {
+impl Notifier for Recorder {
     fn notify(&self, notice: &Notice) -> Result<(), String> {
         if self.closed.load(Ordering::SeqCst) {
             return Err("disconnected".to_owned());

@@ -5,9 +5,9 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use account_server::nodes::{ConnId, NodeInfo, NodeLink, Notice};
+use account_server::nodes::{ConnId, NodeInfo, Notice, Notifier};
 use account_server::rpc;
-use account_server::{AccountConfig, AppState, Config, RpcConfig, TokenConfig, app};
+use account_server::{AccountConfig, AppState, Config, RpcSection, TokenSection, app};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
@@ -24,12 +24,12 @@ pub fn config(dir: &Path) -> Config {
             max_concurrent_hashes: 2,
             ..AccountConfig::default()
         },
-        token: TokenConfig {
+        token: TokenSection {
             private_key_path: dir.join("data/jwt.pem"),
             public_key_path: dir.join("data/jwt.pub.pem"),
-            ..TokenConfig::default()
+            ..TokenSection::default()
         },
-        rpc: RpcConfig { secret_path: dir.join("data/rpc_secret"), ..RpcConfig::default() },
+        rpc: RpcSection { secret_path: dir.join("data/rpc_secret"), ..RpcSection::default() },
     }
 }
 
@@ -39,7 +39,7 @@ pub struct FakeNode {
     notices: Mutex<Vec<Notice>>,
 }
 
-impl NodeLink for FakeNode {
+impl Notifier for FakeNode {
     fn notify(&self, notice: &Notice) -> Result<(), String> {
         self.notices.lock().unwrap().push(notice.clone());
         Ok(())

@@ -46,7 +46,7 @@ pub struct Identity {
 }
 
 /// A finished game, for the account server's match history.
-pub use movan_protocol::link::MatchReport;
+pub use movan_protocol::rpc::MatchReport;
 
 pub use crate::connection::CloseReason;
 

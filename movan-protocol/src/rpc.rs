@@ -1,11 +1,13 @@
-//! Messages of the link between the account server and the sync servers (carried by `movan-rpc`), shared by both
-//! sides so they cannot drift. `docs/rpc.md` describes them.
+//! The RPC contract between the account server and the sync servers (carried by `movan-rpc`): method names, params,
+//! replies, the heartbeat load and error codes, shared by both sides so they cannot drift. `docs/rpc.md` describes
+//! them.
 
 use serde::{Deserialize, Serialize};
 
-/// Call, sync → account: a sync node registers (again after every reconnection). Params [`RegisterNode`].
+/// Call, sync → account: a sync node registers (again after every reconnection). Params [`RegisterNode`], result
+/// [`Registered`].
 pub const REGISTER_NODE: &str = "register_node";
-/// Call, sync → account: a finished game. Params [`MatchReport`].
+/// Call, sync → account: a finished game. Params [`MatchReport`], result [`Stored`].
 pub const REPORT_MATCH: &str = "report_match";
 /// Call, sync → account: the key of a connecting player's session. Params [`SessionKeyRequest`], result
 /// [`SessionKeyGrant`].
@@ -14,6 +16,22 @@ pub const SESSION_KEY: &str = "session_key";
 pub const SESSION_REVOKED: &str = "session_revoked";
 /// Notification, account → sync: a player was banned. Params [`UserBanned`].
 pub const USER_BANNED: &str = "user_banned";
+
+/// The error codes of the account server's handlers (the `code` of an error reply). The sync server decides by code,
+/// never by message text.
+pub mod codes {
+    /// `session_key`: no live session of this user with a key (missing, revoked, ended, another user's, from
+    /// before encrypted sessions, or the user is banned). The player is told `session_revoked`.
+    pub const UNKNOWN_SESSION: &str = "unknown_session";
+    /// The account server's store failed; asking again later may succeed.
+    pub const STORE_FAILED: &str = "store_failed";
+    /// `register_node`: the params name another node than the one that authenticated.
+    pub const WRONG_NODE_ID: &str = "wrong_node_id";
+    /// `register_node`: `public_addr` is not `host:port`.
+    pub const BAD_ADDRESS: &str = "bad_address";
+    /// `report_match`: a field is out of range (the message names it); reporting it again fails the same way.
+    pub const INVALID_REPORT: &str = "invalid_report";
+}
 
 /// What a sync node tells about itself when it registers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +46,30 @@ pub struct RegisterNode {
     /// has no WebSocket listener.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub ws_url: String,
+}
+
+/// The answer to [`REGISTER_NODE`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registered {
+    /// Always `true`; a refused registration is an error reply.
+    pub accepted: bool,
+}
+
+/// The answer to [`REPORT_MATCH`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stored {
+    /// Always `true`: the match is durable (now or from an earlier report).
+    pub stored: bool,
+}
+
+/// A sync node's load, the payload of its heartbeat pings; the account server sends a login to the least loaded
+/// node.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeLoad {
+    /// Players in rooms.
+    pub players: u64,
+    /// Rooms open.
+    pub rooms: u64,
 }
 
 /// A finished game.
@@ -95,4 +137,24 @@ pub struct SessionRevoked {
 pub struct UserBanned {
     /// The player.
     pub uid: String,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn json(value: &impl Serialize) -> String {
+        serde_json::to_string(value).unwrap()
+    }
+
+    #[test]
+    fn replies_and_load_keep_their_wire_shape() {
+        assert_eq!(json(&Registered { accepted: true }), r#"{"accepted":true}"#);
+        assert_eq!(json(&Stored { stored: true }), r#"{"stored":true}"#);
+        assert_eq!(json(&NodeLoad { players: 12, rooms: 3 }), r#"{"players":12,"rooms":3}"#);
+        let load: NodeLoad = serde_json::from_str(r#"{"players":1,"rooms":2}"#).unwrap();
+        assert_eq!(load, NodeLoad { players: 1, rooms: 2 });
+    }
 }
