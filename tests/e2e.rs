@@ -365,7 +365,7 @@ async fn logout_drops_the_connection_and_finished_games_reach_the_match_history(
     let second = login(&account, "his1").await;
     for token in [&second.token, &sessions[1].token] {
         let page = poll_matches(&account, token).await;
-        let m = &page.matches[0];
+        let m = &page.matches[0].report;
         assert_eq!(m.room_id, "history");
         let mut players = m.players.clone();
         players.sort();
@@ -374,7 +374,7 @@ async fn logout_drops_the_connection_and_finished_games_reach_the_match_history(
         assert_eq!(players, want, "both players, in join order");
         assert_eq!(m.end_reason, "all_left");
         assert!(m.frame_count >= 5);
-        assert_eq!(m.node_id, "sync-test");
+        assert_eq!(page.matches[0].node_id, "sync-test");
     }
 }
 

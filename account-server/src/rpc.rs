@@ -35,7 +35,7 @@ use crate::config::{RpcSection, is_host_port};
 use crate::nodes::{ConnId, NodeInfo, Notice, Notifier};
 use crate::secret::RpcSecret;
 use crate::state::AppState;
-use crate::store::{Match, StoreError};
+use crate::store::{MatchRecord, StoreError};
 
 /// The account server's node id in the RPC handshake.
 pub const NODE_ID: &str = "account";
@@ -44,7 +44,7 @@ pub use movan_protocol::rpc::{
     Stored, codes,
 };
 
-/// Longest `match_id`, `room_id`, `end_reason` or player uid accepted in a report, in bytes.
+/// Longest `match_id`, `room_id` or player uid accepted in a report, in bytes.
 pub const MAX_ID_LEN: usize = 128;
 /// Most players accepted in one report.
 pub const MAX_MATCH_PLAYERS: usize = 1024;
@@ -159,22 +159,12 @@ pub fn disconnected(state: &AppState, node_id: &str, conn: ConnId) {
 /// `report_match` from `node_id`: stores the match and makes it durable before answering.
 pub async fn report_match(state: &AppState, node_id: &str, report: MatchReport) -> Result<Stored, ReportError> {
     check(&report).map_err(ReportError::Invalid)?;
-    let game = Match {
-        match_id: report.match_id,
-        room_id: report.room_id,
-        players: report.players,
-        frame_count: report.frame_count,
-        duration_secs: report.duration_secs,
-        end_reason: report.end_reason,
-        results: report.results,
-        started_at: report.started_at,
-        ended_at: report.ended_at,
-        node_id: node_id.to_owned(),
-    };
+    let game = MatchRecord { report, node_id: node_id.to_owned() };
     let new = state.store.insert_match(&game)?;
     state.store.flush().await?;
     if new {
-        info!(match_id = %game.match_id, node = %node_id, players = game.players.len(), "match stored");
+        let report = &game.report;
+        info!(match_id = %report.match_id, node = %node_id, players = report.players.len(), "match stored");
     }
     Ok(Stored { stored: true })
 }
@@ -199,9 +189,7 @@ pub fn session_key(state: &AppState, request: &SessionKeyRequest) -> Result<Sess
 /// The first field of `report` out of range, described.
 fn check(report: &MatchReport) -> Result<(), String> {
     let id_ok = |s: &str| !s.is_empty() && s.len() <= MAX_ID_LEN;
-    for (name, value) in
-        [("match_id", &report.match_id), ("room_id", &report.room_id), ("end_reason", &report.end_reason)]
-    {
+    for (name, value) in [("match_id", &report.match_id), ("room_id", &report.room_id)] {
         if !id_ok(value) {
             return Err(format!("{name} must be 1 to {MAX_ID_LEN} bytes"));
         }

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
-pub use matches::{Match, MatchCursor, MatchPage};
+pub use matches::{MatchCursor, MatchPage, MatchRecord};
 
 /// How long [`SledStore::open`] waits for the database lock.
 pub const LOCK_WAIT: Duration = Duration::from_secs(2);
@@ -189,7 +189,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores a finished game and indexes it under each of its players; returns `false` (storing nothing) if a
     /// match with this `match_id` is already stored. Its times must be finite numbers.
-    fn insert_match(&self, game: &Match) -> Result<bool, StoreError>;
+    fn insert_match(&self, game: &MatchRecord) -> Result<bool, StoreError>;
 
     /// Up to `limit` matches of player `uid`, newest (by `ended_at`) first, strictly older than `before` if given.
     /// The page's `next` is the cursor for the following page, `None` on the last one.
@@ -403,7 +403,7 @@ impl Store for SledStore {
         Ok(extended)
     }
 
-    fn insert_match(&self, game: &Match) -> Result<bool, StoreError> {
+    fn insert_match(&self, game: &MatchRecord) -> Result<bool, StoreError> {
         matches::insert(self, game)
     }
 

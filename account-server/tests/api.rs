@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use account_server::nodes::{NodeLoad, Notice};
-use account_server::store::{FlushFuture, Match, MatchCursor, MatchPage, RefreshGrant, Role, Session, User};
+use account_server::store::{FlushFuture, MatchCursor, MatchPage, MatchRecord, RefreshGrant, Role, Session, User};
 use account_server::{AppState, Store, StoreError, app};
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
@@ -268,7 +268,7 @@ impl Store for BrokenStore {
     fn set_banned(&self, _: &str, _: Option<u64>) -> Result<Option<User>, StoreError> {
         Err(broken())
     }
-    fn insert_match(&self, _: &Match) -> Result<bool, StoreError> {
+    fn insert_match(&self, _: &MatchRecord) -> Result<bool, StoreError> {
         Err(broken())
     }
     fn matches_of(&self, _: &str, _: Option<&MatchCursor>, _: usize) -> Result<MatchPage, StoreError> {

@@ -17,7 +17,7 @@ fn report(match_id: &str, players: &[&Value], ended_at: f64) -> MatchReport {
         players: players.iter().map(|uid| text(uid).to_owned()).collect(),
         frame_count: 123,
         duration_secs: 6.15,
-        end_reason: "all_left".into(),
+        end_reason: movan_protocol::EndReason::AllLeft,
         results: None,
         started_at: ended_at - 6.15,
         ended_at,
@@ -122,7 +122,7 @@ async fn a_match_reported_twice_is_stored_once_and_bad_reports_are_refused() {
         MatchReport { players: vec![String::new()], ..first.clone() },
         MatchReport { ended_at: f64::NAN, ..first.clone() },
         MatchReport { duration_secs: -1.0, ..first.clone() },
-        MatchReport { end_reason: "x".repeat(129), ..first.clone() },
+        MatchReport { room_id: "x".repeat(129), ..first.clone() },
     ];
     for report in bad {
         let e = rpc::report_match(&state, "sync-1", report.clone()).await.unwrap_err();

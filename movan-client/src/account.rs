@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use movan_protocol::MatchRecord;
 use movan_protocol::crypto::SessionKey;
 use serde::{Deserialize, Serialize};
 
@@ -65,38 +66,11 @@ pub struct Me {
     pub role: String,
 }
 
-/// One finished game from `GET /v1/me/matches`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Match {
-    /// Unique id of the game.
-    pub match_id: String,
-    /// The room it was played in.
-    pub room_id: String,
-    /// Everyone who started it, in join order.
-    pub players: Vec<String>,
-    /// Frames broadcast.
-    pub frame_count: u64,
-    /// Length of the game in seconds.
-    pub duration_secs: f64,
-    /// `all_left`, `max_duration`, `ended_by_room` or `shutdown`.
-    pub end_reason: String,
-    /// Results set by the room, if any.
-    #[serde(default)]
-    pub results: Option<serde_json::Value>,
-    /// Unix time of the start.
-    pub started_at: f64,
-    /// Unix time of the end.
-    pub ended_at: f64,
-    /// The sync server that ran it.
-    #[serde(default)]
-    pub node_id: String,
-}
-
-/// A page of [`Match`]es, newest first.
+/// A page of finished games from `GET /v1/me/matches`, newest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MatchPage {
     /// The matches of this page.
-    pub matches: Vec<Match>,
+    pub matches: Vec<MatchRecord>,
     /// Cursor for the next (older) page, or `None` at the end.
     pub next: Option<String>,
 }

@@ -37,10 +37,11 @@ pub mod game;
 pub mod game_client;
 pub mod sync;
 
-pub use account::{AccountClient, Match, MatchPage, Me, Session};
+pub use account::{AccountClient, MatchPage, Me, Session};
 pub use error::ClientError;
 pub use game::{FrameLog, FrameLogError, Pushed};
 pub use game_client::{GameClient, GameEvent, GameSender, ReconnectPolicy};
+pub use movan_protocol::{EndReason, MatchRecord};
 pub use sync::{Encryption, HANDSHAKE_TIMEOUT, SyncClient, SyncEvents, SyncSender, unix_now};
 
 /// The wire protocol crate, for anything not re-exported here.

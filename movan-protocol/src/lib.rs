@@ -6,6 +6,7 @@
 //! - [`error`]: the error codes carried by `error` messages.
 //! - [`claims`]: the JWT claims the account server signs and the sync server verifies.
 //! - [`crypto`]: encrypted sessions — per-connection keys, the handshake, and sealing/opening frames (no IO).
+//! - [`matches`]: why a game ended ([`EndReason`]) and the stored match record.
 //! - [`rpc`]: the contract between the account server and the sync servers (methods, params, replies, heartbeat
 //!   load, error codes), carried by `movan-rpc`.
 //! - [`sections`]: the `[token]` and `[rpc]` config sections both services read; [`config`] (feature `config`)
@@ -20,6 +21,7 @@ pub mod codec;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod matches;
 pub mod rpc;
 pub mod sections;
 pub mod server;
@@ -28,6 +30,7 @@ pub use claims::TokenClaims;
 pub use client::{ClientMessage, OutgoingMessage, Request, parse_client_message};
 pub use codec::{FrameCodec, FrameError};
 pub use error::{ErrorCode, ProtocolError};
+pub use matches::{EndReason, MatchRecord};
 
 /// Seconds since the Unix epoch, as carried in `timestamp` fields.
 pub type UnixSeconds = f64;

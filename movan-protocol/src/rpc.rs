@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::matches::EndReason;
+
 /// Call, sync → account: a sync node registers (again after every reconnection). Params [`RegisterNode`], result
 /// [`Registered`].
 pub const REGISTER_NODE: &str = "register_node";
@@ -85,8 +87,8 @@ pub struct MatchReport {
     pub frame_count: u64,
     /// Wall-clock length, seconds.
     pub duration_secs: f64,
-    /// Why it ended: `all_left`, `max_duration`, `ended_by_room` or `shutdown`.
-    pub end_reason: String,
+    /// Why it ended.
+    pub end_reason: EndReason,
     /// Per-player results set by the room, if any.
     #[serde(default)]
     pub results: Option<serde_json::Value>,

@@ -10,6 +10,7 @@ use serde_json::value::RawValue;
 
 use crate::codec::frame_bytes;
 use crate::error::{ErrorCode, ProtocolError};
+use crate::matches::EndReason;
 
 /// Where a room is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,8 +68,8 @@ pub struct GameStart {
 pub struct GameOver {
     /// The room's id.
     pub room_id: String,
-    /// Why: `all_left`, `max_duration`, `ended_by_room`, or `shutdown`.
-    pub reason: String,
+    /// Why it ended.
+    pub reason: EndReason,
     /// Number of frames broadcast (the last frame is `frame_count - 1`).
     pub frame_count: u64,
     /// Per-player results a custom room may set, otherwise `null`.

@@ -5,6 +5,7 @@
 //! [`DefaultRoom`] uses them all: anyone may join a free seat, the game starts when every member is ready and at
 //! least `min_players` are in, every action is accepted as sent, and the game runs until everyone left.
 
+pub use movan_protocol::EndReason;
 use serde_json::value::RawValue;
 
 /// A read-only view of a room, handed to every [`Room`] hook.
@@ -108,7 +109,7 @@ pub trait Room: Send + 'static {
 
     /// Called when the game ends for a reason other than [`FrameOutcome::End`] (`all_left`, `max_duration`,
     /// `shutdown`); the returned results go into `game_over` and the match report. Default: none.
-    fn on_game_over(&mut self, room: &RoomInfo<'_>, reason: &str) -> Option<serde_json::Value> {
+    fn on_game_over(&mut self, room: &RoomInfo<'_>, reason: EndReason) -> Option<serde_json::Value> {
         let _ = (room, reason);
         None
     }

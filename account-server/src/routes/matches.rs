@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::ApiError;
 use crate::extract::Authenticated;
 use crate::state::AppState;
-use crate::store::{Match, MatchCursor};
+use crate::store::{MatchCursor, MatchRecord};
 
 /// Page size without `?limit`.
 pub const DEFAULT_LIMIT: usize = 20;
@@ -23,7 +23,7 @@ pub(super) struct ListQuery {
 
 #[derive(Debug, Serialize)]
 pub(super) struct MatchList {
-    matches: Vec<Match>,
+    matches: Vec<MatchRecord>,
     /// Pass as `?before=` for the next page; `null` on the last page.
     next: Option<String>,
 }

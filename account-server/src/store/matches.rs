@@ -1,7 +1,7 @@
 //! Match history: finished games as reported by the sync servers, listed per player, newest first.
 //!
 //! Two trees:
-//! - `matches`: match id → [`Match`];
+//! - `matches`: match id → [`MatchRecord`];
 //! - `user_matches`: uid, 0xFF, end time in milliseconds (8 bytes big-endian), a sequence number (8 bytes
 //!   big-endian) → match id. Keys sort by player then end time, so a page is one reverse range scan of `limit`
 //!   entries plus a lookup per entry, whatever the length of the history. The last 16 bytes of a key are the
@@ -12,36 +12,13 @@ use std::str::FromStr;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::{Deserialize, Serialize};
 use sled::Transactional as _;
 use sled::transaction::ConflictableTransactionError;
 
 use super::{Abort, SledStore, StoreError, decode, encode, index_prefix};
 
-/// A finished game.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Match {
-    /// Unique id, chosen by the sync server.
-    pub match_id: String,
-    /// The room it was played in.
-    pub room_id: String,
-    /// Uids of everyone who started the game, in join order.
-    pub players: Vec<String>,
-    /// Frames broadcast.
-    pub frame_count: u64,
-    /// Wall-clock length, seconds.
-    pub duration_secs: f64,
-    /// `all_left`, `max_duration`, `ended_by_room`, `shutdown`, ...
-    pub end_reason: String,
-    /// Per-player results set by the room, if any.
-    pub results: Option<serde_json::Value>,
-    /// Unix time of the start, seconds.
-    pub started_at: f64,
-    /// Unix time of the end, seconds.
-    pub ended_at: f64,
-    /// The sync server that ran it.
-    pub node_id: String,
-}
+/// A finished game: the sync server's report and the node that sent it (the shape `GET /v1/me/matches` lists).
+pub use movan_protocol::MatchRecord;
 
 /// Where a page of matches ends: the next page holds the matches listed after it. Written as 22 characters of
 /// base64url, opaque to clients.
@@ -72,20 +49,21 @@ impl FromStr for MatchCursor {
 #[derive(Debug, Clone, PartialEq)]
 pub struct MatchPage {
     /// Newest first.
-    pub matches: Vec<Match>,
+    pub matches: Vec<MatchRecord>,
     /// The cursor for the following page; `None` when there are no older matches.
     pub next: Option<MatchCursor>,
 }
 
 /// [`super::Store::insert_match`] on sled.
-pub(super) fn insert(store: &SledStore, game: &Match) -> Result<bool, StoreError> {
+pub(super) fn insert(store: &SledStore, game: &MatchRecord) -> Result<bool, StoreError> {
+    let report = &game.report;
     let record = encode(game);
     // A float cast saturates: times before 1970 sort first, NaN as 0.
-    let ended_ms = (game.ended_at * 1000.0) as u64;
+    let ended_ms = (report.ended_at * 1000.0) as u64;
     let mut cursor = [0u8; 16];
     cursor[..8].copy_from_slice(&ended_ms.to_be_bytes());
     cursor[8..].copy_from_slice(&store.db.generate_id()?.to_be_bytes());
-    let mut players: Vec<&str> = game.players.iter().map(String::as_str).collect();
+    let mut players: Vec<&str> = report.players.iter().map(String::as_str).collect();
     players.sort_unstable();
     players.dedup();
     let keys: Vec<Vec<u8>> = players
@@ -96,7 +74,7 @@ pub(super) fn insert(store: &SledStore, game: &Match) -> Result<bool, StoreError
             key
         })
         .collect();
-    let id = game.match_id.as_bytes();
+    let id = report.match_id.as_bytes();
     let stored = (&store.matches, &store.user_matches).transaction(|(matches, user_matches)| {
         if matches.get(id)?.is_some() {
             return Ok(false);
@@ -139,7 +117,7 @@ pub(super) fn page(
             // Written in the same transaction as its index entries, so this cannot happen; skip rather than fail.
             continue;
         };
-        matches.push(decode::<Match>("matches", &record)?);
+        matches.push(decode::<MatchRecord>("matches", &record)?);
         let tail: [u8; 16] = key[key.len() - 16..].try_into().expect("index keys end with a 16-byte cursor");
         last = Some(MatchCursor(tail));
     }
@@ -150,6 +128,9 @@ pub(super) fn page(
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use movan_protocol::EndReason;
+    use movan_protocol::rpc::MatchReport;
+
     use super::*;
     use crate::store::Store as _;
 
@@ -157,23 +138,23 @@ mod tests {
         SledStore::from_db(sled::Config::new().temporary(true).open().unwrap()).unwrap()
     }
 
-    fn game(id: &str, players: &[&str], ended_at: f64) -> Match {
-        Match {
+    fn game(id: &str, players: &[&str], ended_at: f64) -> MatchRecord {
+        let report = MatchReport {
             match_id: id.into(),
             room_id: "room".into(),
             players: players.iter().map(|p| (*p).to_owned()).collect(),
             frame_count: 120,
             duration_secs: 6.0,
-            end_reason: "all_left".into(),
+            end_reason: EndReason::AllLeft,
             results: None,
             started_at: ended_at - 6.0,
             ended_at,
-            node_id: "sync-1".into(),
-        }
+        };
+        MatchRecord { report, node_id: "sync-1".into() }
     }
 
     fn ids(page: &MatchPage) -> Vec<&str> {
-        page.matches.iter().map(|m| m.match_id.as_str()).collect()
+        page.matches.iter().map(|m| m.report.match_id.as_str()).collect()
     }
 
     #[test]
@@ -207,7 +188,8 @@ mod tests {
     fn inserting_twice_stores_once() {
         let store = temp_store();
         assert!(store.insert_match(&game("m1", &["1001", "1001"], 10.0)).unwrap());
-        let again = Match { ended_at: 99.0, ..game("m1", &["1001", "1002"], 10.0) };
+        let mut again = game("m1", &["1001", "1002"], 10.0);
+        again.report.ended_at = 99.0;
         assert!(!store.insert_match(&again).unwrap());
         let page = store.matches_of("1001", None, 10).unwrap();
         assert_eq!(page.matches, [game("m1", &["1001", "1001"], 10.0)]);
@@ -218,10 +200,12 @@ mod tests {
     fn results_round_trip_and_cursors_parse() {
         let store = temp_store();
         let results = serde_json::json!({"1001": {"rank": 1}, "1002": {"rank": 2}});
-        store.insert_match(&Match { results: Some(results.clone()), ..game("m1", &["1001"], 5.0) }).unwrap();
+        let mut scored = game("m1", &["1001"], 5.0);
+        scored.report.results = Some(results.clone());
+        store.insert_match(&scored).unwrap();
         store.insert_match(&game("m0", &["1001"], 4.0)).unwrap();
         let page = store.matches_of("1001", None, 1).unwrap();
-        assert_eq!(page.matches[0].results, Some(results));
+        assert_eq!(page.matches[0].report.results, Some(results));
         let cursor = page.next.unwrap();
         let text = cursor.to_string();
         assert_eq!(text.len(), 22);

@@ -126,19 +126,25 @@ impl Engine {
             let info = room_info!(room);
             match room.rules.after_frame(&info, frame, &actions) {
                 FrameOutcome::End { results } => {
-                    self.end_game(id, "ended_by_room", results, deadline);
+                    self.end_game(id, EndReason::EndedByRoom, results, deadline);
                     return;
                 }
                 FrameOutcome::Continue => {}
             }
             if self.config.max_game_duration.is_some_and(|max| played >= max) {
-                self.end_game(id, "max_duration", None, deadline);
+                self.end_game(id, EndReason::MaxDuration, None, deadline);
                 return;
             }
         }
     }
 
-    pub(super) fn end_game(&mut self, id: &Arc<str>, reason: &str, results: Option<serde_json::Value>, now: Instant) {
+    pub(super) fn end_game(
+        &mut self,
+        id: &Arc<str>,
+        reason: EndReason,
+        results: Option<serde_json::Value>,
+        now: Instant,
+    ) {
         let Some(room) = self.rooms.get_mut(id) else { return };
         let Some(game) = room.game.as_ref() else { return };
         let frame_count = game.history.next_frame();
@@ -157,17 +163,12 @@ impl Engine {
             players: game.players.clone(),
             frame_count,
             duration_secs: (ended_at - started_at).max(0.0),
-            end_reason: reason.to_owned(),
+            end_reason: reason,
             results: results.clone(),
             started_at,
             ended_at,
         };
-        let over = ServerMessage::GameOver(GameOver {
-            room_id: id.to_string(),
-            reason: reason.to_owned(),
-            frame_count,
-            results,
-        });
+        let over = ServerMessage::GameOver(GameOver { room_id: id.to_string(), reason, frame_count, results });
         let members: Vec<String> = room.members.iter().map(|m| m.uid.clone()).collect();
         self.broadcast(id, over.to_body());
         self.outputs.push_back(Output::GameEnded(report));

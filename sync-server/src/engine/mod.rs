@@ -19,7 +19,7 @@ use bytes::Bytes;
 use movan_protocol::server::{
     ActionRef, ErrorBody, GameOver, GameStart, MemberState, Pong, RoomState, RoomStatus, ServerMessage, encode_frame,
 };
-use movan_protocol::{ErrorCode, ProtocolError, Request};
+use movan_protocol::{EndReason, ErrorCode, ProtocolError, Request};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::value::RawValue;
@@ -327,7 +327,7 @@ impl Engine {
         for id in ids {
             let playing = self.rooms.get(&id).is_some_and(|r| r.game.is_some());
             if playing {
-                self.end_game(&id, "shutdown", None, now);
+                self.end_game(&id, EndReason::Shutdown, None, now);
             }
         }
         let mut conns: Vec<ConnId> = self.conns.keys().copied().collect();

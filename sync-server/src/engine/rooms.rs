@@ -143,7 +143,7 @@ impl Engine {
             let info = room_info!(room);
             room.rules.on_leave(&info, uid);
             if empty {
-                self.end_game(&id, "all_left", None, now);
+                self.end_game(&id, EndReason::AllLeft, None, now);
                 return;
             }
         } else if empty {

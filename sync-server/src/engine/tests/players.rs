@@ -232,7 +232,7 @@ fn every_game_end_is_reported_with_players_frames_and_duration() {
 fn rooms_can_set_results_for_any_ending() {
     struct Scored;
     impl Room for Scored {
-        fn on_game_over(&mut self, room: &RoomInfo<'_>, reason: &str) -> Option<serde_json::Value> {
+        fn on_game_over(&mut self, room: &RoomInfo<'_>, reason: EndReason) -> Option<serde_json::Value> {
             Some(serde_json::json!({ "reason_seen": reason, "frames": room.frame_count }))
         }
     }
