@@ -56,11 +56,13 @@ impl<T> CallTable<T> {
     }
 
     /// The earliest deadline, if any call is pending.
+    #[must_use = "the earliest deadline is when to call `handle_timeout` next"]
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.deadlines.first().map(|&(deadline, _)| deadline)
     }
 
     /// Removes and returns every call whose deadline is at or before `now`, earliest first.
+    #[must_use = "the expired calls must be failed with a timeout"]
     pub fn handle_timeout(&mut self, now: Instant) -> Vec<(u64, T)> {
         let mut expired = Vec::new();
         while let Some(&(deadline, id)) = self.deadlines.first() {

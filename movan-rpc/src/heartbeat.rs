@@ -50,11 +50,13 @@ impl Heartbeat {
     }
 
     /// When [`Self::handle_timeout`] must next be called.
+    #[must_use = "the deadline is when to call `handle_timeout` next"]
     pub fn poll_timeout(&self) -> Instant {
         self.next_ping.min(self.dead_at())
     }
 
     /// Advances to `now` and says what is due. Once dead, stays dead.
+    #[must_use = "the action (send a ping, or declare the peer dead) must be carried out"]
     pub fn handle_timeout(&mut self, now: Instant) -> HeartbeatAction {
         if now >= self.dead_at() {
             return HeartbeatAction::Dead;
