@@ -54,7 +54,9 @@ async fn failed_logins_per_username_get_429_and_right_passwords_do_not_count() {
     }
     let (refused, retry_after) = login_with_retry_after(&app, "ALICE", "wrong horse").await;
     assert_error(&refused, StatusCode::TOO_MANY_REQUESTS, "too_many_attempts");
-    assert_eq!(retry_after, Some(300), "one failure is forgiven per 600 s / 2");
+    // The bucket refills on the wall clock while the argon2 logins above run (seconds on a loaded machine); the
+    // exact refill arithmetic is unit-tested with a fake clock in src/limits.rs.
+    assert!(matches!(retry_after, Some(290..=300)), "one failure is forgiven per 600 s / 2: {retry_after:?}");
     let message = refused.body["message"].as_str().unwrap();
     assert!(message.contains("failed logins for this username"), "{message}");
     assert!(message.contains("at most 2 per 600 s (account.login_failures_per_username"), "{message}");
@@ -104,7 +106,8 @@ async fn every_login_counts_for_the_address_and_loopback_is_exempt_by_default() 
     let (refused, retry_after) = login_with_retry_after(&app, "alice", "correct horse").await;
     assert_error(&refused, StatusCode::TOO_MANY_REQUESTS, "too_many_attempts");
     assert!(refused.body["message"].as_str().unwrap().contains("account.login_attempts_per_ip"), "{}", refused.body);
-    assert_eq!(retry_after, Some(20), "one attempt back per 60 s / 3");
+    // As above: the wall clock runs during the logins; src/limits.rs tests the exact figure with a fake clock.
+    assert!(matches!(retry_after, Some(10..=20)), "one attempt back per 60 s / 3: {retry_after:?}");
     let local = from(&state, [127, 0, 0, 1]);
     for _ in 0..5 {
         assert_eq!(login(&local, "alice", "correct horse").await.status, StatusCode::OK);
@@ -174,7 +177,7 @@ async fn register_twice(client: &reqwest::Client, url: &str) -> [u16; 2] {
         statuses[i] = response.status().as_u16();
         if statuses[i] == 429 {
             let retry_after: u64 = response.headers()[header::RETRY_AFTER.as_str()].to_str().unwrap().parse().unwrap();
-            assert_eq!(retry_after, 3600);
+            assert!((3590..=3600).contains(&retry_after), "{retry_after}");
             let body: Value = response.json().await.unwrap();
             assert_eq!(body["code"], "too_many_attempts", "{body}");
         }
