@@ -11,6 +11,7 @@
 //!   load, error codes), carried by `movan-rpc`.
 //! - [`sections`]: the `[token]` and `[rpc]` config sections both services read; [`config`] (feature `config`)
 //!   loads sections from the file.
+//! - [`udp`]: the UDP transport's cookie exchange, KCP datagram checks and KCP tuning.
 //!
 //! `docs/protocol.md` is the human-readable contract; tests in this crate check its examples.
 
@@ -25,6 +26,7 @@ pub mod matches;
 pub mod rpc;
 pub mod sections;
 pub mod server;
+pub mod udp;
 
 pub use claims::TokenClaims;
 pub use client::{ClientMessage, OutgoingMessage, Request, parse_client_message};

@@ -4,7 +4,8 @@
 //! - [`room`]: the [`Room`] trait, the extension point for game rules.
 //! - [`connection`]: the sans-IO rules of one client connection (authentication, handshake, sealing, rate limit,
 //!   timeouts, close reasons), for any transport.
-//! - [`server`]: the tokio shell (TCP and WebSocket) that moves message bodies and time for both cores.
+//! - [`server`]: the tokio shell (TCP, WebSocket and UDP) that moves message bodies and time for both cores.
+//! - [`udp`]: the UDP transport's sans-IO endpoint (KCP sessions behind a stateless cookie).
 //! - [`auth`]: access-token verification.
 //! - [`config`]: the `[sync]` and `[token]` config sections.
 
@@ -20,6 +21,7 @@ pub mod link;
 pub mod revocation;
 pub mod room;
 pub mod server;
+pub mod udp;
 
 pub use engine::{ConnId, Engine, EngineConfig, Output};
 pub use room::{ActionVerdict, DefaultRoom, FrameOutcome, MemberInfo, OrderedAction, Room, RoomFactory, RoomInfo};
