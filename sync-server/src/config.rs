@@ -5,10 +5,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use movan_protocol::config::{ConfigError, ConfigFile};
+use movan_protocol::udp::KcpTuning;
 use serde::Deserialize;
 
 use crate::connection::ConnectionConfig;
 use crate::engine::EngineConfig;
+use crate::udp::UdpConfig;
 
 /// The `[sync]` section. Every field has a default; see `config/config.toml` for what each does.
 #[derive(Debug, Clone, Deserialize)]
@@ -73,6 +75,39 @@ pub struct SyncConfig {
     pub max_connections: usize,
     /// Client connections at once from one IP address; 0 = no per-address limit.
     pub max_connections_per_ip: usize,
+    /// UDP (KCP) listen address for game clients; empty = no UDP listener.
+    pub udp_addr: String,
+    /// UDP address handed to clients at login; empty = `public_addr`'s host (or the bound address) and the bound
+    /// UDP port.
+    pub public_udp_addr: String,
+    /// UDP sessions at once (they also count against `max_connections`).
+    pub udp_max_sessions: usize,
+    /// UDP sessions at once whose connection is not yet authenticated.
+    pub udp_max_pending: usize,
+    /// Length of a cookie's time slot, seconds; a cookie is good for one to two slots.
+    pub udp_cookie_secs: u64,
+    /// Seconds without any datagram from a UDP client before its session ends.
+    pub udp_idle_timeout_secs: u64,
+    /// KCP segments waiting to be sent or acknowledged before a UDP session is dropped as too slow.
+    pub udp_send_queue_segments: usize,
+    /// Bytes per datagram, KCP's 24-byte header included.
+    pub udp_mtu: usize,
+    /// Milliseconds between KCP updates (the longest a due retransmission waits).
+    pub udp_kcp_interval_ms: u32,
+    /// KCP nodelay mode (30 ms minimum RTO, backoff x1.5 instead of x2).
+    pub udp_kcp_nodelay: bool,
+    /// Resend a segment after this many later segments were acknowledged; 0 = off.
+    pub udp_kcp_fast_resend: u32,
+    /// Turn off KCP's congestion window.
+    pub udp_kcp_no_congestion_window: bool,
+    /// Lowest retransmission timeout, milliseconds.
+    pub udp_kcp_min_rto_ms: u32,
+    /// KCP send window, segments.
+    pub udp_kcp_send_window: u16,
+    /// KCP receive window, segments (at least 128).
+    pub udp_kcp_recv_window: u16,
+    /// Transmissions of one segment without an acknowledgement after which the session ends.
+    pub udp_kcp_dead_link: u32,
 }
 
 /// `sync.encryption`.
@@ -87,6 +122,7 @@ pub enum Encryption {
 
 impl Default for SyncConfig {
     fn default() -> Self {
+        let kcp = KcpTuning::default();
         Self {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 2025)),
             ws_addr: "127.0.0.1:2028".into(),
@@ -117,6 +153,22 @@ impl Default for SyncConfig {
             message_burst: 200,
             max_connections: 10_000,
             max_connections_per_ip: 128,
+            udp_addr: "127.0.0.1:2029".into(),
+            public_udp_addr: String::new(),
+            udp_max_sessions: 10_000,
+            udp_max_pending: 1_000,
+            udp_cookie_secs: 10,
+            udp_idle_timeout_secs: 30,
+            udp_send_queue_segments: 4096,
+            udp_mtu: kcp.mtu,
+            udp_kcp_interval_ms: kcp.interval_ms,
+            udp_kcp_nodelay: kcp.nodelay,
+            udp_kcp_fast_resend: kcp.fast_resend,
+            udp_kcp_no_congestion_window: kcp.no_congestion_window,
+            udp_kcp_min_rto_ms: kcp.min_rto_ms,
+            udp_kcp_send_window: kcp.send_window,
+            udp_kcp_recv_window: kcp.recv_window,
+            udp_kcp_dead_link: kcp.dead_link,
         }
     }
 }
@@ -220,7 +272,31 @@ impl Config {
         if sync.node_id.is_empty() || sync.node_id.len() > 64 {
             return Err(file.invalid("sync.node_id", "must be 1 to 64 characters"));
         }
+        check_udp(file, &sync)?;
         Ok(Self { sync, token, rpc })
+    }
+
+    /// The UDP endpoint's settings derived from `sync.udp_*`.
+    pub fn udp(&self) -> UdpConfig {
+        let s = &self.sync;
+        UdpConfig {
+            kcp: KcpTuning {
+                mtu: s.udp_mtu,
+                interval_ms: s.udp_kcp_interval_ms,
+                nodelay: s.udp_kcp_nodelay,
+                fast_resend: s.udp_kcp_fast_resend,
+                no_congestion_window: s.udp_kcp_no_congestion_window,
+                min_rto_ms: s.udp_kcp_min_rto_ms,
+                send_window: s.udp_kcp_send_window,
+                recv_window: s.udp_kcp_recv_window,
+                dead_link: s.udp_kcp_dead_link,
+            },
+            max_sessions: s.udp_max_sessions,
+            max_pending: s.udp_max_pending,
+            cookie_slot: Duration::from_secs(s.udp_cookie_secs),
+            idle_timeout: Duration::from_secs(s.udp_idle_timeout_secs),
+            send_queue_segments: s.udp_send_queue_segments,
+        }
     }
 
     /// The sans-IO engine's settings derived from `[sync]`.
@@ -259,6 +335,34 @@ impl Config {
     }
 }
 
+/// The `sync.udp_*` keys.
+fn check_udp(file: &ConfigFile, s: &SyncConfig) -> Result<(), ConfigError> {
+    if !s.udp_addr.is_empty() && s.udp_addr.parse::<SocketAddr>().is_err() {
+        return Err(file.invalid("sync.udp_addr", "must be an address like \"127.0.0.1:2029\", or empty"));
+    }
+    if !s.public_udp_addr.is_empty() && !s.public_udp_addr.contains(':') {
+        return Err(file.invalid("sync.public_udp_addr", "must be host:port, or empty"));
+    }
+    let checks: [(&str, bool, &str); 10] = [
+        ("sync.udp_max_sessions", s.udp_max_sessions >= 1, "must be at least 1"),
+        ("sync.udp_max_pending", s.udp_max_pending >= 1, "must be at least 1"),
+        ("sync.udp_cookie_secs", (1..=300).contains(&s.udp_cookie_secs), "must be 1 to 300"),
+        ("sync.udp_idle_timeout_secs", (1..=3600).contains(&s.udp_idle_timeout_secs), "must be 1 to 3600"),
+        ("sync.udp_send_queue_segments", s.udp_send_queue_segments >= 256, "must be at least 256"),
+        ("sync.udp_mtu", (256..=65_000).contains(&s.udp_mtu), "must be 256 to 65000"),
+        ("sync.udp_kcp_interval_ms", (10..=5000).contains(&s.udp_kcp_interval_ms), "must be 10 to 5000"),
+        ("sync.udp_kcp_min_rto_ms", (1..=60_000).contains(&s.udp_kcp_min_rto_ms), "must be 1 to 60000"),
+        ("sync.udp_kcp_recv_window", s.udp_kcp_recv_window >= 128 && s.udp_kcp_send_window >= 1, "must be at least 128 (and udp_kcp_send_window at least 1)"),
+        ("sync.udp_kcp_dead_link", (2..=100).contains(&s.udp_kcp_dead_link), "must be 2 to 100"),
+    ];
+    for (key, ok, why) in checks {
+        if !ok {
+            return Err(file.invalid(key, why));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,6 +390,11 @@ mod tests {
         assert!(e.starts_with("movan.toml: sync.min_players:"), "{e}");
         let e = parse("[sync]\nlisten_addr = \"nowhere\"\n").unwrap_err().to_string();
         assert!(e.starts_with("movan.toml: sync.listen_addr:"), "{e}");
+        let e = parse("[sync]\nudp_addr = \"nowhere\"\n").unwrap_err().to_string();
+        assert!(e.starts_with("movan.toml: sync.udp_addr:"), "{e}");
+        let e = parse("[sync]\nudp_kcp_recv_window = 64\n").unwrap_err().to_string();
+        assert!(e.starts_with("movan.toml: sync.udp_kcp_recv_window:"), "{e}");
+        assert!(parse("[sync]\nudp_addr = \"\"\n").is_ok(), "empty turns UDP off");
         let e = parse("[sync]\nmax_romms = 3\n").unwrap_err().to_string();
         assert!(e.contains("max_romms"), "{e}");
     }

@@ -3,6 +3,7 @@
 //! time, and hands every session's messages to the same [`Connection`](crate::connection) rules as TCP and
 //! WebSocket.
 
+pub mod batch;
 pub mod cookie;
 pub mod endpoint;
 
