@@ -27,6 +27,7 @@ db_path = "$dir/db"
 secret_path = "$dir/secret"
 [sync]
 listen_addr = "127.0.0.1:0"
+udp_addr = ""
 encryption = "$mode"
 max_rooms = 10000
 TOML

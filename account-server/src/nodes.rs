@@ -57,6 +57,8 @@ pub struct Assigned {
     pub sync_addr: String,
     /// WebSocket URL; empty when the node has no WebSocket listener.
     pub sync_ws_url: String,
+    /// UDP `host:port`; empty when the node has no UDP listener.
+    pub sync_udp_addr: String,
 }
 
 impl<L> Default for NodeRegistry<L> {
@@ -109,7 +111,11 @@ impl<L: Clone> NodeRegistry<L> {
             })?;
         entry.status.assigned += 1;
         let info = &entry.status.info;
-        Some(Assigned { sync_addr: info.public_addr.clone(), sync_ws_url: info.ws_url.clone() })
+        Some(Assigned {
+            sync_addr: info.public_addr.clone(),
+            sync_ws_url: info.ws_url.clone(),
+            sync_udp_addr: info.udp_addr.clone(),
+        })
     }
 
     /// Whether [`NodeRegistry::assign`] would find a node.

@@ -63,6 +63,9 @@ struct Tokens {
     /// The node's WebSocket endpoint (`ws://host:port/ws`), for browsers; absent when it has none.
     #[serde(skip_serializing_if = "Option::is_none")]
     sync_ws_url: Option<String>,
+    /// The node's UDP (KCP) endpoint (`host:port`); absent when it has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sync_udp_addr: Option<String>,
     /// The session's encryption key, standard base64 (see `docs/encryption.md`); the same for the whole session.
     session_key: String,
 }
@@ -213,6 +216,7 @@ fn issue(
         expires_in: state.tokens.access_ttl_secs(),
         sync_addr: node.sync_addr,
         sync_ws_url: (!node.sync_ws_url.is_empty()).then_some(node.sync_ws_url),
+        sync_udp_addr: (!node.sync_udp_addr.is_empty()).then_some(node.sync_udp_addr),
         session_key: key.to_base64(),
     };
     let mut response = Json(body).into_response();

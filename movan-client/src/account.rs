@@ -36,6 +36,9 @@ pub struct Session {
     /// The sync server's WebSocket endpoint (`ws://host:port/ws`), for browser clients; `None` when it has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_ws_url: Option<String>,
+    /// The sync server's UDP (KCP) endpoint, `host:port`; `None` when it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_udp_addr: Option<String>,
     /// The secret that seals this session's sync connections: standard base64 of 32 bytes. `None` from an account
     /// server without encrypted sessions. Keep it as secret as `token`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::account::AccountClient;
 use crate::error::ClientError;
 use crate::game::{FrameLog, FrameLogError, Pushed};
-use crate::sync::{Encryption, SyncClient, SyncEvents, SyncSender};
+use crate::sync::{Encryption, SyncClient, SyncEvents, SyncSender, Transport};
 use movan_protocol::server::{Frame, ServerEvent};
 
 /// Error messages kept per bot; further errors are only counted.
@@ -55,6 +55,8 @@ pub struct BotConfig {
     pub check_reload: bool,
     /// Live counters of the run, for progress displays; shared by clones of the config.
     pub progress: Arc<Progress>,
+    /// TCP or UDP (KCP) to the sync server.
+    pub transport: Transport,
 }
 
 /// Counters a bot run updates as it goes (read them from another task while [`run`] runs).
@@ -96,6 +98,7 @@ impl BotConfig {
             linger_ticks: 3,
             check_reload: false,
             progress: Arc::default(),
+            transport: Transport::Tcp,
         }
     }
 
@@ -234,13 +237,17 @@ async fn play(i: usize, config: &BotConfig, run: &mut BotRun) -> anyhow::Result<
         .await
         .with_context(|| format!("logging in as {username}"))?;
     if let Some(addr) = &config.sync {
-        session.sync_addr.clone_from(addr);
+        match config.transport {
+            Transport::Tcp => session.sync_addr.clone_from(addr),
+            Transport::Udp => session.sync_udp_addr = Some(addr.clone()),
+        }
     }
-    let mut client = tokio::time::timeout(config.join_timeout, SyncClient::connect_session(&session))
+    let connect = SyncClient::connect_session_via(&session, config.transport);
+    let mut client = tokio::time::timeout(config.join_timeout, connect)
         .await
         .map_err(ClientError::from)
         .and_then(|r| r)
-        .with_context(|| format!("connecting to {}", session.sync_addr))?;
+        .with_context(|| format!("connecting over {:?} ({})", config.transport, session.sync_addr))?;
     run.encrypted = Some(client.encryption() == Encryption::Sealed);
 
     let room = (!config.quick_match).then(|| config.room_id(i));

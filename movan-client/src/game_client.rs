@@ -25,7 +25,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::account::{AccountClient, Session};
 use crate::error::ClientError;
-use crate::sync::{SyncClient, SyncSender};
+use crate::sync::{SyncClient, SyncSender, Transport};
 
 /// How a [`GameClient`] reconnects.
 #[derive(Debug, Clone)]
@@ -99,6 +99,7 @@ pub struct GameSender {
 #[derive(Debug)]
 pub struct GameClient {
     session: Session,
+    transport: Transport,
     account: Option<AccountClient>,
     policy: ReconnectPolicy,
     conn: Option<SyncClient>,
@@ -134,12 +135,22 @@ impl GameClient {
 
     /// Connects with `session` and reconnects as `policy` says.
     pub async fn connect_with(session: Session, policy: ReconnectPolicy) -> Result<Self, ClientError> {
-        let conn = SyncClient::connect_session(&session).await?;
+        Self::connect_via(session, policy, Transport::Tcp).await
+    }
+
+    /// [`GameClient::connect_with`] over `transport`; every reconnect uses it too.
+    pub async fn connect_via(
+        session: Session,
+        policy: ReconnectPolicy,
+        transport: Transport,
+    ) -> Result<Self, ClientError> {
+        let conn = SyncClient::connect_session_via(&session, transport).await?;
         let sender = GameSender { current: Arc::new(Mutex::new(conn.sender().clone())) };
         let mut keepalive = tokio::time::interval_at(Instant::now() + KEEPALIVE, KEEPALIVE);
         keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
         Ok(Self {
             session,
+            transport,
             account: None,
             policy,
             conn: Some(conn),
@@ -353,7 +364,7 @@ impl GameClient {
             return;
         };
         tokio::time::sleep(state.delay).await;
-        let result = match SyncClient::connect_session(&self.session).await {
+        let result = match SyncClient::connect_session_via(&self.session, self.transport).await {
             Err(e) if e.server_code() == Some(ErrorCode::TokenExpired) && self.account.is_some() => {
                 self.refresh_and_connect().await
             }
@@ -403,7 +414,7 @@ impl GameClient {
     async fn refresh_and_connect(&mut self) -> Result<SyncClient, ClientError> {
         let account = self.account.as_ref().ok_or(ClientError::Closed)?;
         self.session = account.refresh(&self.session.refresh_token).await?;
-        SyncClient::connect_session(&self.session).await
+        SyncClient::connect_session_via(&self.session, self.transport).await
     }
 }
 

@@ -36,13 +36,14 @@ pub mod error;
 pub mod game;
 pub mod game_client;
 pub mod sync;
+pub mod udp;
 
 pub use account::{AccountClient, MatchPage, Me, Session};
 pub use error::ClientError;
 pub use game::{FrameLog, FrameLogError, Pushed};
 pub use game_client::{GameClient, GameEvent, GameSender, ReconnectPolicy};
 pub use movan_protocol::{EndReason, MatchRecord};
-pub use sync::{Encryption, HANDSHAKE_TIMEOUT, SyncClient, SyncEvents, SyncSender, unix_now};
+pub use sync::{Encryption, HANDSHAKE_TIMEOUT, SyncClient, SyncEvents, SyncSender, Transport, unix_now};
 
 /// The wire protocol crate, for anything not re-exported here.
 pub use movan_protocol as protocol;

@@ -34,6 +34,9 @@ use tokio_util::codec::FramedRead;
 
 use crate::account::Session;
 use crate::error::ClientError;
+use crate::udp::UdpSender;
+use futures::StreamExt;
+use movan_protocol::udp::KcpTuning;
 use reader::Reader;
 
 mod reader;
@@ -94,10 +97,28 @@ pub struct SyncEvents {
     reader: JoinHandle<()>,
 }
 
+/// Which transport a [`SyncClient`] connects over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Transport {
+    /// TCP to the login's `sync_addr`: length-prefixed frames.
+    #[default]
+    Tcp,
+    /// UDP to the login's `sync_udp_addr`: KCP sessions, one KCP message per message body (`docs/protocol.md`,
+    /// section UDP). Keeps lockstep smooth on lossy links, and survives the client's address changing.
+    Udp,
+}
+
+/// Where a connection's frames go.
+#[derive(Debug)]
+enum Outbound {
+    Tcp(OwnedWriteHalf),
+    Udp(UdpSender),
+}
+
 /// The socket's write half and what every send needs: the token for the first message and the sealer.
 #[derive(Debug)]
 struct Writer {
-    stream: OwnedWriteHalf,
+    stream: Outbound,
     /// `Some` until the first typed message took it.
     token: Option<String>,
     /// Installed by the reader task when a sealed handshake arrives; every later frame goes through it.
@@ -117,8 +138,31 @@ impl SyncClient {
     ///
     /// A `session_key` that is not base64 of 32 bytes fails with [`ClientError::Crypto`] before connecting.
     pub async fn connect_session(session: &Session) -> Result<SyncClient, ClientError> {
+        Self::connect_session_via(session, Transport::Tcp).await
+    }
+
+    /// [`SyncClient::connect_session`] over `transport`; UDP needs the login's `sync_udp_addr`.
+    pub async fn connect_session_via(session: &Session, transport: Transport) -> Result<SyncClient, ClientError> {
         let key = session.decode_session_key()?;
-        Self::connect_with(&session.sync_addr, &session.uid, &session.token, key).await
+        let addr = match transport {
+            Transport::Tcp => session.sync_addr.as_str(),
+            Transport::Udp => session.sync_udp_addr.as_deref().ok_or_else(|| {
+                ClientError::Protocol("the login named no UDP endpoint (sync_udp_addr): is sync.udp_addr set?".into())
+            })?,
+        };
+        Self::connect_via(transport, addr, &session.uid, &session.token, key).await
+    }
+
+    /// [`SyncClient::connect_with`] over `transport` (`addr` is the UDP `host:port` for [`Transport::Udp`]).
+    pub async fn connect_via(
+        transport: Transport,
+        addr: &str,
+        uid: &str,
+        token: &str,
+        session_key: Option<SessionKey>,
+    ) -> Result<SyncClient, ClientError> {
+        let client = Self::open(transport, addr, uid, Some(token), session_key).await?;
+        client.complete_setup().await
     }
 
     /// Connects to the sync server at `addr` (`host:port`) as `uid` and completes the connection sequence.
@@ -141,7 +185,13 @@ impl SyncClient {
         token: &str,
         session_key: Option<SessionKey>,
     ) -> Result<SyncClient, ClientError> {
-        let mut client = Self::connect_unauthenticated(addr, uid, Some(token), session_key).await?;
+        let client = Self::connect_unauthenticated(addr, uid, Some(token), session_key).await?;
+        client.complete_setup().await
+    }
+
+    /// The connect `ping`s and the handshake of [`SyncClient::connect_with`].
+    async fn complete_setup(mut self) -> Result<SyncClient, ClientError> {
+        let client = &mut self;
         client.ping().await?;
         let setup = async {
             let encryption = client.sender.encryption.clone();
@@ -154,7 +204,7 @@ impl SyncClient {
             client.events.await_connect_pong().await
         };
         tokio::time::timeout(HANDSHAKE_TIMEOUT, setup).await??;
-        Ok(client)
+        Ok(self)
     }
 
     /// [`SyncClient::connect_with`] without a session key: works only with servers running `encryption = "off"`.
@@ -177,14 +227,33 @@ impl SyncClient {
         token: Option<&str>,
         session_key: Option<SessionKey>,
     ) -> Result<SyncClient, ClientError> {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-        let (read, write) = stream.into_split();
-        let writer = Writer { stream: write, token: token.map(str::to_owned), sealer: None, closed: false };
+        Self::open(Transport::Tcp, addr, uid, token, session_key).await
+    }
+
+    /// [`SyncClient::connect_unauthenticated`] over `transport`.
+    pub async fn open(
+        transport: Transport,
+        addr: &str,
+        uid: &str,
+        token: Option<&str>,
+        session_key: Option<SessionKey>,
+    ) -> Result<SyncClient, ClientError> {
+        let (stream, frames) = match transport {
+            Transport::Tcp => {
+                let stream = TcpStream::connect(addr).await?;
+                stream.set_nodelay(true)?;
+                let (read, write) = stream.into_split();
+                (Outbound::Tcp(write), FramedRead::new(read, FrameCodec::new(DEFAULT_MAX_SERVER_FRAME)).boxed())
+            }
+            Transport::Udp => {
+                let (sender, messages) = crate::udp::connect(addr, KcpTuning::default()).await?;
+                (Outbound::Udp(sender), messages)
+            }
+        };
+        let writer = Writer { stream, token: token.map(str::to_owned), sealer: None, closed: false };
         let writer = Arc::new(Mutex::new(writer));
         let encryption = Arc::new(OnceLock::new());
         let (tx, rx) = mpsc::channel(EVENT_QUEUE);
-        let frames = FramedRead::new(read, FrameCodec::new(DEFAULT_MAX_SERVER_FRAME));
         let reader = Reader::new(frames, tx, Arc::downgrade(&writer), encryption.clone(), session_key);
         let reader = tokio::spawn(reader.run());
         let sender = SyncSender { uid: uid.into(), writer, encryption };
@@ -391,11 +460,24 @@ impl SyncSender {
         self.writer.lock().await.write(bytes).await
     }
 
-    /// Shuts down the sending direction of the socket; later sends fail.
+    /// Shuts down the sending direction of the socket; later sends fail. Over UDP this ends the session.
     pub async fn shutdown(&self) -> Result<(), ClientError> {
         let mut w = self.writer.lock().await;
-        w.stream.shutdown().await?;
+        match &mut w.stream {
+            Outbound::Tcp(s) => s.shutdown().await?,
+            Outbound::Udp(s) => s.close().await,
+        }
         Ok(())
+    }
+
+    /// Over UDP: moves the session to a new local port, as a phone changing networks does (see
+    /// [`crate::udp::UdpSender::rebind`]); send a message next so that the server follows. `None` over TCP.
+    pub async fn rebind_udp(&self) -> Option<Result<std::net::SocketAddr, ClientError>> {
+        let w = self.writer.lock().await;
+        match &w.stream {
+            Outbound::Udp(s) => Some(s.rebind().await),
+            Outbound::Tcp(_) => None,
+        }
     }
 
     async fn send_typed(
@@ -425,10 +507,18 @@ impl Writer {
         if self.closed {
             return Err(ClientError::Closed);
         }
+        let udp = matches!(self.stream, Outbound::Udp(_));
         let Some(sealer) = self.sealer.as_mut() else {
-            return Ok(frame_bytes(body));
+            // UDP: the KCP message is the framing.
+            return Ok(if udp { Bytes::copy_from_slice(body) } else { frame_bytes(body) });
         };
-        match sealer.seal(body) {
+        let sealed = if udp {
+            let mut dst = bytes::BytesMut::with_capacity(body.len() + 16);
+            sealer.seal_body_into(body, &mut dst).map(|()| dst.freeze())
+        } else {
+            sealer.seal(body)
+        };
+        match sealed {
             Ok(wire) => Ok(wire),
             Err(e) => {
                 self.close().await;
@@ -441,7 +531,10 @@ impl Writer {
         if self.closed {
             return Err(ClientError::Closed);
         }
-        self.stream.write_all(wire).await?;
+        match &mut self.stream {
+            Outbound::Tcp(s) => s.write_all(wire).await?,
+            Outbound::Udp(s) => s.send(Bytes::copy_from_slice(wire)).await?,
+        }
         Ok(())
     }
 
@@ -449,8 +542,13 @@ impl Writer {
     async fn close(&mut self) {
         self.closed = true;
         self.sealer = None;
-        if let Err(e) = self.stream.shutdown().await {
-            tracing::debug!(error = %e, "shutting down the sync connection");
+        match &mut self.stream {
+            Outbound::Tcp(s) => {
+                if let Err(e) = s.shutdown().await {
+                    tracing::debug!(error = %e, "shutting down the sync connection");
+                }
+            }
+            Outbound::Udp(s) => s.close().await,
         }
     }
 }

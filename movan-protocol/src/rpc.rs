@@ -48,6 +48,10 @@ pub struct RegisterNode {
     /// has no WebSocket listener.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub ws_url: String,
+    /// Where game clients connect over UDP (KCP, `host:port`), handed out at login; empty when the node has no UDP
+    /// listener.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub udp_addr: String,
 }
 
 /// The answer to [`REGISTER_NODE`].

@@ -33,12 +33,16 @@ pub struct Args {
     /// WebSocket listen address, overriding `sync.ws_addr` (port 0 picks a free port).
     #[arg(long)]
     pub ws_listen: Option<SocketAddr>,
+    /// UDP listen address, overriding `sync.udp_addr` (port 0 picks a free port).
+    #[arg(long)]
+    pub udp_listen: Option<SocketAddr>,
 }
 
 /// Parses the command line, sets up logging, and runs a sync server with `factory`'s rooms until SIGINT/SIGTERM.
 ///
 /// Prints `sync-server listening on <addr>` on stdout once it accepts connections (after
-/// `sync-server websocket listening on ws://<addr>/ws` when `sync.ws_addr` is set).
+/// `sync-server websocket listening on ws://<addr>/ws` when `sync.ws_addr` is set, and
+/// `sync-server udp listening on <addr>` when `sync.udp_addr` is set).
 pub fn main_with_rooms(factory: impl RoomFactory) -> anyhow::Result<()> {
     let args = Args::parse();
     tracing_subscriber::fmt()
@@ -57,6 +61,9 @@ async fn serve(args: Args, factory: impl RoomFactory) -> anyhow::Result<()> {
     }
     if let Some(addr) = args.ws_listen {
         config.sync.ws_addr = addr.to_string();
+    }
+    if let Some(addr) = args.udp_listen {
+        config.sync.udp_addr = addr.to_string();
     }
     let token = &config.token;
     let verifier = TokenVerifier::from_pem_file(&token.public_key_path, &token.issuer, &token.audience)?;
@@ -84,10 +91,29 @@ async fn serve(args: Args, factory: impl RoomFactory) -> anyhow::Result<()> {
         Some(_) => config.sync.public_ws_url.clone(),
         None => String::new(),
     };
+    let udp_socket = match config.sync.udp_addr.parse::<SocketAddr>() {
+        Ok(udp_addr) => Some(
+            tokio::net::UdpSocket::bind(udp_addr)
+                .await
+                .with_context(|| format!("cannot listen on {udp_addr} (sync.udp_addr)"))?,
+        ),
+        Err(_) => None,
+    };
+    let udp_public = match &udp_socket {
+        Some(s) if config.sync.public_udp_addr.is_empty() => {
+            let port = s.local_addr()?.port();
+            match config.sync.public_addr.rsplit_once(':') {
+                Some((host, _)) if !config.sync.public_addr.is_empty() => format!("{host}:{port}"),
+                _ => s.local_addr()?.to_string(),
+            }
+        }
+        Some(_) => config.sync.public_udp_addr.clone(),
+        None => String::new(),
+    };
     tracing::info!(%addr, config = %args.config.display(), tick_ms = config.sync.tick_interval_ms, "sync server started");
     let (reports, reports_rx) = tokio::sync::mpsc::channel(1024);
     let server = Server::new(config.clone(), verifier).with_rooms(factory).with_match_reports(reports);
-    let link = start_link(&config, addr, &ws_url, server.control(), reports_rx)?;
+    let link = start_link(&config, addr, (&ws_url, &udp_public), server.control(), reports_rx)?;
     let server = match (config.sync.encryption, &link) {
         (Encryption::Required, Some(link)) => server.with_session_keys(SessionKeys::new(link.key_source(), 100_000)),
         (Encryption::Required, None) => anyhow::bail!(
@@ -104,9 +130,12 @@ async fn serve(args: Args, factory: impl RoomFactory) -> anyhow::Result<()> {
     if !ws_url.is_empty() {
         println!("sync-server websocket listening on {ws_url}");
     }
+    if let Some(s) = &udp_socket {
+        println!("sync-server udp listening on {}", s.local_addr()?);
+    }
     println!("sync-server listening on {addr}");
     std::io::stdout().flush()?;
-    server.run_with_websocket(listener, ws_listener, shutdown_signal()).await?;
+    server.run_with_transports(listener, ws_listener, udp_socket, shutdown_signal()).await?;
     tracing::info!("sync server stopped");
     Ok(())
 }
@@ -115,7 +144,7 @@ async fn serve(args: Args, factory: impl RoomFactory) -> anyhow::Result<()> {
 fn start_link(
     config: &Config,
     bound: std::net::SocketAddr,
-    ws_url: &str,
+    (ws_url, udp_addr): (&str, &str),
     control: crate::server::Control,
     reports: tokio::sync::mpsc::Receiver<crate::engine::MatchReport>,
 ) -> anyhow::Result<Option<Link>> {
@@ -132,6 +161,7 @@ fn start_link(
         public_addr,
         capacity: s.capacity as u64,
         ws_url: ws_url.to_owned(),
+        udp_addr: udp_addr.to_owned(),
     };
     let link = Link::start(&s.account_rpc_addr, rpc, node, control, reports).context("sync.account_rpc_addr")?;
     tracing::info!(account = %s.account_rpc_addr, node = %s.node_id, "linking to the account server");

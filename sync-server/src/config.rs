@@ -352,7 +352,11 @@ fn check_udp(file: &ConfigFile, s: &SyncConfig) -> Result<(), ConfigError> {
         ("sync.udp_mtu", (256..=65_000).contains(&s.udp_mtu), "must be 256 to 65000"),
         ("sync.udp_kcp_interval_ms", (10..=5000).contains(&s.udp_kcp_interval_ms), "must be 10 to 5000"),
         ("sync.udp_kcp_min_rto_ms", (1..=60_000).contains(&s.udp_kcp_min_rto_ms), "must be 1 to 60000"),
-        ("sync.udp_kcp_recv_window", s.udp_kcp_recv_window >= 128 && s.udp_kcp_send_window >= 1, "must be at least 128 (and udp_kcp_send_window at least 1)"),
+        (
+            "sync.udp_kcp_recv_window",
+            s.udp_kcp_recv_window >= 128 && s.udp_kcp_send_window >= 1,
+            "must be at least 128 (and udp_kcp_send_window at least 1)",
+        ),
         ("sync.udp_kcp_dead_link", (2..=100).contains(&s.udp_kcp_dead_link), "must be 2 to 100"),
     ];
     for (key, ok, why) in checks {

@@ -110,6 +110,14 @@ pub struct Reload {
     done: bool,
 }
 
+impl Reload {
+    /// Caps the bytes of frames per chunk, for a transport with a smaller message limit (UDP); a single larger
+    /// frame still goes alone.
+    pub fn cap_chunk_bytes(&mut self, max: usize) {
+        self.max_bytes = self.max_bytes.min(max);
+    }
+}
+
 impl Iterator for Reload {
     type Item = Bytes;
 

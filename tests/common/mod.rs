@@ -1,6 +1,8 @@
 //! End-to-end harness: starts the real `account-server` and `sync-server` binaries on free ports with a
 //! throw-away config, data directory and key pair, and stops them when dropped.
 
+pub mod lossy;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::OnceLock;
@@ -44,6 +46,8 @@ pub struct Cluster {
     pub sync_addr: String,
     /// The sync server's WebSocket endpoint, e.g. `ws://127.0.0.1:40126/ws`.
     pub sync_ws_url: String,
+    /// The sync server's UDP (KCP) address, e.g. `127.0.0.1:40127`.
+    pub sync_udp_addr: String,
     options: Options,
     account: Option<Child>,
     sync: Option<Child>,
@@ -68,6 +72,7 @@ impl Cluster {
             account_rpc: String::new(),
             sync_addr: String::new(),
             sync_ws_url: String::new(),
+            sync_udp_addr: String::new(),
             options,
             account: None,
             sync: None,
@@ -112,10 +117,12 @@ impl Cluster {
 
     /// Starts the sync server (again) and waits until it has registered with the account server.
     pub async fn start_sync(&mut self) -> anyhow::Result<()> {
-        let prefixes = ["sync-server websocket listening on ", "sync-server listening on "];
+        let prefixes =
+            ["sync-server websocket listening on ", "sync-server udp listening on ", "sync-server listening on "];
         let (child, addrs) = spawn_service("sync-server", &self.config, &prefixes).await?;
         self.sync_ws_url = addrs[0].clone();
-        self.sync_addr = addrs[1].clone();
+        self.sync_udp_addr = addrs[1].clone();
+        self.sync_addr = addrs[2].clone();
         self.sync = Some(child);
         self.wait_for_node(true).await
     }
@@ -176,7 +183,7 @@ impl Cluster {
             "[token]\nprivate_key_path = \"{d}/jwt.pem\"\npublic_key_path = \"{d}/jwt.pub.pem\"\n{}\n\n\
              [account]\nhttp_addr = \"{http}\"\nrpc_addr = \"{rpc}\"\ndb_path = \"{d}/accounts.sled\"\ndemo_dir = \"\"\njs_dir = \"\"\n{}\n\n\
              [rpc]\nsecret_path = \"{d}/rpc_secret\"\nheartbeat_interval_ms = {HEARTBEAT_MS}\n\n\
-             [sync]\nlisten_addr = \"127.0.0.1:0\"\nws_addr = \"127.0.0.1:0\"\nnode_id = \"sync-test\"\naccount_rpc_addr = \"{account_rpc}\"\n{}\n",
+             [sync]\nlisten_addr = \"127.0.0.1:0\"\nws_addr = \"127.0.0.1:0\"\nudp_addr = \"127.0.0.1:0\"\nnode_id = \"sync-test\"\naccount_rpc_addr = \"{account_rpc}\"\n{}\n",
             o.token.join("\n"),
             o.account.join("\n"),
             o.sync.join("\n"),

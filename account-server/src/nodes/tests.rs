@@ -10,6 +10,7 @@ fn info(node_id: &str, capacity: u64) -> NodeInfo {
         public_addr: format!("{node_id}.example:2025"),
         capacity,
         ws_url: String::new(),
+        udp_addr: String::new(),
     }
 }
 

@@ -55,7 +55,13 @@ impl FakeNode {
 /// Registers a fake node `node_id` (connection `conn`) with room for 100 players at `addr`.
 pub fn add_node(state: &AppState, node_id: &str, conn: ConnId, addr: &str) -> Arc<FakeNode> {
     let node = Arc::new(FakeNode::default());
-    let info = NodeInfo { node_id: node_id.into(), public_addr: addr.into(), capacity: 100, ws_url: String::new() };
+    let info = NodeInfo {
+        node_id: node_id.into(),
+        public_addr: addr.into(),
+        capacity: 100,
+        ws_url: String::new(),
+        udp_addr: String::new(),
+    };
     rpc::register_node(state, conn, node_id, node.clone(), info).unwrap();
     node
 }

@@ -62,6 +62,9 @@ struct Args {
     /// the frame object byte for byte as the server sent it (the `data` of its `sync_frame`), bots in order.
     #[arg(long, value_name = "FILE")]
     frames_out: Option<std::path::PathBuf>,
+    /// Transport to the sync server: tcp, or udp (KCP to the login's `sync_udp_addr`).
+    #[arg(long, value_enum, default_value_t = movan_client::Transport::Tcp)]
+    transport: movan_client::Transport,
 }
 
 #[tokio::main]
@@ -159,6 +162,7 @@ fn to_config(args: &Args) -> Result<BotConfig, String> {
         linger_ticks: args.linger_ticks,
         check_reload: args.check_reload,
         progress: Default::default(),
+        transport: args.transport,
     };
     config.validate()?;
     Ok(config)

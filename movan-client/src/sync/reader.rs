@@ -4,19 +4,19 @@ use std::sync::{Arc, OnceLock, Weak};
 
 use bytes::Bytes;
 use futures::StreamExt;
-use movan_protocol::codec::FrameCodec;
+use futures::stream::BoxStream;
+use movan_protocol::codec::FrameError;
 use movan_protocol::crypto::{self, Handshake, HandshakeError, Opener, SessionKey};
 use movan_protocol::server::{ServerEvent, ServerParseError, parse_server_message};
-use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::{Mutex, mpsc};
-use tokio_util::codec::FramedRead;
 
 use super::{Encryption, Writer};
 use crate::error::ClientError;
 
 /// Reads one connection until end-of-stream, a failure, or the receiver is gone.
 pub(super) struct Reader {
-    frames: FramedRead<OwnedReadHalf, FrameCodec>,
+    /// Message bodies as the transport cuts them (TCP frames, KCP messages).
+    frames: BoxStream<'static, Result<Bytes, FrameError>>,
     tx: mpsc::Sender<Result<ServerEvent, ClientError>>,
     /// The senders' writer: the handshake installs the sealer there, a crypto failure closes it. Weak, so dropping
     /// every sender still closes the sending direction.
@@ -37,7 +37,7 @@ enum Stage {
 
 impl Reader {
     pub(super) fn new(
-        frames: FramedRead<OwnedReadHalf, FrameCodec>,
+        frames: BoxStream<'static, Result<Bytes, FrameError>>,
         tx: mpsc::Sender<Result<ServerEvent, ClientError>>,
         writer: Weak<Mutex<Writer>>,
         encryption: Arc<OnceLock<Encryption>>,

@@ -285,6 +285,7 @@ async fn connect_session_uses_the_logins_key() {
         expires_in: 60,
         sync_addr: addr,
         sync_ws_url: None,
+        sync_udp_addr: None,
         session_key: Some(test_key().to_base64()),
     };
     let serve = async {

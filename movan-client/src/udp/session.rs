@@ -243,8 +243,7 @@ impl UdpSession {
             self.state = State::Failed(UdpSessionError::DeadLink);
             return;
         }
-        self.next_update =
-            (kcp.wait_snd() > 0).then(|| now + Duration::from_millis(u64::from(kcp.check(ms).max(1))));
+        self.next_update = (kcp.wait_snd() > 0).then(|| now + Duration::from_millis(u64::from(kcp.check(ms).max(1))));
         let sent = std::mem::take(&mut *self.outbox.0.lock().unwrap_or_else(PoisonError::into_inner));
         if !sent.is_empty() {
             self.last_sent = now;

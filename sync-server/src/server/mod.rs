@@ -9,11 +9,12 @@
 
 mod engine_task;
 mod reader;
+mod udp;
 mod websocket;
 mod writer;
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -23,7 +24,7 @@ use futures::stream::BoxStream;
 use movan_protocol::server::{ErrorBody, ServerMessage};
 use movan_protocol::{ErrorCode, FrameCodec, FrameError, ProtocolError};
 use tokio::io::{AsyncWriteExt, BufWriter};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
@@ -37,6 +38,8 @@ use crate::engine::{ConnId, Engine, MatchReport};
 use crate::keys::SessionKeys;
 use crate::limits::{ConnectionLimits, ConnectionPermit};
 use crate::room::{RoomFactory, default_rooms};
+use crate::udp::Endpoint;
+use crate::udp::batch::BatchSocket;
 use engine_task::{ConnHandle, Input, Outlets};
 use writer::Transport;
 
@@ -159,6 +162,19 @@ impl Server {
         ws_listener: Option<TcpListener>,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
+        self.run_with_transports(listener, ws_listener, None, shutdown).await
+    }
+
+    /// [`Server::run_with_websocket`], also serving UDP clients on `udp_socket`: KCP sessions behind a stateless
+    /// cookie (`docs/protocol.md`, section UDP), one KCP message per message body, with the same messages,
+    /// encryption and limits as TCP. Players on every transport share rooms.
+    pub async fn run_with_transports(
+        self,
+        listener: TcpListener,
+        ws_listener: Option<TcpListener>,
+        udp_socket: Option<UdpSocket>,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
         let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
         let engine = Engine::new(self.config.engine(), self.factory, now(), unix, rand::random());
         let stop = CancellationToken::new();
@@ -174,7 +190,16 @@ impl Server {
         });
         let limits = ConnectionLimits::new(self.config.sync.max_connections, self.config.sync.max_connections_per_ip);
         let ws_config = websocket::config(self.config.sync.max_frame_bytes);
-        let mut next_conn = 0u64;
+        // Connection ids, shared with the UDP endpoint's sessions.
+        let ids = Arc::new(AtomicU64::new(0));
+        let udp_stop = CancellationToken::new();
+        let udp_task = udp_socket.map(|socket| {
+            let udp = self.config.udp();
+            let socket = BatchSocket::new(socket, udp.kcp.mtu);
+            let endpoint = Endpoint::new(udp, limits.clone(), rand::random(), rand::random(), now());
+            let task = udp::run(socket, endpoint, shared.clone(), ids.clone(), tracker.clone(), udp_stop.clone());
+            tokio::spawn(task)
+        });
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -189,8 +214,7 @@ impl Server {
                                 continue;
                             }
                         };
-                        next_conn += 1;
-                        let conn = ConnId(next_conn);
+                        let conn = ConnId(ids.fetch_add(1, Ordering::Relaxed) + 1);
                         debug!(conn = conn.0, %peer, "accepted websocket");
                         tracker.spawn(websocket::open(conn, stream, permit, shared.clone(), ws_config));
                     }
@@ -210,8 +234,7 @@ impl Server {
                                 continue;
                             }
                         };
-                        next_conn += 1;
-                        let conn = ConnId(next_conn);
+                        let conn = ConnId(ids.fetch_add(1, Ordering::Relaxed) + 1);
                         debug!(conn = conn.0, %peer, "accepted");
                         if !open_tcp(conn, stream, permit, &shared, &tracker).await {
                             break;
@@ -233,6 +256,11 @@ impl Server {
         tracker.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
             warn!("some connections did not flush within {SHUTDOWN_GRACE:?}");
+        }
+        // The UDP endpoint outlives the sessions' writers so that their last messages (`shutting_down`) go out.
+        udp_stop.cancel();
+        if let Some(task) = udp_task {
+            let _ = task.await;
         }
         Ok(())
     }

@@ -58,7 +58,12 @@ pub(super) async fn run(
 
 /// Carries out everything the connection has to say, transmits before events. False when the reader must stop:
 /// the connection closed, or the engine is gone.
-async fn carry_out(id: ConnId, conn: &SharedConnection, queue: &mpsc::Sender<Outgoing>, shared: &ConnShared) -> bool {
+pub(super) async fn carry_out(
+    id: ConnId,
+    conn: &SharedConnection,
+    queue: &mpsc::Sender<Outgoing>,
+    shared: &ConnShared,
+) -> bool {
     loop {
         let (transmit, event) = {
             let mut c = lock(conn);

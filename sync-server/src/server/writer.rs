@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
+use super::udp::UdpOut;
 use super::{SharedConnection, lock};
 use crate::history::Reload;
 
@@ -72,6 +73,8 @@ pub(super) async fn run(
 pub(super) enum Transport {
     Tcp(BufWriter<OwnedWriteHalf>),
     Ws(Box<SplitSink<WebSocketStream<TcpStream>, Message>>),
+    /// One KCP message per body, through the UDP endpoint.
+    Udp(UdpOut),
 }
 
 impl Transport {
@@ -80,6 +83,7 @@ impl Transport {
         match self {
             Self::Tcp(w) => write_prefixed(w, body).await,
             Self::Ws(sink) => sink.feed(Message::Binary(body.clone())).await.map_err(std::io::Error::other),
+            Self::Udp(out) => out.send(body.clone()).await,
         }
     }
 
@@ -90,6 +94,7 @@ impl Transport {
             Self::Ws(sink) => {
                 sink.feed(Message::Binary(Bytes::copy_from_slice(body))).await.map_err(std::io::Error::other)
             }
+            Self::Udp(out) => out.send(Bytes::copy_from_slice(body)).await,
         }
     }
 
@@ -97,6 +102,8 @@ impl Transport {
         match self {
             Self::Tcp(w) => w.flush().await,
             Self::Ws(sink) => sink.flush().await.map_err(std::io::Error::other),
+            // The endpoint sends each turn of its loop.
+            Self::Udp(_) => Ok(()),
         }
     }
 
@@ -104,6 +111,10 @@ impl Transport {
         match self {
             Self::Tcp(w) => w.shutdown().await,
             Self::Ws(sink) => sink.close().await.map_err(std::io::Error::other),
+            Self::Udp(out) => {
+                out.close().await;
+                Ok(())
+            }
         }
     }
 }
@@ -128,7 +139,10 @@ impl Writer {
         match item {
             Outgoing::Plain(body) => stall_guard(self.out.send_shared(&body)).await?,
             Outgoing::Message(body) => self.write_message(&body).await?,
-            Outgoing::Reload(reload) => {
+            Outgoing::Reload(mut reload) => {
+                if let Transport::Udp(out) = &self.out {
+                    reload.cap_chunk_bytes(out.reload_chunk_bytes());
+                }
                 for chunk in reload {
                     self.write_message(&chunk).await?;
                 }

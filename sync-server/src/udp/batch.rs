@@ -15,11 +15,12 @@ use super::Transmit;
 pub const BATCH: usize = 64;
 
 /// A UDP socket with the buffers for batched receives and sends.
+///
+/// `nix`'s message headers hold raw pointers (not `Send`), so each call builds its own: a few kilobytes of
+/// allocation per system call of up to [`BATCH`] datagrams.
 pub struct BatchSocket {
     socket: UdpSocket,
     recv_bufs: Vec<Vec<u8>>,
-    recv_headers: MultiHeaders<SockaddrStorage>,
-    send_headers: MultiHeaders<SockaddrStorage>,
 }
 
 impl std::fmt::Debug for BatchSocket {
@@ -35,8 +36,6 @@ impl BatchSocket {
             socket,
             // One byte more than allowed, so that an over-long datagram shows as such.
             recv_bufs: vec![vec![0; max_datagram + 1]; BATCH],
-            recv_headers: MultiHeaders::preallocate(BATCH, None),
-            send_headers: MultiHeaders::preallocate(BATCH, None),
         }
     }
 
@@ -54,12 +53,12 @@ impl BatchSocket {
     /// none is waiting.
     pub fn try_recv(&mut self, mut each: impl FnMut(SocketAddr, &[u8])) -> std::io::Result<usize> {
         let fd = self.socket.as_raw_fd();
-        let headers = &mut self.recv_headers;
         let bufs = &mut self.recv_bufs;
         let mut got: Vec<(Option<SocketAddr>, usize)> = Vec::with_capacity(BATCH);
         let result = self.socket.try_io(Interest::READABLE, || {
+            let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
             let mut slices: Vec<[IoSliceMut<'_>; 1]> = bufs.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
-            let results = recvmmsg(fd, headers, slices.iter_mut(), MsgFlags::MSG_DONTWAIT, None)
+            let results = recvmmsg(fd, &mut headers, slices.iter_mut(), MsgFlags::MSG_DONTWAIT, None)
                 .map_err(std::io::Error::from)?;
             for r in results {
                 got.push((r.address.and_then(|a: SockaddrStorage| to_std(&a)), r.bytes));
@@ -88,12 +87,12 @@ impl BatchSocket {
             let sent = loop {
                 self.socket.writable().await?;
                 let fd = self.socket.as_raw_fd();
-                let headers = &mut self.send_headers;
                 let result = self.socket.try_io(Interest::WRITABLE, || {
                     let slices: Vec<[IoSlice<'_>; 1]> = chunk.iter().map(|t| [IoSlice::new(&t.bytes)]).collect();
                     let addrs: Vec<Option<SockaddrStorage>> =
                         chunk.iter().map(|t| Some(SockaddrStorage::from(t.to))).collect();
-                    let results = sendmmsg(fd, headers, slices.iter(), addrs, [], MsgFlags::MSG_DONTWAIT)
+                    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(chunk.len(), None);
+                    let results = sendmmsg(fd, &mut headers, slices.iter(), addrs, [], MsgFlags::MSG_DONTWAIT)
                         .map_err(std::io::Error::from)?;
                     Ok(results.count())
                 });

@@ -234,6 +234,11 @@ impl Endpoint {
         self.pending
     }
 
+    /// The longest Movan message one KCP message carries.
+    pub fn max_message(&self) -> usize {
+        self.config.kcp.max_message()
+    }
+
     /// What was dropped and refused so far.
     pub fn stats(&self) -> UdpStats {
         self.stats
@@ -393,8 +398,9 @@ impl Endpoint {
             return None;
         }
         let permit = self.limits.admit(peer.ip()).ok()?;
+        // Below 2^31: KCP bindings that type `conv` as a signed 32-bit int (PyPI's `kcp`, many C# ports) take it.
         let conv = loop {
-            let c: u32 = self.rng.r#gen();
+            let c: u32 = self.rng.r#gen::<u32>() >> 1;
             if c != 0 && !self.sessions.contains_key(&c) {
                 break c;
             }
