@@ -48,6 +48,8 @@ pub struct LoadConfig {
     pub server_pid: Option<u32>,
     /// Where sessions are kept between runs, so logins (argon2) do not dominate.
     pub session_cache: Option<PathBuf>,
+    /// TCP or UDP (KCP) to the sync server.
+    pub transport: movan_client::Transport,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -139,7 +141,7 @@ pub async fn run_point(cfg: &LoadConfig, sessions: &[Session], tag: &str, bar: &
     for (i, session) in sessions.iter().enumerate() {
         let mut session = session.clone();
         if let Some(addr) = &cfg.sync {
-            session.sync_addr.clone_from(addr);
+            override_addr(&mut session, addr, cfg.transport);
         }
         let room = format!("{}-{tag}-{}", cfg.prefix, i / cfg.room_size.max(1));
         let bot = Bot { cfg: cfg.clone(), room, live: live.clone(), window: window_rx.clone() };
@@ -295,7 +297,7 @@ impl Bot {
     async fn join(&self, session: &Session, gate: Arc<Semaphore>) -> anyhow::Result<(SyncSender, SyncEvents)> {
         let mut client = {
             let _permit = gate.acquire_owned().await?;
-            tokio::time::timeout(self.cfg.join_timeout, SyncClient::connect_session(session))
+            tokio::time::timeout(self.cfg.join_timeout, SyncClient::connect_session_via(session, self.cfg.transport))
                 .await
                 .context("connecting: timed out")??
         };
@@ -388,4 +390,12 @@ impl Bot {
 fn rand_phase(uid: &str, period: Duration) -> u64 {
     let h = uid.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
     h % u64::try_from(period.as_nanos()).unwrap_or(u64::MAX).max(1)
+}
+
+/// Points `session` at `addr` for `transport` (`--sync`).
+pub fn override_addr(session: &mut movan_client::Session, addr: &str, transport: movan_client::Transport) {
+    match transport {
+        movan_client::Transport::Tcp => session.sync_addr = addr.to_owned(),
+        movan_client::Transport::Udp => session.sync_udp_addr = Some(addr.to_owned()),
+    }
 }

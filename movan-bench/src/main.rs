@@ -34,9 +34,13 @@ struct Args {
     /// Account server base URL.
     #[arg(long, env = "MOVAN_ACCOUNT", default_value = "http://127.0.0.1:2026")]
     account: String,
-    /// Sync server address (host:port); default: the `sync_addr` the login returns.
+    /// Sync server address (host:port); default: the `sync_addr` (or with `--transport udp` the `sync_udp_addr`)
+    /// the login returns.
     #[arg(long, env = "MOVAN_SYNC")]
     sync: Option<String>,
+    /// Transport to the sync server: tcp, or udp (KCP).
+    #[arg(long, value_enum, default_value_t = movan_client::Transport::Tcp)]
+    transport: movan_client::Transport,
     /// Player counts to measure, in order, e.g. `500,1000,2000`.
     #[arg(long, value_delimiter = ',', default_value = "100")]
     players: Vec<usize>,
@@ -133,6 +137,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         join_timeout: secs("join-timeout-secs", args.join_timeout_secs)?,
         server_pid: args.server_pid,
         session_cache: args.session_cache.clone(),
+        transport: args.transport,
     };
     let style = ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} {msg}")?.progress_chars("=> ");
     let bar = ProgressBar::new(0).with_style(style);
@@ -143,9 +148,9 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         Some(s) => {
             let mut s = s.clone();
             if let Some(addr) = &cfg.sync {
-                s.sync_addr.clone_from(addr);
+                load::override_addr(&mut s, addr, cfg.transport);
             }
-            SyncClient::connect_session(&s).await?.encryption() == Encryption::Sealed
+            SyncClient::connect_session_via(&s, cfg.transport).await?.encryption() == Encryption::Sealed
         }
         None => false,
     };

@@ -108,6 +108,16 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_cookie_vector() {
+        // docs/protocol.md §2.2, worked example: secret 07 x 32, 10.0.0.1:5000, nonce 01 x 8, slot 0.
+        let t0 = Instant::now();
+        let peer: SocketAddr = "10.0.0.1:5000".parse().expect("address");
+        let c = jar(t0).mint(peer, &[1; 8], t0);
+        let hex: String = c.mac.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!((c.slot, hex.as_str()), (0, "f3a97e79faa977a904173a268e9d51a1"));
+    }
+
+    #[test]
     fn addresses_are_mapped_to_ipv6() {
         let v4: SocketAddr = "1.2.3.4:258".parse().expect("address");
         let b = address_bytes(v4);
