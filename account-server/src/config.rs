@@ -151,6 +151,7 @@ impl Config {
 
     /// Takes and validates the `[account]`, `[token]` and `[rpc]` sections of an already parsed file.
     pub fn from_file(file: &ConfigFile) -> Result<Self, ConfigError> {
+        file.check_sections(movan_protocol::config::SECTIONS)?;
         let account: AccountConfig = file.section("account")?;
         let token: TokenSection = file.section("token")?;
         let rpc: RpcSection = file.section("rpc")?;
@@ -298,6 +299,17 @@ mod tests {
         assert!(e.contains("account") && e.contains("sync_addr"), "the static sync address is gone: {e}");
         let e = parse("[rpc]\nsecret = \"x\"\n").unwrap_err().to_string();
         assert!(e.contains("rpc") && e.contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn unknown_sections_stop_the_account_server_the_sync_servers_do_not() {
+        let e = parse("[synk]\nlisten_addr = \"127.0.0.1:1\"\n").unwrap_err().to_string();
+        assert!(e.starts_with("movan.toml: synk: unknown section; did you mean [sync]?"), "{e}");
+        let e = parse("[accounts]\n").unwrap_err().to_string();
+        assert!(e.starts_with("movan.toml: accounts: unknown section; did you mean [account]?"), "{e}");
+        let e = parse("http_addr = \"127.0.0.1:1\"\n").unwrap_err().to_string();
+        assert!(e.starts_with("movan.toml: http_addr: a key outside any section"), "{e}");
+        assert_eq!(parse("[sync]\nlisten_addr = \"127.0.0.1:1\"\nanything = 1\n").unwrap(), Config::default());
     }
 
     #[test]

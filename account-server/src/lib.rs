@@ -20,6 +20,7 @@ pub mod config;
 pub mod credentials;
 pub mod error;
 mod extract;
+mod health;
 pub mod limits;
 pub mod nodes;
 pub mod password;
@@ -49,7 +50,7 @@ use tracing::{debug, warn};
 pub use config::{AccountConfig, Config, RpcSection, TokenSection};
 pub use error::ApiError;
 pub use state::{AppState, Clock, StartError};
-pub use store::{Role, SledStore, Store, StoreError};
+pub use store::{OpenError, Role, SledStore, Store, StoreError};
 pub use tls::{TlsConfig, TlsError};
 
 /// How long [`run`] waits for open requests after the shutdown signal before closing anyway: short enough that the
@@ -61,6 +62,7 @@ pub fn app(state: AppState) -> Router {
     let limit = state.max_body_bytes;
     let web = Arc::clone(&state.web);
     let api = routes::router()
+        .merge(health::router(web.demo_dir.is_some()))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit));

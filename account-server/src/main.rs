@@ -57,7 +57,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("account-server: {e:#}");
+            eprintln!("account-server: {}", movan_protocol::config::error_line(e.as_ref()));
             ExitCode::FAILURE
         }
     }
@@ -80,9 +80,7 @@ fn keygen(config: &Path) -> anyhow::Result<()> {
 #[tokio::main(flavor = "current_thread")]
 async fn promote_admin(config: &Path, username: &str) -> anyhow::Result<()> {
     let path = Config::load(config)?.account.db_path;
-    let store = SledStore::open(&path).with_context(|| {
-        format!("{}: cannot open the database; if account-server is running, stop it first", path.display())
-    })?;
+    let store = SledStore::open(&path)?;
     let user = store
         .set_role_by_name(username, Role::Admin)?
         .with_context(|| format!("no user named {username:?} in {}", path.display()))?;

@@ -1,7 +1,6 @@
 //! [`AppState`]: what every request handler shares.
 
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -12,7 +11,7 @@ use crate::credentials::CredentialRules;
 use crate::limits::Limits;
 use crate::nodes::Nodes;
 use crate::password::PasswordHasher;
-use crate::store::{Role, SledStore, Store, StoreError};
+use crate::store::{OpenError, Role, SledStore, Store, StoreError};
 use crate::tokens::{KeyError, TokenIssuer};
 
 /// The current time in seconds since the Unix epoch; replaceable so tests can move time.
@@ -24,14 +23,9 @@ pub enum StartError {
     /// The token key pair cannot be created or loaded.
     #[error(transparent)]
     Keys(#[from] KeyError),
-    /// The database cannot be opened (a missing one is created).
-    #[error("{}: cannot open database: {source}", path.display())]
-    Database {
-        /// `account.db_path`.
-        path: PathBuf,
-        /// sled's failure, e.g. another process holding the lock.
-        source: sled::Error,
-    },
+    /// The database cannot be opened (a missing one is created), e.g. another process holds its lock.
+    #[error(transparent)]
+    Database(#[from] OpenError),
     /// The argon2 parameters are rejected (config validation normally catches this first).
     #[error("account.argon2_*: {0}")]
     Argon2(argon2::Error),
@@ -77,7 +71,7 @@ impl AppState {
     /// Opens the sled database at `account.db_path` and loads the token key pair, creating either if missing.
     pub fn open(config: &Config) -> Result<Self, StartError> {
         let path = &config.account.db_path;
-        let store = SledStore::open(path).map_err(|source| StartError::Database { path: path.clone(), source })?;
+        let store = SledStore::open(path)?;
         Self::new(config, Arc::new(store))
     }
 

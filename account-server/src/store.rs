@@ -7,13 +7,14 @@
 //! - `sessions`: sid → [`Session`], with its session key (the sync servers need it, so it is stored as is);
 //! - `user_sessions`: uid, 0xFF, sid → nothing: the sessions of a user, so a ban can revoke them all;
 //! - `refresh_tokens`: SHA-256 of the refresh token → [`RefreshGrant`] (the token itself is never stored);
-//! - `matches` and `user_matches`: finished games and a per-player index (see [`mod@matches`]).
+//! - `matches` and `user_matches`: finished games and a per-player index (see [`mod@matches`]);
+//! - `meta`: `next_uid` → the next uid to hand out (8 bytes, big-endian), so uids stay small and contiguous.
 
 pub mod matches;
 
 use std::future::Future;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,9 @@ pub const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 /// First uid handed out; smaller numbers stay free for special accounts.
 const UID_OFFSET: u64 = 1000;
+
+/// Key of the uid counter in the `meta` tree.
+const NEXT_UID: &[u8] = b"next_uid";
 
 /// Ends the uid part of index keys; never part of a UTF-8 string, so one uid's keys are never a prefix of another's.
 const KEY_SEP: u8 = 0xFF;
@@ -125,6 +129,9 @@ pub enum StoreError {
     /// The database failed.
     #[error("database: {0}")]
     Db(#[from] sled::Error),
+    /// The uid counter in the `meta` tree is not 8 bytes.
+    #[error("corrupt uid counter in tree `meta`")]
+    BadCounter,
     /// A stored record could not be decoded.
     #[error("corrupt record in tree `{tree}`: {source}")]
     Corrupt {
@@ -199,10 +206,34 @@ pub trait Store: Send + Sync + 'static {
     fn flush(&self) -> FlushFuture<'_>;
 }
 
+/// [`SledStore::open`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// Another process holds the database's lock (sled lets one process at a time open a database).
+    #[error(
+        "{}: the database is in use by another process: another account server is probably running with the same \
+         account.db_path (stop it, or give this one another account.db_path)",
+        path.display()
+    )]
+    Locked {
+        /// The database directory.
+        path: PathBuf,
+    },
+    /// sled cannot open or read the database.
+    #[error("{}: cannot open the database: {error}", path.display())]
+    Db {
+        /// The database directory.
+        path: PathBuf,
+        /// sled's failure (in the message, so not repeated as a source).
+        error: sled::Error,
+    },
+}
+
 /// [`Store`] on a sled database.
 #[derive(Debug, Clone)]
 pub struct SledStore {
     db: sled::Db,
+    meta: sled::Tree,
     users: sled::Tree,
     usernames: sled::Tree,
     sessions: sled::Tree,
@@ -217,26 +248,30 @@ impl SledStore {
     ///
     /// sled releases its lock file a moment after the last handle is dropped (spacejam/sled#1234), so a database
     /// just closed by this or an exiting process may look busy: the lock is retried for up to [`LOCK_WAIT`].
-    pub fn open(path: &Path) -> Result<Self, sled::Error> {
+    pub fn open(path: &Path) -> Result<Self, OpenError> {
         Self::open_waiting(path, LOCK_WAIT)
     }
 
-    fn open_waiting(path: &Path, wait: Duration) -> Result<Self, sled::Error> {
+    fn open_waiting(path: &Path, wait: Duration) -> Result<Self, OpenError> {
         let deadline = Instant::now() + wait;
-        loop {
+        let db = loop {
             match sled::open(path) {
-                Ok(db) => return Self::from_db(db),
+                Ok(db) => break db,
                 Err(e) if is_lock_contention(&e) && Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(20));
                 }
-                Err(e) => return Err(e),
+                Err(e) if is_lock_contention(&e) => return Err(OpenError::Locked { path: path.to_owned() }),
+                Err(error) => return Err(OpenError::Db { path: path.to_owned(), error }),
             }
-        }
+        };
+        Self::from_db(db).map_err(|error| OpenError::Db { path: path.to_owned(), error })
     }
 
-    /// Uses an already opened database, e.g. a temporary one.
+    /// Uses an already opened database, e.g. a temporary one. A database written before the uid counter gets one
+    /// that continues after its largest uid.
     pub fn from_db(db: sled::Db) -> Result<Self, sled::Error> {
-        Ok(Self {
+        let store = Self {
+            meta: db.open_tree("meta")?,
             users: db.open_tree("users")?,
             usernames: db.open_tree("usernames")?,
             sessions: db.open_tree("sessions")?,
@@ -245,7 +280,19 @@ impl SledStore {
             matches: db.open_tree("matches")?,
             user_matches: db.open_tree("user_matches")?,
             db,
-        })
+        };
+        if store.meta.get(NEXT_UID)?.is_none() {
+            let mut next = UID_OFFSET;
+            for entry in store.users.iter() {
+                let (uid, _) = entry?;
+                if let Some(uid) = std::str::from_utf8(&uid).ok().and_then(|uid| uid.parse::<u64>().ok()) {
+                    next = next.max(uid.saturating_add(1));
+                }
+            }
+            // Only if still missing: another handle of the same database may have started the counter meanwhile.
+            let _ = store.meta.compare_and_swap(NEXT_UID, None::<&[u8]>, Some(&next.to_be_bytes()[..]))?;
+        }
+        Ok(store)
     }
 }
 
@@ -254,6 +301,7 @@ enum Abort {
     Taken,
     Banned,
     Corrupt(&'static str, serde_json::Error),
+    BadCounter,
 }
 
 impl From<TransactionError<Abort>> for StoreError {
@@ -262,6 +310,7 @@ impl From<TransactionError<Abort>> for StoreError {
             TransactionError::Abort(Abort::Taken) => Self::UsernameTaken,
             TransactionError::Abort(Abort::Banned) => Self::Banned,
             TransactionError::Abort(Abort::Corrupt(tree, source)) => Self::Corrupt { tree, source },
+            TransactionError::Abort(Abort::BadCounter) => Self::BadCounter,
             TransactionError::Storage(e) => Self::Db(e),
         }
     }
@@ -275,24 +324,31 @@ impl Store for SledStore {
         role: Role,
         created_at: u64,
     ) -> Result<User, StoreError> {
-        // An id lost to a taken username is simply skipped: uids are never reused.
-        let user = User {
-            uid: (self.db.generate_id()? + UID_OFFSET).to_string(),
-            username: username.to_owned(),
-            password_hash: password_hash.to_owned(),
-            created_at,
-            role,
-            banned_at: None,
-        };
+        // The counter moves in the same transaction as the user is written: a taken username uses no uid, so uids
+        // stay contiguous, and none is ever reused.
         let key = username.to_ascii_lowercase();
-        let record = encode(&user);
-        (&self.users, &self.usernames).transaction(|(users, usernames)| {
+        let user = (&self.meta, &self.users, &self.usernames).transaction(|(meta, users, usernames)| {
             if usernames.get(key.as_bytes())?.is_some() {
                 return Err(ConflictableTransactionError::Abort(Abort::Taken));
             }
+            let next = match meta.get(NEXT_UID)? {
+                Some(bytes) => <[u8; 8]>::try_from(bytes.as_ref())
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| ConflictableTransactionError::Abort(Abort::BadCounter))?,
+                None => UID_OFFSET,
+            };
+            meta.insert(NEXT_UID, &(next + 1).to_be_bytes()[..])?;
+            let user = User {
+                uid: next.to_string(),
+                username: username.to_owned(),
+                password_hash: password_hash.to_owned(),
+                created_at,
+                role,
+                banned_at: None,
+            };
             usernames.insert(key.as_bytes(), user.uid.as_bytes())?;
-            users.insert(user.uid.as_bytes(), record.as_slice())?;
-            Ok(())
+            users.insert(user.uid.as_bytes(), encode(&user))?;
+            Ok(user)
         })?;
         Ok(user)
     }
@@ -523,6 +579,34 @@ mod tests {
     }
 
     #[test]
+    fn uids_count_up_from_1000_skip_nothing_and_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let store = SledStore::open(&path).unwrap();
+        let uid = |store: &SledStore, name: &str| store.create_user(name, "h", Role::Player, 1).unwrap().uid;
+        assert_eq!(uid(&store, "a"), "1000");
+        assert!(matches!(store.create_user("A", "h", Role::Player, 1), Err(StoreError::UsernameTaken)));
+        assert_eq!(uid(&store, "b"), "1001", "a taken username uses no uid");
+        drop(store);
+        let store = SledStore::open(&path).unwrap();
+        assert_eq!(uid(&store, "c"), "1002", "a restart continues the count");
+    }
+
+    #[test]
+    fn a_database_without_the_counter_continues_after_its_largest_uid() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let users = db.open_tree("users").unwrap();
+        let old = |uid: &str| {
+            format!(r#"{{"uid":"{uid}","username":"u{uid}","password_hash":"h","created_at":1,"role":"player"}}"#)
+        };
+        for uid in ["1014", "2001003", "999"] {
+            users.insert(uid, old(uid).as_bytes()).unwrap();
+        }
+        let store = SledStore::from_db(db).unwrap();
+        assert_eq!(store.create_user("new", "h", Role::Player, 1).unwrap().uid, "2001004");
+    }
+
+    #[test]
     fn roles_are_set_by_username_ignoring_case() {
         let store = temp_store();
         let a = store.create_user("Alice", "hash", Role::Player, 1).unwrap();
@@ -621,7 +705,8 @@ mod tests {
         let path = dir.path().join("db");
         let held = SledStore::open(&path).unwrap();
         let e = SledStore::open_waiting(&path, Duration::from_millis(50)).unwrap_err();
-        assert!(is_lock_contention(&e), "{e}");
+        assert!(matches!(e, OpenError::Locked { .. }), "{e}");
+        assert!(e.to_string().contains("another account server is probably running with the same account.db_path"));
         let releaser = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(100));
             drop(held);

@@ -105,11 +105,11 @@ fn promote_admin_gives_an_existing_user_the_role() {
     let store = SledStore::open(&db).unwrap();
     assert_eq!(store.user_by_name("alice").unwrap().unwrap().role, Role::Admin);
     assert_eq!(store.user_by_name("bob").unwrap().unwrap().role, Role::Player);
-    // While something holds the database (a running server, here this test), it says to stop it.
+    // While something holds the database (a running server, here this test), it says so.
     let out = account_server(&["promote-admin", "bob", "--config", config]);
     assert!(!out.status.success());
     let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(stderr.contains("stop it first"), "{stderr}");
+    assert!(stderr.contains("another account server is probably running with the same account.db_path"), "{stderr}");
 }
 
 #[cfg(unix)]

@@ -2,16 +2,18 @@
 //!
 //! Each bot logs in, fills a room with its peers, gets ready, and once the game starts sends actions at a fixed
 //! rate (open loop: on schedule, whatever it receives) while a receive loop checks what comes back: frames are
-//! consecutive from 0, each own action appears exactly once, and every member of a room saw the same bytes.
+//! consecutive from 0, each own action appears exactly once, and every member of a room saw the same bytes. What a
+//! bot sends is an [`ActionTemplate`] (`movan-bot --action`).
 
-use std::collections::{BTreeMap, HashMap};
+mod actions;
+
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use tokio::time::{Instant, MissedTickBehavior, sleep_until};
 use tokio_util::sync::CancellationToken;
 
@@ -19,7 +21,11 @@ use crate::account::AccountClient;
 use crate::error::ClientError;
 use crate::game::{FrameLog, FrameLogError, Pushed};
 use crate::sync::{Encryption, SyncClient, SyncEvents, SyncSender, Transport};
-use movan_protocol::server::{Frame, ServerEvent};
+use movan_protocol::EndReason;
+use movan_protocol::server::{Frame, GameOver, ServerEvent};
+
+use actions::ActionTally;
+pub use actions::ActionTemplate;
 
 /// Error messages kept per bot; further errors are only counted.
 const MAX_MESSAGES_PER_BOT: usize = 10;
@@ -41,6 +47,8 @@ pub struct BotConfig {
     pub duration: Duration,
     /// Actions each bot sends per second (0 = none).
     pub actions_per_sec: f64,
+    /// What each action is (`{seq}` and `{bot}` filled in).
+    pub action: ActionTemplate,
     /// Usernames are `{prefix}-{i}`, rooms `{prefix}-room-{i / room_size}`.
     pub prefix: String,
     /// Password of every bot account.
@@ -91,6 +99,7 @@ impl BotConfig {
             room_size: 4,
             duration: Duration::from_secs(10),
             actions_per_sec: 20.0,
+            action: ActionTemplate::default(),
             prefix: "bot".into(),
             password: "movan-bot-pass".into(),
             quick_match: false,
@@ -133,8 +142,18 @@ pub struct Report {
     pub actions_sent: u64,
     /// Own actions found in frames, summed over bots (duplicates included).
     pub actions_seen_own: u64,
-    /// Actions sent that never appeared in a frame.
+    /// Actions sent that never appeared in a frame (not counting [`Report::unconfirmed`] ones).
     pub missing: u64,
+    /// Actions sent after the last frame of a game that the room (or its maximum length) ended before the bot
+    /// stopped sending: they had no frame to land in. Not a failure.
+    #[serde(default)]
+    pub unconfirmed: u64,
+    /// How the bots' games ended: `game_over` reason → bots that saw it (none when a bot left first).
+    #[serde(default)]
+    pub game_overs: BTreeMap<String, u64>,
+    /// The `results` of each room's `game_over`, when the room set some (a custom room's scores, say).
+    #[serde(default)]
+    pub results: BTreeMap<String, serde_json::Value>,
     /// Actions that appeared in more than one frame slot.
     pub duplicated: u64,
     /// Times a bot found a frame missing (it then reloaded to fill the gap).
@@ -201,6 +220,7 @@ async fn run_bots(config: &BotConfig) -> Vec<BotRun> {
 #[derive(Debug, Default)]
 struct BotRun {
     room_id: Option<String>,
+    game_over: Option<GameOver>,
     /// Whether the connection was sealed; `None` until connected.
     encrypted: Option<bool>,
     log: FrameLog,
@@ -312,6 +332,7 @@ async fn receive_while_sending(
     let mut send_task = tokio::spawn(send_actions(
         sender.clone(),
         i,
+        config.action.clone(),
         config.actions_per_sec,
         config.duration,
         stop.clone(),
@@ -334,13 +355,18 @@ async fn receive_while_sending(
                 }
                 Some(ServerEvent::GameOver(over)) => {
                     if !sender_done {
-                        run.error(format!("bot {i}: game over ({}) before the bot finished", over.reason));
+                        if ENDS_OF_PLAY.contains(&over.reason) {
+                            run.tally.ended_early = true;
+                        } else {
+                            run.error(format!("bot {i}: game over ({}) before the bot finished", over.reason));
+                        }
                     }
+                    run.game_over = Some(over);
                     break Ok(());
                 }
                 Some(ServerEvent::Frame(frame)) => {
                     config.progress.frames.fetch_add(1, Ordering::Relaxed);
-                    if let Err(e) = accept_frame(frame, sender, events, run).await {
+                    if let Err(e) = accept_frame(config, frame, sender, events, run).await {
                         break Err(e);
                     }
                 }
@@ -358,6 +384,10 @@ async fn receive_while_sending(
     outcome
 }
 
+/// `game_over` reasons that end a game by its own rules while bots still play: the room's end (a custom room's
+/// winner) and `sync.max_game_secs`.
+const ENDS_OF_PLAY: [EndReason; 2] = [EndReason::EndedByRoom, EndReason::MaxDuration];
+
 fn finish_sending(joined: Result<(u64, Option<ClientError>), tokio::task::JoinError>, run: &mut BotRun) {
     match joined {
         Ok((sent, err)) => {
@@ -370,10 +400,12 @@ fn finish_sending(joined: Result<(u64, Option<ClientError>), tokio::task::JoinEr
     }
 }
 
-/// Sends `{"seq": n, "bot": i}` every `1 / rate` seconds for `duration`; returns how many went out.
+/// Sends `template` (`{"seq": n, "bot": i}` by default) every `1 / rate` seconds for `duration`; returns how many
+/// went out.
 async fn send_actions(
     sender: SyncSender,
     bot: usize,
+    template: ActionTemplate,
     rate: f64,
     duration: Duration,
     stop: CancellationToken,
@@ -392,7 +424,10 @@ async fn send_actions(
         if stop.run_until_cancelled(ticks.tick()).await.is_none() || Instant::now() >= end {
             return (sent, None);
         }
-        let action = serde_json::json!({ "seq": sent, "bot": bot });
+        let action = match serde_json::from_str::<serde_json::Value>(&template.render(sent, bot)) {
+            Ok(action) => action,
+            Err(e) => return (sent, Some(ClientError::Json(e))),
+        };
         if let Err(e) = sender.send_action(&action).await {
             return (sent, Some(e));
         }
@@ -403,6 +438,7 @@ async fn send_actions(
 
 /// Adds a live frame to the log, reloading to fill a gap first.
 async fn accept_frame(
+    config: &BotConfig,
     frame: Frame,
     sender: &SyncSender,
     events: &mut SyncEvents,
@@ -410,7 +446,7 @@ async fn accept_frame(
 ) -> anyhow::Result<()> {
     match run.log.push(frame.clone()) {
         Ok(pushed) => {
-            run.count_own(&frame, pushed, sender.uid());
+            run.count_own(&frame, pushed, sender.uid(), &config.action);
             Ok(())
         }
         Err(FrameLogError::Gap { expected, got }) => {
@@ -420,7 +456,7 @@ async fn accept_frame(
             let reloaded = events.recv_reload(expected, RELOAD_TIMEOUT).await.context("reloading to fill a gap")?;
             for f in reloaded.into_iter().chain([frame]) {
                 let pushed = run.log.push(f.clone()).context("after reload")?;
-                run.count_own(&f, pushed, sender.uid());
+                run.count_own(&f, pushed, sender.uid(), &config.action);
             }
             Ok(())
         }
@@ -432,12 +468,12 @@ async fn accept_frame(
 }
 
 impl BotRun {
-    fn count_own(&mut self, frame: &Frame, pushed: Pushed, uid: &str) {
+    fn count_own(&mut self, frame: &Frame, pushed: Pushed, uid: &str, template: &ActionTemplate) {
         if pushed == Pushed::Duplicate {
             return;
         }
         for action in frame.actions.iter().filter(|a| a.uid == uid) {
-            if let Err(what) = self.tally.record(&action.action_data) {
+            if let Err(what) = self.tally.record(template, &action.action_data) {
                 self.error(format!("frame {}: {what}", frame.frame_count));
             }
         }
@@ -457,47 +493,6 @@ async fn check_reload(sender: &SyncSender, events: &mut SyncEvents, run: &mut Bo
     Ok(())
 }
 
-/// How often each of one bot's actions appeared in frames.
-#[derive(Debug, Default)]
-struct ActionTally {
-    /// Actions sent, numbered `0..sent`.
-    sent: u64,
-    /// Appearances per `seq`.
-    seen: HashMap<u64, u32>,
-}
-
-#[derive(Deserialize)]
-struct BotAction {
-    seq: u64,
-}
-
-impl ActionTally {
-    /// Counts one own action found in a frame; refuses one this bot could not have sent.
-    fn record(&mut self, action_data: &RawValue) -> Result<(), String> {
-        let action: BotAction = serde_json::from_str(action_data.get())
-            .map_err(|e| format!("own action {} is not a bot action: {e}", action_data.get()))?;
-        *self.seen.entry(action.seq).or_default() += 1;
-        Ok(())
-    }
-
-    fn seen_total(&self) -> u64 {
-        self.seen.values().map(|&n| u64::from(n)).sum()
-    }
-
-    fn missing(&self) -> u64 {
-        (0..self.sent).filter(|seq| !self.seen.contains_key(seq)).count() as u64
-    }
-
-    fn duplicated(&self) -> u64 {
-        self.seen.values().filter(|&&n| n > 1).count() as u64
-    }
-
-    /// Seqs seen that were never sent.
-    fn unknown(&self) -> u64 {
-        self.seen.keys().filter(|&&seq| seq >= self.sent).count() as u64
-    }
-}
-
 /// Adds up the bots' results and compares the frames of bots that shared a room.
 fn summarize(bots: usize, runs: Vec<BotRun>) -> Report {
     let mut report = Report { bots, ..Report::default() };
@@ -510,6 +505,13 @@ fn summarize(bots: usize, runs: Vec<BotRun>) -> Report {
         report.actions_sent += run.tally.sent;
         report.actions_seen_own += run.tally.seen_total();
         report.missing += run.tally.missing();
+        report.unconfirmed += run.tally.unconfirmed();
+        if let Some(over) = &run.game_over {
+            *report.game_overs.entry(over.reason.as_str().to_owned()).or_default() += 1;
+            if let Some(results) = &over.results {
+                report.results.entry(over.room_id.clone()).or_insert_with(|| results.clone());
+            }
+        }
         report.duplicated += run.tally.duplicated();
         report.gaps += run.gaps;
         report.desyncs += run.desyncs;
@@ -548,6 +550,7 @@ mod tests {
 
     use super::*;
     use movan_protocol::server::{ActionRef, encode_frame, parse_server_message};
+    use serde_json::value::RawValue;
 
     fn raw(s: &str) -> Box<RawValue> {
         RawValue::from_string(s.to_owned()).unwrap()
@@ -564,19 +567,6 @@ mod tests {
     }
 
     #[test]
-    fn tally_counts_missing_duplicated_and_unknown() {
-        let mut t = ActionTally { sent: 4, ..ActionTally::default() };
-        for seq in [0, 1, 1, 3, 7] {
-            t.record(&raw(&format!(r#"{{"seq":{seq},"bot":0}}"#))).unwrap();
-        }
-        assert!(t.record(&raw(r#"{"move":1}"#)).is_err());
-        assert_eq!(t.seen_total(), 5);
-        assert_eq!(t.missing(), 1, "seq 2");
-        assert_eq!(t.duplicated(), 1, "seq 1");
-        assert_eq!(t.unknown(), 1, "seq 7");
-    }
-
-    #[test]
     fn own_actions_count_once_per_frame_even_when_the_frame_repeats() {
         let mut run = BotRun::default();
         run.tally.sent = 2;
@@ -584,7 +574,7 @@ mod tests {
         let f1 = frame(1, &[("me", r#"{"seq":1,"bot":0}"#)]);
         for f in [f0.clone(), f1, f0] {
             let pushed = run.log.push(f.clone()).unwrap();
-            run.count_own(&f, pushed, "me");
+            run.count_own(&f, pushed, "me", &ActionTemplate::default());
         }
         let report = summarize(1, vec![run]);
         assert_eq!((report.actions_seen_own, report.missing, report.duplicated), (2, 0, 0));
@@ -623,7 +613,8 @@ mod tests {
             frame(1, &[("1001", r#"{"seq":0,"bot":0}"#)]),
             frame(2, &[("1001", r#"{"seq":1,"bot":0}"#)]),
         ];
-        accept_frame(frames[0].clone(), &sender, &mut events, &mut run).await.unwrap();
+        let config = BotConfig::new("http://unused");
+        accept_frame(&config, frames[0].clone(), &sender, &mut events, &mut run).await.unwrap();
         let serve = async {
             let req = server.recv_json().await;
             assert_eq!(req["extra_data"]["data"]["start_frame"], 1);
@@ -631,7 +622,7 @@ mod tests {
             server.send(&movan_protocol::codec::frame_bytes(&encode_reload_chunk(1, 3, true, &raw))).await;
         };
         let (filled, ()) = tokio::join!(
-            tokio::time::timeout(T, accept_frame(frames[2].clone(), &sender, &mut events, &mut run)),
+            tokio::time::timeout(T, accept_frame(&config, frames[2].clone(), &sender, &mut events, &mut run)),
             serve
         );
         filled.unwrap().unwrap();
@@ -640,6 +631,27 @@ mod tests {
         assert_eq!((report.gaps, report.missing, report.duplicated), (1, 0, 0));
         assert_eq!(report.actions_seen_own, 2, "the live copy of frame 2 is not counted again");
         assert!(!report.passed(), "a gap fails the run even when filled");
+    }
+
+    #[test]
+    fn a_game_the_room_ended_reports_its_reason_and_results_and_forgives_the_tail() {
+        let over = |room: &str| GameOver {
+            room_id: room.into(),
+            reason: EndReason::EndedByRoom,
+            frame_count: 2,
+            results: Some(serde_json::json!({"winner": "me"})),
+        };
+        let mut run = BotRun { room_id: Some("r".into()), game_over: Some(over("r")), ..BotRun::default() };
+        run.tally.sent = 3;
+        run.tally.ended_early = true;
+        let f0 = frame(0, &[("me", r#"{"seq":0,"bot":0}"#)]);
+        let pushed = run.log.push(f0.clone()).unwrap();
+        run.count_own(&f0, pushed, "me", &ActionTemplate::default());
+        let report = summarize(1, vec![run]);
+        assert_eq!((report.missing, report.unconfirmed), (0, 2));
+        assert_eq!(report.game_overs, BTreeMap::from([("ended_by_room".to_owned(), 1)]));
+        assert_eq!(report.results["r"], serde_json::json!({"winner": "me"}));
+        assert!(report.passed());
     }
 
     #[test]

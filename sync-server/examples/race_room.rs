@@ -5,12 +5,15 @@
 //! - After each frame the points are added up; the first player to reach 10 wins and the game ends with
 //!   `game_over` reason `ended_by_room` and results `{"winner": uid, "scores": {uid: points}}`.
 //!
-//! Run it in place of the stock server: `cargo run -p sync-server --example race_room -- --config config/config.toml`
+//! Run it in place of the stock server: `cargo run -p sync-server --example race_room -- --config config/config.toml`,
+//! then play it with four bots (the room starts only when full, and `sync.max_players` is 4):
+//! `cargo run --release -p movan-client --bin movan-bot -- --bots 4 --room-size 4 --action '{"points": 1}'`.
+//! Its start-up log says `rooms=race_room::PointsRace`.
 
 use std::collections::BTreeMap;
 
 use serde_json::value::RawValue;
-use sync_server::{ActionVerdict, FrameOutcome, OrderedAction, Room, RoomInfo};
+use sync_server::{ActionVerdict, FrameOutcome, OrderedAction, Room, RoomInfo, rooms_of};
 
 const TARGET: u64 = 10;
 
@@ -53,6 +56,7 @@ impl Room for PointsRace {
     }
 }
 
-fn main() -> anyhow::Result<()> {
-    sync_server::cli::main_with_rooms(|_room_id: &str| -> Box<dyn Room> { Box::new(PointsRace::default()) })
+fn main() -> std::process::ExitCode {
+    // The stock command line, config and protocol, with these rules in every room.
+    sync_server::cli::main_with_rooms(rooms_of::<PointsRace>())
 }

@@ -1,7 +1,7 @@
 //! The `sync-server` command line, reusable by game binaries that bring their own [`RoomFactory`]:
 //!
 //! ```no_run
-//! fn main() -> anyhow::Result<()> {
+//! fn main() -> std::process::ExitCode {
 //!     sync_server::cli::main_with_rooms(sync_server::room::default_rooms())
 //! }
 //! ```
@@ -9,6 +9,7 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
@@ -42,20 +43,30 @@ pub struct Args {
 ///
 /// Prints `sync-server listening on <addr>` on stdout once it accepts connections (after
 /// `sync-server websocket listening on ws://<addr>/ws` when `sync.ws_addr` is set, and
-/// `sync-server udp listening on <addr>` when `sync.udp_addr` is set).
-pub fn main_with_rooms(factory: impl RoomFactory) -> anyhow::Result<()> {
+/// `sync-server udp listening on <addr>` when `sync.udp_addr` is set). A failure to start (a bad config file, a busy
+/// port) is one line on stderr, `sync-server: <file>: <section.key>: <reason>` for the config, and exit status 1.
+pub fn main_with_rooms(factory: impl RoomFactory) -> ExitCode {
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
-    runtime.block_on(serve(args, factory))
+    let result = tokio::runtime::Runtime::new()
+        .context("cannot start the tokio runtime")
+        .and_then(|runtime| runtime.block_on(serve(args, factory)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sync-server: {}", movan_protocol::config::error_line(e.as_ref()));
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn serve(args: Args, factory: impl RoomFactory) -> anyhow::Result<()> {
     let mut config = Config::load(&args.config)?;
+    let rooms = factory.name();
     if let Some(addr) = args.listen {
         config.sync.listen_addr = addr;
     }
@@ -110,7 +121,13 @@ async fn serve(args: Args, factory: impl RoomFactory) -> anyhow::Result<()> {
         Some(_) => config.sync.public_udp_addr.clone(),
         None => String::new(),
     };
-    tracing::info!(%addr, config = %args.config.display(), tick_ms = config.sync.tick_interval_ms, "sync server started");
+    tracing::info!(
+        %addr,
+        config = %args.config.display(),
+        tick_ms = config.sync.tick_interval_ms,
+        %rooms,
+        "sync server started"
+    );
     let (reports, reports_rx) = tokio::sync::mpsc::channel(1024);
     let server = Server::new(config.clone(), verifier).with_rooms(factory).with_match_reports(reports);
     let link = start_link(&config, addr, (&ws_url, &udp_public), server.control(), reports_rx)?;

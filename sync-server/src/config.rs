@@ -207,6 +207,7 @@ impl Config {
 
     /// Takes and validates the sections of an already parsed file.
     pub fn from_file(file: &ConfigFile) -> Result<Self, ConfigError> {
+        file.check_sections(movan_protocol::config::SECTIONS)?;
         let sync: SyncConfig = file.section("sync")?;
         let token: TokenSection = file.section("token")?;
         let rpc: RpcSection = file.section("rpc")?;
@@ -411,5 +412,17 @@ mod tests {
         assert_eq!(e, "movan.toml: token.audience: must not be empty");
         let e = parse("[token]\npublic_key_pth = \"k.pem\"\n").unwrap_err().to_string();
         assert!(e.contains("public_key_pth"), "a typo in [token] is refused: {e}");
+    }
+
+    #[test]
+    fn unknown_sections_stop_the_sync_server_the_account_servers_do_not() {
+        let e = parse("[synk]\nmax_rooms = 3\n").unwrap_err().to_string();
+        assert!(e.starts_with("movan.toml: synk: unknown section; did you mean [sync]?"), "{e}");
+        let e = parse("[token]\n[tokens]\n").unwrap_err().to_string();
+        assert!(e.starts_with("movan.toml: tokens: unknown section; did you mean [token]?"), "{e}");
+        parse("[account]\nhttp_addr = \"127.0.0.1:1\"\n[token]\nprivate_key_path = \"k\"\nrefresh_ttl_secs = 5\n")
+            .expect("the account server's section and [token] keys are fine");
+        let e = parse("[token]\nissuar = \"x\"\n").unwrap_err().to_string();
+        assert!(e.starts_with("movan.toml: token") && e.contains("issuar"), "{e}");
     }
 }

@@ -146,7 +146,10 @@ impl CloseReason {
             )),
             Self::FrameTooLarge { len, max } => Some(ProtocolError::new(
                 ErrorCode::FrameTooLarge,
-                format!("frame of {len} bytes exceeds the maximum of {max} bytes (sync.max_frame_bytes)"),
+                format!(
+                    "frame of {len} bytes exceeds the maximum of {max} bytes (sync.max_frame_bytes){}",
+                    text_prefix_hint(*len)
+                ),
             )),
             Self::Replaced => Some(ProtocolError::new(
                 ErrorCode::Replaced,
@@ -182,6 +185,21 @@ impl std::fmt::Display for CloseReason {
             None => f.write_str(self.as_str()),
         }
     }
+}
+
+/// When the length prefix of a too-large frame reads as ASCII text (someone typed `hello` at the TCP port, or sent
+/// HTTP to it), says so: the client skipped the 4-byte length prefix.
+fn text_prefix_hint(len: u64) -> String {
+    let Ok(prefix) = u32::try_from(len) else { return String::new() };
+    let bytes = prefix.to_be_bytes();
+    if !bytes.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+        return String::new();
+    }
+    let text: String = bytes.iter().map(|&b| char::from(b)).collect();
+    format!(
+        "; its length prefix {text:?} looks like text, not a 4-byte big-endian length: each frame is the JSON body's \
+         length in 4 bytes, then the body (docs/protocol.md §2)"
+    )
 }
 
 /// One client connection's protocol state. See the module docs.

@@ -24,5 +24,7 @@ pub mod server;
 pub mod udp;
 
 pub use engine::{ConnId, Engine, EngineConfig, Output};
-pub use room::{ActionVerdict, DefaultRoom, FrameOutcome, MemberInfo, OrderedAction, Room, RoomFactory, RoomInfo};
+pub use room::{
+    ActionVerdict, DefaultRoom, FrameOutcome, MemberInfo, OrderedAction, Room, RoomFactory, RoomInfo, RoomsOf, rooms_of,
+};
 pub use server::Server;

@@ -119,6 +119,12 @@ pub trait Room: Send + 'static {
 pub trait RoomFactory: Send + 'static {
     /// A fresh room named `room_id`.
     fn create(&self, room_id: &str) -> Box<dyn Room>;
+
+    /// What the start-up log calls these rules (`rooms=...`). Default: the factory's type name; for a closure that
+    /// is the path of the function defining it, e.g. `race_room::main::{{closure}}`. [`rooms_of`] names the room type.
+    fn name(&self) -> String {
+        std::any::type_name::<Self>().to_owned()
+    }
 }
 
 impl<F> RoomFactory for F
@@ -130,6 +136,30 @@ where
     }
 }
 
+/// A factory of `R::default()` rooms, named after `R` (see [`rooms_of`]).
+pub struct RoomsOf<R>(std::marker::PhantomData<fn() -> R>);
+
+impl<R> std::fmt::Debug for RoomsOf<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RoomsOf<{}>", std::any::type_name::<R>())
+    }
+}
+
+impl<R: Room + Default> RoomFactory for RoomsOf<R> {
+    fn create(&self, _room_id: &str) -> Box<dyn Room> {
+        Box::new(R::default())
+    }
+
+    fn name(&self) -> String {
+        std::any::type_name::<R>().to_owned()
+    }
+}
+
+/// A factory giving every room a fresh `R::default()`; the start-up log names `R` (e.g. `race_room::PointsRace`).
+pub fn rooms_of<R: Room + Default>() -> RoomsOf<R> {
+    RoomsOf(std::marker::PhantomData)
+}
+
 /// The stock rules described in the module docs.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct DefaultRoom;
@@ -138,5 +168,23 @@ impl Room for DefaultRoom {}
 
 /// A factory of [`DefaultRoom`]s.
 pub fn default_rooms() -> impl RoomFactory {
-    |_: &str| -> Box<dyn Room> { Box::new(DefaultRoom) }
+    rooms_of::<DefaultRoom>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Custom;
+    impl Room for Custom {}
+
+    #[test]
+    fn factories_are_named_after_their_rooms_or_their_closure() {
+        assert_eq!(default_rooms().name(), "sync_server::room::DefaultRoom");
+        assert_eq!(rooms_of::<Custom>().name(), "sync_server::room::tests::Custom");
+        let closure = |_: &str| -> Box<dyn Room> { Box::new(Custom) };
+        let name = closure.name();
+        assert!(name.starts_with("sync_server::room::tests::factories_are_named"), "{name}");
+    }
 }

@@ -255,6 +255,21 @@ pub fn binary(name: &str) -> PathBuf {
     dir.join(name)
 }
 
+/// Path of a built example of the sync-server crate (`cargo build -p sync-server --example NAME`, run once per
+/// name here unless `MOVAN_BIN_DIR` is set, whose `examples/` it then uses).
+pub fn example(name: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os("MOVAN_BIN_DIR") {
+        return PathBuf::from(dir).join("examples").join(name);
+    }
+    let status = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--quiet", "-p", "sync-server", "--example", name])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("running cargo build for an example");
+    assert!(status.success(), "cargo build of example {name} failed");
+    binary("account-server").with_file_name("examples").join(name)
+}
+
 impl Cluster {
     /// The account server's process id, while it runs.
     pub fn account_pid(&self) -> Option<u32> {

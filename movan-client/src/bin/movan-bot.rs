@@ -2,11 +2,12 @@
 //!
 //! Exit status: 0 when every check held, 1 when a check failed or a bot errored, 2 on bad arguments.
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use movan_client::bot::{self, BotConfig, Report};
+use movan_client::bot::{self, ActionTemplate, BotConfig, Report};
 use tracing_subscriber::EnvFilter;
 
 /// Play games with bots and check lockstep delivery: frames consecutive from 0, every own action exactly once,
@@ -33,6 +34,11 @@ struct Args {
     /// Actions each bot sends per second, on schedule whatever it receives (0 = none).
     #[arg(long, default_value_t = 20.0)]
     actions_per_sec: f64,
+    /// What each action is: JSON, where `{seq}` becomes the action's number (0, 1, ... per bot) and `{bot}` the
+    /// bot's index. With `{seq}` as a number in it, every action is checked to arrive exactly once; without (e.g.
+    /// '{"points": 1}' for examples/race_room.rs), own actions are only counted.
+    #[arg(long, value_name = "JSON", default_value = ActionTemplate::DEFAULT)]
+    action: String,
     /// Prefix of usernames (`{prefix}-{i}`) and room ids.
     #[arg(long, default_value = "bot")]
     prefix: String,
@@ -72,6 +78,7 @@ async fn main() -> ExitCode {
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
 
@@ -155,6 +162,7 @@ fn to_config(args: &Args) -> Result<BotConfig, String> {
         room_size: args.room_size,
         duration: secs("duration-secs", args.duration_secs)?,
         actions_per_sec: args.actions_per_sec,
+        action: ActionTemplate::parse(&args.action)?,
         prefix: args.prefix.clone(),
         password: args.password.clone(),
         quick_match: args.quick_match,
@@ -188,6 +196,18 @@ fn human_summary(config: &BotConfig, r: &Report) -> String {
         r.errors,
         if r.encrypted { "yes (chacha20poly1305)" } else { "no" },
     );
+    if r.unconfirmed > 0 {
+        out.push_str(&format!(
+            "unconfirmed {} (sent after the last frame of a game that ended while bots played)\n",
+            r.unconfirmed
+        ));
+    }
+    for (reason, bots) in &r.game_overs {
+        out.push_str(&format!("game over: {reason} ({bots} bots)\n"));
+    }
+    for (room, results) in &r.results {
+        out.push_str(&format!("results of {room}: {results}\n"));
+    }
     for message in &r.error_messages {
         out.push_str(&format!("  error: {message}\n"));
     }

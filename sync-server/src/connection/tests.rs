@@ -384,6 +384,16 @@ fn a_frame_over_the_maximum_closes_with_frame_too_large() {
     let reason = h.closed();
     assert_eq!(reason, CloseReason::FrameTooLarge { len: 1 << 30, max: 1024 });
     assert_eq!(reason.error().unwrap().code, ErrorCode::FrameTooLarge);
+    assert!(!reason.error().unwrap().message.contains("looks like text"), "0x40000000 is not text");
+    // `hello` typed at the port: the prefix is "hell".
+    let mut h = Harness::plain();
+    h.conn.handle_too_large(u64::from(u32::from_be_bytes(*b"hell")), h.at(0));
+    let message = h.closed().error().unwrap().message;
+    assert!(message.starts_with("frame of 1751477356 bytes exceeds the maximum of 1024 bytes"), "{message}");
+    assert!(
+        message.contains("its length prefix \"hell\" looks like text, not a 4-byte big-endian length"),
+        "{message}"
+    );
     // A transport that does not bound its messages is checked too; exactly the maximum passes.
     let mut h = Harness::plain();
     h.hello(0);
