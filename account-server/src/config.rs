@@ -229,7 +229,7 @@ fn first_violation(a: &AccountConfig) -> Option<(&'static str, String)> {
     if let Some((key, _, why)) = checks.into_iter().find(|(_, ok, _)| !ok) {
         return Some((key, why.to_owned()));
     }
-    if let Some(bad) = a.cors_origins.iter().find(|o| !crate::web::valid_origin(o)) {
+    if let Some(bad) = a.cors_origins.iter().find(|o| !valid_origin(o)) {
         return Some((
             "account.cors_origins",
             format!("{bad:?} is not \"*\" or an origin like \"https://game.example\""),
@@ -251,6 +251,17 @@ pub(crate) fn is_host_port(s: &str) -> bool {
     })
 }
 
+/// Checks one `account.cors_origins` entry: `*`, or `http(s)://host[:port]` with nothing after.
+pub fn valid_origin(origin: &str) -> bool {
+    if origin == "*" {
+        return true;
+    }
+    let Some(rest) = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) else {
+        return false;
+    };
+    !rest.is_empty() && !rest.contains('/') && axum::http::HeaderValue::from_str(origin).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -259,6 +270,16 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::from_file(&ConfigFile::parse(Path::new("movan.toml"), text)?)
+    }
+
+    #[test]
+    fn origins_are_checked() {
+        for ok in ["*", "http://localhost:8080", "https://game.example"] {
+            assert!(valid_origin(ok), "{ok}");
+        }
+        for bad in ["", "localhost", "http://", "https://a.example/", "ftp://x", "http://a\nb"] {
+            assert!(!valid_origin(bad), "{bad:?}");
+        }
     }
 
     #[test]

@@ -33,8 +33,9 @@ pub struct NodeStatus {
     pub assigned: u64,
 }
 
-/// Identifies one RPC connection, e.g. a counter incremented per accepted connection.
-pub type ConnId = u64;
+/// Identifies one RPC peer (a sync node's connection), e.g. a counter incremented per accepted RPC connection; not a
+/// player connection.
+pub type PeerId = u64;
 
 /// The registered sync nodes, keyed by node id. Each entry remembers the connection it was registered on, so that
 /// a connection closing late cannot remove the entry of the node's newer connection. `L` is how a node is reached.
@@ -46,7 +47,7 @@ pub struct NodeRegistry<L> {
 #[derive(Debug)]
 struct Entry<L> {
     status: NodeStatus,
-    conn: ConnId,
+    peer_id: PeerId,
     notifier: L,
 }
 
@@ -68,17 +69,17 @@ impl<L> Default for NodeRegistry<L> {
 }
 
 impl<L: Clone> NodeRegistry<L> {
-    /// Adds a node registered on connection `conn`, or replaces its entry (a node registering again after a
+    /// Adds a node registered on connection `peer_id`, or replaces its entry (a node registering again after a
     /// reconnect); returns whether it replaced one. The load starts at zero until the next heartbeat.
-    pub fn register(&mut self, info: NodeInfo, conn: ConnId, notifier: L) -> bool {
+    pub fn register(&mut self, info: NodeInfo, peer_id: PeerId, notifier: L) -> bool {
         let status = NodeStatus { info, load: NodeLoad::default(), assigned: 0 };
-        self.nodes.insert(status.info.node_id.clone(), Entry { status, conn, notifier }).is_some()
+        self.nodes.insert(status.info.node_id.clone(), Entry { status, peer_id, notifier }).is_some()
     }
 
-    /// Records the load of `node_id` if it is registered on `conn`; returns whether it did.
-    pub fn update_load(&mut self, node_id: &str, conn: ConnId, load: NodeLoad) -> bool {
+    /// Records the load of `node_id` if it is registered on `peer_id`; returns whether it did.
+    pub fn update_load(&mut self, node_id: &str, peer_id: PeerId, load: NodeLoad) -> bool {
         match self.nodes.get_mut(node_id) {
-            Some(entry) if entry.conn == conn => {
+            Some(entry) if entry.peer_id == peer_id => {
                 entry.status.load = load;
                 entry.status.assigned = 0;
                 true
@@ -87,9 +88,9 @@ impl<L: Clone> NodeRegistry<L> {
         }
     }
 
-    /// Removes `node_id` if it is registered on `conn`; returns whether it did.
-    pub fn remove(&mut self, node_id: &str, conn: ConnId) -> bool {
-        if self.nodes.get(node_id).is_some_and(|entry| entry.conn == conn) {
+    /// Removes `node_id` if it is registered on `peer_id`; returns whether it did.
+    pub fn remove(&mut self, node_id: &str, peer_id: PeerId) -> bool {
+        if self.nodes.get(node_id).is_some_and(|entry| entry.peer_id == peer_id) {
             self.nodes.remove(node_id);
             return true;
         }
@@ -129,8 +130,8 @@ impl<L: Clone> NodeRegistry<L> {
     }
 
     /// The connection and notifier of every registered node.
-    pub fn notifiers(&self) -> Vec<(ConnId, L)> {
-        self.nodes.values().map(|e| (e.conn, e.notifier.clone())).collect()
+    pub fn notifiers(&self) -> Vec<(PeerId, L)> {
+        self.nodes.values().map(|e| (e.peer_id, e.notifier.clone())).collect()
     }
 
     /// Whether no node is registered.
@@ -217,12 +218,12 @@ impl Nodes {
 
     /// See [`NodeRegistry::register`]. The node is then sent the bans of the last `ban_ttl_secs` (as of `now`),
     /// oldest first, in case it missed them while it was away.
-    pub fn register(&self, info: NodeInfo, conn: ConnId, notifier: Arc<dyn Notifier>, now: u64) {
+    pub fn register(&self, info: NodeInfo, peer_id: PeerId, notifier: Arc<dyn Notifier>, now: u64) {
         let node_id = info.node_id.clone();
         let replay: Vec<Notice> = {
             let mut shared = self.lock();
             shared.prune(now, self.ban_ttl_secs);
-            shared.registry.register(info, conn, Arc::clone(&notifier));
+            shared.registry.register(info, peer_id, Arc::clone(&notifier));
             shared.bans.iter().map(|(_, notice)| notice.clone()).collect()
         };
         for notice in &replay {
@@ -237,13 +238,13 @@ impl Nodes {
     }
 
     /// See [`NodeRegistry::update_load`].
-    pub fn update_load(&self, node_id: &str, conn: ConnId, load: NodeLoad) -> bool {
-        self.lock().registry.update_load(node_id, conn, load)
+    pub fn update_load(&self, node_id: &str, peer_id: PeerId, load: NodeLoad) -> bool {
+        self.lock().registry.update_load(node_id, peer_id, load)
     }
 
     /// See [`NodeRegistry::remove`].
-    pub fn remove(&self, node_id: &str, conn: ConnId) -> bool {
-        self.lock().registry.remove(node_id, conn)
+    pub fn remove(&self, node_id: &str, peer_id: PeerId) -> bool {
+        self.lock().registry.remove(node_id, peer_id)
     }
 
     /// See [`NodeRegistry::assign`].
@@ -275,9 +276,9 @@ impl Nodes {
             }
             shared.registry.notifiers()
         };
-        for (conn, notifier) in notifiers {
+        for (peer_id, notifier) in notifiers {
             if let Err(e) = notifier.notify(notice) {
-                warn!(conn, method = notice.method(), error = %e, "cannot notify a node");
+                warn!(peer_id, method = notice.method(), error = %e, "cannot notify a node");
             }
         }
     }

@@ -32,7 +32,7 @@ use movan_rpc::{HandlerError, Handlers, Peer};
 use tracing::{debug, info, warn};
 
 use crate::config::{RpcSection, is_host_port};
-use crate::nodes::{ConnId, NodeInfo, Notice, Notifier};
+use crate::nodes::{NodeInfo, Notice, Notifier, PeerId};
 use crate::secret::RpcSecret;
 use crate::state::AppState;
 use crate::store::{MatchRecord, StoreError};
@@ -118,11 +118,11 @@ impl ReportError {
     }
 }
 
-/// `register_node` from connection `conn` of node `authenticated` (its handshake node id), told notices through
+/// `register_node` from connection `peer_id` of node `authenticated` (its handshake node id), told notices through
 /// `notifier`.
 pub fn register_node(
     state: &AppState,
-    conn: ConnId,
+    peer_id: PeerId,
     authenticated: &str,
     notifier: Arc<dyn Notifier>,
     info: NodeInfo,
@@ -133,26 +133,26 @@ pub fn register_node(
     if !is_host_port(&info.public_addr) {
         return Err(RegisterError::BadAddress(info.public_addr));
     }
-    info!(node = %info.node_id, conn, public_addr = %info.public_addr, capacity = info.capacity, "sync node registered");
-    state.nodes.register(info, conn, notifier, state.now());
+    info!(node = %info.node_id, peer_id, public_addr = %info.public_addr, capacity = info.capacity, "sync node registered");
+    state.nodes.register(info, peer_id, notifier, state.now());
     Ok(Registered { accepted: true })
 }
 
-/// A heartbeat from connection `conn` of `node_id`; a [`NodeLoad`] payload updates the node's load.
-pub fn heartbeat(state: &AppState, node_id: &str, conn: ConnId, payload: Option<serde_json::Value>) {
+/// A heartbeat from connection `peer_id` of `node_id`; a [`NodeLoad`] payload updates the node's load.
+pub fn heartbeat(state: &AppState, node_id: &str, peer_id: PeerId, payload: Option<serde_json::Value>) {
     let Some(payload) = payload else { return };
     match serde_json::from_value::<NodeLoad>(payload) {
         Ok(load) => {
-            state.nodes.update_load(node_id, conn, load);
+            state.nodes.update_load(node_id, peer_id, load);
         }
         Err(e) => warn!(node = %node_id, error = %e, "heartbeat payload is not {{\"players\", \"rooms\"}}"),
     }
 }
 
-/// Connection `conn` of `node_id` closed: the node takes no more players, unless it registered again meanwhile.
-pub fn disconnected(state: &AppState, node_id: &str, conn: ConnId) {
-    if state.nodes.remove(node_id, conn) {
-        info!(node = %node_id, conn, "sync node gone");
+/// Connection `peer_id` of `node_id` closed: the node takes no more players, unless it registered again meanwhile.
+pub fn disconnected(state: &AppState, node_id: &str, peer_id: PeerId) {
+    if state.nodes.remove(node_id, peer_id) {
+        info!(node = %node_id, peer_id, "sync node gone");
     }
 }
 
@@ -223,8 +223,8 @@ pub fn handlers(state: AppState) -> Handlers {
         .method(REGISTER_NODE, move |peer: Peer, info: NodeInfo| {
             let state = on_register.clone();
             async move {
-                let (conn, node_id) = (peer.id(), peer.node_id().to_owned());
-                register_node(&state, conn, &node_id, Arc::new(PeerNotifier(peer)), info)
+                let (peer_id, node_id) = (peer.id(), peer.node_id().to_owned());
+                register_node(&state, peer_id, &node_id, Arc::new(PeerNotifier(peer)), info)
                     .map_err(|e| HandlerError::with_code(e.code(), e))
             }
         })

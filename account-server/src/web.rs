@@ -66,17 +66,6 @@ impl WebConfig {
     }
 }
 
-/// Checks one `account.cors_origins` entry: `*`, or `http(s)://host[:port]` with nothing after.
-pub fn valid_origin(origin: &str) -> bool {
-    if origin == "*" {
-        return true;
-    }
-    let Some(rest) = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) else {
-        return false;
-    };
-    !rest.is_empty() && !rest.contains('/') && HeaderValue::from_str(origin).is_ok()
-}
-
 /// Adds `/demo/` and `/js/` (with a redirect from the path without the slash, so relative URLs in the page work).
 pub fn with_static_files<S: Clone + Send + Sync + 'static>(mut router: Router<S>, web: &WebConfig) -> Router<S> {
     for (prefix, dir) in [("/demo", &web.demo_dir), ("/js", &web.js_dir)] {
@@ -93,16 +82,6 @@ pub fn with_static_files<S: Clone + Send + Sync + 'static>(mut router: Router<S>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn origins_are_checked() {
-        for ok in ["*", "http://localhost:8080", "https://game.example"] {
-            assert!(valid_origin(ok), "{ok}");
-        }
-        for bad in ["", "localhost", "http://", "https://a.example/", "ftp://x", "http://a\nb"] {
-            assert!(!valid_origin(bad), "{bad:?}");
-        }
-    }
 
     #[test]
     fn missing_directories_are_not_served() {

@@ -29,7 +29,12 @@ fn assert_unknown(result: Result<(String, u64), SessionKeyError>) {
 
 #[tokio::test]
 async fn the_sync_server_gets_the_key_the_client_got_until_logout() {
-    let (app, state, _, _dir) = fresh_with(|_| {});
+    // A frozen clock: the expiry below is exact, however long the argon2 logins take.
+    let frozen = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let dir = tempfile::tempdir().unwrap();
+    let state = AppState::open(&config(dir.path())).unwrap().with_clock(move || frozen);
+    add_node(&state, "sync-1", 1, "127.0.0.1:2025");
+    let app = app(state.clone());
     register(&app, "alice", "correct horse").await;
     register(&app, "bob", "correct horse").await;
     let tokens = login(&app, "alice", "correct horse").await.body;

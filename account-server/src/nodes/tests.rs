@@ -20,9 +20,9 @@ fn load(players: u64, rooms: u64) -> NodeLoad {
 
 fn registry(nodes: &[(&str, u64, NodeLoad)]) -> NodeRegistry<()> {
     let mut r = NodeRegistry::default();
-    for (conn, (id, capacity, l)) in nodes.iter().enumerate() {
-        r.register(info(id, *capacity), conn as ConnId, ());
-        assert!(r.update_load(id, conn as ConnId, *l));
+    for (peer_id, (id, capacity, l)) in nodes.iter().enumerate() {
+        r.register(info(id, *capacity), peer_id as PeerId, ());
+        assert!(r.update_load(id, peer_id as PeerId, *l));
     }
     r
 }

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use account_server::nodes::{ConnId, NodeInfo, Notice, Notifier};
+use account_server::nodes::{NodeInfo, Notice, Notifier, PeerId};
 use account_server::rpc;
 use account_server::{AccountConfig, AppState, Config, RpcSection, TokenSection, app};
 use axum::Router;
@@ -52,8 +52,8 @@ impl FakeNode {
     }
 }
 
-/// Registers a fake node `node_id` (connection `conn`) with room for 100 players at `addr`.
-pub fn add_node(state: &AppState, node_id: &str, conn: ConnId, addr: &str) -> Arc<FakeNode> {
+/// Registers a fake node `node_id` (connection `peer_id`) with room for 100 players at `addr`.
+pub fn add_node(state: &AppState, node_id: &str, peer_id: PeerId, addr: &str) -> Arc<FakeNode> {
     let node = Arc::new(FakeNode::default());
     let info = NodeInfo {
         node_id: node_id.into(),
@@ -62,7 +62,7 @@ pub fn add_node(state: &AppState, node_id: &str, conn: ConnId, addr: &str) -> Ar
         ws_url: String::new(),
         udp_addr: String::new(),
     };
-    rpc::register_node(state, conn, node_id, node.clone(), info).unwrap();
+    rpc::register_node(state, peer_id, node_id, node.clone(), info).unwrap();
     node
 }
 
