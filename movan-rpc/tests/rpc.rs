@@ -138,11 +138,13 @@ async fn each_failure_has_its_own_code() {
 #[tokio::test]
 async fn calls_over_the_in_flight_limit_are_refused_at_once() {
     let gate = Arc::new(Semaphore::new(0));
+    let (started_tx, mut started) = mpsc::unbounded_channel();
     let handlers = Handlers::new().method("wait", {
         let gate = gate.clone();
         move |_peer, ()| {
-            let gate = gate.clone();
+            let (gate, started_tx) = (gate.clone(), started_tx.clone());
             async move {
+                let _ = started_tx.send(());
                 let _permit = gate.acquire().await.unwrap();
                 Ok::<_, HandlerError>("done")
             }
@@ -160,8 +162,10 @@ async fn calls_over_the_in_flight_limit_are_refused_at_once() {
         let client = client.clone();
         async move { client.call::<_, String>("wait", &()).await }
     });
-    // Calls on one connection are sent in order, so the third arrives after the first two.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Both handlers run (and hold the server's two in-flight slots) before the third call is made.
+    for _ in 0..2 {
+        soon("a call reached its handler", started.recv()).await.unwrap();
+    }
     let third = client.call::<_, String>("wait", &()).await.unwrap_err();
     assert!(matches!(third, CallError::Overloaded(_)), "{third:?}");
     assert_eq!(third.code(), "overloaded");
