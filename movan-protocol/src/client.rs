@@ -109,10 +109,41 @@ struct ReloadData {
     start_frame: u64,
 }
 
-/// Parses one frame body sent by a client.
+/// Parses one frame body sent by a client. An error names the request's `proto` whenever the body is JSON with a
+/// string at `extra_data.proto`, however malformed the rest is.
 pub fn parse_client_message(body: &[u8]) -> Result<ClientMessage, ProtocolError> {
     let text = std::str::from_utf8(body)
         .map_err(|e| ProtocolError::new(ErrorCode::BadJson, format!("body is not UTF-8: {e}")))?;
+    parse_text(text).map_err(|mut e| {
+        if e.proto.is_none() {
+            e.proto = sniff_proto(text);
+        }
+        e
+    })
+}
+
+/// The second, lenient reading of a body that failed: only `extra_data.proto`, every other field skipped unread (so
+/// a number out of range or a field of the wrong type elsewhere does not hide it).
+fn sniff_proto(text: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Envelope<'a> {
+        #[serde(borrow)]
+        extra_data: Option<&'a RawValue>,
+    }
+    #[derive(Deserialize)]
+    struct Extra<'a> {
+        #[serde(borrow)]
+        proto: Option<std::borrow::Cow<'a, str>>,
+    }
+    // Objects only: serde would also read a struct from an array, field by field.
+    let is_object = |json: &str| json.trim_start().starts_with('{');
+    let envelope: Envelope<'_> = serde_json::from_str(text).ok().filter(|_| is_object(text))?;
+    let raw = envelope.extra_data.filter(|raw| is_object(raw.get()))?;
+    let extra: Extra<'_> = serde_json::from_str(raw.get()).ok()?;
+    extra.proto.map(std::borrow::Cow::into_owned)
+}
+
+fn parse_text(text: &str) -> Result<ClientMessage, ProtocolError> {
     let envelope: Envelope<'_> = serde_json::from_str(text).map_err(|e| json_error(&e, "message"))?;
     require_object(text, "the message")?;
     if envelope.uid.is_empty() || envelope.uid.len() > MAX_UID_LEN {
@@ -451,8 +482,40 @@ mod tests {
     }
 
     #[test]
-    fn errors_name_the_proto() {
+    fn errors_name_the_proto_whenever_it_was_read() {
         let e = parse(r#"{"uid":"7","extra_data":{"proto":"sync_action","timestamp":1}}"#).unwrap_err();
         assert_eq!(e.proto.as_deref(), Some("sync_action"));
+        // Failures of the envelope or of extra_data as a whole still name the proto when it is a string there.
+        for (body, code) in [
+            (
+                r#"{"uid":"7","extra_data":{"proto":"sync_action","timestamp":"5","action_data":{}}}"#,
+                ErrorCode::BadMessage,
+            ),
+            (
+                r#"{"uid":"7","extra_data":{"proto":"sync_action","timestamp":1e999,"action_data":{}}}"#,
+                ErrorCode::BadJson,
+            ),
+            (r#"{"uid":7,"extra_data":{"proto":"ping"}}"#, ErrorCode::BadMessage),
+            (r#"{"extra_data":{"timestamp":-1,"proto":"room_enter"}}"#, ErrorCode::BadMessage),
+            (r#"{"uid":"","extra_data":{"proto":"room_leave"}}"#, ErrorCode::BadMessage),
+        ] {
+            let e = parse(body).unwrap_err();
+            assert_eq!(e.code, code, "{body}");
+            let want = body.split(r#""proto":""#).nth(1).and_then(|rest| rest.split('"').next());
+            assert_eq!(e.proto.as_deref(), want, "{body}");
+        }
+        // Without a readable proto it stays null: not JSON, truncated, no proto, a proto that is not a string.
+        for body in [
+            "hello",
+            r#"{"uid":"7","extra_data":{"proto":"ping""#,
+            r#"{"uid":"7","extra_data":{}}"#,
+            r#"{"uid":"7","extra_data":{"proto":5}}"#,
+            r#"{"uid":"7","extra_data":[1]}"#,
+            r#"{"uid":"7","extra_data":["ping"]}"#,
+            r#"["7",null,{"proto":"ping"}]"#,
+            r#"{"uid":"7","extra_data":{"proto":"ping","proto":"ping"}}"#,
+        ] {
+            assert_eq!(parse(body).unwrap_err().proto, None, "{body}");
+        }
     }
 }

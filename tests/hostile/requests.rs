@@ -21,8 +21,9 @@ async fn bad_requests_after_authentication_get_errors_and_keep_the_connection() 
     let enter = |data: &str| env(&format!(r#"{{"proto":"room_enter","data":{data}}}"#));
     let expired = forge(&cluster, uid, "forged", now_secs() - 600, |_| {});
     let (sa, rl, re) = (Some("sync_action"), Some("sync_request_reload_frames"), Some("room_enter"));
+    let ping_proto = Some("ping");
 
-    // (kind, sealed body, code, the error's `proto`): null when the envelope itself could not be read.
+    // (kind, sealed body, code, the error's `proto`): null unless the body is JSON with a string at extra_data.proto.
     let cases: Vec<(&str, Vec<u8>, ErrorCode, Option<&str>)> = vec![
         ("empty body", vec![], ErrorCode::BadJson, None),
         ("non-UTF-8 body", vec![0xff, 0xfe, 0x00], ErrorCode::BadJson, None),
@@ -33,10 +34,10 @@ async fn bad_requests_after_authentication_get_errors_and_keep_the_connection() 
         ("bare NaN timestamp", env(r#"{"proto":"ping","timestamp":NaN}"#), ErrorCode::BadJson, None),
         ("bare Infinity timestamp", env(r#"{"proto":"ping","timestamp":Infinity}"#), ErrorCode::BadJson, None),
         ("bare -Infinity timestamp", env(r#"{"proto":"ping","timestamp":-Infinity}"#), ErrorCode::BadJson, None),
-        ("timestamp 1e400", env(r#"{"proto":"ping","timestamp":1e400}"#), ErrorCode::BadJson, None),
+        ("timestamp 1e400", env(r#"{"proto":"ping","timestamp":1e400}"#), ErrorCode::BadJson, ping_proto),
         ("negative timestamp", action("-1", "{}"), ErrorCode::BadMessage, sa),
-        // extra_data as a whole cannot be read here, so the error cannot name its proto.
-        ("string timestamp", action(r#""soon""#, "{}"), ErrorCode::BadMessage, None),
+        // extra_data as a whole cannot be read here; a second, lenient reading still finds its proto.
+        ("string timestamp", action(r#""soon""#, "{}"), ErrorCode::BadMessage, sa),
         (
             "sync_action without timestamp",
             env(r#"{"proto":"sync_action","action_data":{}}"#),
@@ -57,17 +58,17 @@ async fn bad_requests_after_authentication_get_errors_and_keep_the_connection() 
         ("reload without data", env(r#"{"proto":"sync_request_reload_frames"}"#), ErrorCode::BadMessage, rl),
         ("reload data as string", reload(r#""0""#), ErrorCode::BadMessage, rl),
         ("reload data as array (positional fields)", reload("[0]"), ErrorCode::BadMessage, rl),
-        ("uid as number", raw(r#"{"uid":1001,"extra_data":{"proto":"ping"}}"#), ErrorCode::BadMessage, None),
-        ("uid as array", raw(r#"{"uid":["1001"],"extra_data":{"proto":"ping"}}"#), ErrorCode::BadMessage, None),
-        ("uid null", raw(r#"{"uid":null,"extra_data":{"proto":"ping"}}"#), ErrorCode::BadMessage, None),
-        ("uid empty", raw(r#"{"uid":"","extra_data":{"proto":"ping"}}"#), ErrorCode::BadMessage, None),
-        ("uid of 65 bytes", body(&"9".repeat(65), None, ping.clone()), ErrorCode::BadMessage, None),
-        ("missing uid", raw(r#"{"extra_data":{"proto":"ping"}}"#), ErrorCode::BadMessage, None),
+        ("uid as number", raw(r#"{"uid":1001,"extra_data":{"proto":"ping"}}"#), ErrorCode::BadMessage, ping_proto),
+        ("uid as array", raw(r#"{"uid":["1001"],"extra_data":{"proto":"ping"}}"#), ErrorCode::BadMessage, ping_proto),
+        ("uid null", raw(r#"{"uid":null,"extra_data":{"proto":"ping"}}"#), ErrorCode::BadMessage, ping_proto),
+        ("uid empty", raw(r#"{"uid":"","extra_data":{"proto":"ping"}}"#), ErrorCode::BadMessage, ping_proto),
+        ("uid of 65 bytes", body(&"9".repeat(65), None, ping.clone()), ErrorCode::BadMessage, ping_proto),
+        ("missing uid", raw(r#"{"extra_data":{"proto":"ping"}}"#), ErrorCode::BadMessage, ping_proto),
         (
             "token as number",
             raw(&format!(r#"{{"uid":"{uid}","token":7,"extra_data":{{"proto":"ping"}}}}"#)),
             ErrorCode::BadMessage,
-            None,
+            ping_proto,
         ),
         ("extra_data as string", env(r#""ping""#), ErrorCode::BadMessage, None),
         ("extra_data as array (positional fields)", env(r#"["ping"]"#), ErrorCode::BadMessage, None),
@@ -102,7 +103,7 @@ async fn bad_requests_after_authentication_get_errors_and_keep_the_connection() 
             "duplicate key in the envelope",
             raw(&format!(r#"{{"uid":"{uid}","uid":"{uid}","extra_data":{{"proto":"ping"}}}}"#)),
             ErrorCode::BadMessage,
-            None,
+            ping_proto,
         ),
         ("duplicate key in extra_data", env(r#"{"proto":"ping","proto":"ping"}"#), ErrorCode::BadMessage, None),
         ("uid of another user", body(&victim.uid, None, ping.clone()), ErrorCode::UidMismatch, Some("ping")),
