@@ -11,6 +11,7 @@ use movan_protocol::server::{ServerEvent, parse_server_message};
 use movan_protocol::{ErrorCode, codec::LENGTH_PREFIX};
 use movan_tests::{Cluster, Options};
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
@@ -166,6 +167,25 @@ async fn websocket_limits_and_bad_input() {
     let wrong = cluster.sync_ws_url.replace("/ws", "/other");
     let err = connect_async(wrong.as_str()).await.unwrap_err().to_string();
     assert!(err.contains("404"), "{err}");
+
+    // Plain HTTP, as `curl http://127.0.0.1:2028/ws` sends it: an HTTP answer that says what the port is.
+    let authority = cluster.sync_ws_url.trim_start_matches("ws://").trim_end_matches("/ws").to_owned();
+    let plain = |head: &'static str| {
+        let authority = authority.clone();
+        async move {
+            let mut s = TcpStream::connect(authority.as_str()).await.unwrap();
+            s.write_all(head.as_bytes()).await.unwrap();
+            let mut answer = String::new();
+            tokio::time::timeout(WAIT, s.read_to_string(&mut answer)).await.unwrap().unwrap();
+            answer
+        }
+    };
+    let answer = plain("GET /ws HTTP/1.1\r\nHost: x\r\nUser-Agent: curl/8.0\r\nAccept: */*\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{answer}");
+    assert!(answer.contains("open it with a WebSocket client"), "{answer}");
+    let answer = plain("GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 404 Not Found\r\n"), "{answer}");
+    assert!(answer.contains("endpoint is /ws"), "{answer}");
 
     // A message over sync.max_frame_bytes: frame_too_large, then the close.
     let mut p = WsPlayer::connect(&cluster.sync_ws_url, &session).await;

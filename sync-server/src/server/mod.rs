@@ -8,6 +8,7 @@
 //! that a slow reader never delays a tick. [`websocket`] is the second transport; both share rooms.
 
 mod engine_task;
+mod http_head;
 mod reader;
 mod udp;
 mod websocket;

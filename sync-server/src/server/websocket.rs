@@ -16,6 +16,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, error::CapacityE
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
+use super::http_head::{self, Rewind};
 use super::writer::Transport;
 use super::{ConnShared, WRITE_BUFFER, start};
 use crate::engine::ConnId;
@@ -43,8 +44,9 @@ pub(super) async fn accept_opt(listener: Option<&TcpListener>) -> std::io::Resul
     }
 }
 
-/// The HTTP upgrade to WebSocket, within `timeout`; only [`WS_PATH`] is served.
-async fn upgrade(stream: TcpStream, config: WebSocketConfig, timeout: Duration) -> Option<WebSocketStream<TcpStream>> {
+/// The HTTP upgrade to WebSocket, within `timeout`; only [`WS_PATH`] is served, and other requests get an HTTP
+/// answer that says why ([`http_head`]).
+async fn upgrade(stream: TcpStream, config: WebSocketConfig, timeout: Duration) -> Option<WebSocketStream<Rewind>> {
     let _ = stream.set_nodelay(true);
     #[allow(clippy::result_large_err)] // The callback's signature is tungstenite's.
     let check_path = |req: &WsRequest, resp: WsResponse| -> Result<WsResponse, ErrorResponse> {
@@ -56,12 +58,12 @@ async fn upgrade(stream: TcpStream, config: WebSocketConfig, timeout: Duration) 
             Err(not_found)
         }
     };
-    match tokio::time::timeout(
-        timeout,
-        tokio_tungstenite::accept_hdr_async_with_config(stream, check_path, Some(config)),
-    )
-    .await
-    {
+    let handshake = async {
+        // What is not an upgrade to WS_PATH gets its HTTP answer here; tungstenite would close without one.
+        let stream = http_head::read(stream).await.ok_or(WsError::ConnectionClosed)?;
+        tokio_tungstenite::accept_hdr_async_with_config(stream, check_path, Some(config)).await
+    };
+    match tokio::time::timeout(timeout, handshake).await {
         Ok(Ok(ws)) => Some(ws),
         Ok(Err(e)) => {
             debug!(error = %e, "websocket handshake failed");

@@ -8,13 +8,13 @@ use bytes::{Bytes, BytesMut};
 use futures::SinkExt;
 use futures::stream::SplitSink;
 use tokio::io::{AsyncWriteExt, BufWriter};
-use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
+use super::http_head::Rewind;
 use super::udp::UdpOut;
 use super::{SharedConnection, lock};
 use crate::history::Reload;
@@ -72,7 +72,7 @@ pub(super) async fn run(
 /// WebSocket binary messages (the message boundary is the framing).
 pub(super) enum Transport {
     Tcp(BufWriter<OwnedWriteHalf>),
-    Ws(Box<SplitSink<WebSocketStream<TcpStream>, Message>>),
+    Ws(Box<SplitSink<WebSocketStream<Rewind>, Message>>),
     /// One KCP message per body, through the UDP endpoint.
     Udp(UdpOut),
 }
