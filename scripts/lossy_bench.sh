@@ -87,9 +87,16 @@ for pct in ${loss//,/ }; do
   fi
   for transport in tcp udp; do
     json="$dir/$transport-$pct.json"
-    in_ns "$bin/movan-bench" --account "http://127.0.0.1:$http_port" --transport "$transport" --players "$players" \
+    # Fresh accounts for every point: the previous point's players keep their seats for sync.reconnect_grace_secs,
+    # and the same accounts would get `already_in_room`.
+    if ! in_ns "$bin/movan-bench" --account "http://127.0.0.1:$http_port" --transport "$transport" --players "$players" \
       --room-size 4 --rate 20 --warmup-secs "$warmup" --duration-secs "$duration" --server-pid "$sync_pid" \
-      --prefix "lossy-$transport" --session-cache "$data/sessions-$transport.json" --json-out "$json" >/dev/null 2>&1 || true
+      --prefix "lossy-$transport-$pct" --session-cache "$data/sessions-$transport-$pct.json" --json-out "$json" \
+      >"$dir/bench-$transport-$pct.log" 2>&1; then
+      echo "lossy_bench.sh: movan-bench failed at $pct % over $transport:" >&2
+      tail -n 20 "$dir/bench-$transport-$pct.log" >&2
+    fi
+    echo "lossy_bench.sh: $pct % over $transport done" >&2
     row=$(python3 - "$json" "$pct" "$transport" <<'PY'
 import json, sys
 path, pct, transport = sys.argv[1:]
