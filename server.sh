@@ -127,9 +127,9 @@ pids+=($!)
 sync_tcp=$(wait_ready sync-server "$run_dir/sync.out" "${pids[1]}")
 # The sync server prints its WebSocket URL before its "listening" line.
 sync_ws=$(printed "sync-server websocket listening on " "$run_dir/sync.out")
-# UDP (`sync.udp_addr`, a later release): when the sync server prints "sync-server udp listening on ADDR" before its
-# "listening" line, the banner lists it below; until then there is no UDP listener and no line for it.
+# UDP (`sync.udp_addr`) and the health endpoint (`sync.metrics_addr`), printed before the "listening" line when on.
 sync_udp=$(printed "sync-server udp listening on " "$run_dir/sync.out")
+sync_health=$(printed "sync-server health listening on " "$run_dir/sync.out")
 
 # What the binaries do not print, from the config file, with the binaries' defaults.
 demo_dir=$(config_get account demo_dir "web/demo")
@@ -141,6 +141,12 @@ else
   demo="$account_url/demo/"
 fi
 [ -n "$sync_ws" ] || sync_ws="off (sync.ws_addr is empty)"
+[ -n "$sync_udp" ] || sync_udp="off (sync.udp_addr is empty)"
+if [ -n "$sync_health" ]; then
+  sync_health="$sync_health/healthz, $sync_health/readyz"
+else
+  sync_health="off (sync.metrics_addr is empty)"
+fi
 
 echo
 echo "  Movan is running ($profile build, config $config)"
@@ -148,9 +154,11 @@ printf '    %-28s %s\n' \
   "account HTTP API:" "$account_url" \
   "browser demo:" "$demo" \
   "sync TCP (game clients):" "$sync_tcp" \
-  "sync WebSocket (browsers):" "$sync_ws"
-[ -z "$sync_udp" ] || printf '    %-28s %s\n' "sync UDP:" "$sync_udp"
-printf '    %-28s %s\n' "account RPC (sync servers):" "${account_rpc:-?}"
+  "sync WebSocket (browsers):" "$sync_ws" \
+  "sync UDP (lossy networks):" "$sync_udp" \
+  "account health:" "$account_url/healthz, $account_url/readyz" \
+  "sync health:" "$sync_health" \
+  "account RPC (sync servers):" "${account_rpc:-?}"
 echo "  Press Ctrl-C to stop both."
 echo
 

@@ -52,6 +52,7 @@ db_path = "$data/accounts.sled"
 listen_addr = "127.0.0.1:$sync_port"
 ws_addr = ""
 udp_addr = ""
+metrics_addr = ""
 account_rpc_addr = "127.0.0.1:$rpc_port"
 max_players = $room_size
 min_players = $room_size

@@ -28,6 +28,7 @@ secret_path = "$dir/secret"
 [sync]
 listen_addr = "127.0.0.1:0"
 udp_addr = ""
+metrics_addr = ""
 encryption = "$mode"
 max_rooms = 10000
 TOML

@@ -58,6 +58,7 @@ js_dir = ""
 listen_addr = "127.0.0.1:$sync_port"
 ws_addr = ""
 udp_addr = "127.0.0.1:$udp_port"
+metrics_addr = ""
 account_rpc_addr = "127.0.0.1:$rpc_port"
 max_players = 4
 min_players = 4

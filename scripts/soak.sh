@@ -49,6 +49,7 @@ db_path = "$dir/accounts.sled"
 listen_addr = "127.0.0.1:$sync_port"
 ws_addr = ""
 udp_addr = ""
+metrics_addr = ""
 account_rpc_addr = "127.0.0.1:$rpc_port"
 max_connections_per_ip = 0
 capacity = 100000

@@ -80,3 +80,50 @@ async fn a_second_account_server_on_the_same_database_says_what_is_wrong() {
     );
     assert_eq!(line, want);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sync_servers_health_endpoint_follows_its_account_link() {
+    let mut cluster = Cluster::start().await.unwrap();
+    let http = reqwest::Client::new();
+    let base = cluster.sync_health_url.clone();
+    let get = |path: &str| {
+        let url = format!("{base}{path}");
+        let http = http.clone();
+        async move {
+            let r = http.get(url).send().await.unwrap();
+            (r.status().as_u16(), r.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (status, body) = get("/healthz").await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")), "{body}");
+    assert!(body["players"].is_u64() && body["rooms"].is_u64() && body["connections"].is_u64(), "{body}");
+    // Cluster::start waited until logins name this node, so it is registered.
+    let (status, body) = get("/readyz").await;
+    assert_eq!((status, body["account_link"].as_str()), (200, Some("registered")), "{body}");
+    let (status, body) = get("/metrics-soon").await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("/healthz"), "{body}");
+
+    // Without the account server no login can point here: not ready, and the reason says why. Still alive.
+    cluster.terminate_account().await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let body = loop {
+        let (status, body) = get("/readyz").await;
+        if status == 503 {
+            break body;
+        }
+        assert!(std::time::Instant::now() < deadline, "still ready after the account server stopped: {body}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(body["status"], "not_ready");
+    assert!(body["reason"].as_str().unwrap().contains("sync.account_rpc_addr"), "{body}");
+    assert_eq!(get("/healthz").await.0, 200);
+
+    // Back again once the account server is: the link reconnects and registers by itself.
+    cluster.start_account().await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while get("/readyz").await.0 != 200 {
+        assert!(std::time::Instant::now() < deadline, "not ready again after the account server came back");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

@@ -17,6 +17,7 @@ use clap::Parser;
 use crate::Server;
 use crate::auth::TokenVerifier;
 use crate::config::{Config, Encryption};
+use crate::health::Health;
 use crate::keys::SessionKeys;
 use crate::link::{Link, RegisterNode};
 use crate::room::RoomFactory;
@@ -37,13 +38,17 @@ pub struct Args {
     /// UDP listen address, overriding `sync.udp_addr` (port 0 picks a free port).
     #[arg(long)]
     pub udp_listen: Option<SocketAddr>,
+    /// Health endpoint address (`/healthz`, `/readyz`), overriding `sync.metrics_addr` (port 0 picks a free port).
+    #[arg(long)]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Parses the command line, sets up logging, and runs a sync server with `factory`'s rooms until SIGINT/SIGTERM.
 ///
 /// Prints `sync-server listening on <addr>` on stdout once it accepts connections (after
 /// `sync-server websocket listening on ws://<addr>/ws` when `sync.ws_addr` is set, and
-/// `sync-server udp listening on <addr>` when `sync.udp_addr` is set). A failure to start (a bad config file, a busy
+/// `sync-server udp listening on <addr>` when `sync.udp_addr` is set, and `sync-server health listening on
+/// http://<addr>` when `sync.metrics_addr` is set). A failure to start (a bad config file, a busy
 /// port) is one line on stderr, `sync-server: <file>: <section.key>: <reason>` for the config, and exit status 1.
 pub fn main_with_rooms(factory: impl RoomFactory) -> ExitCode {
     let args = Args::parse();
@@ -76,6 +81,9 @@ async fn serve(args: Args, factory: impl RoomFactory) -> anyhow::Result<()> {
     if let Some(addr) = args.udp_listen {
         config.sync.udp_addr = addr.to_string();
     }
+    if let Some(addr) = args.metrics_listen {
+        config.sync.metrics_addr = addr.to_string();
+    }
     let token = &config.token;
     let verifier = TokenVerifier::from_pem_file(&token.public_key_path, &token.issuer, &token.audience)?;
     let listener = tokio::net::TcpListener::bind(config.sync.listen_addr)
@@ -107,6 +115,14 @@ async fn serve(args: Args, factory: impl RoomFactory) -> anyhow::Result<()> {
             tokio::net::UdpSocket::bind(udp_addr)
                 .await
                 .with_context(|| format!("cannot listen on {udp_addr} (sync.udp_addr)"))?,
+        ),
+        Err(_) => None,
+    };
+    let health_listener = match config.sync.metrics_addr.parse::<SocketAddr>() {
+        Ok(health_addr) => Some(
+            tokio::net::TcpListener::bind(health_addr)
+                .await
+                .with_context(|| format!("cannot listen on {health_addr} (sync.metrics_addr)"))?,
         ),
         Err(_) => None,
     };
@@ -150,9 +166,24 @@ async fn serve(args: Args, factory: impl RoomFactory) -> anyhow::Result<()> {
     if let Some(s) = &udp_socket {
         println!("sync-server udp listening on {}", s.local_addr()?);
     }
+    let health_task = match health_listener {
+        Some(l) => {
+            println!("sync-server health listening on http://{}", l.local_addr()?);
+            let health = Health::new(server.control(), link.as_ref().map(Link::status), &config.sync.account_rpc_addr);
+            Some(tokio::spawn(async move {
+                if let Err(e) = axum::serve(l, health.router()).await {
+                    tracing::warn!(error = %e, "the health endpoint stopped");
+                }
+            }))
+        }
+        None => None,
+    };
     println!("sync-server listening on {addr}");
     std::io::stdout().flush()?;
     server.run_with_transports(listener, ws_listener, udp_socket, shutdown_signal()).await?;
+    if let Some(task) = health_task {
+        task.abort();
+    }
     tracing::info!("sync server stopped");
     Ok(())
 }

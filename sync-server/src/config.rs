@@ -23,6 +23,8 @@ pub struct SyncConfig {
     /// Address of the WebSocket listener handed to clients at login (`ws://host:port/ws`); empty = derived from
     /// `public_addr`'s host (or the bound address) and the bound WebSocket port.
     pub public_ws_url: String,
+    /// HTTP listen address for probes (`/healthz`, `/readyz`); empty = off.
+    pub metrics_addr: String,
     /// Milliseconds between frames.
     pub tick_interval_ms: u64,
     /// Rooms running at once.
@@ -127,6 +129,7 @@ impl Default for SyncConfig {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 2025)),
             ws_addr: "127.0.0.1:2028".into(),
             public_ws_url: String::new(),
+            metrics_addr: "127.0.0.1:2030".into(),
             tick_interval_ms: 50,
             max_rooms: 1000,
             max_players: 4,
@@ -248,6 +251,9 @@ impl Config {
         }
         if !sync.ws_addr.is_empty() && sync.ws_addr.parse::<SocketAddr>().is_err() {
             return Err(file.invalid("sync.ws_addr", "must be an address like \"127.0.0.1:2028\", or empty"));
+        }
+        if !sync.metrics_addr.is_empty() && sync.metrics_addr.parse::<SocketAddr>().is_err() {
+            return Err(file.invalid("sync.metrics_addr", "must be an address like \"127.0.0.1:2030\", or empty"));
         }
         let limit_checks: [(&str, bool, &str); 6] = [
             ("sync.reconnect_grace_secs", sync.reconnect_grace_secs <= 3600, "must be 0 to 3600"),
@@ -382,6 +388,7 @@ mod tests {
         let c = Config::load(&path).expect("config/config.toml is valid");
         let d = SyncConfig::default();
         assert_eq!(c.sync.listen_addr, d.listen_addr);
+        assert_eq!(c.sync.metrics_addr, d.metrics_addr);
         assert_eq!(c.sync.tick_interval_ms, d.tick_interval_ms);
         assert_eq!(c.sync.history_secs, d.history_secs);
         assert_eq!(c.engine().history_frames, 24_000);
@@ -400,6 +407,9 @@ mod tests {
         let e = parse("[sync]\nudp_kcp_recv_window = 64\n").unwrap_err().to_string();
         assert!(e.starts_with("movan.toml: sync.udp_kcp_recv_window:"), "{e}");
         assert!(parse("[sync]\nudp_addr = \"\"\n").is_ok(), "empty turns UDP off");
+        let e = parse("[sync]\nmetrics_addr = \"2030\"\n").unwrap_err().to_string();
+        assert_eq!(e, "movan.toml: sync.metrics_addr: must be an address like \"127.0.0.1:2030\", or empty");
+        assert!(parse("[sync]\nmetrics_addr = \"\"\n").is_ok(), "empty turns the health endpoint off");
         let e = parse("[sync]\nmax_romms = 3\n").unwrap_err().to_string();
         assert!(e.contains("max_romms"), "{e}");
     }

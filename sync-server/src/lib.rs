@@ -6,6 +6,7 @@
 //!   timeouts, close reasons), for any transport.
 //! - [`server`]: the tokio shell (TCP, WebSocket and UDP) that moves message bodies and time for both cores.
 //! - [`udp`]: the UDP transport's sans-IO endpoint (KCP sessions behind a stateless cookie).
+//! - [`health`]: the HTTP probes (`/healthz`, `/readyz`) on `sync.metrics_addr`.
 //! - [`auth`]: access-token verification.
 //! - [`config`]: the `[sync]` and `[token]` config sections.
 
@@ -14,6 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod engine;
+pub mod health;
 pub mod history;
 pub mod keys;
 pub mod limits;

@@ -6,6 +6,8 @@
 //! - It reports every finished game (`report_match`), keeping a bounded backlog while the account server is away.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::FutureExt;
@@ -35,6 +37,21 @@ const REPORT_ATTEMPTS: u32 = 5;
 pub struct Link {
     client: RpcClient,
     reporter: tokio::task::JoinHandle<()>,
+    registered: Arc<AtomicBool>,
+}
+
+/// Whether the link is up and this node registered, for `/readyz`. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct LinkStatus {
+    client: RpcClient,
+    registered: Arc<AtomicBool>,
+}
+
+impl LinkStatus {
+    /// True while the account server is connected and accepted this node's `register_node`.
+    pub fn is_registered(&self) -> bool {
+        self.client.is_connected() && self.registered.load(Ordering::Relaxed)
+    }
 }
 
 impl Link {
@@ -62,11 +79,16 @@ impl Link {
             let (players, rooms, _) = load.load();
             serde_json::to_value(NodeLoad { players: players as u64, rooms: rooms as u64 }).ok()
         };
+        let registered = Arc::new(AtomicBool::new(false));
+        let flag = registered.clone();
         let on_connect = move |peer: movan_rpc::Peer| {
             let node = node.clone();
+            let flag = flag.clone();
             async move {
+                flag.store(false, Ordering::Relaxed);
                 match peer.call::<_, Registered>(REGISTER_NODE, &node).await {
                     Ok(_) => {
+                        flag.store(true, Ordering::Relaxed);
                         info!(node = %node.node_id, addr = %node.public_addr, "registered with the account server")
                     }
                     Err(e) => warn!(error = %e, "register_node failed; the account server will not send players here"),
@@ -76,7 +98,12 @@ impl Link {
         };
         let client = RpcClient::connect(addr, config, handlers, heartbeat, on_connect)?;
         let reporter = tokio::spawn(report_loop(client.clone(), reports));
-        Ok(Self { client, reporter })
+        Ok(Self { client, reporter, registered })
+    }
+
+    /// The link's state for the health endpoint.
+    pub fn status(&self) -> LinkStatus {
+        LinkStatus { client: self.client.clone(), registered: self.registered.clone() }
     }
 
     /// Whether the account server is connected and this node registered.

@@ -191,6 +191,7 @@ heartbeat_interval_ms = 200
 listen_addr = "127.0.0.1:0"
 ws_addr = "127.0.0.1:0"
 udp_addr = ""
+metrics_addr = ""
 node_id = "sync-browser-test"
 account_rpc_addr = ${tomlString(rpc)}
 max_players = 2

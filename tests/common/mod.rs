@@ -48,6 +48,8 @@ pub struct Cluster {
     pub sync_ws_url: String,
     /// The sync server's UDP (KCP) address, e.g. `127.0.0.1:40127`.
     pub sync_udp_addr: String,
+    /// The sync server's health endpoint, e.g. `http://127.0.0.1:40128` (`/healthz`, `/readyz`).
+    pub sync_health_url: String,
     options: Options,
     account: Option<Child>,
     sync: Option<Child>,
@@ -73,6 +75,7 @@ impl Cluster {
             sync_addr: String::new(),
             sync_ws_url: String::new(),
             sync_udp_addr: String::new(),
+            sync_health_url: String::new(),
             options,
             account: None,
             sync: None,
@@ -117,12 +120,17 @@ impl Cluster {
 
     /// Starts the sync server (again) and waits until it has registered with the account server.
     pub async fn start_sync(&mut self) -> anyhow::Result<()> {
-        let prefixes =
-            ["sync-server websocket listening on ", "sync-server udp listening on ", "sync-server listening on "];
+        let prefixes = [
+            "sync-server websocket listening on ",
+            "sync-server udp listening on ",
+            "sync-server health listening on ",
+            "sync-server listening on ",
+        ];
         let (child, addrs) = spawn_service("sync-server", &self.config, &prefixes).await?;
         self.sync_ws_url = addrs[0].clone();
         self.sync_udp_addr = addrs[1].clone();
-        self.sync_addr = addrs[2].clone();
+        self.sync_health_url = addrs[2].clone();
+        self.sync_addr = addrs[3].clone();
         self.sync = Some(child);
         self.wait_for_node(true).await
     }
@@ -183,7 +191,7 @@ impl Cluster {
             "[token]\nprivate_key_path = \"{d}/jwt.pem\"\npublic_key_path = \"{d}/jwt.pub.pem\"\n{}\n\n\
              [account]\nhttp_addr = \"{http}\"\nrpc_addr = \"{rpc}\"\ndb_path = \"{d}/accounts.sled\"\ndemo_dir = \"\"\njs_dir = \"\"\n{}\n\n\
              [rpc]\nsecret_path = \"{d}/rpc_secret\"\nheartbeat_interval_ms = {HEARTBEAT_MS}\n\n\
-             [sync]\nlisten_addr = \"127.0.0.1:0\"\nws_addr = \"127.0.0.1:0\"\nudp_addr = \"127.0.0.1:0\"\nnode_id = \"sync-test\"\naccount_rpc_addr = \"{account_rpc}\"\n{}\n",
+             [sync]\nlisten_addr = \"127.0.0.1:0\"\nws_addr = \"127.0.0.1:0\"\nudp_addr = \"127.0.0.1:0\"\nmetrics_addr = \"127.0.0.1:0\"\nnode_id = \"sync-test\"\naccount_rpc_addr = \"{account_rpc}\"\n{}\n",
             o.token.join("\n"),
             o.account.join("\n"),
             o.sync.join("\n"),

@@ -111,7 +111,7 @@ namespace Movan.Client.Tests.EndToEnd
             sb.Append("[account]\nhttp_addr = \"").Append(http).Append("\"\nrpc_addr = \"").Append(rpc).Append("\"\n");
             sb.Append("db_path = \"").Append(d).Append("/accounts.sled\"\ndemo_dir = \"\"\njs_dir = \"\"\n\n");
             sb.Append("[rpc]\nsecret_path = \"").Append(d).Append("/rpc_secret\"\nheartbeat_interval_ms = 200\n\n");
-            sb.Append("[sync]\nlisten_addr = \"127.0.0.1:0\"\nws_addr = \"\"\nudp_addr = \"\"\nnode_id = \"sync-cs-test\"\n");
+            sb.Append("[sync]\nlisten_addr = \"127.0.0.1:0\"\nws_addr = \"\"\nudp_addr = \"\"\nmetrics_addr = \"\"\nnode_id = \"sync-cs-test\"\n");
             sb.Append("account_rpc_addr = \"").Append(accountRpc).Append("\"\n").Append(extraSync).Append('\n');
             File.WriteAllText(config, sb.ToString());
         }

@@ -1,0 +1,74 @@
+//! The sync server's HTTP endpoint for probes, on `sync.metrics_addr` (default `127.0.0.1:2030`; empty = off):
+//!
+//! - `GET /healthz`: 200 `{"status":"ok","players":..,"rooms":..,"connections":..}` while the process serves
+//!   (liveness);
+//! - `GET /readyz`: 200 `{"status":"ready","account_link":"registered"}` once the account server accepted this
+//!   node (logins can point here), `"account_link":"off"` when `sync.account_rpc_addr` is empty; otherwise 503
+//!   `{"status":"not_ready","account_link":"down","reason":..}`;
+//! - anything else: 404 with the list of endpoints.
+//!
+//! The router is where the Prometheus `/metrics` endpoint goes too.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+use crate::link::LinkStatus;
+use crate::server::Control;
+
+/// What the endpoints read.
+#[derive(Debug, Clone)]
+pub struct Health {
+    control: Control,
+    /// `None` without an account server (`sync.account_rpc_addr` empty).
+    link: Option<LinkStatus>,
+    /// `sync.account_rpc_addr`, for the reason in a 503.
+    account_rpc_addr: String,
+}
+
+impl Health {
+    /// Probes for the server behind `control`, ready when `link` is registered (or always, without a link).
+    pub fn new(control: Control, link: Option<LinkStatus>, account_rpc_addr: impl Into<String>) -> Self {
+        Self { control, link, account_rpc_addr: account_rpc_addr.into() }
+    }
+
+    /// The router: `/healthz`, `/readyz`, and a 404 that names them.
+    pub fn router(self) -> Router {
+        Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).fallback(not_found).with_state(self)
+    }
+}
+
+async fn healthz(State(health): State<Health>) -> Json<serde_json::Value> {
+    let (players, rooms, connections) = health.control.load();
+    Json(json!({"status": "ok", "players": players, "rooms": rooms, "connections": connections}))
+}
+
+async fn readyz(State(health): State<Health>) -> Response {
+    match &health.link {
+        None => Json(json!({"status": "ready", "account_link": "off"})).into_response(),
+        Some(link) if link.is_registered() => {
+            Json(json!({"status": "ready", "account_link": "registered"})).into_response()
+        }
+        Some(_) => {
+            let reason = format!(
+                "not registered with the account server at {} (sync.account_rpc_addr): no login is sent here yet",
+                health.account_rpc_addr
+            );
+            let body = json!({"status": "not_ready", "account_link": "down", "reason": reason});
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+        }
+    }
+}
+
+async fn not_found() -> Response {
+    let body = json!({
+        "error": "not_found",
+        "message": "the sync server's HTTP endpoint serves GET /healthz and GET /readyz; game clients connect to the \
+                    TCP, WebSocket or UDP address that login returns",
+    });
+    (StatusCode::NOT_FOUND, Json(body)).into_response()
+}
