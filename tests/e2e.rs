@@ -509,3 +509,43 @@ async fn sealed_frames_resist_tampering_replay_and_stolen_tokens() {
     assert_eq!(err.server_code(), Some(ErrorCode::SessionRevoked), "{err}");
     keep_ticking(&mut bystander, &mut ticks, 3).await;
 }
+
+/// The message bodies the server sends on a fresh TCP connection after `first`, as JSON: until it closes, or `max`.
+async fn raw_answers(cluster: &Cluster, first: &[u8], max: usize) -> Vec<Value> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(&cluster.sync_addr).await.unwrap();
+    s.write_all(&[&(first.len() as u32).to_be_bytes()[..], first].concat()).await.unwrap();
+    let mut bodies = Vec::new();
+    while bodies.len() < max
+        && let Ok(Ok(len)) = tokio::time::timeout(WAIT, s.read_u32()).await
+    {
+        let mut body = vec![0; len as usize];
+        s.read_exact(&mut body).await.unwrap();
+        bodies.push(serde_json::from_slice(&body).unwrap());
+    }
+    bodies
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logged_out_token_gets_session_revoked_in_place_of_the_handshake_with_encryption_off() {
+    let cluster =
+        Cluster::start_with(Options { sync: vec!["encryption = \"off\"".into()], ..Options::default() }).await.unwrap();
+    let account = AccountClient::new(&cluster.account_url);
+    let me = login(&account, "plain-logout").await;
+    let first = body(&me.uid, Some(&me.token), json!({"proto": "ping"}));
+    assert_eq!(raw_answers(&cluster, &first, 1).await[0]["proto"], "handshake", "before the logout");
+    account.logout(&me.token).await.unwrap();
+    // The logout reaches the sync server over RPC; until then the token still connects.
+    let deadline = std::time::Instant::now() + WAIT;
+    let answers = loop {
+        let answers = raw_answers(&cluster, &first, 2).await;
+        if answers.first().is_some_and(|a| a["proto"] == "error") {
+            break answers;
+        }
+        assert!(std::time::Instant::now() < deadline, "the logout never reached the sync server: {answers:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(answers.len(), 1, "only the error, no handshake, then the close (not a pong): {answers:?}");
+    assert_eq!(answers[0]["data"]["code"], "session_revoked", "{answers:?}");
+    assert_eq!(answers[0]["data"]["proto"], "ping", "{answers:?}");
+}

@@ -8,7 +8,8 @@
 //! framing: the transport cuts its byte stream (or datagrams) into message bodies and frames what goes out.
 //!
 //! It owns the rules of a connection:
-//! - the first message must carry a valid token of its `uid`; then comes the handshake;
+//! - the first message must carry a valid token of its `uid`, of a session not logged out and a player not banned;
+//!   then comes the handshake;
 //! - with encryption on, the session key is fetched ([`Event::FetchSessionKey`]), the handshake announces a salt, and
 //!   the player is bound (which may replace its other connection) only once a sealed frame opened: a stolen token
 //!   without the session key does nothing at all;
@@ -32,6 +33,7 @@ use movan_protocol::{ErrorCode, ProtocolError, Request, TokenClaims, parse_clien
 use crate::auth::TokenVerifier;
 use crate::engine::Identity;
 use crate::limits::TokenBucket;
+use crate::revocation::SharedRevocations;
 
 /// Messages held while the session key is fetched (a client should wait for the handshake; this bounds one that
 /// does not). One more closes the connection with `limit_exceeded`.
@@ -215,6 +217,8 @@ pub struct Connection {
     sealer: Option<Sealer>,
     events: VecDeque<Event>,
     transmits: VecDeque<Bytes>,
+    /// Logouts and bans: a first message with such a token is refused before the handshake.
+    revocations: Option<SharedRevocations>,
 }
 
 /// Where a connection is in its life.
@@ -274,7 +278,16 @@ impl Connection {
             sealer: None,
             events: VecDeque::new(),
             transmits: VecDeque::new(),
+            revocations: None,
         }
+    }
+
+    /// Refuses a first message whose token `revocations` names (a logged-out session, a banned player) with
+    /// `session_revoked` or `banned` in place of the handshake, encrypted or not. The engine checks again at the
+    /// bind, for a revocation that arrives in between.
+    pub fn with_revocations(mut self, revocations: SharedRevocations) -> Self {
+        self.revocations = Some(revocations);
+        self
     }
 
     /// Whether the connection is bound to its player (authenticated, and with encryption its first sealed frame
@@ -476,6 +489,10 @@ impl Connection {
                 return;
             }
         };
+        if let Some(Err(e)) = self.revocations.as_ref().map(|r| r.check(&claims.sub, &claims.sid, claims.iat)) {
+            self.close(CloseReason::Refused(e.with_proto(proto)));
+            return;
+        }
         let identity = Identity { uid: claims.sub, sid: claims.sid, iat: claims.iat };
         let owner = Owner { uid, token: token.unwrap_or_default() };
         let first = Authenticated { owner, identity, request, timestamp, proto };

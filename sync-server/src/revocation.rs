@@ -2,9 +2,37 @@
 //! issued before them can still be valid — so a captured or still-cached token cannot reconnect.
 
 use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use movan_protocol::{ErrorCode, ProtocolError};
+
+/// [`Revocations`] shared by the engine, which records them, and the connections, which refuse a revoked token on the
+/// first message, before any handshake. Written only on a logout or a ban; read once per authentication.
+#[derive(Debug, Clone)]
+pub struct SharedRevocations(Arc<RwLock<Revocations>>);
+
+impl SharedRevocations {
+    /// Wraps `revocations`.
+    pub fn new(revocations: Revocations) -> Self {
+        Self(Arc::new(RwLock::new(revocations)))
+    }
+
+    /// [`Revocations::check`].
+    pub fn check(&self, uid: &str, sid: &str, iat: u64) -> Result<(), ProtocolError> {
+        self.0.read().unwrap_or_else(PoisonError::into_inner).check(uid, sid, iat)
+    }
+
+    /// [`Revocations::revoke_session`].
+    pub fn revoke_session(&self, sid: &str, now: Instant) {
+        self.0.write().unwrap_or_else(PoisonError::into_inner).revoke_session(sid, now);
+    }
+
+    /// [`Revocations::ban`].
+    pub fn ban(&self, uid: &str, at_unix: u64, now: Instant) {
+        self.0.write().unwrap_or_else(PoisonError::into_inner).ban(uid, at_unix, now);
+    }
+}
 
 /// Revoked session ids and bans, bounded in time and in count.
 #[derive(Debug)]

@@ -581,3 +581,5 @@ fn close_reasons_name_themselves_and_say_what_the_client_gets() {
         assert!(reason.to_string().starts_with(name), "{reason}");
     }
 }
+
+mod revoked;

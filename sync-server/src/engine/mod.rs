@@ -25,7 +25,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::value::RawValue;
 
 use crate::history::{FrameHistory, Reload, ReloadError};
-use crate::revocation::Revocations;
+use crate::revocation::{Revocations, SharedRevocations};
 use crate::room::{ActionVerdict, FrameOutcome, MemberInfo, OrderedAction, Room, RoomFactory, RoomInfo};
 
 pub use config::EngineConfig;
@@ -114,7 +114,7 @@ pub struct Engine {
     next_seq: u64,
     players_in_rooms: usize,
     games: usize,
-    revocations: Revocations,
+    revocations: SharedRevocations,
 }
 
 impl std::fmt::Debug for Engine {
@@ -230,8 +230,14 @@ impl Engine {
             next_seq: 0,
             players_in_rooms: 0,
             games: 0,
-            revocations: Revocations::new(retention, 100_000),
+            revocations: SharedRevocations::new(Revocations::new(retention, 100_000)),
         }
+    }
+
+    /// The logouts and bans this engine records, for the connections to refuse a revoked token before the
+    /// handshake ([`Connection::with_revocations`](crate::connection::Connection::with_revocations)).
+    pub fn revocations(&self) -> SharedRevocations {
+        self.revocations.clone()
     }
 
     /// The settings this engine runs with.

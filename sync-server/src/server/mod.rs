@@ -38,6 +38,7 @@ use crate::connection::{Connection, ConnectionConfig};
 use crate::engine::{ConnId, Engine, MatchReport};
 use crate::keys::SessionKeys;
 use crate::limits::{ConnectionLimits, ConnectionPermit};
+use crate::revocation::SharedRevocations;
 use crate::room::{RoomFactory, default_rooms};
 use crate::udp::Endpoint;
 use crate::udp::batch::BatchSocket;
@@ -178,6 +179,7 @@ impl Server {
     ) -> std::io::Result<()> {
         let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
         let engine = Engine::new(self.config.engine(), self.factory, now(), unix, rand::random());
+        let revocations = engine.revocations();
         let stop = CancellationToken::new();
         let tracker = TaskTracker::new();
         let outlets = Outlets::new(self.load, self.reports);
@@ -188,6 +190,7 @@ impl Server {
             rules: self.config.connection(),
             keys: self.keys,
             queue_len: self.config.sync.send_queue_len,
+            revocations,
         });
         let limits = ConnectionLimits::new(self.config.sync.max_connections, self.config.sync.max_connections_per_ip);
         let ws_config = websocket::config(self.config.sync.max_frame_bytes);
@@ -289,6 +292,15 @@ struct ConnShared {
     keys: Arc<OnceLock<Arc<SessionKeys>>>,
     /// `sync.send_queue_len`.
     queue_len: usize,
+    /// The engine's logouts and bans, checked on every first message.
+    revocations: SharedRevocations,
+}
+
+impl ConnShared {
+    /// A new connection's protocol state, opened now.
+    fn connection(&self) -> Connection {
+        Connection::new(self.rules.clone(), self.verifier.clone(), now()).with_revocations(self.revocations.clone())
+    }
 }
 
 /// A connection's protocol state, shared by its reader (input, timers) and its writer (sealing), as quinn shares
@@ -340,7 +352,7 @@ async fn start(
     if shared.inputs.send(Input::Opened { conn, handle }).await.is_err() {
         return false;
     }
-    let connection = Connection::new(shared.rules.clone(), shared.verifier.clone(), now());
+    let connection = shared.connection();
     let connection: SharedConnection = Arc::new(Mutex::new(connection));
     tracker.spawn(writer::run(queue_rx, out, connection.clone(), cancel.clone()));
     tracker.spawn(reader::run(conn, bodies, connection, queue, cancel, shared.clone(), permit));

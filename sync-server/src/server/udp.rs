@@ -20,7 +20,7 @@ use tracing::{debug, warn};
 use super::engine_task::{ConnHandle, Input};
 use super::writer::{self, Outgoing, Transport};
 use super::{ConnShared, SharedConnection, lock, now, reader, sleep_until};
-use crate::connection::{CloseReason, Connection};
+use crate::connection::CloseReason;
 use crate::engine::ConnId;
 use crate::limits::ConnectionPermit;
 use crate::udp::batch::BatchSocket;
@@ -225,7 +225,7 @@ async fn handle_event(
             if shared.inputs.send(Input::Opened { conn: id, handle }).await.is_err() {
                 return false;
             }
-            let connection = Connection::new(shared.rules.clone(), shared.verifier.clone(), now());
+            let connection = shared.connection();
             let connection: SharedConnection = Arc::new(std::sync::Mutex::new(connection));
             let out = Transport::Udp(UdpOut { conv, commands: commands.clone(), max_message: endpoint.max_message() });
             tracker.spawn(writer::run(queue_rx, out, connection.clone(), cancel.clone()));
