@@ -68,9 +68,10 @@ encryption = "required"
 secret_path = "$data/rpc_secret"
 TOML
 [ -f "$data/jwt.pem" ] || in_ns "$bin/account-server" keygen --config "$dir/lossy.toml" >/dev/null
-in_ns env RUST_LOG=warn "$bin/account-server" --config "$dir/lossy.toml" >"$dir/account.out" 2>&1 &
+# Not through in_ns: `ip netns exec` execs the server, so $! is the server's pid (movan-bench measures its CPU).
+ip netns exec "$ns" env RUST_LOG=warn "$bin/account-server" --config "$dir/lossy.toml" >"$dir/account.out" 2>&1 &
 pids="$!"
-in_ns env RUST_LOG=warn "$bin/sync-server" --config "$dir/lossy.toml" >"$dir/sync.out" 2>&1 &
+ip netns exec "$ns" env RUST_LOG=warn "$bin/sync-server" --config "$dir/lossy.toml" >"$dir/sync.out" 2>&1 &
 sync_pid=$!
 pids="$pids $sync_pid"
 for _ in $(seq 100); do grep -q "sync-server listening on" "$dir/sync.out" && break; sleep 0.2; done

@@ -279,11 +279,10 @@ impl Bot {
         // Leave even after a failure: a bare hang-up would keep the seat for the server's reconnect grace period
         // and spoil the next point.
         if !events.is_closed() {
-            // Leave, and wait for a pong behind it so the seat is free before hanging up.
+            // Leave, and wait for `room_left` so the seat is free before hanging up.
             let left = async {
                 sender.leave_room().await?;
-                sender.ping().await?;
-                events.wait_for(|e| matches!(e, ServerEvent::Pong(_)), Duration::from_secs(10)).await
+                events.wait_left(Duration::from_secs(10)).await
             };
             if let Err(e) = left.await
                 && result.error.is_none()

@@ -294,11 +294,11 @@ async fn play(i: usize, config: &BotConfig, run: &mut BotRun) -> anyhow::Result<
         check_reload(&sender, &mut events, run).await?;
     }
     if !events.is_closed() {
-        // Leave, and wait for the answer to a ping behind it: requests are handled in order, so the seat is free
-        // before the bot hangs up (a bare disconnect would keep the seat for the reconnect grace period).
+        // Leave, and wait for `room_left` (or `not_in_room`, when the game already ended) before hanging up: a bare
+        // disconnect would keep the seat for the reconnect grace period, and a close with unread data can lose
+        // the `room_leave`.
         sender.leave_room().await.context("leaving the room")?;
-        sender.ping().await.context("leaving the room")?;
-        events.wait_for(|e| matches!(e, ServerEvent::Pong(_)), LEAVE_TIMEOUT).await.context("leaving the room")?;
+        events.wait_left(LEAVE_TIMEOUT).await.context("leaving the room")?;
     }
     Ok(())
 }

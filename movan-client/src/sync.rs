@@ -18,10 +18,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use movan_protocol::ErrorCode;
 use movan_protocol::OutgoingMessage;
 use movan_protocol::codec::{DEFAULT_MAX_SERVER_FRAME, FrameCodec, frame_bytes};
 use movan_protocol::crypto::{Sealer, SessionKey};
-use movan_protocol::server::{Frame, ServerEvent};
+use movan_protocol::server::{Frame, RoomLeft, ServerEvent};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -297,9 +298,16 @@ impl SyncClient {
         self.sender.enter_room(room_id).await
     }
 
-    /// `room_leave`: leaves the current room.
+    /// `room_leave`: leaves the current room. The server answers `room_left`; see [`SyncClient::leave`].
     pub async fn leave_room(&self) -> Result<(), ClientError> {
         self.sender.leave_room().await
+    }
+
+    /// `room_leave`, then waits for its `room_left` ([`SyncEvents::wait_left`]): the clean way to give up a seat
+    /// before closing. `None` when there was no room to leave.
+    pub async fn leave(&mut self, timeout: Duration) -> Result<Option<RoomLeft>, ClientError> {
+        self.sender.leave_room().await?;
+        self.events.wait_left(timeout).await
     }
 
     /// `room_prepare`: marks the player ready.

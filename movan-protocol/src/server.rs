@@ -48,6 +48,13 @@ pub struct RoomState {
     pub members: Vec<MemberState>,
 }
 
+/// `room_left`: the answer to `room_leave`. The player is out of the room: nothing of it follows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomLeft {
+    /// The room it left.
+    pub room_id: String,
+}
+
 /// `game_start`: the game begins; frames count from 0.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GameStart {
@@ -110,6 +117,8 @@ impl From<&ProtocolError> for ErrorBody {
 pub enum ServerMessage {
     /// `room_state`.
     RoomState(RoomState),
+    /// `room_left`.
+    RoomLeft(RoomLeft),
     /// `game_start`.
     GameStart(GameStart),
     /// `game_over`.
@@ -268,6 +277,8 @@ pub struct ReloadChunk {
 pub enum ServerEvent {
     /// `room_state`.
     RoomState(RoomState),
+    /// `room_left`.
+    RoomLeft(RoomLeft),
     /// `game_start`.
     GameStart(GameStart),
     /// `sync_frame`.
@@ -313,6 +324,7 @@ pub fn parse_server_message(body: &[u8]) -> Result<ServerEvent, ServerParseError
     let data = env.data.get();
     Ok(match env.proto.as_str() {
         "room_state" => ServerEvent::RoomState(serde_json::from_str(data)?),
+        "room_left" => ServerEvent::RoomLeft(serde_json::from_str(data)?),
         "game_start" => ServerEvent::GameStart(serde_json::from_str(data)?),
         "sync_frame" => ServerEvent::Frame(parse_frame(env.data)?),
         "reload_frames" => {

@@ -275,7 +275,7 @@ namespace Movan.Bot
                 case BotState.Phase.Leaving:
                     if (now > b.Deadline)
                     {
-                        b.Error("no pong after room_leave");
+                        b.Error("no room_left after room_leave");
                         b.Finish();
                     }
                     break;
@@ -308,10 +308,9 @@ namespace Movan.Bot
         {
             try
             {
-                // Requests are handled in order: the pong says the seat is free before the bot hangs up.
+                // room_left (or not_in_room, after game_over) says the seat is free before the bot hangs up.
                 b.Playing = false;
                 b.Session.LeaveRoom();
-                b.Session.Ping();
                 b.State = BotState.Phase.Leaving;
                 b.Deadline = now + 10000;
             }
@@ -364,14 +363,18 @@ namespace Movan.Bot
             var err = ev as ErrorEvent;
             if (err != null)
             {
-                // After room_leave only the pong matters (a leave after game_over is not_in_room); `replaced`
-                // comes before the close it announces, judged there.
+                // A leave after game_over is not_in_room: the answer to room_leave all the same. `replaced` comes
+                // before the close it announces, judged there.
+                if (b.State == BotState.Phase.Leaving && err.Error.Code == ErrorCode.NotInRoom)
+                {
+                    b.Finish();
+                    return;
+                }
                 bool expected = config.ExpectReplaced && err.Error.Code == ErrorCode.Replaced;
                 if (b.State != BotState.Phase.Leaving && !expected) b.Error("server error " + err.Error);
                 return;
             }
-            var pong = ev as PongEvent;
-            if (pong != null)
+            if (ev is RoomLeftEvent)
             {
                 if (b.State == BotState.Phase.Leaving) b.Finish();
                 return;

@@ -31,6 +31,13 @@ namespace Movan.Client
         public RoomState State { get; private set; }
     }
 
+    /// <summary>The answer to <c>room_leave</c>: the player is out of the room; close after it to leave cleanly.</summary>
+    public sealed class RoomLeftEvent : GameEvent
+    {
+        public RoomLeftEvent(RoomLeft left) { Left = left; }
+        public RoomLeft Left { get; private set; }
+    }
+
     /// <summary>The game ended; the player is in no room any more.</summary>
     public sealed class GameOverEvent : GameEvent
     {

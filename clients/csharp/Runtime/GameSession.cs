@@ -111,6 +111,8 @@ namespace Movan.Client
         public event Action<GameStart> GameStarted;
         /// <summary>The room changed.</summary>
         public event Action<RoomState> RoomStateChanged;
+        /// <summary>The answer to <see cref="LeaveRoom"/>: out of the room (close after it to give the seat up cleanly).</summary>
+        public event Action<RoomLeft> RoomLeftReceived;
         /// <summary>The game ended.</summary>
         public event Action<GameOver> GameEnded;
         /// <summary>A <c>pong</c> arrived.</summary>
@@ -296,6 +298,8 @@ namespace Movan.Client
             if (start != null) { Raise(GameStarted, start.Start); return; }
             var state = ev as RoomStateEvent;
             if (state != null) { Raise(RoomStateChanged, state.State); return; }
+            var left = ev as RoomLeftEvent;
+            if (left != null) { Raise(RoomLeftReceived, left.Left); return; }
             var over = ev as GameOverEvent;
             if (over != null) { Raise(GameEnded, over.Over); return; }
             var pong = ev as PongEvent;

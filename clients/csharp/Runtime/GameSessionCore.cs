@@ -249,6 +249,12 @@ namespace Movan.Client
                 events.Enqueue(new RoomStateEvent(state));
                 return;
             }
+            var left = m as RoomLeft;
+            if (left != null)
+            {
+                events.Enqueue(new RoomLeftEvent(left));
+                return;
+            }
             var pong = m as Pong;
             if (pong != null) events.Enqueue(new PongEvent(pong));
         }

@@ -31,6 +31,7 @@ namespace Movan.Client
                     case "sync_frame": return ParseFrame(data);
                     case "reload_frames": return ParseReload(data);
                     case "room_state": return ParseRoomState(data);
+                    case "room_left": return new RoomLeft { RoomId = Str(data, "room_id") };
                     case "game_start": return ParseGameStart(data);
                     case "game_over": return ParseGameOver(data);
                     case "pong": return ParsePong(data);

@@ -56,6 +56,14 @@ namespace Movan.Client
         public IReadOnlyList<RoomMember> Members { get; internal set; }
     }
 
+    /// <summary><c>room_left</c>: the answer to <c>room_leave</c>; nothing of the room follows on this connection.</summary>
+    public sealed class RoomLeft : ServerMessage
+    {
+        public override string Proto { get { return "room_left"; } }
+        /// <summary>The room the player left.</summary>
+        public string RoomId { get; internal set; }
+    }
+
     /// <summary><c>game_start</c>: the game begins; frames count from 0.</summary>
     public sealed class GameStart : ServerMessage
     {

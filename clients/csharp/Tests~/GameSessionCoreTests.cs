@@ -248,9 +248,11 @@ namespace Movan.Client.Tests
             r.Receive("{\"proto\":\"room_state\",\"data\":{\"room_id\":\"r\",\"capacity\":4,\"min_players\":2,\"status\":\"waiting\",\"members\":[]}}");
             r.Receive("{\"proto\":\"pong\",\"data\":{\"timestamp\":null,\"server_time\":2.0}}");
             r.Error("room_full", "room_enter");
+            r.Receive("{\"proto\":\"room_left\",\"data\":{\"room_id\":\"r\"}}");
             Assert.IsInstanceOf<RoomStateEvent>(r.Events[0]);
             Assert.IsInstanceOf<PongEvent>(r.Events[1]);
             Assert.AreEqual(ErrorCode.RoomFull, ((ErrorEvent)r.Events[2]).Error.Code);
+            Assert.AreEqual("r", ((RoomLeftEvent)r.Events[3]).Left.RoomId);
         }
 
         // ---- reconnects ----

@@ -20,6 +20,14 @@ namespace Movan.Client.Tests
         }
 
         [Test]
+        public void Doc_room_left()
+        {
+            var l = (RoomLeft)Parse("{\"proto\":\"room_left\",\"data\":{\"room_id\":\"lobby-7\"}}");
+            Assert.AreEqual("lobby-7", l.RoomId);
+            Assert.AreEqual("room_left", l.Proto);
+        }
+
+        [Test]
         public void Doc_room_state()
         {
             var s = (RoomState)Parse("{\"proto\":\"room_state\",\"data\":{\"room_id\":\"lobby-7\",\"capacity\":4,\"min_players\":2,\"status\":\"waiting\",\"members\":[{\"uid\":\"1001\",\"ready\":true,\"connected\":true},{\"uid\":\"1002\",\"ready\":false,\"connected\":true}]}}");

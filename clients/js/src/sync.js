@@ -18,7 +18,16 @@ export const DEFAULT_MAX_FRAME_BYTES = 65536;
 export const RELOAD_PROTO = 'sync_request_reload_frames';
 
 /** Server protos that get their own event; any other proto is only seen through `message`. */
-const KNOWN_EVENTS = new Set(['room_state', 'game_start', 'sync_frame', 'reload_frames', 'game_over', 'pong', 'error']);
+const KNOWN_EVENTS = new Set([
+  'room_state',
+  'room_left',
+  'game_start',
+  'sync_frame',
+  'reload_frames',
+  'game_over',
+  'pong',
+  'error',
+]);
 /** WebSocket readyState values (the same in browsers and in `ws`). */
 const OPEN = 1;
 
@@ -79,7 +88,8 @@ export function encodeEnvelope(uid, extra, token) {
  * One connection to the sync server. Events (`on(name, fn)`), each with the message's `data` and the whole
  * message as a second argument (`{proto, data, raw}`, `raw` the JSON text):
  *
- * - `room_state`, `game_start`, `sync_frame`, `reload_frames`, `game_over`, `pong`, `error` (`{code, message, proto}`)
+ * - `room_state`, `room_left` (`{room_id}`: the answer to `room_leave`), `game_start`, `sync_frame`, `reload_frames`,
+ *   `game_over`, `pong`, `error` (`{code, message, proto}`)
  * - `message`: every server message after the handshake, unknown protos included (`(msg)`)
  * - `close`: once, when the connection ended ({@link CloseInfo})
  *
@@ -489,7 +499,7 @@ export class SyncConnection extends Emitter {
     this.send('room_enter', roomId == null ? {} : { data: { room_id: roomId } });
   }
 
-  /** `room_leave`. */
+  /** `room_leave`: answered by a `room_left` event (or an `error` `not_in_room`); close after it to leave cleanly. */
   leaveRoom() {
     this.send('room_leave');
   }

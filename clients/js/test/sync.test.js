@@ -57,7 +57,7 @@ describe('connection sequence', () => {
     const conn = await connect(server);
     const c = server.last;
     const events = [];
-    for (const name of ['room_state', 'game_start', 'sync_frame', 'reload_frames', 'game_over', 'pong', 'error']) {
+    for (const name of ['room_state', 'room_left', 'game_start', 'sync_frame', 'reload_frames', 'game_over', 'pong', 'error']) {
       conn.on(name, (data, msg) => events.push([name, data, msg.raw]));
     }
     const messages = [];
@@ -92,12 +92,14 @@ describe('connection sequence', () => {
     c.send({ proto: 'error', data: { code: 'not_in_room', message: 'not in a room', proto: 'room_leave' } });
     c.send({ proto: 'pong', data: { timestamp: null, server_time: 1 } });
     c.send({ proto: 'game_over', data: { room_id: 'lobby-7', reason: 'all_left', frame_count: 1, results: null } });
-    await until(() => events.length === 8, 2000, 'events');
+    c.send({ proto: 'room_left', data: { room_id: 'lobby-7' } });
+    await until(() => events.length === 9, 2000, 'events');
     assert.equal(events.shift()?.[0], 'pong'); // the answer to conn.ping()
     assert.deepEqual(
       events.map((e) => e[0]),
-      ['room_state', 'game_start', 'sync_frame', 'reload_frames', 'error', 'pong', 'game_over'],
+      ['room_state', 'game_start', 'sync_frame', 'reload_frames', 'error', 'pong', 'game_over', 'room_left'],
     );
+    assert.deepEqual(events[7][1], { room_id: 'lobby-7' });
     assert.equal(events[1][1].seed, 3543144545);
     assert.deepEqual(events[2][1].actions[0].extra_data.action_data, { move: [0, 1] });
     assert.equal(events[2][2], frame); // the raw JSON text, for hashing frames byte for byte

@@ -50,6 +50,31 @@ impl SyncEvents {
         }
     }
 
+    /// Waits for the answer to a `room_leave` sent on this connection: `room_left` with the room it left, or `None`
+    /// when there was no room to leave (`not_in_room`: the game had already ended, say). The events in between are
+    /// kept for [`SyncEvents::next_event`]. After it, closing the connection cannot lose the `room_leave`.
+    pub async fn wait_left(&mut self, timeout: Duration) -> Result<Option<RoomLeft>, ClientError> {
+        let deadline = Instant::now() + timeout;
+        let mut kept = VecDeque::new();
+        let result = loop {
+            let ev = match timeout_at(deadline, self.next_event()).await {
+                Err(e) => break Err(e.into()),
+                Ok(None) => break Err(ClientError::Closed),
+                Ok(Some(ev)) => ev,
+            };
+            match ev {
+                ServerEvent::RoomLeft(left) => break Ok(Some(left)),
+                ServerEvent::Error(body) if body.proto.as_deref() == Some("room_leave") => {
+                    break if body.code == ErrorCode::NotInRoom { Ok(None) } else { Err(body.into()) };
+                }
+                other => kept.push_back(other),
+            }
+        };
+        kept.append(&mut self.pending);
+        self.pending = kept;
+        result
+    }
+
     /// Waits until the connection closes, returning the events received meanwhile. Fails with
     /// [`ClientError::Timeout`] if it is still open after `timeout`.
     pub async fn wait_closed(&mut self, timeout: Duration) -> Result<Vec<ServerEvent>, ClientError> {

@@ -262,3 +262,32 @@ async fn dropping_every_sender_ends_the_servers_stream() {
         assert!(server.recv_end().await, "the reader task does not keep the socket open");
     }
 }
+
+#[tokio::test]
+async fn leave_waits_for_room_left_and_keeps_the_frames_before_it() {
+    use movan_protocol::server::RoomLeft;
+    let (mut client, mut server) = established(false).await;
+    let serve = async {
+        let req = server.recv_json().await;
+        assert_eq!(req["extra_data"]["proto"], "room_leave");
+        server.send(&frame_wire(4)).await;
+        server.send(&ServerMessage::RoomLeft(RoomLeft { room_id: "r-1".into() }).to_wire()).await;
+        let req = server.recv_json().await;
+        assert_eq!(req["extra_data"]["proto"], "room_leave");
+        let e =
+            ErrorBody { code: ErrorCode::NotInRoom, message: "not in a room".into(), proto: Some("room_leave".into()) };
+        server.send(&ServerMessage::Error(e).to_wire()).await;
+    };
+    let left = async {
+        let first = client.leave(T).await.unwrap();
+        let second = client.leave(T).await.unwrap();
+        (first, second)
+    };
+    let ((first, second), ()) = tokio::join!(left, serve);
+    assert_eq!(first.unwrap().room_id, "r-1");
+    assert!(second.is_none(), "not_in_room: nothing to leave");
+    match client.next_event_timeout(T).await.unwrap() {
+        Some(ServerEvent::Frame(f)) => assert_eq!(f.frame_count, 4, "the frame before room_left is kept"),
+        other => panic!("{other:?}"),
+    }
+}

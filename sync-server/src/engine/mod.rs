@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use movan_protocol::server::{
-    ActionRef, ErrorBody, GameOver, GameStart, MemberState, Pong, RoomState, RoomStatus, ServerMessage, encode_frame,
+    ActionRef, ErrorBody, GameOver, GameStart, MemberState, Pong, RoomLeft, RoomState, RoomStatus, ServerMessage,
+    encode_frame,
 };
 use movan_protocol::{EndReason, ErrorCode, ProtocolError, Request};
 use rand::rngs::StdRng;
@@ -285,7 +286,7 @@ impl Engine {
         let proto = request.proto();
         let result = match request {
             Request::RoomEnter { room_id } => self.enter_room(&uid, room_id, now),
-            Request::RoomLeave => self.request_leave(&uid, now),
+            Request::RoomLeave => self.request_leave(conn, &uid, now),
             Request::RoomPrepare => self.prepare(&uid, now),
             Request::SyncAction { action_data } => {
                 self.action(&uid, client_ts.unwrap_or_else(|| self.clock.unix(now)), action_data, now)

@@ -120,11 +120,14 @@ impl Engine {
         }
     }
 
-    pub(super) fn request_leave(&mut self, uid: &Arc<str>, now: Instant) -> Outcome {
-        if self.player_room(uid).is_none() {
+    /// `room_leave`: leaves, then tells the leaver `room_left`, after everything it got from the room.
+    pub(super) fn request_leave(&mut self, conn: ConnId, uid: &Arc<str>, now: Instant) -> Outcome {
+        let Some(room_id) = self.player_room(uid) else {
             return Err(not_in_room());
-        }
+        };
         self.leave_room(uid, now);
+        let left = ServerMessage::RoomLeft(RoomLeft { room_id: room_id.to_string() });
+        self.send(conn, left.to_body());
         Ok(())
     }
 

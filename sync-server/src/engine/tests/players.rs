@@ -32,6 +32,11 @@ fn game_ends_when_everyone_left_and_the_room_is_freed() {
         events.iter().any(|(c, e)| *c == 2 && matches!(e, ServerEvent::RoomState(s) if s.members.len() == 1)),
         "the remaining player is told: {events:?}"
     );
+    let to_leaver: Vec<_> = events.iter().filter(|(c, _)| *c == 1).map(|(_, e)| e).collect();
+    assert!(matches!(to_leaver.last(), Some(ServerEvent::RoomLeft(l)) if l.room_id == "r"), "{to_leaver:?}");
+    assert_eq!(to_leaver.iter().filter(|e| matches!(e, ServerEvent::RoomLeft(_))).count(), 1, "{to_leaver:?}");
+    h.tick(150);
+    assert!(h.drain().iter().all(|(c, _)| *c != 1), "nothing of the room after room_left");
     h.engine.disconnect(ConnId(2), h.at(102));
     assert_eq!(h.engine.stats(), Stats { connections: 1, rooms: 0, games: 0, players_in_rooms: 0, reconnecting: 0 });
     assert_eq!(h.engine.poll_timeout().map(|t| t > h.at(102)), Some(true));
