@@ -315,19 +315,30 @@ async fn sigterm_ends_games_with_game_over_and_exits_cleanly() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn movan_bot_plays_and_verifies_its_frames() {
+async fn movan_bot_plays_and_verifies_its_frames_over_every_transport() {
     let cluster = Cluster::start().await.unwrap();
+    for transport in ["tcp", "ws", "udp"] {
+        movan_bot_plays(&cluster, transport).await;
+    }
+}
+
+async fn movan_bot_plays(cluster: &Cluster, transport: &str) {
     let out = tokio::process::Command::new(binary("movan-bot"))
         .args(["--account", &cluster.account_url, "--bots", "4", "--room-size", "2"])
         .args(["--duration-secs", "2", "--actions-per-sec", "10", "--json"])
+        .args(["--transport", transport, "--prefix", &format!("bot-{transport}")])
         .env("RUST_LOG", "warn")
         .output()
         .await
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "movan-bot failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "movan-bot over {transport} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let summary: Value = stdout.lines().rev().find_map(|l| serde_json::from_str(l).ok()).expect("a JSON summary line");
-    assert_eq!(summary["bots"], 4);
+    assert_eq!(summary["bots"], 4, "{transport}");
     assert_eq!(summary["missing"], 0);
     assert_eq!(summary["duplicated"], 0);
     assert_eq!(summary["gaps"], 0);

@@ -396,5 +396,6 @@ pub fn override_addr(session: &mut movan_client::Session, addr: &str, transport:
     match transport {
         movan_client::Transport::Tcp => session.sync_addr = addr.to_owned(),
         movan_client::Transport::Udp => session.sync_udp_addr = Some(addr.to_owned()),
+        movan_client::Transport::Ws => session.sync_ws_url = Some(addr.to_owned()),
     }
 }

@@ -34,11 +34,11 @@ struct Args {
     /// Account server base URL.
     #[arg(long, env = "MOVAN_ACCOUNT", default_value = "http://127.0.0.1:2026")]
     account: String,
-    /// Sync server address (host:port); default: the `sync_addr` (or with `--transport udp` the `sync_udp_addr`)
-    /// the login returns.
+    /// Sync server address (host:port, or a ws:// URL with `--transport ws`); default: the `sync_addr` (with
+    /// `--transport udp` the `sync_udp_addr`, with `--transport ws` the `sync_ws_url`) the login returns.
     #[arg(long, env = "MOVAN_SYNC")]
     sync: Option<String>,
-    /// Transport to the sync server: tcp, or udp (KCP).
+    /// Transport to the sync server: tcp, udp (KCP) or ws (WebSocket).
     #[arg(long, value_enum, default_value_t = movan_client::Transport::Tcp)]
     transport: movan_client::Transport,
     /// Player counts to measure, in order, e.g. `500,1000,2000`.

@@ -260,6 +260,7 @@ async fn play(i: usize, config: &BotConfig, run: &mut BotRun) -> anyhow::Result<
         match config.transport {
             Transport::Tcp => session.sync_addr.clone_from(addr),
             Transport::Udp => session.sync_udp_addr = Some(addr.clone()),
+            Transport::Ws => session.sync_ws_url = Some(addr.clone()),
         }
     }
     let connect = SyncClient::connect_session_via(&session, config.transport);

@@ -37,6 +37,7 @@ pub mod game;
 pub mod game_client;
 pub mod sync;
 pub mod udp;
+pub mod ws;
 
 pub use account::{AccountClient, MatchPage, Me, Session};
 pub use error::ClientError;

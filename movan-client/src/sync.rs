@@ -108,6 +108,8 @@ pub enum Transport {
     /// UDP to the login's `sync_udp_addr`: KCP sessions, one KCP message per message body (`docs/protocol.md`,
     /// section UDP). Keeps lockstep smooth on lossy links, and survives the client's address changing.
     Udp,
+    /// WebSocket to the login's `sync_ws_url`: one binary message per message body, as browsers speak it.
+    Ws,
 }
 
 /// Where a connection's frames go.
@@ -115,6 +117,7 @@ pub enum Transport {
 enum Outbound {
     Tcp(OwnedWriteHalf),
     Udp(UdpSender),
+    Ws(Box<crate::ws::WsSink>),
 }
 
 /// The socket's write half and what every send needs: the token for the first message and the sealer.
@@ -143,7 +146,8 @@ impl SyncClient {
         Self::connect_session_via(session, Transport::Tcp).await
     }
 
-    /// [`SyncClient::connect_session`] over `transport`; UDP needs the login's `sync_udp_addr`.
+    /// [`SyncClient::connect_session`] over `transport`; UDP needs the login's `sync_udp_addr`, WebSocket its
+    /// `sync_ws_url`.
     pub async fn connect_session_via(session: &Session, transport: Transport) -> Result<SyncClient, ClientError> {
         let key = session.decode_session_key()?;
         let addr = match transport {
@@ -151,11 +155,17 @@ impl SyncClient {
             Transport::Udp => session.sync_udp_addr.as_deref().ok_or_else(|| {
                 ClientError::Protocol("the login named no UDP endpoint (sync_udp_addr): is sync.udp_addr set?".into())
             })?,
+            Transport::Ws => session.sync_ws_url.as_deref().ok_or_else(|| {
+                ClientError::Protocol(
+                    "the login named no WebSocket endpoint (sync_ws_url): is sync.ws_addr set?".into(),
+                )
+            })?,
         };
         Self::connect_via(transport, addr, &session.uid, &session.token, key).await
     }
 
-    /// [`SyncClient::connect_with`] over `transport` (`addr` is the UDP `host:port` for [`Transport::Udp`]).
+    /// [`SyncClient::connect_with`] over `transport` (`addr` is the UDP `host:port` for [`Transport::Udp`], the
+    /// `ws://host:port/ws` URL for [`Transport::Ws`]).
     pub async fn connect_via(
         transport: Transport,
         addr: &str,
@@ -250,6 +260,10 @@ impl SyncClient {
             Transport::Udp => {
                 let (sender, messages) = crate::udp::connect(addr, KcpTuning::default()).await?;
                 (Outbound::Udp(sender), messages)
+            }
+            Transport::Ws => {
+                let (sink, messages) = crate::ws::connect(addr).await?;
+                (Outbound::Ws(Box::new(sink)), messages)
             }
         };
         let writer = Writer { stream, token: token.map(str::to_owned), sealer: None, closed: false };
@@ -475,6 +489,7 @@ impl SyncSender {
         match &mut w.stream {
             Outbound::Tcp(s) => s.shutdown().await?,
             Outbound::Udp(s) => s.close().await,
+            Outbound::Ws(s) => crate::ws::close(s).await?,
         }
         Ok(())
     }
@@ -485,7 +500,7 @@ impl SyncSender {
         let w = self.writer.lock().await;
         match &w.stream {
             Outbound::Udp(s) => Some(s.rebind().await),
-            Outbound::Tcp(_) => None,
+            Outbound::Tcp(_) | Outbound::Ws(_) => None,
         }
     }
 
@@ -516,12 +531,12 @@ impl Writer {
         if self.closed {
             return Err(ClientError::Closed);
         }
-        let udp = matches!(self.stream, Outbound::Udp(_));
+        // UDP and WebSocket: the KCP or WebSocket message is the framing.
+        let message_framed = !matches!(self.stream, Outbound::Tcp(_));
         let Some(sealer) = self.sealer.as_mut() else {
-            // UDP: the KCP message is the framing.
-            return Ok(if udp { Bytes::copy_from_slice(body) } else { frame_bytes(body) });
+            return Ok(if message_framed { Bytes::copy_from_slice(body) } else { frame_bytes(body) });
         };
-        let sealed = if udp {
+        let sealed = if message_framed {
             let mut dst = bytes::BytesMut::with_capacity(body.len() + 16);
             sealer.seal_body_into(body, &mut dst).map(|()| dst.freeze())
         } else {
@@ -543,6 +558,7 @@ impl Writer {
         match &mut self.stream {
             Outbound::Tcp(s) => s.write_all(wire).await?,
             Outbound::Udp(s) => s.send(Bytes::copy_from_slice(wire)).await?,
+            Outbound::Ws(s) => crate::ws::send(s, wire).await?,
         }
         Ok(())
     }
@@ -558,6 +574,11 @@ impl Writer {
                 }
             }
             Outbound::Udp(s) => s.close().await,
+            Outbound::Ws(s) => {
+                if let Err(e) = crate::ws::close(s).await {
+                    tracing::debug!(error = %e, "closing the sync websocket");
+                }
+            }
         }
     }
 }

@@ -68,7 +68,8 @@ struct Args {
     /// the frame object byte for byte as the server sent it (the `data` of its `sync_frame`), bots in order.
     #[arg(long, value_name = "FILE")]
     frames_out: Option<std::path::PathBuf>,
-    /// Transport to the sync server: tcp, or udp (KCP to the login's `sync_udp_addr`).
+    /// Transport to the sync server: tcp, udp (KCP to the login's `sync_udp_addr`) or ws (WebSocket to its
+    /// `sync_ws_url`).
     #[arg(long, value_enum, default_value_t = movan_client::Transport::Tcp)]
     transport: movan_client::Transport,
 }
