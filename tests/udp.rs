@@ -102,6 +102,42 @@ async fn udp_and_tcp_players_share_a_room_and_a_udp_player_moves_mid_game() {
 }
 
 #[tokio::test]
+async fn a_tampered_datagram_closes_only_its_session() {
+    let options = Options { sync: vec!["max_players = 2".into(), "min_players = 2".into()], ..Options::default() };
+    let cluster = Cluster::start_with(options).await.unwrap();
+    let server: SocketAddr = cluster.sync_udp_addr.parse().unwrap();
+    let clean = Impairment { drop: 0.0, duplicate: 0.0, delay: Duration::ZERO, jitter: Duration::ZERO, seed: 1 };
+    let proxy = LossyProxy::start(server, clean).await.unwrap();
+    let (mut a, b) = (login(&cluster, "tampered").await, login(&cluster, "bystander").await);
+    a.sync_udp_addr = Some(proxy.addr.to_string());
+    let mut victim = SyncClient::connect_session_via(&a, Transport::Udp).await.unwrap();
+    let mut other = SyncClient::connect_session_via(&b, Transport::Udp).await.unwrap();
+    for c in [&victim, &other] {
+        c.enter_room(Some("tamper")).await.unwrap();
+        c.prepare().await.unwrap();
+    }
+    next_frame(&mut victim).await;
+    next_frame(&mut other).await;
+    // One flipped bit in a sealed message on the way in: the server ends that session, without a word (the client
+    // finds out by its own timeout, protocol.md §2.2), and the seat waits for a reconnect.
+    proxy.tamper_next_push();
+    victim.send_action(&json!({"x": 1})).await.unwrap();
+    let dropped = |s: &movan_protocol::server::RoomState| s.members.iter().any(|m| m.uid == a.uid && !m.connected);
+    other.wait_for(|e| matches!(e, ServerEvent::RoomState(s) if dropped(s)), WAIT).await.unwrap();
+    drop(victim);
+    // The other player's game goes on, every frame in order; the victim comes back on a new session.
+    let mut n = next_frame(&mut other).await;
+    let mut back = SyncClient::connect_session_via(&a, Transport::Udp).await.unwrap();
+    let rejoined = |s: &movan_protocol::server::RoomState| s.members.iter().all(|m| m.connected);
+    back.wait_for(|e| matches!(e, ServerEvent::RoomState(s) if rejoined(s)), WAIT).await.unwrap();
+    for _ in 0..10 {
+        let m = next_frame(&mut other).await;
+        assert_eq!(m, n + 1, "no frame lost for the bystander");
+        n = m;
+    }
+}
+
+#[tokio::test]
 async fn forged_and_cookieless_datagrams_get_small_replies_and_leave_a_game_alone() {
     let cluster = Cluster::start_with(options()).await.unwrap();
     let server: SocketAddr = cluster.sync_udp_addr.parse().unwrap();

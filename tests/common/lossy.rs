@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -46,6 +46,7 @@ pub struct LossyProxy {
     pub addr: SocketAddr,
     /// What it did so far.
     pub stats: Arc<ProxyStats>,
+    shared: Arc<Shared>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -55,10 +56,35 @@ impl Drop for LossyProxy {
     }
 }
 
+#[derive(Debug)]
 struct Shared {
     rng: Mutex<StdRng>,
     imp: Impairment,
     stats: Arc<ProxyStats>,
+    /// Flip a bit in the next client → server KCP data segment (see [`LossyProxy::tamper_next_push`]).
+    tamper: AtomicBool,
+}
+
+/// KCP's `cmd` of a data segment (`IKCP_CMD_PUSH`).
+const KCP_PUSH: u8 = 81;
+
+/// Flips the last payload byte (in a sealed message, a byte of its tag) of the first KCP data segment in `d`.
+/// False when `d` holds none (a control datagram, or only acknowledgements).
+fn tamper(d: &mut [u8]) -> bool {
+    let mut at = 0;
+    while d.len() >= at + 24 && d[..4] != [0; 4] {
+        let len = u32::from_le_bytes([d[at + 20], d[at + 21], d[at + 22], d[at + 23]]) as usize;
+        let end = at + 24 + len;
+        if end > d.len() {
+            return false;
+        }
+        if d[at + 4] == KCP_PUSH && len > 0 {
+            d[end - 1] ^= 0x01;
+            return true;
+        }
+        at = end;
+    }
+    false
 }
 
 impl Shared {
@@ -86,7 +112,13 @@ impl LossyProxy {
         let front = Arc::new(UdpSocket::bind("127.0.0.1:0").await?);
         let addr = front.local_addr()?;
         let stats = Arc::new(ProxyStats::default());
-        let shared = Arc::new(Shared { rng: Mutex::new(StdRng::seed_from_u64(imp.seed)), imp, stats: stats.clone() });
+        let shared = Arc::new(Shared {
+            rng: Mutex::new(StdRng::seed_from_u64(imp.seed)),
+            imp,
+            stats: stats.clone(),
+            tamper: AtomicBool::new(false),
+        });
+        let proxy_shared = shared.clone();
         let task = tokio::spawn(async move {
             let mut upstreams: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
             let mut buf = vec![0u8; 65_536];
@@ -105,7 +137,10 @@ impl LossyProxy {
                         up
                     }
                 };
-                let datagram = buf[..n].to_vec();
+                let mut datagram = buf[..n].to_vec();
+                if shared.tamper.load(Ordering::Relaxed) && tamper(&mut datagram) {
+                    shared.tamper.store(false, Ordering::Relaxed);
+                }
                 for delay in shared.fate() {
                     let (up, d) = (up.clone(), datagram.clone());
                     tokio::spawn(async move {
@@ -115,7 +150,13 @@ impl LossyProxy {
                 }
             }
         });
-        Ok(Self { addr, stats, task })
+        Ok(Self { addr, stats, shared: proxy_shared, task })
+    }
+
+    /// Flips one bit in the next KCP data segment a client sends (the tag of a sealed message): KCP, which has no
+    /// checksum, delivers it, and the message does not open.
+    pub fn tamper_next_push(&self) {
+        self.shared.tamper.store(true, Ordering::Relaxed);
     }
 }
 
