@@ -66,8 +66,22 @@ async fn next_frame(c: &mut SyncClient) -> u64 {
 
 #[tokio::test]
 async fn udp_and_tcp_players_share_a_room_and_a_udp_player_moves_mid_game() {
-    let options = Options { sync: vec!["max_players = 2".into(), "min_players = 2".into()], ..Options::default() };
-    let cluster = Cluster::start_with(options).await.unwrap();
+    share_and_move(false).await;
+}
+
+#[tokio::test]
+async fn without_encryption_a_udp_player_moves_mid_game_too() {
+    share_and_move(true).await;
+}
+
+/// A UDP and a TCP player in one game; the UDP one changes its local port mid-game and loses nothing. Without
+/// encryption any accepted message moves the session (protocol.md §2.2).
+async fn share_and_move(plaintext: bool) {
+    let mut sync = vec!["max_players = 2".into(), "min_players = 2".into()];
+    if plaintext {
+        sync.push("encryption = \"off\"".into());
+    }
+    let cluster = Cluster::start_with(Options { sync, ..Options::default() }).await.unwrap();
     let (a, b) = (login(&cluster, "mover").await, login(&cluster, "stayer").await);
     assert_eq!(a.sync_udp_addr.as_deref(), Some(cluster.sync_udp_addr.as_str()), "login names the UDP endpoint");
     let mut udp = SyncClient::connect_session_via(&a, Transport::Udp).await.unwrap();
@@ -76,6 +90,8 @@ async fn udp_and_tcp_players_share_a_room_and_a_udp_player_moves_mid_game() {
         c.enter_room(Some("mixed")).await.unwrap();
         c.prepare().await.unwrap();
     }
+    let sealed = if plaintext { movan_client::Encryption::Plaintext } else { movan_client::Encryption::Sealed };
+    assert_eq!(udp.encryption(), sealed);
     let start = next_frame(&mut udp).await;
     udp.send_action(&json!({"before": "move"})).await.unwrap();
     // The phone changes networks: a new local port. The next sealed message moves the session there.
