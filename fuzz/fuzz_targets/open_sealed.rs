@@ -13,7 +13,9 @@
 //!   `seal_into` batches are the concatenation of `seal` outputs, every frame opens back to its plaintext in both
 //!   directions, a frame reflected to its sender's opener fails, and flipping any bits of one byte of one sealed frame
 //!   (prefix included, read through the codec as a receiver would) makes it fail to open without moving the
-//!   counter, after which the genuine frame still opens.
+//!   counter, after which the genuine frame still opens;
+//! - every sealed body is byte-identical to the RustCrypto `chacha20poly1305` crate's sealing of the same plaintext
+//!   (the independent oracle for the `ring` cipher the crate seals with).
 #![no_main]
 
 use arbitrary::{Arbitrary, Unstructured};
@@ -21,7 +23,12 @@ use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use movan_protocol::FrameCodec;
 use movan_protocol::codec::{DEFAULT_MAX_FRAME, LENGTH_PREFIX};
-use movan_protocol::crypto::{CryptoError, Opener, SALT_LEN, Sealer, SessionKey, TAG_LEN, client_side, server_side};
+use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+use chacha20poly1305::ChaCha20Poly1305;
+use movan_protocol::crypto::{
+    CryptoError, Direction, Opener, SALT_LEN, Sealer, SessionKey, TAG_LEN, client_side, derive_direction_key,
+    nonce_bytes, server_side,
+};
 use tokio_util::codec::Decoder;
 
 fuzz_target!(|data: &[u8]| {
@@ -93,6 +100,17 @@ fn open_raw_stream(stream: &[u8]) {
     }
 }
 
+/// The oracle's sealed body for frame `counter` of `plaintext` client→server: ciphertext then tag.
+fn oracle_seal(counter: u64, plaintext: &[u8]) -> Vec<u8> {
+    let key = derive_direction_key(&key(), &salt(), Direction::ClientToServer);
+    let cipher = ChaCha20Poly1305::new_from_slice(key.as_slice()).expect("a 32-byte key");
+    let ad = ((plaintext.len() + TAG_LEN) as u32).to_be_bytes();
+    let mut buf = plaintext.to_vec();
+    let tag = cipher.encrypt_in_place_detached(&nonce_bytes(counter).into(), &ad, &mut buf).expect("seal");
+    buf.extend_from_slice(&tag);
+    buf
+}
+
 fn round_trip(session: &Session) {
     let plaintexts = &session.plaintexts;
     let ((mut cs, mut so), (mut ss, mut co)) = connection();
@@ -104,6 +122,9 @@ fn round_trip(session: &Session) {
         assert_eq!(wire.len(), LENGTH_PREFIX + body_len);
         assert_eq!(wire[..LENGTH_PREFIX], (body_len as u32).to_be_bytes());
         batch_sealer.seal_into(plaintext, &mut batch).expect("seal_into");
+    }
+    for (i, (plaintext, wire)) in plaintexts.iter().zip(&c2s).enumerate() {
+        assert_eq!(wire[LENGTH_PREFIX..], oracle_seal(i as u64, plaintext)[..], "ring and the oracle differ");
     }
     assert_eq!(batch, c2s.concat(), "seal_into batch differs from seal");
 

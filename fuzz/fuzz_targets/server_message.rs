@@ -22,7 +22,8 @@ use movan_protocol::server::{
 };
 use serde_json::Value;
 
-const KNOWN: [&str; 7] = ["room_state", "game_start", "sync_frame", "reload_frames", "game_over", "pong", "error"];
+const KNOWN: [&str; 8] =
+    ["room_state", "room_left", "game_start", "sync_frame", "reload_frames", "game_over", "pong", "error"];
 
 fuzz_target!(|data: &[u8]| {
     check_handshake(data);
@@ -74,6 +75,10 @@ fn check_server_message(body: &[u8]) {
         ServerEvent::RoomState(v) => {
             let again = reparse(&ServerMessage::RoomState(v.clone()).to_wire());
             assert!(matches!(again, ServerEvent::RoomState(w) if w == v));
+        }
+        ServerEvent::RoomLeft(v) => {
+            let again = reparse(&ServerMessage::RoomLeft(v.clone()).to_wire());
+            assert!(matches!(again, ServerEvent::RoomLeft(ref w) if *w == v), "{v:?} became {again:?}");
         }
         ServerEvent::GameStart(v) => {
             let again = reparse(&ServerMessage::GameStart(v.clone()).to_wire());

@@ -22,10 +22,9 @@ use std::fmt;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::{BufMut, Bytes, BytesMut};
-use chacha20poly1305::aead::{AeadInPlace, KeyInit};
-use chacha20poly1305::{ChaCha20Poly1305, Nonce, Tag};
 use hkdf::Hkdf;
 use rand::{CryptoRng, RngCore};
+use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce, Tag, UnboundKey};
 use serde::Deserialize;
 use sha2::Sha256;
 use zeroize::{Zeroize, Zeroizing};
@@ -187,10 +186,10 @@ impl Sealer {
         let start = dst.len();
         dst.reserve(plaintext.len() + TAG_LEN);
         dst.put_slice(plaintext);
-        let sealed = self.key.cipher.encrypt_in_place_detached(&nonce, &ad, &mut dst[start..]);
+        let sealed = self.key.cipher.seal_in_place_separate_tag(nonce, Aad::from(ad), &mut dst[start..]);
         match sealed {
             Ok(tag) => {
-                dst.put_slice(&tag);
+                dst.put_slice(tag.as_ref());
                 self.key.advance();
                 Ok(())
             }
@@ -243,7 +242,7 @@ impl Opener {
         let mut plaintext = ciphertext.to_vec();
         self.key
             .cipher
-            .decrypt_in_place_detached(&nonce, &prefix, &mut plaintext, &Tag::from(*tag))
+            .open_in_place_separate_tag(nonce, Aad::from(prefix), Tag::from(*tag), &mut plaintext, 0..)
             .map_err(|_| CryptoError::Authentication)?;
         self.key.advance();
         Ok(plaintext)
@@ -366,18 +365,21 @@ pub fn parse_handshake(body: &[u8]) -> Result<Handshake, HandshakeError> {
     Ok(Handshake::Sealed(salt))
 }
 
-/// One direction's AEAD key (zeroed on drop by the cipher) and next frame counter.
+/// One direction's AEAD key and next frame counter. The cipher is `ring`'s ChaCha20-Poly1305 (BoringSSL's
+/// assembly); the tests check it byte for byte against the RustCrypto `chacha20poly1305` crate. The derived key bytes
+/// are zeroed once ring has expanded them.
 struct DirectionKey {
-    cipher: ChaCha20Poly1305,
+    /// Boxed: ring's expanded key is over 500 bytes, and sealers and openers move around in enums.
+    cipher: Box<LessSafeKey>,
     dir: Direction,
     next: u64,
 }
 
 impl DirectionKey {
     fn new(key: &SessionKey, salt: &[u8; SALT_LEN], dir: Direction) -> Self {
-        let okm = derive_key(key, salt, dir);
-        let cipher = ChaCha20Poly1305::new_from_slice(okm.as_slice()).expect("HKDF output is a 32-byte key");
-        Self { cipher, dir, next: 0 }
+        let okm = derive_direction_key(key, salt, dir);
+        let unbound = UnboundKey::new(&CHACHA20_POLY1305, okm.as_slice()).expect("HKDF output is a 32-byte key");
+        Self { cipher: Box::new(LessSafeKey::new(unbound)), dir, next: 0 }
     }
 
     /// The nonce for the next frame; the last counter value, `u64::MAX`, is never used so the counter cannot wrap.
@@ -393,8 +395,9 @@ impl DirectionKey {
     }
 }
 
-/// HKDF-SHA256: ikm = session key, salt = connection salt, info = direction label, 32 bytes out.
-fn derive_key(key: &SessionKey, salt: &[u8; SALT_LEN], dir: Direction) -> Zeroizing<[u8; 32]> {
+/// One direction's ChaCha20-Poly1305 key: HKDF-SHA256 with ikm = session key, salt = connection salt, info =
+/// [`Direction::info`], 32 bytes out (`docs/encryption.md`). Public for implementers checking their derivation.
+pub fn derive_direction_key(key: &SessionKey, salt: &[u8; SALT_LEN], dir: Direction) -> Zeroizing<[u8; 32]> {
     let mut okm = Zeroizing::new([0u8; 32]);
     Hkdf::<Sha256>::new(Some(salt), key.as_bytes())
         .expand(dir.info(), okm.as_mut_slice())
@@ -402,11 +405,15 @@ fn derive_key(key: &SessionKey, salt: &[u8; SALT_LEN], dir: Direction) -> Zeroiz
     okm
 }
 
-/// 4 zero bytes, then the counter as 64-bit big-endian.
-fn nonce_for(counter: u64) -> Nonce {
-    let mut nonce = Nonce::default();
+/// The nonce of frame `counter`: 4 zero bytes, then the counter as 64-bit big-endian.
+pub fn nonce_bytes(counter: u64) -> [u8; NONCE_LEN] {
+    let mut nonce = [0u8; NONCE_LEN];
     nonce[4..].copy_from_slice(&counter.to_be_bytes());
     nonce
+}
+
+fn nonce_for(counter: u64) -> Nonce {
+    Nonce::assume_unique_for_key(nonce_bytes(counter))
 }
 
 #[cfg(test)]
