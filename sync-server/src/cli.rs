@@ -90,14 +90,7 @@ async fn serve(args: Args, factory: impl RoomFactory) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {} (sync.listen_addr)", config.sync.listen_addr))?;
     let addr = listener.local_addr()?;
-    let ws_listener = match config.sync.ws_addr.parse::<SocketAddr>() {
-        Ok(ws_addr) => Some(
-            tokio::net::TcpListener::bind(ws_addr)
-                .await
-                .with_context(|| format!("cannot listen on {ws_addr} (sync.ws_addr)"))?,
-        ),
-        Err(_) => None,
-    };
+    let ws_listener = listen_opt(&config.sync.ws_addr, "sync.ws_addr").await?;
     let ws_url = match &ws_listener {
         Some(l) if config.sync.public_ws_url.is_empty() => {
             let port = l.local_addr()?.port();
@@ -118,14 +111,7 @@ async fn serve(args: Args, factory: impl RoomFactory) -> anyhow::Result<()> {
         ),
         Err(_) => None,
     };
-    let health_listener = match config.sync.metrics_addr.parse::<SocketAddr>() {
-        Ok(health_addr) => Some(
-            tokio::net::TcpListener::bind(health_addr)
-                .await
-                .with_context(|| format!("cannot listen on {health_addr} (sync.metrics_addr)"))?,
-        ),
-        Err(_) => None,
-    };
+    let health_listener = listen_opt(&config.sync.metrics_addr, "sync.metrics_addr").await?;
     let udp_public = match &udp_socket {
         Some(s) if config.sync.public_udp_addr.is_empty() => {
             let port = s.local_addr()?.port();
@@ -186,6 +172,14 @@ async fn serve(args: Args, factory: impl RoomFactory) -> anyhow::Result<()> {
     }
     tracing::info!("sync server stopped");
     Ok(())
+}
+
+/// A TCP listener on `addr`, the value of config key `key` (validated at load); none when it is empty.
+async fn listen_opt(addr: &str, key: &str) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    let Ok(addr) = addr.parse::<SocketAddr>() else { return Ok(None) };
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} ({key})"))?;
+    Ok(Some(listener))
 }
 
 /// Connects to the account server (`sync.account_rpc_addr`), unless that is empty.
