@@ -50,7 +50,7 @@ use tracing::{debug, warn};
 pub use config::{AccountConfig, Config, RpcSection, TokenSection};
 pub use error::ApiError;
 pub use state::{AppState, Clock, StartError};
-pub use store::{OpenError, Role, SledStore, Store, StoreError};
+pub use store::{OpenError, RefreshUse, Role, SledStore, Store, StoreError};
 pub use tls::{TlsConfig, TlsError};
 
 /// How long [`run`] waits for open requests after the shutdown signal before closing anyway: short enough that the
@@ -151,9 +151,32 @@ async fn serve_http(
             warn!(error = %e, "cannot precompute the dummy password hash");
         }
     });
-    match tls {
+    let pruner = tokio::spawn(prune_refresh_tokens(state.clone()));
+    let served = match tls {
         None => serve_plain(listener, state, shutdown).await,
         Some(tls) => serve_tls(listener, tls, state, shutdown).await,
+    };
+    pruner.abort();
+    served
+}
+
+/// How often expired refresh tokens are removed from the store.
+pub const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Removes expired refresh tokens (spent ones are kept until then, to detect their reuse) now and every
+/// [`PRUNE_INTERVAL`].
+async fn prune_refresh_tokens(state: AppState) {
+    let mut every = tokio::time::interval(PRUNE_INTERVAL);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let (store, now) = (Arc::clone(state.store()), state.now());
+        match tokio::task::spawn_blocking(move || store.prune_refresh_tokens(now)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(removed)) => debug!(removed, "removed expired refresh tokens"),
+            Ok(Err(e)) => warn!(error = %e, "cannot remove expired refresh tokens"),
+            Err(e) => warn!(error = %e, "the refresh token pruning task failed"),
+        }
     }
 }
 

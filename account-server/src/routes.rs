@@ -13,13 +13,13 @@ use axum::{Json, Router};
 use movan_protocol::crypto::SessionKey;
 use rand::rngs::OsRng;
 use serde::{Deserialize, Serialize};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::error::ApiError;
 use crate::extract::{Authenticated, ClientIp, JsonBody};
 use crate::nodes::Notice;
 use crate::state::AppState;
-use crate::store::{RefreshGrant, Role, Session, StoreError, User};
+use crate::store::{RefreshGrant, RefreshUse, Role, Session, StoreError, User};
 use crate::tokens::{new_refresh_token, new_session_id, refresh_token_digest};
 
 /// The `/v1` routes, without fallbacks or layers.
@@ -151,11 +151,19 @@ async fn refresh(State(state): State<AppState>, JsonBody(req): JsonBody<RefreshR
         return Err(ApiError::NoSyncServer);
     }
     let now = state.now();
-    let grant = state
-        .store
-        .take_refresh_token(&refresh_token_digest(&req.refresh_token))?
-        .filter(|g| g.expires_at > now)
-        .ok_or(ApiError::InvalidRefreshToken)?;
+    let grant = match state.store.spend_refresh_token(&refresh_token_digest(&req.refresh_token))? {
+        Some(RefreshUse::Fresh(grant)) if grant.expires_at > now => grant,
+        Some(RefreshUse::Reused(grant)) if grant.expires_at > now => {
+            // Two parties hold the session's refresh tokens: whoever refreshed first may be the thief. End the
+            // session for both (RFC 9700 §4.14.2), on the sync servers too.
+            warn!(uid = %grant.uid, sid = %grant.sid, "a spent refresh token was used again; revoking the session");
+            state.store.revoke_session(&grant.sid)?;
+            state.store.flush().await?;
+            state.nodes.broadcast(&Notice::SessionRevoked { uid: grant.uid, sid: grant.sid }, now);
+            return Err(ApiError::InvalidRefreshToken);
+        }
+        _ => return Err(ApiError::InvalidRefreshToken),
+    };
     let user = state.store.user(&grant.uid)?.ok_or(ApiError::InvalidRefreshToken)?;
     if user.is_banned() {
         return Err(ApiError::Banned);

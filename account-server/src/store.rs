@@ -6,7 +6,8 @@
 //! - `usernames`: lowercase username → uid, which makes usernames unique regardless of case;
 //! - `sessions`: sid → [`Session`], with its session key (the sync servers need it, so it is stored as is);
 //! - `user_sessions`: uid, 0xFF, sid → nothing: the sessions of a user, so a ban can revoke them all;
-//! - `refresh_tokens`: SHA-256 of the refresh token → [`RefreshGrant`] (the token itself is never stored);
+//! - `refresh_tokens`: SHA-256 of the refresh token → [`RefreshGrant`] and whether it was spent (the token itself is
+//!   never stored). A spent token is kept until it expires, so that its reuse is detected;
 //! - `matches` and `user_matches`: finished games and a per-player index (see [`mod@matches`]);
 //! - `meta`: `next_uid` → the next uid to hand out (8 bytes, big-endian), so uids stay small and contiguous.
 
@@ -117,6 +118,15 @@ pub struct RefreshGrant {
     pub expires_at: u64,
 }
 
+/// What [`Store::spend_refresh_token`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshUse {
+    /// The token had not been used: it is spent now.
+    Fresh(RefreshGrant),
+    /// The token was spent before: a replay (RFC 9700 §4.14: the session must be revoked).
+    Reused(RefreshGrant),
+}
+
 /// A failed store operation.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -181,8 +191,12 @@ pub trait Store: Send + Sync + 'static {
     /// Marks session `sid` revoked; returns whether it existed.
     fn revoke_session(&self, sid: &str) -> Result<bool, StoreError>;
 
-    /// Removes the refresh token with this digest and returns its grant: a token can be taken only once.
-    fn take_refresh_token(&self, digest: &[u8; 32]) -> Result<Option<RefreshGrant>, StoreError>;
+    /// Marks the refresh token with this digest spent and returns its grant, telling whether it was spent already
+    /// (atomically: of two concurrent calls, one gets [`RefreshUse::Fresh`]). `None` if there is no such token.
+    fn spend_refresh_token(&self, digest: &[u8; 32]) -> Result<Option<RefreshUse>, StoreError>;
+
+    /// Removes the refresh tokens, spent or not, that expired at or before `now`; returns how many.
+    fn prune_refresh_tokens(&self, now: u64) -> Result<usize, StoreError>;
 
     /// Adds a refresh token to session `grant.sid` and extends the session to `grant.expires_at`, unless the
     /// session is missing or revoked; a session without a key gets `key_if_missing`. Returns the session's key, or

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use account_server::nodes::{NodeLoad, Notice};
-use account_server::store::{FlushFuture, MatchCursor, MatchPage, MatchRecord, RefreshGrant, Role, Session, User};
+use account_server::store::{
+    FlushFuture, MatchCursor, MatchPage, MatchRecord, RefreshGrant, RefreshUse, Role, Session, User,
+};
 use account_server::{AppState, Store, StoreError, app};
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
@@ -116,8 +118,6 @@ async fn refresh_rotates_the_refresh_token() {
     assert_ne!(second.body["refresh_token"], first["refresh_token"]);
     assert_eq!(second.body["session_key"], first["session_key"], "the session keeps its key");
 
-    let reused = post(&app, "/v1/refresh", json!({"refresh_token": first["refresh_token"]})).await;
-    assert_error(&reused, StatusCode::UNAUTHORIZED, "invalid_refresh_token");
     let third = post(&app, "/v1/refresh", json!({"refresh_token": second.body["refresh_token"]})).await;
     assert_eq!(third.status, StatusCode::OK);
     assert_eq!(third.body["session_key"], first["session_key"]);
@@ -128,6 +128,32 @@ async fn refresh_rotates_the_refresh_token() {
     assert_eq!(me.status, StatusCode::OK);
     let bogus = post(&app, "/v1/refresh", json!({"refresh_token": "bogus"})).await;
     assert_error(&bogus, StatusCode::UNAUTHORIZED, "invalid_refresh_token");
+}
+
+#[tokio::test]
+async fn reusing_a_spent_refresh_token_revokes_the_whole_session() {
+    let (app, _, node, _dir) = fresh_with(|_| {});
+    register(&app, "alice", "correct horse").await;
+    let stolen = login(&app, "alice", "correct horse").await.body;
+    let laptop = login(&app, "alice", "correct horse").await.body;
+    // The thief refreshes first and keeps using the session; then the owner's client presents the spent token.
+    let thief = post(&app, "/v1/refresh", json!({"refresh_token": stolen["refresh_token"]})).await;
+    assert_eq!(thief.status, StatusCode::OK, "{}", thief.body);
+    assert!(node.notices().is_empty());
+
+    let replay = post(&app, "/v1/refresh", json!({"refresh_token": stolen["refresh_token"]})).await;
+    assert_error(&replay, StatusCode::UNAUTHORIZED, "invalid_refresh_token");
+    let sid = claims(text(&stolen["token"])).sid;
+    assert_eq!(node.notices(), [Notice::SessionRevoked { uid: text(&stolen["uid"]).to_owned(), sid }]);
+    // Both holders are out: the thief's new refresh token and access token are dead too.
+    let next = post(&app, "/v1/refresh", json!({"refresh_token": thief.body["refresh_token"]})).await;
+    assert_error(&next, StatusCode::UNAUTHORIZED, "invalid_refresh_token");
+    let me = with_bearer(&app, Method::GET, "/v1/me", text(&thief.body["token"])).await;
+    assert_error(&me, StatusCode::UNAUTHORIZED, "unauthorized");
+    // Another session of the same user is untouched.
+    let other = post(&app, "/v1/refresh", json!({"refresh_token": laptop["refresh_token"]})).await;
+    assert_eq!(other.status, StatusCode::OK, "{}", other.body);
+    assert_eq!(node.notices().len(), 1);
 }
 
 #[tokio::test]
@@ -289,7 +315,10 @@ impl Store for BrokenStore {
     fn revoke_session(&self, _: &str) -> Result<bool, StoreError> {
         Err(broken())
     }
-    fn take_refresh_token(&self, _: &[u8; 32]) -> Result<Option<RefreshGrant>, StoreError> {
+    fn spend_refresh_token(&self, _: &[u8; 32]) -> Result<Option<RefreshUse>, StoreError> {
+        Err(broken())
+    }
+    fn prune_refresh_tokens(&self, _: u64) -> Result<usize, StoreError> {
         Err(broken())
     }
     fn extend_session(&self, _: &[u8; 32], _: &RefreshGrant, _: &SessionKey) -> Result<Option<SessionKey>, StoreError> {

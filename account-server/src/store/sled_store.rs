@@ -233,11 +233,28 @@ impl Store for SledStore {
         Ok(found)
     }
 
-    fn take_refresh_token(&self, digest: &[u8; 32]) -> Result<Option<RefreshGrant>, StoreError> {
-        match self.refresh_tokens.remove(digest)? {
-            Some(bytes) => decode("refresh_tokens", &bytes).map(Some),
-            None => Ok(None),
+    fn spend_refresh_token(&self, digest: &[u8; 32]) -> Result<Option<RefreshUse>, StoreError> {
+        let before = self.refresh_tokens.fetch_and_update(digest, |old| {
+            let mut record: StoredGrant = serde_json::from_slice(old?).ok()?;
+            record.spent = true;
+            Some(encode(&record))
+        })?;
+        let Some(bytes) = before else { return Ok(None) };
+        let record: StoredGrant = decode("refresh_tokens", &bytes)?;
+        Ok(Some(if record.spent { RefreshUse::Reused(record.grant) } else { RefreshUse::Fresh(record.grant) }))
+    }
+
+    fn prune_refresh_tokens(&self, now: u64) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        for entry in self.refresh_tokens.iter() {
+            let (key, bytes) = entry?;
+            // An undecodable record is left for `spend_refresh_token` to report.
+            let expired = serde_json::from_slice::<StoredGrant>(&bytes).is_ok_and(|r| r.grant.expires_at <= now);
+            if expired && self.refresh_tokens.compare_and_swap(&key, Some(&bytes), None::<&[u8]>)?.is_ok() {
+                removed += 1;
+            }
         }
+        Ok(removed)
     }
 
     fn extend_session(
@@ -278,6 +295,16 @@ impl Store for SledStore {
             Ok(())
         })
     }
+}
+
+/// A `refresh_tokens` record: the grant, and whether the token was used (records from before reuse detection have
+/// no `spent` and were never used, since using a token removed it then).
+#[derive(Debug, Serialize, serde::Deserialize)]
+struct StoredGrant {
+    #[serde(flatten)]
+    grant: RefreshGrant,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    spent: bool,
 }
 
 impl SledStore {

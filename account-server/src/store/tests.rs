@@ -90,7 +90,7 @@ fn a_ban_revokes_every_session_of_the_user_and_refuses_new_ones() {
     let refused = store.create_session("a3", &session(&alice.uid), &[3; 32], &grant("a3", &alice.uid));
     assert!(matches!(refused, Err(StoreError::Banned)));
     assert!(store.session("a3").unwrap().is_none());
-    assert_eq!(store.take_refresh_token(&[3; 32]).unwrap(), None);
+    assert_eq!(store.spend_refresh_token(&[3; 32]).unwrap(), None);
 
     assert!(!store.set_banned(&alice.uid, None).unwrap().unwrap().is_banned());
     store.create_session("a4", &session(&alice.uid), &[4; 32], &grant("a4", &alice.uid)).unwrap();
@@ -98,13 +98,14 @@ fn a_ban_revokes_every_session_of_the_user_and_refuses_new_ones() {
 }
 
 #[test]
-fn refresh_tokens_are_taken_once_and_not_added_to_revoked_sessions() {
+fn refresh_tokens_are_spent_once_and_not_added_to_revoked_sessions() {
     let store = temp_store();
     let key = SessionKey::from_bytes([5; 32]);
     let session = Session { uid: "1000".into(), created_at: 10, expires_at: 100, revoked: false, key: Some(key) };
     store.create_session("s1", &session, &[1; 32], &grant("s1", 100)).unwrap();
-    assert_eq!(store.take_refresh_token(&[1; 32]).unwrap(), Some(grant("s1", 100)));
-    assert_eq!(store.take_refresh_token(&[1; 32]).unwrap(), None);
+    assert_eq!(store.spend_refresh_token(&[1; 32]).unwrap(), Some(RefreshUse::Fresh(grant("s1", 100))));
+    assert_eq!(store.spend_refresh_token(&[1; 32]).unwrap(), Some(RefreshUse::Reused(grant("s1", 100))));
+    assert_eq!(store.spend_refresh_token(&[1; 32]).unwrap(), Some(RefreshUse::Reused(grant("s1", 100))));
 
     let other = SessionKey::from_bytes([6; 32]);
     let kept = store.extend_session(&[2; 32], &grant("s1", 200), &other).unwrap().unwrap();
@@ -113,7 +114,7 @@ fn refresh_tokens_are_taken_once_and_not_added_to_revoked_sessions() {
     assert!(store.revoke_session("s1").unwrap());
     assert!(store.session("s1").unwrap().unwrap().revoked);
     assert!(store.extend_session(&[3; 32], &grant("s1", 300), &other).unwrap().is_none());
-    assert_eq!(store.take_refresh_token(&[3; 32]).unwrap(), None);
+    assert_eq!(store.spend_refresh_token(&[3; 32]).unwrap(), None);
     assert!(store.extend_session(&[4; 32], &grant("nope", 300), &other).unwrap().is_none());
     assert!(!store.revoke_session("nope").unwrap());
 }
@@ -163,4 +164,19 @@ fn corrupt_records_are_errors() {
     store.sessions.insert("s1", "not json").unwrap();
     assert!(matches!(store.session("s1"), Err(StoreError::Corrupt { tree: "sessions", .. })));
     assert!(matches!(store.revoke_session("s1"), Err(StoreError::Corrupt { tree: "sessions", .. })));
+}
+
+#[test]
+fn expired_refresh_tokens_are_pruned_spent_or_not() {
+    let store = temp_store();
+    let session = Session { uid: "1000".into(), created_at: 10, expires_at: 300, revoked: false, key: None };
+    store.create_session("s1", &session, &[1; 32], &grant("s1", 100)).unwrap();
+    store.extend_session(&[2; 32], &grant("s1", 200), &SessionKey::from_bytes([1; 32])).unwrap().unwrap();
+    store.extend_session(&[3; 32], &grant("s1", 300), &SessionKey::from_bytes([1; 32])).unwrap().unwrap();
+    assert!(matches!(store.spend_refresh_token(&[1; 32]).unwrap(), Some(RefreshUse::Fresh(_))));
+    assert_eq!(store.prune_refresh_tokens(99).unwrap(), 0);
+    assert_eq!(store.prune_refresh_tokens(200).unwrap(), 2, "the spent one of 100 and the unused one of 200");
+    assert_eq!(store.spend_refresh_token(&[1; 32]).unwrap(), None);
+    assert_eq!(store.spend_refresh_token(&[2; 32]).unwrap(), None);
+    assert_eq!(store.spend_refresh_token(&[3; 32]).unwrap(), Some(RefreshUse::Fresh(grant("s1", 300))));
 }
