@@ -539,7 +539,7 @@ async fn raw_answers(cluster: &Cluster, first: &[u8], max: usize) -> Vec<Value> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_logged_out_token_gets_session_revoked_in_place_of_the_handshake_with_encryption_off() {
-    let cluster =
+    let mut cluster =
         Cluster::start_with(Options { sync: vec!["encryption = \"off\"".into()], ..Options::default() }).await.unwrap();
     let account = AccountClient::new(&cluster.account_url);
     let me = login(&account, "plain-logout").await;
@@ -559,4 +559,12 @@ async fn a_logged_out_token_gets_session_revoked_in_place_of_the_handshake_with_
     assert_eq!(answers.len(), 1, "only the error, no handshake, then the close (not a pong): {answers:?}");
     assert_eq!(answers[0]["data"]["code"], "session_revoked", "{answers:?}");
     assert_eq!(answers[0]["data"]["proto"], "ping", "{answers:?}");
+
+    // A restarted sync server forgets nothing: its registration reply carries the logout (issue 14 point 8).
+    assert!(cluster.terminate_sync().await.unwrap().success());
+    cluster.start_sync().await.unwrap();
+    cluster.wait_for_node(true).await.unwrap();
+    let answers = raw_answers(&cluster, &first, 2).await;
+    assert_eq!(answers.len(), 1, "refused after the restart too: {answers:?}");
+    assert_eq!(answers[0]["data"]["code"], "session_revoked", "{answers:?}");
 }

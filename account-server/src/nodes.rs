@@ -2,19 +2,22 @@
 //!
 //! [`NodeRegistry`] is the state without IO: sync nodes register over their RPC connection, report their load with
 //! each heartbeat and are removed when that connection closes. [`Nodes`] is the shared handle the HTTP handlers and
-//! the RPC handlers use; it also pushes [`Notice`]s to every registered node, and replays recent bans to nodes that
-//! register later (a node that was reconnecting during a ban must still drop the banned player).
+//! the RPC handlers use; it also pushes [`Notice`]s to every registered node, and hands recent revocations and bans
+//! to nodes that register later (a node that restarted, or was reconnecting during a logout or a ban, must still
+//! refuse those tokens).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use movan_protocol::rpc::{SessionRevoked, UserBanned};
+use movan_protocol::rpc::{Registered, SessionRevoked, UserBanned};
 use tracing::{debug, warn};
 
-/// Bans kept for nodes that register later, at most: well below an RPC connection's send queue, which the replay
-/// fills at once.
+/// Bans kept for nodes that register later, at most.
 pub const MAX_REPLAYED_BANS: usize = 256;
+/// Session revocations (logouts) kept for nodes that register later, at most. The replay goes in the registration
+/// reply, so it is also cut to fit the RPC frame limit.
+pub const MAX_REPLAYED_REVOCATIONS: usize = 8192;
 
 /// What a sync node tells about itself when it registers (`register_node`).
 pub use movan_protocol::rpc::RegisterNode as NodeInfo;
@@ -208,6 +211,8 @@ struct Shared {
     registry: NodeRegistry<Arc<dyn Notifier>>,
     /// Bans, oldest first, with the Unix time they were sent.
     bans: VecDeque<(u64, Notice)>,
+    /// Session revocations, oldest first, with the Unix time they were sent.
+    revocations: VecDeque<(u64, Notice)>,
 }
 
 impl Nodes {
@@ -216,25 +221,51 @@ impl Nodes {
         Self { inner: Arc::default(), ban_ttl_secs }
     }
 
-    /// See [`NodeRegistry::register`]. The node is then sent the bans of the last `ban_ttl_secs` (as of `now`),
-    /// oldest first, in case it missed them while it was away.
-    pub fn register(&self, info: NodeInfo, peer_id: PeerId, notifier: Arc<dyn Notifier>, now: u64) {
+    /// See [`NodeRegistry::register`]. Returns the registration reply: the revocations and bans of the last
+    /// `ban_ttl_secs` (as of `now`), oldest first, in case the node missed them while it was away, cut (dropping the
+    /// oldest) to fit a reply of `max_reply_bytes`. Notices broadcast after this call reach the node as usual.
+    pub fn register(
+        &self,
+        info: NodeInfo,
+        peer_id: PeerId,
+        notifier: Arc<dyn Notifier>,
+        now: u64,
+        max_reply_bytes: usize,
+    ) -> Registered {
         let node_id = info.node_id.clone();
-        let replay: Vec<Notice> = {
+        let mut reply = Registered { accepted: true, ..Registered::default() };
+        {
             let mut shared = self.lock();
             shared.prune(now, self.ban_ttl_secs);
-            shared.registry.register(info, peer_id, Arc::clone(&notifier));
-            shared.bans.iter().map(|(_, notice)| notice.clone()).collect()
-        };
-        for notice in &replay {
-            if let Err(e) = notifier.notify(notice) {
-                warn!(node = %node_id, error = %e, "cannot replay bans to a registered node");
-                return;
+            shared.registry.register(info, peer_id, notifier);
+            // Bans first: fewer and worth more. Each entry's JSON is its strings plus at most 24 bytes.
+            let mut budget = max_reply_bytes.saturating_sub(64);
+            let fits = |budget: &mut usize, notice: &Notice| {
+                let cost = match notice {
+                    Notice::SessionRevoked { uid, sid } => uid.len() + sid.len() + 24,
+                    Notice::UserBanned { uid } => uid.len() + 12,
+                };
+                let fits = cost <= *budget;
+                *budget = budget.saturating_sub(cost);
+                fits
+            };
+            let bans: Vec<&Notice> =
+                shared.bans.iter().rev().map(|(_, n)| n).take_while(|n| fits(&mut budget, n)).collect();
+            let revocations: Vec<&Notice> =
+                shared.revocations.iter().rev().map(|(_, n)| n).take_while(|n| fits(&mut budget, n)).collect();
+            for notice in bans.into_iter().rev() {
+                reply.banned.push(UserBanned { uid: notice.uid().to_owned() });
+            }
+            for notice in revocations.into_iter().rev() {
+                if let Notice::SessionRevoked { uid, sid } = notice {
+                    reply.revoked.push(SessionRevoked { uid: uid.clone(), sid: sid.clone() });
+                }
             }
         }
-        if !replay.is_empty() {
-            debug!(node = %node_id, count = replay.len(), "replayed recent bans");
+        if !reply.banned.is_empty() || !reply.revoked.is_empty() {
+            debug!(node = %node_id, bans = reply.banned.len(), revocations = reply.revoked.len(), "replaying recent revocations");
         }
+        reply
     }
 
     /// See [`NodeRegistry::update_load`].
@@ -262,18 +293,19 @@ impl Nodes {
         self.lock().registry.nodes()
     }
 
-    /// Queues `notice` for every registered node. A ban is also kept (as sent at `now`) for nodes that register
-    /// later. A node that cannot be reached is logged and skipped: its connection is closing.
+    /// Queues `notice` for every registered node. It is also kept (as sent at `now`) for nodes that register later. A node that cannot be reached is logged and skipped: its connection is closing.
     pub fn broadcast(&self, notice: &Notice, now: u64) {
         let notifiers = {
             let mut shared = self.lock();
-            if matches!(notice, Notice::UserBanned { .. }) {
-                shared.prune(now, self.ban_ttl_secs);
-                if shared.bans.len() == MAX_REPLAYED_BANS {
-                    shared.bans.pop_front();
-                }
-                shared.bans.push_back((now, notice.clone()));
+            shared.prune(now, self.ban_ttl_secs);
+            let (kept, max) = match notice {
+                Notice::UserBanned { .. } => (&mut shared.bans, MAX_REPLAYED_BANS),
+                Notice::SessionRevoked { .. } => (&mut shared.revocations, MAX_REPLAYED_REVOCATIONS),
+            };
+            if kept.len() == max {
+                kept.pop_front();
             }
+            kept.push_back((now, notice.clone()));
             shared.registry.notifiers()
         };
         for (peer_id, notifier) in notifiers {
@@ -295,10 +327,12 @@ impl Nodes {
 }
 
 impl Shared {
-    /// Drops bans older than `ttl_secs`.
+    /// Drops bans and revocations older than `ttl_secs`.
     fn prune(&mut self, now: u64, ttl_secs: u64) {
-        while self.bans.front().is_some_and(|(at, _)| at.saturating_add(ttl_secs) <= now) {
-            self.bans.pop_front();
+        for kept in [&mut self.bans, &mut self.revocations] {
+            while kept.front().is_some_and(|(at, _)| at.saturating_add(ttl_secs) <= now) {
+                kept.pop_front();
+            }
         }
     }
 }

@@ -134,8 +134,7 @@ pub fn register_node(
         return Err(RegisterError::BadAddress(info.public_addr));
     }
     info!(node = %info.node_id, peer_id, public_addr = %info.public_addr, capacity = info.capacity, "sync node registered");
-    state.nodes.register(info, peer_id, notifier, state.now());
-    Ok(Registered { accepted: true })
+    Ok(state.nodes.register(info, peer_id, notifier, state.now(), state.rpc_max_frame_bytes))
 }
 
 /// A heartbeat from connection `peer_id` of `node_id`; a [`NodeLoad`] payload updates the node's load.

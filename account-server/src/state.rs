@@ -47,6 +47,8 @@ pub struct AppState {
     pub(crate) admins: Arc<[String]>,
     pub(crate) refresh_ttl_secs: u64,
     pub(crate) max_body_bytes: usize,
+    /// `rpc.max_frame_bytes`: the registration reply, with its replayed revocations, must fit one frame.
+    pub(crate) rpc_max_frame_bytes: usize,
     /// Static files and CORS (`account.demo_dir`, `js_dir`, `cors_origins`).
     pub(crate) web: Arc<crate::web::WebConfig>,
     clock: Clock,
@@ -63,6 +65,7 @@ impl fmt::Debug for AppState {
             .field("admins", &self.admins)
             .field("refresh_ttl_secs", &self.refresh_ttl_secs)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("rpc_max_frame_bytes", &self.rpc_max_frame_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -95,6 +98,7 @@ impl AppState {
             admins: config.account.admins.clone().into(),
             refresh_ttl_secs: config.token.refresh_ttl_secs,
             max_body_bytes: config.account.max_body_bytes,
+            rpc_max_frame_bytes: config.rpc.max_frame_bytes,
             web: Arc::new(crate::web::WebConfig::from_config(&config.account)),
             clock: Arc::new(unix_now),
         })

@@ -178,7 +178,7 @@ async fn me_names_the_token_owner() {
 
 #[tokio::test]
 async fn logout_ends_the_session_and_only_that_one() {
-    let (app, _, node, _dir) = fresh_with(|_| {});
+    let (app, state, node, _dir) = fresh_with(|_| {});
     register(&app, "alice", "correct horse").await;
     let phone = login(&app, "alice", "correct horse").await.body;
     let laptop = login(&app, "alice", "correct horse").await.body;
@@ -187,7 +187,10 @@ async fn logout_ends_the_session_and_only_that_one() {
     assert_eq!(out.status, StatusCode::NO_CONTENT);
     assert_eq!(out.body, Value::Null);
     let sid = claims(text(&phone["token"])).sid;
-    assert_eq!(node.notices(), [Notice::SessionRevoked { uid: text(&phone["uid"]).to_owned(), sid }]);
+    let notice = Notice::SessionRevoked { uid: text(&phone["uid"]).to_owned(), sid };
+    assert_eq!(node.notices(), std::slice::from_ref(&notice));
+    let restarted = add_node(&state, "sync-1", 9, "127.0.0.1:2025");
+    assert_eq!(restarted.replayed(), [notice], "a node registering again learns of the logout");
 
     let me = with_bearer(&app, Method::GET, "/v1/me", text(&phone["token"])).await;
     assert_error(&me, StatusCode::UNAUTHORIZED, "unauthorized");

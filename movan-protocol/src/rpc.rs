@@ -54,11 +54,18 @@ pub struct RegisterNode {
     pub udp_addr: String,
 }
 
-/// The answer to [`REGISTER_NODE`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// The answer to [`REGISTER_NODE`]: with the revocations and bans a node that just (re)started or reconnected may
+/// have missed, so that tokens logged out or banned before it registered are refused there too.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Registered {
     /// Always `true`; a refused registration is an error reply.
     pub accepted: bool,
+    /// Sessions logged out within the lifetime of an access token, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revoked: Vec<SessionRevoked>,
+    /// Players banned within the lifetime of an access token, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub banned: Vec<UserBanned>,
 }
 
 /// The answer to [`REPORT_MATCH`].
@@ -157,7 +164,15 @@ mod tests {
 
     #[test]
     fn replies_and_load_keep_their_wire_shape() {
-        assert_eq!(json(&Registered { accepted: true }), r#"{"accepted":true}"#);
+        assert_eq!(json(&Registered { accepted: true, ..Registered::default() }), r#"{"accepted":true}"#);
+        let replay = Registered {
+            accepted: true,
+            revoked: vec![SessionRevoked { uid: "1001".into(), sid: "s1".into() }],
+            banned: vec![UserBanned { uid: "1002".into() }],
+        };
+        let text = r#"{"accepted":true,"revoked":[{"uid":"1001","sid":"s1"}],"banned":[{"uid":"1002"}]}"#;
+        assert_eq!(json(&replay), text);
+        assert_eq!(serde_json::from_str::<Registered>(text).unwrap(), replay);
         assert_eq!(json(&Stored { stored: true }), r#"{"stored":true}"#);
         assert_eq!(json(&NodeLoad { players: 12, rooms: 3 }), r#"{"players":12,"rooms":3}"#);
         let load: NodeLoad = serde_json::from_str(r#"{"players":1,"rooms":2}"#).unwrap();

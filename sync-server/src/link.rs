@@ -1,6 +1,7 @@
 //! The sync server's link to the account server, over movan-rpc.
 //!
-//! - On every (re)connection it registers this node (`register_node`: node id, public address, capacity).
+//! - On every (re)connection it registers this node (`register_node`: node id, public address, capacity), and
+//!   applies the recent logouts and bans the reply carries (this node may have restarted or missed them).
 //! - Its heartbeats carry the load ([`NodeLoad`]), which the account server uses to pick a node at login.
 //! - It obeys `session_revoked` (logout) and `user_banned` notifications by closing the player's connection.
 //! - It reports every finished game (`report_match`), keeping a bounded backlog while the account server is away.
@@ -81,15 +82,31 @@ impl Link {
         };
         let registered = Arc::new(AtomicBool::new(false));
         let flag = registered.clone();
+        let replay = control.clone();
         let on_connect = move |peer: movan_rpc::Peer| {
             let node = node.clone();
             let flag = flag.clone();
+            let control = replay.clone();
             async move {
                 flag.store(false, Ordering::Relaxed);
                 match peer.call::<_, Registered>(REGISTER_NODE, &node).await {
-                    Ok(_) => {
+                    Ok(reply) => {
+                        // A token logged out or banned while this node was away (or before it restarted) stays refused.
+                        let at_unix = unix_now();
+                        for ban in &reply.banned {
+                            control.ban(&ban.uid, at_unix).await;
+                        }
+                        for revoked in &reply.revoked {
+                            control.revoke_session(&revoked.uid, &revoked.sid).await;
+                        }
                         flag.store(true, Ordering::Relaxed);
-                        info!(node = %node.node_id, addr = %node.public_addr, "registered with the account server")
+                        info!(
+                            node = %node.node_id,
+                            addr = %node.public_addr,
+                            revocations = reply.revoked.len(),
+                            bans = reply.banned.len(),
+                            "registered with the account server"
+                        )
                     }
                     Err(e) => warn!(error = %e, "register_node failed; the account server will not send players here"),
                 }

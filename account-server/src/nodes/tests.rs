@@ -107,37 +107,63 @@ fn banned(uid: &str) -> Notice {
     Notice::UserBanned { uid: uid.into() }
 }
 
-#[test]
-fn notices_reach_every_node_and_later_nodes_get_recent_bans() {
-    let nodes = Nodes::new(3600);
-    let (a, b, c) = (Arc::new(Recorder::default()), Arc::new(Recorder::default()), Arc::new(Recorder::default()));
-    nodes.register(info("a", 10), 1, a.clone(), 1000);
-    nodes.register(info("b", 10), 2, b.clone(), 1000);
-    b.closed.store(true, Ordering::SeqCst);
-    let revoked = Notice::SessionRevoked { uid: "1001".into(), sid: "s1".into() };
-    nodes.broadcast(&banned("1001"), 999);
-    nodes.broadcast(&revoked, 1000);
-    nodes.broadcast(&banned("1002"), 1001);
-    nodes.broadcast(&banned("1003"), 1002);
-    assert_eq!(a.seen(), [banned("1001"), revoked, banned("1002"), banned("1003")]);
-    assert!(b.seen().is_empty(), "a failing node does not stop the others");
+fn revoked(uid: &str, sid: &str) -> Notice {
+    Notice::SessionRevoked { uid: uid.into(), sid: sid.into() }
+}
 
-    nodes.forget_ban("1003");
-    nodes.register(info("c", 10), 3, c.clone(), 999 + 3600);
-    assert_eq!(c.seen(), [banned("1002")], "expired and lifted bans and session revocations are not replayed");
+fn replay(reply: &Registered) -> (Vec<&str>, Vec<&str>) {
+    (reply.banned.iter().map(|b| b.uid.as_str()).collect(), reply.revoked.iter().map(|r| r.sid.as_str()).collect())
 }
 
 #[test]
-fn replayed_bans_are_bounded() {
+fn notices_reach_every_node_and_later_nodes_get_recent_revocations_and_bans() {
+    let nodes = Nodes::new(3600);
+    let (a, b, c) = (Arc::new(Recorder::default()), Arc::new(Recorder::default()), Arc::new(Recorder::default()));
+    let first = nodes.register(info("a", 10), 1, a.clone(), 1000, 1 << 20);
+    assert_eq!(first, Registered { accepted: true, ..Registered::default() });
+    nodes.register(info("b", 10), 2, b.clone(), 1000, 1 << 20);
+    b.closed.store(true, Ordering::SeqCst);
+    nodes.broadcast(&banned("1001"), 999);
+    nodes.broadcast(&revoked("1001", "s1"), 1000);
+    nodes.broadcast(&banned("1002"), 1001);
+    nodes.broadcast(&revoked("1005", "s5"), 1001);
+    nodes.broadcast(&banned("1003"), 1002);
+    let all = [banned("1001"), revoked("1001", "s1"), banned("1002"), revoked("1005", "s5"), banned("1003")];
+    assert_eq!(a.seen(), all);
+    assert!(b.seen().is_empty(), "a failing node does not stop the others");
+
+    // A restarted node registers again: it gets what it would otherwise have lost, in the reply.
+    let again = nodes.register(info("a", 10), 4, a.clone(), 1002, 1 << 20);
+    assert_eq!(replay(&again), (vec!["1001", "1002", "1003"], vec!["s1", "s5"]));
+    assert_eq!(a.seen().len(), all.len(), "the replay is not sent as notices");
+
+    nodes.forget_ban("1003");
+    let late = nodes.register(info("c", 10), 3, c.clone(), 999 + 3600, 1 << 20);
+    assert_eq!(replay(&late), (vec!["1002"], vec!["s1", "s5"]), "expired and lifted bans are not replayed");
+    let later = nodes.register(info("c", 10), 5, c, 1001 + 3600, 1 << 20);
+    assert_eq!(replay(&later), (vec![], vec![]), "nor are revocations older than an access token");
+}
+
+#[test]
+fn replayed_revocations_and_bans_are_bounded_in_count_and_bytes() {
     let nodes = Nodes::new(3600);
     for i in 0..MAX_REPLAYED_BANS + 10 {
         nodes.broadcast(&banned(&i.to_string()), 1000);
     }
-    let late = Arc::new(Recorder::default());
-    nodes.register(info("late", 10), 1, late.clone(), 1000);
-    let seen = late.seen();
-    assert_eq!(seen.len(), MAX_REPLAYED_BANS);
-    assert_eq!(seen[0], banned("10"));
+    for i in 0..MAX_REPLAYED_REVOCATIONS + 10 {
+        nodes.broadcast(&revoked("7", &format!("s{i}")), 1000);
+    }
+    let late = nodes.register(info("late", 10), 1, Arc::new(Recorder::default()), 1000, 1 << 20);
+    assert_eq!((late.banned.len(), late.revoked.len()), (MAX_REPLAYED_BANS, MAX_REPLAYED_REVOCATIONS));
+    assert_eq!((late.banned[0].uid.as_str(), late.revoked[0].sid.as_str()), ("10", "s10"));
+    assert!(serde_json::to_vec(&late).unwrap().len() < 1 << 20);
+
+    // A small frame limit keeps every ban and the newest revocations that fit.
+    let small = nodes.register(info("small", 10), 2, Arc::new(Recorder::default()), 1000, 16 * 1024);
+    assert_eq!(small.banned.len(), MAX_REPLAYED_BANS);
+    assert!(!small.revoked.is_empty() && small.revoked.len() < 500, "{}", small.revoked.len());
+    assert_eq!(small.revoked.last().unwrap().sid, format!("s{}", MAX_REPLAYED_REVOCATIONS + 9));
+    assert!(serde_json::to_vec(&small).unwrap().len() <= 16 * 1024);
 }
 
 #[test]

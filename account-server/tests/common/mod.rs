@@ -14,6 +14,7 @@ use axum::http::{Method, Request, StatusCode, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use movan_protocol::TokenClaims;
+use movan_protocol::rpc::Registered;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
@@ -33,10 +34,11 @@ pub fn config(dir: &Path) -> Config {
     }
 }
 
-/// A fake sync node: records the notices it is sent.
+/// A fake sync node: records the notices it is sent, and its registration reply.
 #[derive(Debug, Default)]
 pub struct FakeNode {
     notices: Mutex<Vec<Notice>>,
+    registered: Mutex<Option<Registered>>,
 }
 
 impl Notifier for FakeNode {
@@ -50,6 +52,13 @@ impl FakeNode {
     pub fn notices(&self) -> Vec<Notice> {
         self.notices.lock().unwrap().clone()
     }
+
+    /// The notices the registration reply replayed: bans, then revocations.
+    pub fn replayed(&self) -> Vec<Notice> {
+        let reply = self.registered.lock().unwrap().clone().unwrap_or_default();
+        let bans = reply.banned.into_iter().map(|b| Notice::UserBanned { uid: b.uid });
+        bans.chain(reply.revoked.into_iter().map(|r| Notice::SessionRevoked { uid: r.uid, sid: r.sid })).collect()
+    }
 }
 
 /// Registers a fake node `node_id` (connection `peer_id`) with room for 100 players at `addr`.
@@ -62,7 +71,8 @@ pub fn add_node(state: &AppState, node_id: &str, peer_id: PeerId, addr: &str) ->
         ws_url: String::new(),
         udp_addr: String::new(),
     };
-    rpc::register_node(state, peer_id, node_id, node.clone(), info).unwrap();
+    let reply = rpc::register_node(state, peer_id, node_id, node.clone(), info).unwrap();
+    *node.registered.lock().unwrap() = Some(reply);
     node
 }
 
