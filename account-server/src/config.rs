@@ -53,6 +53,17 @@ pub struct AccountConfig {
     pub password_max_len: usize,
     /// Largest accepted request body, bytes.
     pub max_body_bytes: usize,
+    /// Seconds a connection has to send a complete request head, counted from when it connects or from the end of
+    /// the previous response: so also how long a keep-alive connection may sit idle. The connection is then closed.
+    pub header_timeout_secs: u64,
+    /// Seconds a request has to deliver its whole body; then `408 request_timeout` and the connection is closed.
+    pub body_timeout_secs: u64,
+    /// HTTP connections open at once, at most; more are answered `503 too_many_connections` and closed (over HTTPS
+    /// just closed).
+    pub max_connections: usize,
+    /// Listen backlog of `http_addr`: connections the kernel queues before they are accepted (capped by
+    /// `net.core.somaxconn`).
+    pub listen_backlog: u32,
     /// Login attempts per client address per `login_ip_window_secs`, whatever their outcome; 0 = unlimited.
     pub login_attempts_per_ip: u32,
     /// Window of `login_attempts_per_ip`, seconds.
@@ -95,6 +106,10 @@ impl Default for AccountConfig {
             password_min_len: 8,
             password_max_len: 128,
             max_body_bytes: 16_384,
+            header_timeout_secs: 10,
+            body_timeout_secs: 10,
+            max_connections: 4096,
+            listen_backlog: 1024,
             login_attempts_per_ip: 60,
             login_ip_window_secs: 60,
             login_failures_per_username: 10,
@@ -169,7 +184,7 @@ impl Config {
 fn first_violation(a: &AccountConfig) -> Option<(&'static str, String)> {
     let (has_cert, has_key) = (!a.tls_cert_path.as_os_str().is_empty(), !a.tls_key_path.as_os_str().is_empty());
     const WEEK: u64 = 7 * 24 * 3600;
-    let checks: [(&str, bool, &str); 19] = [
+    let checks: [(&str, bool, &str); 23] = [
         ("account.db_path", !a.db_path.as_os_str().is_empty(), "must not be empty"),
         (
             "account.tls_key_path",
@@ -225,6 +240,10 @@ fn first_violation(a: &AccountConfig) -> Option<(&'static str, String)> {
             "must be 1 to 604800 (a week)",
         ),
         ("account.limit_max_keys", (1..=10_000_000).contains(&a.limit_max_keys), "must be 1 to 10000000"),
+        ("account.header_timeout_secs", (1..=3600).contains(&a.header_timeout_secs), "must be 1 to 3600"),
+        ("account.body_timeout_secs", (1..=3600).contains(&a.body_timeout_secs), "must be 1 to 3600"),
+        ("account.max_connections", (1..=1_000_000).contains(&a.max_connections), "must be 1 to 1000000"),
+        ("account.listen_backlog", (1..=65_535).contains(&a.listen_backlog), "must be 1 to 65535"),
     ];
     if let Some((key, _, why)) = checks.into_iter().find(|(_, ok, _)| !ok) {
         return Some((key, why.to_owned()));
@@ -342,6 +361,10 @@ mod tests {
             ("[account]\nusername_min_len = 10\nusername_max_len = 5\n", "account.username_max_len"),
             ("[account]\npassword_min_len = 0\n", "account.password_min_len"),
             ("[account]\nmax_body_bytes = 100\n", "account.max_body_bytes"),
+            ("[account]\nheader_timeout_secs = 0\n", "account.header_timeout_secs"),
+            ("[account]\nbody_timeout_secs = 0\n", "account.body_timeout_secs"),
+            ("[account]\nmax_connections = 0\n", "account.max_connections"),
+            ("[account]\nlisten_backlog = 0\n", "account.listen_backlog"),
             ("[account]\nadmins = [\"\"]\n", "account.admins"),
             ("[account]\nlogin_attempts_per_ip = 2000000\n", "account.login_attempts_per_ip"),
             ("[account]\nlogin_ip_window_secs = 0\n", "account.login_ip_window_secs"),

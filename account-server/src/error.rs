@@ -52,6 +52,9 @@ pub enum ApiError {
     /// The request body is larger than the limit it carries (413 `payload_too_large`).
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// The request body did not arrive within `account.body_timeout_secs` (408 `request_timeout`).
+    #[error("the request body did not arrive within {0} s")]
+    RequestTimeout(u64),
     /// An attempt limit of `[account]` refused the request before any password was hashed (429
     /// `too_many_attempts`, with `Retry-After`); the message names the limit and its config keys.
     #[error("{0}")]
@@ -83,6 +86,7 @@ impl ApiError {
             Self::UserNotFound => "user_not_found",
             Self::NoSyncServer => "no_sync_server",
             Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::RequestTimeout(_) => "request_timeout",
             Self::TooManyAttempts(_) => "too_many_attempts",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -100,6 +104,7 @@ impl ApiError {
             Self::UserNotFound | Self::NotFound => StatusCode::NOT_FOUND,
             Self::NoSyncServer => StatusCode::SERVICE_UNAVAILABLE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

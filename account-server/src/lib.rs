@@ -16,12 +16,14 @@
 //! shutdown signal, then flushes the database; [`serve`] does the same, over HTTPS if given a [`TlsConfig`], with
 //! the RPC service for the sync servers on a second listener.
 
+mod body;
 pub mod config;
 pub mod credentials;
 pub mod error;
 mod extract;
 mod health;
 pub mod limits;
+pub mod listener;
 pub mod nodes;
 pub mod password;
 mod routes;
@@ -33,8 +35,7 @@ pub mod tls;
 pub mod tokens;
 pub mod web;
 
-use std::future::{Future, IntoFuture as _};
-use std::net::SocketAddr;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,7 +44,6 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -65,7 +65,8 @@ pub fn app(state: AppState) -> Router {
         .merge(health::router(web.demo_dir.is_some()))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
-        .layer(DefaultBodyLimit::max(limit));
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state((state.body_timeout, limit), body::read_within));
     web::with_static_files(api, &web).layer(web.cors()).layer(middleware::from_fn(log_request)).with_state(state)
 }
 
@@ -152,12 +153,11 @@ async fn serve_http(
         }
     });
     let pruner = tokio::spawn(prune_refresh_tokens(state.clone()));
-    let served = match tls {
-        None => serve_plain(listener, state, shutdown).await,
-        Some(tls) => serve_tls(listener, tls, state, shutdown).await,
-    };
+    let limits = state.connection_limits;
+    let acceptor = tls.map(|tls| tls.acceptor);
+    listener::serve(listener, acceptor, app(state), limits, DRAIN_TIMEOUT, shutdown).await;
     pruner.abort();
-    served
+    Ok(())
 }
 
 /// How often expired refresh tokens are removed from the store.
@@ -178,64 +178,6 @@ async fn prune_refresh_tokens(state: AppState) {
             Err(e) => warn!(error = %e, "the refresh token pruning task failed"),
         }
     }
-}
-
-/// [`serve_http`] without TLS, on axum's own server.
-async fn serve_plain(
-    listener: TcpListener,
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), RunError> {
-    let stopping = Arc::new(Notify::new());
-    let signal = {
-        let stopping = Arc::clone(&stopping);
-        async move {
-            shutdown.await;
-            stopping.notify_one();
-        }
-    };
-    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
-    let server = axum::serve(listener, service).with_graceful_shutdown(signal).into_future();
-    let drain_deadline = async {
-        stopping.notified().await;
-        tokio::time::sleep(DRAIN_TIMEOUT).await;
-    };
-    tokio::select! {
-        served = server => served.map_err(RunError::Serve)?,
-        () = drain_deadline => {
-            warn!(timeout_secs = DRAIN_TIMEOUT.as_secs(), "requests still open at shutdown; closing");
-        }
-    }
-    Ok(())
-}
-
-/// [`serve_http`] with TLS, on `axum-server` (handshakes run in each connection's task, with a 10 s limit).
-async fn serve_tls(
-    listener: TcpListener,
-    tls: TlsConfig,
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), RunError> {
-    let listener = listener.into_std().map_err(RunError::Serve)?;
-    let handle = axum_server::Handle::new();
-    let server = axum_server::from_tcp_rustls(listener, tls.rustls)
-        .map_err(RunError::Serve)?
-        .handle(handle.clone())
-        .serve(app(state).into_make_service_with_connect_info::<SocketAddr>());
-    let drain_deadline = async {
-        shutdown.await;
-        handle.graceful_shutdown(None);
-        tokio::time::sleep(DRAIN_TIMEOUT).await;
-    };
-    tokio::pin!(server);
-    tokio::select! {
-        served = &mut server => return served.map_err(RunError::Serve),
-        () = drain_deadline => {
-            warn!(timeout_secs = DRAIN_TIMEOUT.as_secs(), "requests still open at shutdown; closing");
-            handle.shutdown();
-        }
-    }
-    server.await.map_err(RunError::Serve)
 }
 
 /// Logs each request's method, path, status and duration at debug level (bodies and headers are never logged).

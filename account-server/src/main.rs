@@ -92,6 +92,25 @@ async fn promote_admin(config: &Path, username: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Raises the soft open-file limit to the hard one and logs it; warns when `account.max_connections` does not fit.
+fn raise_open_files(max_connections: usize) {
+    match movan_protocol::process::raise_open_file_limit() {
+        Ok((soft, hard)) => {
+            info!(soft, hard, "open-file limit");
+            // The store, the RPC connections and the log need some files besides the HTTP connections.
+            if max_connections as u64 + 256 > soft {
+                warn!(
+                    max_connections,
+                    open_file_limit = soft,
+                    "account.max_connections does not fit the open-file limit: raise the hard limit (ulimit -Hn) or \
+                     lower account.max_connections"
+                );
+            }
+        }
+        Err(e) => warn!(error = %e, "cannot raise the open-file limit"),
+    }
+}
+
 #[tokio::main]
 async fn serve(config: &Path) -> anyhow::Result<()> {
     let config = Config::load(config)?;
@@ -104,8 +123,11 @@ async fn serve(config: &Path) -> anyhow::Result<()> {
     let (secret, status) = ensure_rpc_secret(&config.rpc.secret_path)?;
     info!(?status, path = %config.rpc.secret_path.display(), "rpc secret ready");
     let state = AppState::open(&config)?;
+    raise_open_files(config.account.max_connections);
     let addr = config.account.http_addr;
-    let http = TcpListener::bind(addr).await.with_context(|| format!("account.http_addr: cannot bind {addr}"))?;
+    let http = movan_protocol::process::tcp_listener(addr, config.account.listen_backlog)
+        .and_then(TcpListener::from_std)
+        .with_context(|| format!("account.http_addr: cannot bind {addr}"))?;
     let addr = config.account.rpc_addr;
     let rpc = TcpListener::bind(addr).await.with_context(|| format!("account.rpc_addr: cannot bind {addr}"))?;
     let (http_bound, rpc_bound) = (http.local_addr()?, rpc.local_addr()?);

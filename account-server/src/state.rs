@@ -47,6 +47,10 @@ pub struct AppState {
     pub(crate) admins: Arc<[String]>,
     pub(crate) refresh_ttl_secs: u64,
     pub(crate) max_body_bytes: usize,
+    /// `account.max_connections` and `account.header_timeout_secs`.
+    pub(crate) connection_limits: crate::listener::ConnectionLimits,
+    /// `account.body_timeout_secs`.
+    pub(crate) body_timeout: std::time::Duration,
     /// `rpc.max_frame_bytes`: the registration reply, with its replayed revocations, must fit one frame.
     pub(crate) rpc_max_frame_bytes: usize,
     /// Static files and CORS (`account.demo_dir`, `js_dir`, `cors_origins`).
@@ -99,6 +103,11 @@ impl AppState {
             refresh_ttl_secs: config.token.refresh_ttl_secs,
             max_body_bytes: config.account.max_body_bytes,
             rpc_max_frame_bytes: config.rpc.max_frame_bytes,
+            connection_limits: crate::listener::ConnectionLimits {
+                max_connections: config.account.max_connections,
+                header_timeout: std::time::Duration::from_secs(config.account.header_timeout_secs),
+            },
+            body_timeout: std::time::Duration::from_secs(config.account.body_timeout_secs),
             web: Arc::new(crate::web::WebConfig::from_config(&config.account)),
             clock: Arc::new(unix_now),
         })

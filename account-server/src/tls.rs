@@ -10,15 +10,15 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use axum_server::tls_rustls::RustlsConfig;
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::TlsAcceptor;
 
 /// A loaded certificate chain and key, ready to serve HTTPS. Cheap to clone; `Debug` shows no key material.
 #[derive(Clone)]
 pub struct TlsConfig {
-    pub(crate) rustls: RustlsConfig,
+    pub(crate) acceptor: TlsAcceptor,
 }
 
 impl fmt::Debug for TlsConfig {
@@ -89,8 +89,9 @@ impl TlsConfig {
             .with_no_client_auth()
             .with_single_cert(chain, key)
             .map_err(rejected)?;
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Ok(Self { rustls: RustlsConfig::from_config(Arc::new(config)) })
+        // HTTP/1.1 only: the listener's header and idle timeouts are HTTP/1.1's (src/listener.rs).
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Self { acceptor: TlsAcceptor::from(Arc::new(config)) })
     }
 }
 

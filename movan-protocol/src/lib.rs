@@ -23,6 +23,8 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod matches;
+#[cfg(feature = "config")]
+pub mod process;
 pub mod rpc;
 pub mod sections;
 pub mod server;

@@ -86,11 +86,26 @@ async fn serve(args: Args, factory: impl RoomFactory) -> anyhow::Result<()> {
     }
     let token = &config.token;
     let verifier = TokenVerifier::from_pem_file(&token.public_key_path, &token.issuer, &token.audience)?;
-    let listener = tokio::net::TcpListener::bind(config.sync.listen_addr)
-        .await
+    match movan_protocol::process::raise_open_file_limit() {
+        Ok((soft, hard)) => {
+            tracing::info!(soft, hard, "open-file limit");
+            if config.sync.max_connections as u64 + 256 > soft {
+                tracing::warn!(
+                    max_connections = config.sync.max_connections,
+                    open_file_limit = soft,
+                    "sync.max_connections does not fit the open-file limit: raise the hard limit (ulimit -Hn) or \
+                     lower sync.max_connections"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
+    let backlog = config.sync.listen_backlog;
+    let listener = movan_protocol::process::tcp_listener(config.sync.listen_addr, backlog)
+        .and_then(tokio::net::TcpListener::from_std)
         .with_context(|| format!("cannot listen on {} (sync.listen_addr)", config.sync.listen_addr))?;
     let addr = listener.local_addr()?;
-    let ws_listener = listen_opt(&config.sync.ws_addr, "sync.ws_addr").await?;
+    let ws_listener = listen_opt(&config.sync.ws_addr, "sync.ws_addr", backlog)?;
     let ws_url = match &ws_listener {
         Some(l) if config.sync.public_ws_url.is_empty() => {
             let port = l.local_addr()?.port();
@@ -111,7 +126,7 @@ async fn serve(args: Args, factory: impl RoomFactory) -> anyhow::Result<()> {
         ),
         Err(_) => None,
     };
-    let health_listener = listen_opt(&config.sync.metrics_addr, "sync.metrics_addr").await?;
+    let health_listener = listen_opt(&config.sync.metrics_addr, "sync.metrics_addr", 128)?;
     let udp_public = match &udp_socket {
         Some(s) if config.sync.public_udp_addr.is_empty() => {
             let port = s.local_addr()?.port();
@@ -174,11 +189,13 @@ async fn serve(args: Args, factory: impl RoomFactory) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A TCP listener on `addr`, the value of config key `key` (validated at load); none when it is empty.
-async fn listen_opt(addr: &str, key: &str) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+/// A TCP listener on `addr`, the value of config key `key` (validated at load), with `backlog`; none when it is
+/// empty.
+fn listen_opt(addr: &str, key: &str, backlog: u32) -> anyhow::Result<Option<tokio::net::TcpListener>> {
     let Ok(addr) = addr.parse::<SocketAddr>() else { return Ok(None) };
-    let listener =
-        tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} ({key})"))?;
+    let listener = movan_protocol::process::tcp_listener(addr, backlog)
+        .and_then(tokio::net::TcpListener::from_std)
+        .with_context(|| format!("cannot listen on {addr} ({key})"))?;
     Ok(Some(listener))
 }
 
