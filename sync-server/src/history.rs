@@ -86,6 +86,7 @@ impl FrameHistory {
         }
         let skip = (start - self.first) as usize;
         Ok(Reload {
+            in_flight: None,
             frames: self.frames.range(skip..).cloned().collect(),
             start,
             end: next,
@@ -101,6 +102,8 @@ impl FrameHistory {
 /// frame until the connection's writer gets to it, not a copy of the history.
 #[derive(Debug)]
 pub struct Reload {
+    /// Held while the reload exists, so the engine sees it is still being written ([`Reload::hold`]).
+    in_flight: Option<std::sync::Arc<()>>,
     frames: Vec<Bytes>,
     start: u64,
     end: u64,
@@ -115,6 +118,12 @@ impl Reload {
     /// frame still goes alone.
     pub fn cap_chunk_bytes(&mut self, max: usize) {
         self.max_bytes = self.max_bytes.min(max);
+    }
+
+    /// Keeps `token` alive for as long as this reload exists: until the writer has sent its last chunk, or drops it
+    /// with its connection.
+    pub fn hold(&mut self, token: std::sync::Arc<()>) {
+        self.in_flight = Some(token);
     }
 }
 

@@ -41,6 +41,35 @@ impl TokenBucket {
     }
 }
 
+/// A byte budget per second for bulk output (reloads): one second's worth at most, refilled continuously. Taking
+/// more than is left is allowed and answered with how long to wait before sending, so a chunk larger than the budget
+/// still goes, just later.
+#[derive(Debug, Clone)]
+pub struct ByteBudget {
+    per_sec: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl ByteBudget {
+    /// A full budget at `now`. `per_sec == 0` means unlimited.
+    pub fn new(per_sec: u64, now: Instant) -> Self {
+        Self { per_sec: per_sec as f64, tokens: per_sec as f64, last: now }
+    }
+
+    /// Spends `bytes` at `now`; returns how long to wait before sending them (zero when within the budget).
+    pub fn spend(&mut self, bytes: usize, now: Instant) -> Duration {
+        if self.per_sec == 0.0 {
+            return Duration::ZERO;
+        }
+        let elapsed = now.checked_duration_since(self.last).unwrap_or(Duration::ZERO);
+        self.last = self.last.max(now);
+        self.tokens = (self.tokens + elapsed.as_secs_f64() * self.per_sec).min(self.per_sec);
+        self.tokens -= bytes as f64;
+        if self.tokens >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-self.tokens / self.per_sec) }
+    }
+}
+
 /// Why a connection was refused by [`ConnectionLimits::admit`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -203,5 +232,23 @@ mod tests {
         let permits: Vec<_> = (0..100).map(|_| limits.admit(a).unwrap()).collect();
         assert_eq!(limits.admit(a).unwrap_err(), Refusal::Total(100));
         drop(permits);
+    }
+
+    #[test]
+    fn a_byte_budget_paces_bulk_output_to_its_rate() {
+        let t0 = Instant::now();
+        let mut budget = ByteBudget::new(1_000_000, t0);
+        assert_eq!(budget.spend(600_000, t0), Duration::ZERO, "a second's worth goes at once");
+        assert_eq!(budget.spend(400_000, t0), Duration::ZERO);
+        assert_eq!(budget.spend(500_000, t0), Duration::from_millis(500), "then at 1 MB/s");
+        // After waiting as told, the next 100 kB wait 100 ms more.
+        let later = t0 + Duration::from_millis(500);
+        assert_eq!(budget.spend(100_000, later), Duration::from_millis(100));
+        // Idle time refills at most one second's worth.
+        let idle = later + Duration::from_secs(60);
+        assert_eq!(budget.spend(1_000_000, idle), Duration::ZERO);
+        assert_eq!(budget.spend(1, idle), Duration::from_micros(1));
+        let mut free = ByteBudget::new(0, t0);
+        assert_eq!(free.spend(usize::MAX, t0), Duration::ZERO, "0 = unlimited");
     }
 }

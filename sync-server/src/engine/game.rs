@@ -76,6 +76,12 @@ impl Engine {
     }
 
     pub(super) fn reload(&mut self, conn: ConnId, uid: &Arc<str>, start_frame: u64) -> Outcome {
+        if self.reloads.get(&conn).is_some_and(|busy| busy.strong_count() > 0) {
+            return Err(ProtocolError::new(
+                ErrorCode::LimitExceeded,
+                "a reload is still being sent on this connection: wait for its last chunk (last:true)",
+            ));
+        }
         let id = self.player_room(uid).ok_or_else(not_in_room)?;
         let room = self.rooms.get(&id).ok_or_else(not_in_room)?;
         let game = room
@@ -89,6 +95,10 @@ impl Engine {
                 ReloadError::Expired { .. } => ProtocolError::new(ErrorCode::HistoryExpired, e.to_string()),
                 ReloadError::NotYet { .. } => ProtocolError::new(ErrorCode::BadFrameRange, e.to_string()),
             })?;
+        let mut reload = reload;
+        let token = Arc::new(());
+        self.reloads.insert(conn, Arc::downgrade(&token));
+        reload.hold(token);
         self.outputs.push_back(Output::Reload { conn, reload });
         Ok(())
     }

@@ -100,6 +100,8 @@ pub struct Engine {
     factory: Box<dyn RoomFactory>,
     clock: WallClock,
     conns: HashMap<ConnId, Arc<str>>,
+    /// The reload each connection is being sent, alive until its writer is done with it: one at a time.
+    reloads: HashMap<ConnId, std::sync::Weak<()>>,
     players: HashMap<Arc<str>, Player>,
     rooms: HashMap<Arc<str>, RoomSlot>,
     /// Waiting rooms by creation order, for quick match.
@@ -220,6 +222,7 @@ impl Engine {
             factory,
             clock: WallClock { anchor, anchor_unix },
             conns: HashMap::new(),
+            reloads: HashMap::new(),
             players: HashMap::new(),
             rooms: HashMap::new(),
             waiting: BTreeMap::new(),

@@ -78,6 +78,7 @@ impl Engine {
     /// never touches its successor. A player with a seat keeps it for [`EngineConfig::reconnect_grace`]: the others
     /// see it as not `connected` and the game goes on; if it has not reconnected by then, it leaves the room.
     pub fn disconnect(&mut self, conn: ConnId, now: Instant) {
+        self.reloads.remove(&conn);
         let Some(uid) = self.conns.remove(&conn) else {
             return;
         };

@@ -190,6 +190,7 @@ impl Server {
             rules: self.config.connection(),
             keys: self.keys,
             queue_len: self.config.sync.send_queue_len,
+            reload_bytes_per_sec: self.config.sync.reload_bytes_per_sec,
             revocations,
         });
         let limits = ConnectionLimits::new(self.config.sync.max_connections, self.config.sync.max_connections_per_ip);
@@ -292,6 +293,8 @@ struct ConnShared {
     keys: Arc<OnceLock<Arc<SessionKeys>>>,
     /// `sync.send_queue_len`.
     queue_len: usize,
+    /// `sync.reload_bytes_per_sec`.
+    reload_bytes_per_sec: u64,
     /// The engine's logouts and bans, checked on every first message.
     revocations: SharedRevocations,
 }
@@ -354,7 +357,7 @@ async fn start(
     }
     let connection = shared.connection();
     let connection: SharedConnection = Arc::new(Mutex::new(connection));
-    tracker.spawn(writer::run(queue_rx, out, connection.clone(), cancel.clone()));
+    tracker.spawn(writer::run(queue_rx, out, connection.clone(), cancel.clone(), shared.reload_bytes_per_sec));
     tracker.spawn(reader::run(conn, bodies, connection, queue, cancel, shared.clone(), permit));
     true
 }

@@ -228,7 +228,7 @@ async fn handle_event(
             let connection = shared.connection();
             let connection: SharedConnection = Arc::new(std::sync::Mutex::new(connection));
             let out = Transport::Udp(UdpOut { conv, commands: commands.clone(), max_message: endpoint.max_message() });
-            tracker.spawn(writer::run(queue_rx, out, connection.clone(), cancel.clone()));
+            tracker.spawn(writer::run(queue_rx, out, connection.clone(), cancel.clone(), shared.reload_bytes_per_sec));
             let session = Session { id, conv, commands: commands.clone(), bound: false };
             tracker.spawn(session.read(inbound_rx, connection, queue, cancel, shared.clone(), permit));
         }

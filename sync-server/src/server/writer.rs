@@ -18,6 +18,7 @@ use super::http_head::Rewind;
 use super::udp::UdpOut;
 use super::{SharedConnection, lock};
 use crate::history::Reload;
+use crate::limits::ByteBudget;
 
 /// A write that makes no progress for this long means the peer stopped reading: the connection is dropped.
 const WRITE_STALL: Duration = Duration::from_secs(10);
@@ -40,8 +41,10 @@ pub(super) async fn run(
     out: Transport,
     conn: SharedConnection,
     cancel: CancellationToken,
+    reload_bytes_per_sec: u64,
 ) {
-    let mut out = Writer { out, conn, scratch: BytesMut::new() };
+    let reload_budget = ByteBudget::new(reload_bytes_per_sec, super::now());
+    let mut out = Writer { out, conn, scratch: BytesMut::new(), reload_budget };
     let work = async {
         while let Some(first) = queue.recv().await {
             let mut item = Some(first);
@@ -131,6 +134,8 @@ struct Writer {
     out: Transport,
     conn: SharedConnection,
     scratch: BytesMut,
+    /// `sync.reload_bytes_per_sec`: reloads are bulk, paced so that sealing them never crowds out live frames.
+    reload_budget: ByteBudget,
 }
 
 impl Writer {
@@ -144,7 +149,15 @@ impl Writer {
                     reload.cap_chunk_bytes(out.reload_chunk_bytes());
                 }
                 for chunk in reload {
+                    let wait = self.reload_budget.spend(chunk.len(), super::now());
+                    if !wait.is_zero() {
+                        // What is written so far goes out while the reload waits for its budget.
+                        stall_guard(self.out.flush()).await?;
+                        tokio::time::sleep(wait).await;
+                    }
                     self.write_message(&chunk).await?;
+                    // Each chunk is up to a MiB to encode and seal: let the engine and other connections run between.
+                    tokio::task::yield_now().await;
                 }
             }
             Outgoing::Close => return Ok(false),

@@ -178,6 +178,26 @@ fn reload_range_and_history_bound() {
 }
 
 #[test]
+fn one_reload_at_a_time_per_connection() {
+    let mut h = Harness::started(EngineConfig::default(), 2);
+    h.tick(400);
+    h.drain();
+    h.send(1, Request::ReloadFrames { start_frame: 0 }, None, 401);
+    // The writer has not finished it: it still holds the reload.
+    let pending = match h.engine.poll_output() {
+        Some(Output::Reload { conn, reload }) if conn.0 == 1 => reload,
+        other => panic!("{other:?}"),
+    };
+    h.send(1, Request::ReloadFrames { start_frame: 0 }, None, 402);
+    assert_eq!(h.errors_of(1), vec![ErrorCode::LimitExceeded], "a second reload while the first is being sent");
+    h.send(2, Request::ReloadFrames { start_frame: 0 }, None, 402);
+    assert!(matches!(&h.drain()[..], [(2, ServerEvent::Reload(_))]), "another connection is not affected");
+    assert_eq!(pending.count(), 1, "the first reload is whole");
+    h.send(1, Request::ReloadFrames { start_frame: 5 }, None, 403);
+    assert!(matches!(&h.drain()[..], [(1, ServerEvent::Reload(r))] if r.start_frame == 5), "once it is written");
+}
+
+#[test]
 fn requests_in_the_wrong_state_get_errors() {
     let config = EngineConfig { max_players: 2, max_rooms: 2, ..EngineConfig::default() };
     let mut h = Harness::new(config);
