@@ -68,8 +68,12 @@ pub struct AccountConfig {
     pub login_attempts_per_ip: u32,
     /// Window of `login_attempts_per_ip`, seconds.
     pub login_ip_window_secs: u64,
-    /// Failed logins per username (any case) per `login_username_window_secs`; 0 = unlimited.
+    /// Failed logins per username (any case) and client network (IPv4 /24, IPv6 /64) per `login_username_window_secs`;
+    /// 0 = unlimited.
     pub login_failures_per_username: u32,
+    /// Failed logins per username (any case) from all client networks together per `login_username_window_secs`;
+    /// 0 = unlimited. Should be well above `login_failures_per_username`, which counts per network.
+    pub login_failures_per_username_global: u32,
     /// Window of `login_failures_per_username`, seconds.
     pub login_username_window_secs: u64,
     /// Registration attempts per client address per `register_ip_window_secs`; 0 = unlimited.
@@ -113,6 +117,7 @@ impl Default for AccountConfig {
             login_attempts_per_ip: 60,
             login_ip_window_secs: 60,
             login_failures_per_username: 10,
+            login_failures_per_username_global: 100,
             login_username_window_secs: 900,
             register_per_ip: 20,
             register_ip_window_secs: 3600,
@@ -184,7 +189,7 @@ impl Config {
 fn first_violation(a: &AccountConfig) -> Option<(&'static str, String)> {
     let (has_cert, has_key) = (!a.tls_cert_path.as_os_str().is_empty(), !a.tls_key_path.as_os_str().is_empty());
     const WEEK: u64 = 7 * 24 * 3600;
-    let checks: [(&str, bool, &str); 23] = [
+    let checks: [(&str, bool, &str); 24] = [
         ("account.db_path", !a.db_path.as_os_str().is_empty(), "must not be empty"),
         (
             "account.tls_key_path",
@@ -226,6 +231,11 @@ fn first_violation(a: &AccountConfig) -> Option<(&'static str, String)> {
         (
             "account.login_failures_per_username",
             a.login_failures_per_username <= 1_000_000,
+            "must be 0 (unlimited) to 1000000",
+        ),
+        (
+            "account.login_failures_per_username_global",
+            a.login_failures_per_username_global <= 1_000_000,
             "must be 0 (unlimited) to 1000000",
         ),
         (

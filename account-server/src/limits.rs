@@ -6,11 +6,13 @@
 //!
 //! What counts:
 //! - `login_attempts_per_ip`: every login attempt from an address, whatever its outcome.
-//! - `login_failures_per_username`: failed logins only. The attempt takes a token before the password is checked
-//!   (so concurrent guesses cannot all slip through while they wait for a hash) and a right password gives it back.
-//!   A successful login resets nothing: a player who mistyped a few times and then got in keeps those failures
-//!   until they refill, which with the defaults is one every 90 s. The flip side: while someone keeps guessing a
-//!   username, its owner may be refused too.
+//! - `login_failures_per_username`: failed logins per username *and client network* (IPv4 /24, IPv6 /64). The
+//!   attempt takes a token before the password is checked (so concurrent guesses cannot all slip through while they
+//!   wait for a hash) and a right password gives it back. A successful login resets nothing: a player who mistyped
+//!   a few times and then got in keeps those failures until they refill, which with the defaults is one every 90 s.
+//!   Someone guessing a username from another network does not lock its owner out.
+//! - `login_failures_per_username_global`: failed logins per username from every network together, much higher: it
+//!   stops a guesser spread over many networks, and only then refuses the owner too.
 //! - `register_per_ip`: every registration attempt from an address, including refused ones (a 409 tells whether a
 //!   name exists, so it must not be free).
 
@@ -144,8 +146,10 @@ impl<K> fmt::Debug for AttemptLimiter<K> {
 pub enum LimitKind {
     /// `account.login_attempts_per_ip` per `account.login_ip_window_secs`.
     LoginPerIp,
-    /// `account.login_failures_per_username` per `account.login_username_window_secs`.
+    /// `account.login_failures_per_username` per `account.login_username_window_secs`, per client network.
     LoginFailuresPerUsername,
+    /// `account.login_failures_per_username_global` per `account.login_username_window_secs`, all networks.
+    LoginFailuresPerUsernameGlobal,
     /// `account.register_per_ip` per `account.register_ip_window_secs`.
     RegisterPerIp,
 }
@@ -158,6 +162,9 @@ impl LimitKind {
             Self::LoginFailuresPerUsername => {
                 ("account.login_failures_per_username", "account.login_username_window_secs")
             }
+            Self::LoginFailuresPerUsernameGlobal => {
+                ("account.login_failures_per_username_global", "account.login_username_window_secs")
+            }
             Self::RegisterPerIp => ("account.register_per_ip", "account.register_ip_window_secs"),
         }
     }
@@ -165,7 +172,8 @@ impl LimitKind {
     fn what(self) -> &'static str {
         match self {
             Self::LoginPerIp => "login attempts from this address",
-            Self::LoginFailuresPerUsername => "failed logins for this username",
+            Self::LoginFailuresPerUsername => "failed logins for this username from your network",
+            Self::LoginFailuresPerUsernameGlobal => "failed logins for this username",
             Self::RegisterPerIp => "registrations from this address",
         }
     }
@@ -215,7 +223,10 @@ type UsernameKey = [u8; 16];
 #[derive(Debug)]
 pub struct Limits {
     login_ip: Mutex<AttemptLimiter<IpAddr>>,
-    login_username: Mutex<AttemptLimiter<UsernameKey>>,
+    /// Per (username, client network).
+    login_username: Mutex<AttemptLimiter<(UsernameKey, Option<IpAddr>)>>,
+    /// Per username, every network.
+    login_username_global: Mutex<AttemptLimiter<UsernameKey>>,
     register_ip: Mutex<AttemptLimiter<IpAddr>>,
     exempt: Vec<IpAddr>,
 }
@@ -225,6 +236,7 @@ pub struct Limits {
 #[derive(Debug)]
 pub struct LoginAttempt {
     username: UsernameKey,
+    network: Option<IpAddr>,
 }
 
 impl Limits {
@@ -237,26 +249,40 @@ impl Limits {
         Self {
             login_ip: limiter(config.login_attempts_per_ip, config.login_ip_window_secs, max),
             login_username: limiter(config.login_failures_per_username, config.login_username_window_secs, max),
+            login_username_global: limiter(
+                config.login_failures_per_username_global,
+                config.login_username_window_secs,
+                max,
+            ),
             register_ip: limiter(config.register_per_ip, config.register_ip_window_secs, max),
             exempt: config.limit_exempt_ips.iter().map(IpAddr::to_canonical).collect(),
         }
     }
 
     /// Counts a login attempt for `username` from `ip` at `now`: against the address, then (provisionally, see
-    /// [`Limits::password_verified`]) against the username. A refusal by the username limit still counts against
-    /// the address.
+    /// [`Limits::password_verified`]) against the username from the client's network, then against the username
+    /// from all networks. A refusal by a username limit still counts against the address; one by the global limit
+    /// takes nothing from the network's.
     pub fn begin_login(&self, ip: Option<IpAddr>, username: &str, now: Instant) -> Result<LoginAttempt, Refusal> {
         if let Some(key) = self.address_key(ip) {
             acquire(&self.login_ip, key, now, LimitKind::LoginPerIp)?;
         }
         let username = username_key(username);
-        acquire(&self.login_username, username, now, LimitKind::LoginFailuresPerUsername)?;
-        Ok(LoginAttempt { username })
+        let network = ip.map(network_of);
+        acquire(&self.login_username, (username, network), now, LimitKind::LoginFailuresPerUsername)?;
+        if let Err(refusal) =
+            acquire(&self.login_username_global, username, now, LimitKind::LoginFailuresPerUsernameGlobal)
+        {
+            lock(&self.login_username).refund(&(username, network), now);
+            return Err(refusal);
+        }
+        Ok(LoginAttempt { username, network })
     }
 
     /// The password of `attempt` was right: it does not count as a failure for its username.
     pub fn password_verified(&self, attempt: LoginAttempt, now: Instant) {
-        lock(&self.login_username).refund(&attempt.username, now);
+        lock(&self.login_username).refund(&(attempt.username, attempt.network), now);
+        lock(&self.login_username_global).refund(&attempt.username, now);
     }
 
     /// Counts a registration attempt from `ip` at `now`.
@@ -295,6 +321,15 @@ fn acquire<K: Hash + Eq + Clone>(
 fn lock<K>(limiter: &Mutex<AttemptLimiter<K>>) -> MutexGuard<'_, AttemptLimiter<K>> {
     // Every change is a single map operation, so the state is consistent even after a panic.
     limiter.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The network a client address belongs to for the per-username limit: IPv4 /24, IPv6 /64 (IPv4 clients of an
+/// IPv6 socket count as IPv4).
+fn network_of(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4((v4.to_bits() & 0xFFFF_FF00).into()),
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !((1u128 << 64) - 1))),
+    }
 }
 
 fn username_key(username: &str) -> UsernameKey {
@@ -493,5 +528,54 @@ mod tests {
         l.begin_login(ip, "a", t0).unwrap();
         assert_eq!(l.begin_register(ip, t0).unwrap_err().kind, LimitKind::RegisterPerIp);
         assert_eq!(l.begin_login(ip, "a", t0).unwrap_err().kind, LimitKind::LoginPerIp);
+    }
+
+    fn network_limits(per_network: u32, global: u32) -> Limits {
+        let config = AccountConfig {
+            login_attempts_per_ip: 0,
+            login_failures_per_username: per_network,
+            login_failures_per_username_global: global,
+            login_username_window_secs: 900,
+            ..AccountConfig::default()
+        };
+        Limits::new(&config)
+    }
+
+    fn ip(text: &str) -> Option<IpAddr> {
+        Some(text.parse().unwrap())
+    }
+
+    #[test]
+    fn a_guesser_on_another_network_does_not_lock_the_owner_out() {
+        let t0 = Instant::now();
+        let l = network_limits(3, 10);
+        for _ in 0..3 {
+            l.begin_login(ip("203.0.113.7"), "Alice", t0).unwrap();
+        }
+        let refused = l.begin_login(ip("203.0.113.99"), "alice", t0).unwrap_err();
+        assert_eq!(refused.kind, LimitKind::LoginFailuresPerUsername, "the same /24, any case");
+        // The owner, elsewhere: a right password goes through and costs nothing.
+        for _ in 0..5 {
+            let attempt = l.begin_login(ip("198.51.100.1"), "alice", t0).unwrap();
+            l.password_verified(attempt, t0);
+        }
+        let v6 = l.begin_login(ip("2001:db8:1:2::1"), "alice", t0).unwrap();
+        l.password_verified(v6, t0);
+    }
+
+    #[test]
+    fn a_guesser_spread_over_networks_meets_the_global_limit() {
+        let t0 = Instant::now();
+        let l = network_limits(3, 10);
+        for i in 0..10 {
+            l.begin_login(ip(&format!("10.0.{i}.1")), "alice", t0).unwrap();
+        }
+        let refused = l.begin_login(ip("10.0.99.1"), "alice", t0).unwrap_err();
+        assert_eq!(refused.kind, LimitKind::LoginFailuresPerUsernameGlobal);
+        assert!(refused.to_string().contains("account.login_failures_per_username_global"), "{refused}");
+        // The refusal took nothing from that network: once the global bucket refills, it has its 3 tries.
+        let later = t0 + Duration::from_secs(90);
+        l.begin_login(ip("10.0.99.1"), "alice", later).unwrap();
+        assert!(l.begin_login(ip("10.0.98.1"), "bob", t0).is_ok(), "other usernames are untouched");
     }
 }

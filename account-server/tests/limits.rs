@@ -42,6 +42,7 @@ async fn login_with_retry_after(app: &Router, username: &str, password: &str) ->
 async fn failed_logins_per_username_get_429_and_right_passwords_do_not_count() {
     let (_, state, _, _dir) = fresh_with(|c| {
         c.account.login_failures_per_username = 2;
+        c.account.login_failures_per_username_global = 3;
         c.account.login_username_window_secs = 600;
     });
     let app = from(&state, [192, 0, 2, 1]);
@@ -58,16 +59,25 @@ async fn failed_logins_per_username_get_429_and_right_passwords_do_not_count() {
     // exact refill arithmetic is unit-tested with a fake clock in src/limits.rs.
     assert!(matches!(retry_after, Some(290..=300)), "one failure is forgiven per 600 s / 2: {retry_after:?}");
     let message = refused.body["message"].as_str().unwrap();
-    assert!(message.contains("failed logins for this username"), "{message}");
-    assert!(message.contains("at most 2 per 600 s (account.login_failures_per_username"), "{message}");
-    // Refused even with the right password, from anywhere: the limit is the username's.
-    let elsewhere = from(&state, [198, 51, 100, 7]);
+    assert!(message.contains("failed logins for this username from your network"), "{message}");
+    assert!(message.contains("at most 2 per 600 s (account.login_failures_per_username,"), "{message}");
+    // The same /24 is refused even with the right password; the owner on another network is not (issue 14 point 7).
+    let neighbour = from(&state, [192, 0, 2, 200]);
     assert_error(
-        &login(&elsewhere, "Alice", "correct horse").await,
+        &login(&neighbour, "alice", "correct horse").await,
         StatusCode::TOO_MANY_REQUESTS,
         "too_many_attempts",
     );
-    // Unknown usernames are limited just the same, so the 429 tells nothing about which names exist.
+    let elsewhere = from(&state, [198, 51, 100, 7]);
+    assert_eq!(login(&elsewhere, "Alice", "correct horse").await.status, StatusCode::OK);
+    // Until the failures from all networks together reach the global limit: then every network is refused.
+    assert_error(&login(&elsewhere, "alice", "wrong horse").await, StatusCode::UNAUTHORIZED, "invalid_credentials");
+    let third = from(&state, [203, 0, 113, 9]);
+    let refused = login(&third, "alice", "correct horse").await;
+    assert_error(&refused, StatusCode::TOO_MANY_REQUESTS, "too_many_attempts");
+    let message = refused.body["message"].as_str().unwrap();
+    assert!(message.contains("account.login_failures_per_username_global"), "{message}");
+    // Unknown usernames are limited just the same (per network first), so the 429 tells nothing about which exist.
     for _ in 0..2 {
         assert_error(&login(&app, "nobody", "wrong horse").await, StatusCode::UNAUTHORIZED, "invalid_credentials");
     }
