@@ -260,10 +260,14 @@ namespace Movan.Client.Tests.EndToEnd
                 Session next = account.RefreshAsync(s.RefreshToken).Result;
                 Assert.AreNotEqual(s.RefreshToken, next.RefreshToken);
                 Assert.AreEqual(s.SessionKey, next.SessionKey, "a refresh keeps the session");
-                Assert.AreEqual("invalid_refresh_token", HttpError(() => account.RefreshAsync(s.RefreshToken).Wait()).Code, "single use");
                 Assert.AreEqual("bad_request", HttpError(() => account.MatchesAsync(next.Token, 0).Wait()).Code, "limit 1..100");
-                account.LogoutAsync(next.Token).Wait();
-                MovanException gone = HttpError(() => account.MeAsync(next.Token).Wait());
+                Assert.AreEqual("invalid_refresh_token", HttpError(() => account.RefreshAsync(s.RefreshToken).Wait()).Code, "single use");
+                // Reusing a spent refresh token ends the whole session (protocol.md §3): the newer tokens are dead too.
+                Assert.AreEqual("unauthorized", HttpError(() => account.MeAsync(next.Token).Wait()).Code, "reuse revokes the session");
+                Assert.AreEqual("invalid_refresh_token", HttpError(() => account.RefreshAsync(next.RefreshToken).Wait()).Code);
+                Session fresh = account.LoginAsync("cs-account", "cs-account-pass").Result;
+                account.LogoutAsync(fresh.Token).Wait();
+                MovanException gone = HttpError(() => account.MeAsync(fresh.Token).Wait());
                 Assert.AreEqual(401, gone.HttpStatus);
                 Assert.AreEqual("unauthorized", gone.Code);
             }
