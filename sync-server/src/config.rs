@@ -48,6 +48,8 @@ pub struct SyncConfig {
     /// Bytes of `reload_frames` per second and connection, at most (one second's worth may go at once); 0 =
     /// unlimited.
     pub reload_bytes_per_sec: u64,
+    /// Bytes of messages queued per connection before it is dropped as too slow (a single larger message still goes).
+    pub send_queue_bytes: usize,
     /// Listen backlog of the TCP and WebSocket listeners (capped by the kernel's `net.core.somaxconn`).
     pub listen_backlog: u32,
     /// Actions a room holds for its next frame.
@@ -146,6 +148,7 @@ impl Default for SyncConfig {
             reload_chunk_bytes: 1024 * 1024,
             send_queue_len: 512,
             listen_backlog: 1024,
+            send_queue_bytes: 4 * 1024 * 1024,
             reload_bytes_per_sec: 4 * 1024 * 1024,
             max_pending_actions: 1024,
             max_actions_per_player: 16,
@@ -224,7 +227,7 @@ impl Config {
         for shared in [token.validate(), rpc.validate()] {
             shared.map_err(|e| file.invalid(e.key, e.reason))?;
         }
-        let checks: [(&str, bool, &str); 15] = [
+        let checks: [(&str, bool, &str); 16] = [
             ("sync.tick_interval_ms", (1..=10_000).contains(&sync.tick_interval_ms), "must be 1 to 10000"),
             ("sync.max_rooms", sync.max_rooms >= 1, "must be at least 1"),
             ("sync.max_players", (1..=1024).contains(&sync.max_players), "must be 1 to 1024"),
@@ -247,6 +250,7 @@ impl Config {
             ("sync.reload_chunk_frames", (1..=10_000).contains(&sync.reload_chunk_frames), "must be 1 to 10000"),
             ("sync.send_queue_len", sync.send_queue_len >= 8, "must be at least 8"),
             ("sync.listen_backlog", (1..=65_535).contains(&sync.listen_backlog), "must be 1 to 65535"),
+            ("sync.send_queue_bytes", sync.send_queue_bytes >= 65_536, "must be at least 65536"),
             (
                 "sync.reload_bytes_per_sec",
                 sync.reload_bytes_per_sec == 0 || sync.reload_bytes_per_sec >= sync.reload_chunk_bytes as u64,

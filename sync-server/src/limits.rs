@@ -70,6 +70,43 @@ impl ByteBudget {
     }
 }
 
+/// Bytes of messages waiting in one connection's send queue, shared by the engine task (which adds them) and the
+/// connection's writer (which takes them away once written), bounded by `sync.send_queue_bytes`. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct QueuedBytes {
+    bytes: Arc<std::sync::atomic::AtomicUsize>,
+    max: usize,
+}
+
+impl QueuedBytes {
+    /// An empty queue holding at most `max` bytes.
+    pub fn new(max: usize) -> Self {
+        Self { bytes: Arc::default(), max }
+    }
+
+    /// Counts `len` more bytes queued; false (counting nothing) when that would pass the bound. A message alone in
+    /// an empty queue always fits, so that one larger than the bound still goes.
+    pub fn try_add(&self, len: usize) -> bool {
+        use std::sync::atomic::Ordering;
+        self.bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
+                let total = queued.checked_add(len)?;
+                (queued == 0 || total <= self.max).then_some(total)
+            })
+            .is_ok()
+    }
+
+    /// `len` bytes left the queue.
+    pub fn remove(&self, len: usize) {
+        self.bytes.fetch_sub(len, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// Bytes queued now.
+    pub fn get(&self) -> usize {
+        self.bytes.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
 /// Why a connection was refused by [`ConnectionLimits::admit`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -250,5 +287,19 @@ mod tests {
         assert_eq!(budget.spend(1, idle), Duration::from_micros(1));
         let mut free = ByteBudget::new(0, t0);
         assert_eq!(free.spend(usize::MAX, t0), Duration::ZERO, "0 = unlimited");
+    }
+
+    #[test]
+    fn queued_bytes_are_bounded_but_a_lone_message_always_fits() {
+        let q = QueuedBytes::new(1000);
+        assert!(q.try_add(600) && q.try_add(400));
+        assert!(!q.try_add(1), "full");
+        assert_eq!(q.get(), 1000, "a refused message counts nothing");
+        q.remove(1000);
+        assert!(q.try_add(5000), "alone in an empty queue");
+        assert!(!q.try_add(1));
+        let writer = q.clone();
+        writer.remove(5000);
+        assert_eq!(q.get(), 0, "shared with the writer");
     }
 }

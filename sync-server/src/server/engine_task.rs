@@ -15,6 +15,7 @@ use super::writer::Outgoing;
 use super::{LoadGauge, now, sleep_until};
 use crate::connection::CloseReason;
 use crate::engine::{ConnId, Engine, Identity, MatchReport, Output};
+use crate::limits::QueuedBytes;
 
 /// Inputs to the engine task, from the accept loop, the readers and the [`Control`](super::Control) handle.
 #[derive(Debug)]
@@ -56,6 +57,8 @@ impl Outlets {
 pub(super) struct ConnHandle {
     pub(super) queue: mpsc::Sender<Outgoing>,
     pub(super) cancel: CancellationToken,
+    /// Bytes of `queue`'s messages (`sync.send_queue_bytes`), shared with the writer.
+    pub(super) queued: QueuedBytes,
 }
 
 /// Runs the engine until `stop`, then shuts it down (every game ends, every connection gets `shutting_down`).
@@ -140,7 +143,20 @@ fn dispatch(engine: &mut Engine, out: &mut Outlets) {
     let conns = &mut out.conns;
     while let Some(output) = engine.poll_output() {
         let (conn, item) = match output {
-            Output::Send { conn, bytes } => (conn, Outgoing::Message(bytes)),
+            Output::Send { conn, bytes } => {
+                if let Some(handle) = conns.get(&conn)
+                    && !handle.queued.try_add(bytes.len())
+                {
+                    let queued = handle.queued.get();
+                    warn!(conn = conn.0, reason = %CloseReason::SlowReader, queued, "send queue over sync.send_queue_bytes: dropping slow connection");
+                    if let Some(handle) = conns.remove(&conn) {
+                        handle.cancel.cancel();
+                    }
+                    engine.disconnect(conn, now());
+                    continue;
+                }
+                (conn, Outgoing::Message(bytes))
+            }
             Output::Reload { conn, reload } => (conn, Outgoing::Reload(reload)),
             Output::Close { conn, reason } => {
                 debug!(conn = conn.0, reason = %reason, "closing");

@@ -37,7 +37,7 @@ use crate::config::Config;
 use crate::connection::{Connection, ConnectionConfig};
 use crate::engine::{ConnId, Engine, MatchReport};
 use crate::keys::SessionKeys;
-use crate::limits::{ConnectionLimits, ConnectionPermit};
+use crate::limits::{ConnectionLimits, ConnectionPermit, QueuedBytes};
 use crate::revocation::SharedRevocations;
 use crate::room::{RoomFactory, default_rooms};
 use crate::udp::Endpoint;
@@ -191,6 +191,7 @@ impl Server {
             keys: self.keys,
             queue_len: self.config.sync.send_queue_len,
             reload_bytes_per_sec: self.config.sync.reload_bytes_per_sec,
+            queue_bytes: self.config.sync.send_queue_bytes,
             revocations,
         });
         let limits = ConnectionLimits::new(self.config.sync.max_connections, self.config.sync.max_connections_per_ip);
@@ -295,6 +296,8 @@ struct ConnShared {
     queue_len: usize,
     /// `sync.reload_bytes_per_sec`.
     reload_bytes_per_sec: u64,
+    /// `sync.send_queue_bytes`.
+    queue_bytes: usize,
     /// The engine's logouts and bans, checked on every first message.
     revocations: SharedRevocations,
 }
@@ -351,13 +354,20 @@ async fn start(
 ) -> bool {
     let (queue, queue_rx) = mpsc::channel(shared.queue_len);
     let cancel = CancellationToken::new();
-    let handle = ConnHandle { queue: queue.clone(), cancel: cancel.clone() };
+    let queued = QueuedBytes::new(shared.queue_bytes);
+    let handle = ConnHandle { queue: queue.clone(), cancel: cancel.clone(), queued: queued.clone() };
     if shared.inputs.send(Input::Opened { conn, handle }).await.is_err() {
         return false;
     }
     let connection = shared.connection();
     let connection: SharedConnection = Arc::new(Mutex::new(connection));
-    tracker.spawn(writer::run(queue_rx, out, connection.clone(), cancel.clone(), shared.reload_bytes_per_sec));
+    tracker.spawn(writer::run(
+        queue_rx,
+        out,
+        connection.clone(),
+        cancel.clone(),
+        (queued, shared.reload_bytes_per_sec),
+    ));
     tracker.spawn(reader::run(conn, bodies, connection, queue, cancel, shared.clone(), permit));
     true
 }

@@ -18,7 +18,7 @@ use super::http_head::Rewind;
 use super::udp::UdpOut;
 use super::{SharedConnection, lock};
 use crate::history::Reload;
-use crate::limits::ByteBudget;
+use crate::limits::{ByteBudget, QueuedBytes};
 
 /// A write that makes no progress for this long means the peer stopped reading: the connection is dropped.
 const WRITE_STALL: Duration = Duration::from_secs(10);
@@ -41,10 +41,10 @@ pub(super) async fn run(
     out: Transport,
     conn: SharedConnection,
     cancel: CancellationToken,
-    reload_bytes_per_sec: u64,
+    (queued, reload_bytes_per_sec): (QueuedBytes, u64),
 ) {
     let reload_budget = ByteBudget::new(reload_bytes_per_sec, super::now());
-    let mut out = Writer { out, conn, scratch: BytesMut::new(), reload_budget };
+    let mut out = Writer { out, conn, scratch: BytesMut::new(), reload_budget, queued };
     let work = async {
         while let Some(first) = queue.recv().await {
             let mut item = Some(first);
@@ -136,6 +136,8 @@ struct Writer {
     scratch: BytesMut,
     /// `sync.reload_bytes_per_sec`: reloads are bulk, paced so that sealing them never crowds out live frames.
     reload_budget: ByteBudget,
+    /// The bytes of queued messages, counted by the engine task: each written message is taken off.
+    queued: QueuedBytes,
 }
 
 impl Writer {
@@ -143,7 +145,10 @@ impl Writer {
     async fn write_item(&mut self, item: Outgoing) -> std::io::Result<bool> {
         match item {
             Outgoing::Plain(body) => stall_guard(self.out.send_shared(&body)).await?,
-            Outgoing::Message(body) => self.write_message(&body).await?,
+            Outgoing::Message(body) => {
+                self.queued.remove(body.len());
+                self.write_message(&body).await?;
+            }
             Outgoing::Reload(mut reload) => {
                 if let Transport::Udp(out) = &self.out {
                     reload.cap_chunk_bytes(out.reload_chunk_bytes());
