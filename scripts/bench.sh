@@ -59,6 +59,7 @@ min_players = $room_size
 max_rooms = $(( max_players / room_size * 2 + 16 ))
 max_connections = $(( max_players * 2 + 100 ))
 max_connections_per_ip = 0
+max_connections_per_prefix = 0
 capacity = $(( max_players * 2 ))
 encryption = "$encryption"
 [rpc]

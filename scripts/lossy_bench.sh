@@ -63,6 +63,7 @@ account_rpc_addr = "127.0.0.1:$rpc_port"
 max_players = 4
 min_players = 4
 max_connections_per_ip = 0
+max_connections_per_prefix = 0
 encryption = "required"
 [rpc]
 secret_path = "$data/rpc_secret"

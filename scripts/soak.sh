@@ -52,6 +52,7 @@ udp_addr = ""
 metrics_addr = ""
 account_rpc_addr = "127.0.0.1:$rpc_port"
 max_connections_per_ip = 0
+max_connections_per_prefix = 0
 capacity = 100000
 [rpc]
 secret_path = "$dir/rpc_secret"

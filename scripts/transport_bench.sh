@@ -55,6 +55,7 @@ min_players = 4
 max_rooms = $(( max / 4 * 2 + 16 ))
 max_connections = $(( max * 2 + 100 ))
 max_connections_per_ip = 0
+max_connections_per_prefix = 0
 udp_max_sessions = $(( max * 2 + 100 ))
 udp_max_pending = $(( max + 100 ))
 capacity = $(( max * 2 ))

@@ -84,6 +84,12 @@ pub struct SyncConfig {
     pub max_connections: usize,
     /// Client connections at once from one IP address; 0 = no per-address limit.
     pub max_connections_per_ip: usize,
+    /// Client connections at once from one network (`prefix_v4_bits` / `prefix_v6_bits`); 0 = no such limit.
+    pub max_connections_per_prefix: usize,
+    /// Prefix length of an IPv4 network for `max_connections_per_prefix`.
+    pub prefix_v4_bits: u8,
+    /// Prefix length of an IPv6 network for `max_connections_per_prefix`.
+    pub prefix_v6_bits: u8,
     /// UDP (KCP) listen address for game clients; empty = no UDP listener.
     pub udp_addr: String,
     /// UDP address handed to clients at login; empty = `public_addr`'s host (or the bound address) and the bound
@@ -166,6 +172,9 @@ impl Default for SyncConfig {
             message_burst: 200,
             max_connections: 10_000,
             max_connections_per_ip: 128,
+            max_connections_per_prefix: 512,
+            prefix_v4_bits: 24,
+            prefix_v6_bits: 64,
             udp_addr: "127.0.0.1:2029".into(),
             public_udp_addr: String::new(),
             udp_max_sessions: 10_000,
@@ -272,7 +281,7 @@ impl Config {
         if !sync.metrics_addr.is_empty() && sync.metrics_addr.parse::<SocketAddr>().is_err() {
             return Err(file.invalid("sync.metrics_addr", "must be an address like \"127.0.0.1:2030\", or empty"));
         }
-        let limit_checks: [(&str, bool, &str); 6] = [
+        let limit_checks: [(&str, bool, &str); 8] = [
             ("sync.reconnect_grace_secs", sync.reconnect_grace_secs <= 3600, "must be 0 to 3600"),
             ("sync.first_frame_timeout_secs", (1..=300).contains(&sync.first_frame_timeout_secs), "must be 1 to 300"),
             ("sync.idle_timeout_secs", sync.idle_timeout_secs <= 3600, "must be 0 to 3600"),
@@ -287,6 +296,8 @@ impl Config {
                 sync.max_connections_per_ip <= sync.max_connections,
                 "must be at most sync.max_connections (0 = no per-address limit)",
             ),
+            ("sync.prefix_v4_bits", (1..=32).contains(&sync.prefix_v4_bits), "must be 1 to 32"),
+            ("sync.prefix_v6_bits", (1..=128).contains(&sync.prefix_v6_bits), "must be 1 to 128"),
         ];
         for (key, ok, why) in limit_checks {
             if !ok {

@@ -114,6 +114,8 @@ pub enum Refusal {
     Total(usize),
     /// `sync.max_connections_per_ip` reached for this address.
     PerIp(usize),
+    /// `sync.max_connections_per_prefix` reached for this address's network.
+    PerPrefix(usize),
 }
 
 impl Refusal {
@@ -126,22 +128,30 @@ impl Refusal {
             Self::PerIp(max) => {
                 format!("your address already holds the maximum of {max} connections (sync.max_connections_per_ip)")
             }
+            Self::PerPrefix(max) => {
+                format!("your network already holds the maximum of {max} connections (sync.max_connections_per_prefix)")
+            }
         }
     }
 }
 
-/// Open connections, overall and per IP address. Cheap to clone; clones share the counts.
+/// Open connections, overall, per IP address and per network prefix (IPv4 /24 and IPv6 /64 by default: what one
+/// attacker easily holds many addresses of). Cheap to clone; clones share the counts.
 #[derive(Debug, Clone)]
 pub struct ConnectionLimits {
     inner: Arc<Mutex<Counts>>,
     max_total: usize,
     max_per_ip: usize,
+    max_per_prefix: usize,
+    /// Prefix lengths, IPv4 then IPv6.
+    prefix_bits: (u8, u8),
 }
 
 #[derive(Debug, Default)]
 struct Counts {
     total: usize,
     per_ip: HashMap<IpAddr, usize>,
+    per_prefix: HashMap<IpAddr, usize>,
 }
 
 /// One admitted connection; dropping it gives its place back.
@@ -149,16 +159,42 @@ struct Counts {
 pub struct ConnectionPermit {
     limits: ConnectionLimits,
     ip: IpAddr,
+    prefix: IpAddr,
 }
 
 impl ConnectionLimits {
-    /// `max_per_ip == 0` means no per-address limit.
+    /// `max_per_ip == 0` means no per-address limit; no per-prefix limit either until [`Self::with_prefixes`].
     pub fn new(max_total: usize, max_per_ip: usize) -> Self {
-        Self { inner: Arc::default(), max_total, max_per_ip }
+        Self { inner: Arc::default(), max_total, max_per_ip, max_per_prefix: 0, prefix_bits: (24, 64) }
+    }
+
+    /// Also at most `max_per_prefix` connections (0 = no limit) from the addresses that share their first `v4_bits`
+    /// (IPv4) or `v6_bits` (IPv6) bits.
+    pub fn with_prefixes(mut self, max_per_prefix: usize, v4_bits: u8, v6_bits: u8) -> Self {
+        self.max_per_prefix = max_per_prefix;
+        self.prefix_bits = (v4_bits.min(32), v6_bits.min(128));
+        self
+    }
+
+    /// The network `ip` counts in for the per-prefix limit.
+    fn prefix(&self, ip: IpAddr) -> IpAddr {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => {
+                let bits = u32::from(self.prefix_bits.0);
+                let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+                IpAddr::V4((v4.to_bits() & mask).into())
+            }
+            IpAddr::V6(v6) => {
+                let bits = u32::from(self.prefix_bits.1);
+                let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+                IpAddr::V6((v6.to_bits() & mask).into())
+            }
+        }
     }
 
     /// Counts a new connection from `ip`, or refuses it when a limit is reached.
     pub fn admit(&self, ip: IpAddr) -> Result<ConnectionPermit, Refusal> {
+        let prefix = self.prefix(ip);
         let mut counts = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         if counts.total >= self.max_total {
             return Err(Refusal::Total(self.max_total));
@@ -167,9 +203,14 @@ impl ConnectionLimits {
         if self.max_per_ip > 0 && from_ip >= self.max_per_ip {
             return Err(Refusal::PerIp(self.max_per_ip));
         }
+        let from_prefix = counts.per_prefix.get(&prefix).copied().unwrap_or(0);
+        if self.max_per_prefix > 0 && from_prefix >= self.max_per_prefix {
+            return Err(Refusal::PerPrefix(self.max_per_prefix));
+        }
         counts.total += 1;
         counts.per_ip.insert(ip, from_ip + 1);
-        Ok(ConnectionPermit { limits: self.clone(), ip })
+        counts.per_prefix.insert(prefix, from_prefix + 1);
+        Ok(ConnectionPermit { limits: self.clone(), ip, prefix })
     }
 
     /// Connections open now.
@@ -182,10 +223,13 @@ impl Drop for ConnectionPermit {
     fn drop(&mut self) {
         let mut counts = self.limits.inner.lock().unwrap_or_else(PoisonError::into_inner);
         counts.total = counts.total.saturating_sub(1);
-        if let Some(n) = counts.per_ip.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                counts.per_ip.remove(&self.ip);
+        let counts = &mut *counts;
+        for (map, key) in [(&mut counts.per_ip, self.ip), (&mut counts.per_prefix, self.prefix)] {
+            if let Some(n) = map.get_mut(&key) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(&key);
+                }
             }
         }
     }
@@ -301,5 +345,22 @@ mod tests {
         let writer = q.clone();
         writer.remove(5000);
         assert_eq!(q.get(), 0, "shared with the writer");
+    }
+
+    #[test]
+    fn connections_are_limited_per_network_prefix() {
+        let limits = ConnectionLimits::new(100, 2).with_prefixes(3, 24, 64);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let held: Vec<_> = ["127.0.0.1", "127.0.0.2", "127.0.0.3"].map(|a| limits.admit(ip(a)).unwrap()).into();
+        assert_eq!(limits.admit(ip("127.0.0.4")).unwrap_err(), Refusal::PerPrefix(3), "a fourth address of the /24");
+        assert!(Refusal::PerPrefix(3).message().contains("sync.max_connections_per_prefix"));
+        let other = limits.admit(ip("127.0.1.1")).unwrap();
+        let v6: Vec<_> = ["2001:db8::1", "2001:db8::2", "2001:db8::3"].map(|a| limits.admit(ip(a)).unwrap()).into();
+        assert_eq!(limits.admit(ip("2001:db8::ffff:1")).unwrap_err(), Refusal::PerPrefix(3), "the same /64");
+        assert!(limits.admit(ip("2001:db8:0:1::1")).is_ok());
+        drop((held, other, v6));
+        assert!(limits.admit(ip("127.0.0.4")).is_ok());
+        let counts = limits.inner.lock().unwrap();
+        assert_eq!(counts.per_prefix.len(), 0, "every permit above is dropped: {:?}", counts.per_prefix);
     }
 }

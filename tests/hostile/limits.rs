@@ -146,3 +146,21 @@ async fn connection_limits_and_timeouts() {
 
     by.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_limited_per_network_not_only_per_address() {
+    // Issue 14 point 5: 40 addresses of one /24 used to add up to thousands of connections.
+    let cluster = start_cluster(&[("max_connections_per_ip", "2"), ("max_connections_per_prefix", "3")]).await;
+    let mut held = Vec::new();
+    for source in ["127.0.0.2:0", "127.0.0.3:0", "127.0.0.4:0"] {
+        held.push(raw_socket(&cluster, source).await);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let refused = read_plain_errors(raw_socket(&cluster, "127.0.0.5:0").await).await;
+    assert_eq!(codes_of(&refused), [ErrorCode::TooManyConnections], "a fourth address of the /24: {refused:?}");
+    assert!(refused[0].message.contains("sync.max_connections_per_prefix"), "{}", refused[0].message);
+    // Another /24 is not affected: it is served (and, sending nothing, times out like any silent socket).
+    let elsewhere = read_plain_errors(raw_socket(&cluster, "127.0.1.1:0").await).await;
+    assert_eq!(codes_of(&elsewhere), [ErrorCode::Timeout], "another network: {elsewhere:?}");
+    drop(held);
+}

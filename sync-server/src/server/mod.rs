@@ -194,7 +194,12 @@ impl Server {
             queue_bytes: self.config.sync.send_queue_bytes,
             revocations,
         });
-        let limits = ConnectionLimits::new(self.config.sync.max_connections, self.config.sync.max_connections_per_ip);
+        let sync = &self.config.sync;
+        let limits = ConnectionLimits::new(sync.max_connections, sync.max_connections_per_ip).with_prefixes(
+            sync.max_connections_per_prefix,
+            sync.prefix_v4_bits,
+            sync.prefix_v6_bits,
+        );
         let ws_config = websocket::config(self.config.sync.max_frame_bytes);
         // Connection ids, shared with the UDP endpoint's sessions.
         let ids = Arc::new(AtomicU64::new(0));
