@@ -357,22 +357,30 @@ async fn start(
     shared: &Arc<ConnShared>,
     tracker: &TaskTracker,
 ) -> bool {
+    let Some(Opened { connection, queue, cancel }) = open(conn, out, shared, tracker).await else {
+        return false;
+    };
+    tracker.spawn(reader::run(conn, bodies, connection, queue, cancel, shared.clone(), permit));
+    true
+}
+
+/// What the read side of a connection opened by [`open`] needs.
+struct Opened {
+    connection: SharedConnection,
+    queue: mpsc::Sender<writer::Outgoing>,
+    cancel: CancellationToken,
+}
+
+/// Registers connection `conn`'s send queue with the engine and starts its writer into `out`, for any transport.
+/// `None` when the engine is gone.
+async fn open(conn: ConnId, out: Transport, shared: &Arc<ConnShared>, tracker: &TaskTracker) -> Option<Opened> {
     let (queue, queue_rx) = mpsc::channel(shared.queue_len);
     let cancel = CancellationToken::new();
     let queued = QueuedBytes::new(shared.queue_bytes);
     let handle = ConnHandle { queue: queue.clone(), cancel: cancel.clone(), queued: queued.clone() };
-    if shared.inputs.send(Input::Opened { conn, handle }).await.is_err() {
-        return false;
-    }
-    let connection = shared.connection();
-    let connection: SharedConnection = Arc::new(Mutex::new(connection));
-    tracker.spawn(writer::run(
-        queue_rx,
-        out,
-        connection.clone(),
-        cancel.clone(),
-        (queued, shared.reload_bytes_per_sec),
-    ));
-    tracker.spawn(reader::run(conn, bodies, connection, queue, cancel, shared.clone(), permit));
-    true
+    shared.inputs.send(Input::Opened { conn, handle }).await.ok()?;
+    let connection: SharedConnection = Arc::new(Mutex::new(shared.connection()));
+    let limits = (queued, shared.reload_bytes_per_sec);
+    tracker.spawn(writer::run(queue_rx, out, connection.clone(), cancel.clone(), limits));
+    Some(Opened { connection, queue, cancel })
 }

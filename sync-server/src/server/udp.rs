@@ -17,12 +17,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
-use super::engine_task::{ConnHandle, Input};
-use super::writer::{self, Outgoing, Transport};
+use super::engine_task::Input;
+use super::writer::{Outgoing, Transport};
 use super::{ConnShared, SharedConnection, lock, now, reader, sleep_until};
 use crate::connection::CloseReason;
 use crate::engine::ConnId;
-use crate::limits::{ConnectionPermit, QueuedBytes};
+use crate::limits::ConnectionPermit;
 use crate::udp::batch::BatchSocket;
 use crate::udp::{Endpoint, Transmit, UdpEvent};
 
@@ -219,23 +219,10 @@ async fn handle_event(
             debug!(conn = id.0, conv, %peer, "udp session opened");
             let (inbound, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
             sessions.insert(conv, SessionLink { inbound });
-            let (queue, queue_rx) = mpsc::channel(shared.queue_len);
-            let cancel = CancellationToken::new();
-            let queued = QueuedBytes::new(shared.queue_bytes);
-            let handle = ConnHandle { queue: queue.clone(), cancel: cancel.clone(), queued: queued.clone() };
-            if shared.inputs.send(Input::Opened { conn: id, handle }).await.is_err() {
-                return false;
-            }
-            let connection = shared.connection();
-            let connection: SharedConnection = Arc::new(std::sync::Mutex::new(connection));
             let out = Transport::Udp(UdpOut { conv, commands: commands.clone(), max_message: endpoint.max_message() });
-            tracker.spawn(writer::run(
-                queue_rx,
-                out,
-                connection.clone(),
-                cancel.clone(),
-                (queued, shared.reload_bytes_per_sec),
-            ));
+            let Some(super::Opened { connection, queue, cancel }) = super::open(id, out, shared, tracker).await else {
+                return false;
+            };
             let session = Session { id, conv, commands: commands.clone(), bound: false };
             tracker.spawn(session.read(inbound_rx, connection, queue, cancel, shared.clone(), permit));
         }
