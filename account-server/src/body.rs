@@ -36,10 +36,11 @@ fn close(error: ApiError) -> Response {
     response
 }
 
+/// Whether reading failed because the body passed the limit given to `to_bytes` (by type, not by message text).
 fn is_length_limit(e: &axum::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = source {
-        if err.to_string().contains("length limit exceeded") {
+        if err.is::<http_body_util::LengthLimitError>() {
             return true;
         }
         source = err.source();

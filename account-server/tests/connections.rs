@@ -119,6 +119,23 @@ async fn a_declared_body_that_never_comes_gets_408_and_a_huge_one_413_at_once() 
 }
 
 #[tokio::test]
+async fn a_chunked_body_over_the_limit_gets_413() {
+    let server = start(100).await;
+    let mut chunked = TcpStream::connect(server.addr).await.unwrap();
+    let head =
+        "POST /v1/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+    chunked.write_all(head.as_bytes()).await.unwrap();
+    let chunk = "a".repeat(8192);
+    for _ in 0..3 {
+        // 24 KiB in all, over the default 16 KiB; the server may close before the last chunk is written.
+        let _ = chunked.write_all(format!("{:x}\r\n{chunk}\r\n", chunk.len()).as_bytes()).await;
+    }
+    let answer = read_to_close(&mut chunked).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("payload_too_large"), "{answer}");
+}
+
+#[tokio::test]
 async fn connections_over_the_cap_get_503_and_a_freed_slot_serves_again() {
     let server = start(3).await;
     let mut held = Vec::new();
