@@ -48,11 +48,28 @@ pub struct RoomState {
     pub members: Vec<MemberState>,
 }
 
-/// `room_left`: the answer to `room_leave`. The player is out of the room: nothing of it follows.
+/// `room_left`: the answer to `room_leave`, or the server closed the waiting room. The player is out of the room:
+/// nothing of it follows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomLeft {
     /// The room it left.
     pub room_id: String,
+    /// Absent when the player asked (`room_leave`); otherwise why the server took it out: [`LEFT_WAITING_TIMEOUT`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// With a `reason`: a human-readable explanation; do not parse it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// `room_left.reason`: the room waited `sync.waiting_room_timeout_secs` without a game starting and was closed.
+pub const LEFT_WAITING_TIMEOUT: &str = "waiting_room_timeout";
+
+impl RoomLeft {
+    /// The answer to `room_leave`.
+    pub fn asked(room_id: impl Into<String>) -> Self {
+        Self { room_id: room_id.into(), reason: None, message: None }
+    }
 }
 
 /// `game_start`: the game begins; frames count from 0.

@@ -29,6 +29,14 @@ pub struct SyncConfig {
     pub tick_interval_ms: u64,
     /// Rooms running at once.
     pub max_rooms: usize,
+    /// Percent of `max_rooms` kept for quick match: named rooms stop at the rest.
+    pub quick_match_reserved_percent: u8,
+    /// Waiting rooms one account may have created at once; 0 = no limit.
+    pub max_rooms_per_account: usize,
+    /// Seconds a room may wait for its game after its creation or its last new ready flag; 0 = forever.
+    pub waiting_room_timeout_secs: u64,
+    /// Quick match skips a room where nobody is ready this many seconds after its creation; 0 = never.
+    pub quick_match_stale_secs: u64,
     /// Seats per room.
     pub max_players: u32,
     /// Players needed before a game starts.
@@ -145,6 +153,10 @@ impl Default for SyncConfig {
             metrics_addr: "127.0.0.1:2030".into(),
             tick_interval_ms: 50,
             max_rooms: 1000,
+            quick_match_reserved_percent: 10,
+            max_rooms_per_account: 2,
+            waiting_room_timeout_secs: 300,
+            quick_match_stale_secs: 30,
             max_players: 4,
             min_players: 2,
             max_frame_bytes: movan_protocol::codec::DEFAULT_MAX_FRAME,
@@ -281,7 +293,10 @@ impl Config {
         if !sync.metrics_addr.is_empty() && sync.metrics_addr.parse::<SocketAddr>().is_err() {
             return Err(file.invalid("sync.metrics_addr", "must be an address like \"127.0.0.1:2030\", or empty"));
         }
-        let limit_checks: [(&str, bool, &str); 8] = [
+        let limit_checks: [(&str, bool, &str); 11] = [
+            ("sync.quick_match_reserved_percent", sync.quick_match_reserved_percent <= 90, "must be 0 to 90"),
+            ("sync.waiting_room_timeout_secs", sync.waiting_room_timeout_secs <= 86_400, "must be 0 to 86400"),
+            ("sync.quick_match_stale_secs", sync.quick_match_stale_secs <= 3600, "must be 0 to 3600"),
             ("sync.reconnect_grace_secs", sync.reconnect_grace_secs <= 3600, "must be 0 to 3600"),
             ("sync.first_frame_timeout_secs", (1..=300).contains(&sync.first_frame_timeout_secs), "must be 1 to 300"),
             ("sync.idle_timeout_secs", sync.idle_timeout_secs <= 3600, "must be 0 to 3600"),
@@ -341,6 +356,11 @@ impl Config {
         EngineConfig {
             tick_interval: tick,
             max_rooms: s.max_rooms,
+            quick_match_reserved_percent: s.quick_match_reserved_percent,
+            max_rooms_per_account: s.max_rooms_per_account,
+            waiting_room_timeout: (s.waiting_room_timeout_secs > 0)
+                .then(|| Duration::from_secs(s.waiting_room_timeout_secs)),
+            quick_match_stale: (s.quick_match_stale_secs > 0).then(|| Duration::from_secs(s.quick_match_stale_secs)),
             max_players: s.max_players,
             min_players: s.min_players,
             history_frames: ((s.history_secs * 1000).div_ceil(s.tick_interval_ms)).max(1) as usize,
@@ -420,6 +440,19 @@ mod tests {
         assert_eq!(c.sync.tick_interval_ms, d.tick_interval_ms);
         assert_eq!(c.sync.history_secs, d.history_secs);
         assert_eq!(c.engine().history_frames, 24_000);
+        let (e, de) = (c.engine(), EngineConfig::default());
+        assert_eq!(
+            (e.quick_match_reserved_percent, e.max_rooms_per_account, e.waiting_room_timeout, e.quick_match_stale),
+            (de.quick_match_reserved_percent, de.max_rooms_per_account, de.waiting_room_timeout, de.quick_match_stale)
+        );
+    }
+
+    #[test]
+    fn room_lifetime_keys_are_checked_and_zero_turns_them_off() {
+        let e = parse("[sync]\nquick_match_reserved_percent = 95\n").unwrap_err().to_string();
+        assert!(e.starts_with("movan.toml: sync.quick_match_reserved_percent:"), "{e}");
+        let c = parse("[sync]\nwaiting_room_timeout_secs = 0\nquick_match_stale_secs = 0\n").unwrap();
+        assert_eq!((c.engine().waiting_room_timeout, c.engine().quick_match_stale), (None, None));
     }
 
     #[test]

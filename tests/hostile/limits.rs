@@ -164,3 +164,72 @@ async fn connections_are_limited_per_network_not_only_per_address() {
     assert_eq!(codes_of(&elsewhere), [ErrorCode::Timeout], "another network: {elsewhere:?}");
     drop(held);
 }
+
+/// The room each `room_state` names, until one with `members` members arrives.
+async fn room_with(c: &mut SyncClient, members: usize) -> String {
+    match c.wait_for(|e| matches!(e, ServerEvent::RoomState(s) if s.members.len() == members), WAIT).await.unwrap() {
+        ServerEvent::RoomState(s) => s.room_id,
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_rooms_do_not_lock_everyone_out() {
+    // Issue 14 point 4: accounts each holding a waiting room exhausted max_rooms, and quick match seated newcomers in
+    // rooms that never start. Here 3 such rooms and the bystanders' game fill the 4 rooms named rooms may use.
+    let cluster = start_cluster(&[
+        ("max_rooms", "6"),
+        ("quick_match_reserved_percent", "34"), // 2 of 6 rooms only quick match creates
+        ("waiting_room_timeout_secs", "3"),
+        ("quick_match_stale_secs", "1"),
+        ("idle_timeout_secs", "30"),
+    ])
+    .await;
+    let by = Bystanders::start(&cluster, "calm-rooms").await;
+    let account = AccountClient::new(&cluster.account_url);
+    let mut holders = Vec::new();
+    for i in 0..3 {
+        let mut c = connect(&login(&account, &format!("holder-{i}")).await).await;
+        c.enter_room(Some(&format!("held-{i}"))).await.unwrap();
+        room_with(&mut c, 1).await;
+        holders.push(c);
+    }
+    let mut v = Vec::new();
+    for name in ["newcomer-a", "newcomer-b"] {
+        v.push(connect(&login(&account, name).await).await);
+    }
+    v[0].enter_room(Some("mine")).await.unwrap();
+    let refused = v[0].wait_for(|e| matches!(e, ServerEvent::Error(_)), WAIT).await.unwrap();
+    assert!(
+        matches!(&refused, ServerEvent::Error(e) if e.code == ErrorCode::TooManyRooms && e.message.contains("quick match")),
+        "named rooms are exhausted: {refused:?}"
+    );
+
+    // Quick match skips the held rooms (nobody ready there after quick_match_stale_secs) and uses the reserve.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    v[0].enter_room(None).await.unwrap();
+    let room = room_with(&mut v[0], 1).await;
+    assert!(room.starts_with("auto-"), "a fresh room, not a held one: {room}");
+    v[0].prepare().await.unwrap();
+    v[1].enter_room(None).await.unwrap();
+    assert_eq!(room_with(&mut v[1], 2).await, room, "the second newcomer joins the filling room");
+    v[1].prepare().await.unwrap();
+    for c in &mut v {
+        c.wait_for(|e| matches!(e, ServerEvent::GameStart(_)), WAIT).await.unwrap();
+    }
+
+    // The held rooms close waiting_room_timeout_secs after their creation, telling their members why.
+    for c in &mut holders {
+        match c.wait_for(|e| matches!(e, ServerEvent::RoomLeft(_)), Duration::from_secs(10)).await.unwrap() {
+            ServerEvent::RoomLeft(l) => {
+                assert_eq!(l.reason.as_deref(), Some(movan_protocol::server::LEFT_WAITING_TIMEOUT), "{l:?}");
+                assert!(l.message.as_deref().is_some_and(|m| m.contains("sync.waiting_room_timeout_secs")), "{l:?}");
+            }
+            _ => unreachable!(),
+        }
+    }
+    let mut late = connect(&login(&account, "newcomer-c").await).await;
+    late.enter_room(Some("mine")).await.unwrap();
+    assert_eq!(room_with(&mut late, 1).await, "mine", "named rooms are free again");
+    by.finish().await;
+}

@@ -31,7 +31,13 @@ namespace Movan.Client
                     case "sync_frame": return ParseFrame(data);
                     case "reload_frames": return ParseReload(data);
                     case "room_state": return ParseRoomState(data);
-                    case "room_left": return new RoomLeft { RoomId = Str(data, "room_id") };
+                    case "room_left":
+                        return new RoomLeft
+                        {
+                            RoomId = Str(data, "room_id"),
+                            Reason = OptStr(data, "reason"),
+                            Message = OptStr(data, "message"),
+                        };
                     case "game_start": return ParseGameStart(data);
                     case "game_over": return ParseGameOver(data);
                     case "pong": return ParsePong(data);
@@ -213,6 +219,16 @@ namespace Movan.Client
         private static string Str(JsonValue obj, string name)
         {
             JsonValue v = Field(obj, name);
+            if (v.Kind != JsonKind.String) throw new InvalidOperationException(name + " is not a string");
+            return v.AsString();
+        }
+
+        /// <summary>A string field that may be absent or null.</summary>
+        private static string OptStr(JsonValue obj, string name)
+        {
+            if (obj.Kind != JsonKind.Object) throw new InvalidOperationException("expected an object holding " + name);
+            JsonValue v = obj[name];
+            if (v == null || v.Kind == JsonKind.Null) return null;
             if (v.Kind != JsonKind.String) throw new InvalidOperationException(name + " is not a string");
             return v.AsString();
         }

@@ -56,12 +56,19 @@ namespace Movan.Client
         public IReadOnlyList<RoomMember> Members { get; internal set; }
     }
 
-    /// <summary><c>room_left</c>: the answer to <c>room_leave</c>; nothing of the room follows on this connection.</summary>
+    /// <summary><c>room_left</c>: the answer to <c>room_leave</c>, or the server closed the waiting room; nothing of
+    /// the room follows on this connection.</summary>
     public sealed class RoomLeft : ServerMessage
     {
+        /// <summary><see cref="Reason"/> when the room waited <c>sync.waiting_room_timeout_secs</c> and was closed.</summary>
+        public const string WaitingRoomTimeout = "waiting_room_timeout";
         public override string Proto { get { return "room_left"; } }
         /// <summary>The room the player left.</summary>
         public string RoomId { get; internal set; }
+        /// <summary>Null when the player asked (<c>room_leave</c>); otherwise why the server took it out.</summary>
+        public string Reason { get; internal set; }
+        /// <summary>With a reason: a human-readable explanation; do not parse it.</summary>
+        public string Message { get; internal set; }
     }
 
     /// <summary><c>game_start</c>: the game begins; frames count from 0.</summary>

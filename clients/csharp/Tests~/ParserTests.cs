@@ -25,6 +25,17 @@ namespace Movan.Client.Tests
             var l = (RoomLeft)Parse("{\"proto\":\"room_left\",\"data\":{\"room_id\":\"lobby-7\"}}");
             Assert.AreEqual("lobby-7", l.RoomId);
             Assert.AreEqual("room_left", l.Proto);
+            Assert.IsNull(l.Reason);
+        }
+
+        [Test]
+        public void Doc_room_left_after_the_waiting_room_timeout()
+        {
+            var l = (RoomLeft)Parse("{\"proto\":\"room_left\",\"data\":{\"room_id\":\"lobby-7\",\"reason\":"
+                + "\"waiting_room_timeout\",\"message\":\"no game started\"}}");
+            Assert.AreEqual("lobby-7", l.RoomId);
+            Assert.AreEqual(RoomLeft.WaitingRoomTimeout, l.Reason);
+            Assert.AreEqual("no game started", l.Message);
         }
 
         [Test]

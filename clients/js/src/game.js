@@ -49,8 +49,8 @@ export const DEFAULT_POLICY = Object.freeze({
  * - `frame` (`{frame_count, actions}`): the next frame of the current game; across drops and reconnects frame numbers
  *   go 0, 1, 2, ... with none missing and none twice
  * - `game_start`: a new game (the repeat a reconnect brings is not shown again); `frame`s start at 0
- * - `room_state`, `room_left` (`{room_id}`, the answer to `room_leave`), `game_over`, `pong`, `error`
- *   (`{code, message, proto}`): as the server sent them
+ * - `room_state`, `room_left` (`{room_id}` answering `room_leave`, or `{room_id, reason, message}` when the
+ *   server closed a waiting room), `game_over`, `pong`, `error` (`{code, message, proto}`): as the server sent them
  * - `reconnecting` (`{attempt, error}`): the connection dropped; `attempt` 1 right after the drop, then one per failed
  *   attempt. Sends fail until `reconnected`
  * - `reconnected` (`{attempts, reloadFrom}`): connected and bound again; when a game runs, the frames missed since

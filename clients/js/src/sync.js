@@ -88,8 +88,9 @@ export function encodeEnvelope(uid, extra, token) {
  * One connection to the sync server. Events (`on(name, fn)`), each with the message's `data` and the whole
  * message as a second argument (`{proto, data, raw}`, `raw` the JSON text):
  *
- * - `room_state`, `room_left` (`{room_id}`: the answer to `room_leave`), `game_start`, `sync_frame`, `reload_frames`,
- *   `game_over`, `pong`, `error` (`{code, message, proto}`)
+ * - `room_state`, `room_left` (`{room_id}`: the answer to `room_leave`; with `reason` and `message` when the
+ *   server closed the waiting room), `game_start`, `sync_frame`, `reload_frames`, `game_over`, `pong`, `error`
+ *   (`{code, message, proto}`)
  * - `message`: every server message after the handshake, unknown protos included (`(msg)`)
  * - `close`: once, when the connection ended ({@link CloseInfo})
  *

@@ -271,7 +271,7 @@ async fn leave_waits_for_room_left_and_keeps_the_frames_before_it() {
         let req = server.recv_json().await;
         assert_eq!(req["extra_data"]["proto"], "room_leave");
         server.send(&frame_wire(4)).await;
-        server.send(&ServerMessage::RoomLeft(RoomLeft { room_id: "r-1".into() }).to_wire()).await;
+        server.send(&ServerMessage::RoomLeft(RoomLeft::asked("r-1")).to_wire()).await;
         let req = server.recv_json().await;
         assert_eq!(req["extra_data"]["proto"], "room_leave");
         let e =

@@ -9,6 +9,16 @@ pub struct EngineConfig {
     pub tick_interval: Duration,
     /// Rooms at once.
     pub max_rooms: usize,
+    /// Percent of `max_rooms` only quick match may create: named rooms stop at the rest, so that quick match works
+    /// when they run out.
+    pub quick_match_reserved_percent: u8,
+    /// Waiting rooms one account may have created at once (0 = no limit).
+    pub max_rooms_per_account: usize,
+    /// How long a room may wait for its game after it was created or a member last became ready; then it is closed
+    /// and its members get `room_left` with reason `waiting_room_timeout`. `None`: rooms wait forever.
+    pub waiting_room_timeout: Option<Duration>,
+    /// Quick match skips a waiting room where nobody is ready this long after it was created. `None`: never.
+    pub quick_match_stale: Option<Duration>,
     /// Seats per room.
     pub max_players: u32,
     /// Players needed to start.
@@ -36,11 +46,22 @@ pub struct EngineConfig {
     pub reconnect_grace: Duration,
 }
 
+impl EngineConfig {
+    /// Rooms a named `room_enter` may bring the server to: `max_rooms` less the quick-match reserve.
+    pub fn named_room_limit(&self) -> usize {
+        self.max_rooms - self.max_rooms * usize::from(self.quick_match_reserved_percent.min(100)) / 100
+    }
+}
+
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             tick_interval: Duration::from_millis(50),
             max_rooms: 1000,
+            quick_match_reserved_percent: 10,
+            max_rooms_per_account: 2,
+            waiting_room_timeout: Some(Duration::from_secs(300)),
+            quick_match_stale: Some(Duration::from_secs(30)),
             max_players: 4,
             min_players: 2,
             history_frames: 24_000,

@@ -32,7 +32,7 @@ impl Engine {
             history: FrameHistory::new(self.config.history_frames, self.config.history_max_bytes),
             arrivals: 0,
         });
-        self.waiting.remove(&seq);
+        self.stop_waiting(id);
         self.games += 1;
         self.broadcast_room_state(id);
         self.broadcast(id, start_wire);

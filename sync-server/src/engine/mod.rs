@@ -7,7 +7,8 @@
 //! - this file: the engine's types, its state, and the entry points that route to the rest;
 //! - `config`: [`EngineConfig`];
 //! - `players`: binding connections to players, replacing, revoking, dropping, the reconnect grace;
-//! - `rooms`: entering, seats, quick match, leaving, readiness, `room_state`;
+//! - `rooms`: entering, seats, leaving, readiness, `room_state`;
+//! - `waiting`: quick match, room creation limits, and closing rooms that wait too long;
 //! - `game`: the start, actions and their limits, ticking and ordering frames, reloads, the end.
 
 use std::cmp::Reverse;
@@ -106,6 +107,11 @@ pub struct Engine {
     rooms: HashMap<Arc<str>, RoomSlot>,
     /// Waiting rooms by creation order, for quick match.
     waiting: BTreeMap<u64, Arc<str>>,
+    /// When each waiting room may have to close (`waiting_room_timeout`), by (deadline, room seq): exactly one entry
+    /// per waiting room, its key kept in `RoomSlot::expiry`. A room whose deadline moved on is put back when it comes.
+    expiries: BTreeMap<(Instant, u64), Arc<str>>,
+    /// Waiting rooms each account created that still wait (`max_rooms_per_account`); no zero entries.
+    rooms_created: HashMap<Arc<str>, usize>,
     /// Next frame deadline of each running game: (deadline, room seq, room id). Stale entries are skipped.
     timers: BinaryHeap<Reverse<(Instant, u64, Arc<str>)>>,
     /// End of each disconnected player's reconnect grace: (deadline, drop number, uid). Stale entries are skipped.
@@ -143,6 +149,13 @@ struct RoomSlot {
     rules: Box<dyn Room>,
     capacity: u32,
     min_players: u32,
+    /// Who created it, while it waits (counted in `Engine::rooms_created`).
+    creator: Option<Arc<str>>,
+    created_at: Instant,
+    /// Its key in `Engine::expiries`, while it waits.
+    expiry: Option<(Instant, u64)>,
+    /// Creation, or when a member last became ready: the waiting-room timeout counts from it.
+    waiting_since: Instant,
     members: Vec<MemberInfo>,
     /// Parallel to `members`: each member's live connection.
     member_conns: Vec<Option<ConnId>>,
@@ -205,6 +218,7 @@ pub mod config;
 mod game;
 mod players;
 mod rooms;
+mod waiting;
 
 impl Engine {
     /// A new engine. `anchor` and `anchor_unix` pin the monotonic clock to wall time (the shell passes
@@ -226,6 +240,8 @@ impl Engine {
             players: HashMap::new(),
             rooms: HashMap::new(),
             waiting: BTreeMap::new(),
+            expiries: BTreeMap::new(),
+            rooms_created: HashMap::new(),
             timers: BinaryHeap::new(),
             graces: BinaryHeap::new(),
             in_grace: 0,
@@ -270,14 +286,11 @@ impl Engine {
         self.outputs.pop_front()
     }
 
-    /// When [`Self::handle_timeout`] must next be called: the earliest frame deadline or end of a reconnect grace.
+    /// When [`Self::handle_timeout`] must next be called: the earliest frame deadline, end of a reconnect grace or
+    /// waiting-room deadline.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let frame = self.timers.peek().map(|Reverse((t, _, _))| *t);
-        let grace = self.graces.peek().map(|Reverse((t, _, _))| *t);
-        match (frame, grace) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let heaps = [&self.timers, &self.graces].into_iter().filter_map(|h| h.peek().map(|Reverse((t, _, _))| *t));
+        heaps.chain(self.expiries.keys().next().map(|(t, _)| *t)).min()
     }
 
     /// Handles one parsed request of connection `conn`, received at `now`. `client_ts` is the message's
@@ -306,8 +319,8 @@ impl Engine {
         }
     }
 
-    /// Produces every frame whose deadline is at or before `now`, in order, for every running game, and removes the
-    /// players whose reconnect grace ended by then.
+    /// Produces every frame whose deadline is at or before `now`, in order, for every running game, removes the
+    /// players whose reconnect grace ended by then, and closes the rooms that waited too long.
     pub fn handle_timeout(&mut self, now: Instant) {
         while let Some(Reverse((deadline, seq, room_id))) = self.timers.peek().cloned() {
             if deadline > now {
@@ -329,6 +342,7 @@ impl Engine {
                 self.drop_player(&uid, now);
             }
         }
+        self.expire_waiting_rooms(now);
     }
 
     /// Ends every game with reason `shutdown` and closes every connection, for a graceful stop.

@@ -1,4 +1,5 @@
 //! Rooms: entering (by id or quick match), seats, leaving, readiness, and the `room_state` broadcast.
+//! Creating rooms and quick match are in `waiting`.
 
 use super::*;
 
@@ -13,13 +14,13 @@ impl Engine {
         let (id, created) = match room_id {
             Some(id) => match self.rooms.get_key_value(id.as_str()) {
                 Some((k, _)) => (k.clone(), false),
-                None => (self.create_room(Arc::from(id))?, true),
+                None => (self.create_room(Arc::from(id), uid, false, now)?, true),
             },
-            None => match self.quick_match(uid) {
+            None => match self.quick_match(uid, now) {
                 Some(id) => (id, false),
                 None => {
                     let id = self.fresh_room_id();
-                    (self.create_room(id)?, true)
+                    (self.create_room(id, uid, true, now)?, true)
                 }
             },
         };
@@ -57,76 +58,13 @@ impl Engine {
         Ok(())
     }
 
-    pub(super) fn quick_match(&mut self, uid: &str) -> Option<Arc<str>> {
-        let candidates: Vec<Arc<str>> = self.waiting.values().cloned().collect();
-        for id in candidates {
-            let Some(room) = self.rooms.get_mut(&id) else {
-                continue;
-            };
-            if room.members.len() >= room.capacity as usize {
-                continue;
-            }
-            let info = room_info!(room);
-            if room.rules.can_join(&info, uid).is_ok() {
-                return Some(id);
-            }
-        }
-        None
-    }
-
-    pub(super) fn fresh_room_id(&mut self) -> Arc<str> {
-        loop {
-            let id = format!("auto-{}", self.next_seq);
-            if !self.rooms.contains_key(id.as_str()) {
-                return Arc::from(id);
-            }
-            self.next_seq += 1;
-        }
-    }
-
-    pub(super) fn create_room(&mut self, id: Arc<str>) -> Result<Arc<str>, ProtocolError> {
-        if self.rooms.len() >= self.config.max_rooms {
-            return Err(ProtocolError::new(
-                ErrorCode::TooManyRooms,
-                format!("the server already runs its maximum of {} rooms", self.config.max_rooms),
-            ));
-        }
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let rules = self.factory.create(&id);
-        self.rooms.insert(
-            id.clone(),
-            RoomSlot {
-                id: id.clone(),
-                seq,
-                rules,
-                capacity: self.config.max_players,
-                min_players: self.config.min_players,
-                members: Vec::new(),
-                member_conns: Vec::new(),
-                game: None,
-            },
-        );
-        self.waiting.insert(seq, id.clone());
-        Ok(id)
-    }
-
-    pub(super) fn free_room(&mut self, id: &Arc<str>) {
-        if let Some(room) = self.rooms.remove(id) {
-            self.waiting.remove(&room.seq);
-            if room.game.is_some() {
-                self.games -= 1;
-            }
-        }
-    }
-
     /// `room_leave`: leaves, then tells the leaver `room_left`, after everything it got from the room.
     pub(super) fn request_leave(&mut self, conn: ConnId, uid: &Arc<str>, now: Instant) -> Outcome {
         let Some(room_id) = self.player_room(uid) else {
             return Err(not_in_room());
         };
         self.leave_room(uid, now);
-        let left = ServerMessage::RoomLeft(RoomLeft { room_id: room_id.to_string() });
+        let left = ServerMessage::RoomLeft(RoomLeft::asked(room_id.to_string()));
         self.send(conn, left.to_body());
         Ok(())
     }
@@ -168,6 +106,7 @@ impl Engine {
         };
         if !member.ready {
             member.ready = true;
+            room.waiting_since = now;
             self.broadcast_room_state(&id);
         }
         self.maybe_start(&id, now);

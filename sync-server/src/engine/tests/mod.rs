@@ -147,3 +147,4 @@ fn connected_flags(events: &[(u64, ServerEvent)], to: u64) -> Vec<Vec<(String, b
 mod games;
 mod players;
 mod reconnect;
+mod waiting;
