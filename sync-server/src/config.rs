@@ -90,6 +90,10 @@ pub struct SyncConfig {
     pub message_burst: u32,
     /// Client connections at once, authenticated or not.
     pub max_connections: usize,
+    /// Connections at once that have not authenticated yet (at most `max_connections`); one more sheds the oldest.
+    pub max_unauthenticated: usize,
+    /// Seconds to authenticate for a connection opened while half of `max_unauthenticated` or more are in use.
+    pub pressure_first_frame_timeout_secs: u64,
     /// Client connections at once from one IP address; 0 = no per-address limit.
     pub max_connections_per_ip: usize,
     /// Client connections at once from one network (`prefix_v4_bits` / `prefix_v6_bits`); 0 = no such limit.
@@ -183,6 +187,8 @@ impl Default for SyncConfig {
             max_messages_per_sec: 100,
             message_burst: 200,
             max_connections: 10_000,
+            max_unauthenticated: 1000,
+            pressure_first_frame_timeout_secs: 2,
             max_connections_per_ip: 128,
             max_connections_per_prefix: 512,
             prefix_v4_bits: 24,
@@ -293,7 +299,13 @@ impl Config {
         if !sync.metrics_addr.is_empty() && sync.metrics_addr.parse::<SocketAddr>().is_err() {
             return Err(file.invalid("sync.metrics_addr", "must be an address like \"127.0.0.1:2030\", or empty"));
         }
-        let limit_checks: [(&str, bool, &str); 11] = [
+        let limit_checks: [(&str, bool, &str); 13] = [
+            ("sync.max_unauthenticated", sync.max_unauthenticated >= 1, "must be at least 1"),
+            (
+                "sync.pressure_first_frame_timeout_secs",
+                (1..=300).contains(&sync.pressure_first_frame_timeout_secs),
+                "must be 1 to 300 (a value over sync.first_frame_timeout_secs has no effect)",
+            ),
             ("sync.quick_match_reserved_percent", sync.quick_match_reserved_percent <= 90, "must be 0 to 90"),
             ("sync.waiting_room_timeout_secs", sync.waiting_room_timeout_secs <= 86_400, "must be 0 to 86400"),
             ("sync.quick_match_stale_secs", sync.quick_match_stale_secs <= 3600, "must be 0 to 3600"),

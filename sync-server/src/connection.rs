@@ -94,6 +94,20 @@ pub enum CloseReason {
         /// The timeout.
         secs: u64,
     },
+    /// Not bound within `sync.pressure_first_frame_timeout_secs`: it connected while many connections were waiting
+    /// to authenticate.
+    PressureTimeout {
+        /// The shorter timeout.
+        secs: u64,
+    },
+    /// Shed, not yet authenticated, to make room: the oldest of `sync.max_unauthenticated` (UDP:
+    /// `sync.udp_max_pending`) such connections, or the server was at `sync.max_connections`.
+    Shed {
+        /// The limit.
+        max: usize,
+        /// Its config key.
+        key: &'static str,
+    },
     /// No message for `sync.idle_timeout_secs`.
     IdleTimeout {
         /// The timeout.
@@ -136,6 +150,18 @@ impl CloseReason {
             Self::FirstFrameTimeout { secs } => {
                 timeout(format!("the connection was not authenticated within {secs} s (sync.first_frame_timeout_secs)"))
             }
+            Self::PressureTimeout { secs } => timeout(format!(
+                "the connection was not authenticated within {secs} s: the server is busy with connections that do \
+                 not authenticate (sync.pressure_first_frame_timeout_secs)"
+            )),
+            Self::Shed { max, key } => Some(ProtocolError::new(
+                ErrorCode::TooManyConnections,
+                format!(
+                    "closed before it authenticated to make room: the server holds at most {max} connections waiting \
+                     to authenticate ({key}), or is full (sync.max_connections), and closes the oldest first; \
+                     authenticate at once after connecting"
+                ),
+            )),
             Self::IdleTimeout { secs } => timeout(format!(
                 "no message for {secs} s (sync.idle_timeout_secs); send a ping to keep an idle connection"
             )),
@@ -167,6 +193,8 @@ impl CloseReason {
         match self {
             Self::Refused(_) => "refused",
             Self::FirstFrameTimeout { .. } => "first_frame_timeout",
+            Self::PressureTimeout { .. } => "pressure_timeout",
+            Self::Shed { .. } => "shed",
             Self::IdleTimeout { .. } => "idle_timeout",
             Self::RateLimited { .. } => "rate_limited",
             Self::FrameTooLarge { .. } => "frame_too_large",
@@ -219,6 +247,8 @@ pub struct Connection {
     transmits: VecDeque<Bytes>,
     /// Logouts and bans: a first message with such a token is refused before the handshake.
     revocations: Option<SharedRevocations>,
+    /// A first-frame timeout shorter than the configured one, for a connection opened under pressure.
+    pressure_timeout: Option<Duration>,
 }
 
 /// Where a connection is in its life.
@@ -279,6 +309,16 @@ impl Connection {
             events: VecDeque::new(),
             transmits: VecDeque::new(),
             revocations: None,
+            pressure_timeout: None,
+        }
+    }
+
+    /// Gives the connection `timeout` to authenticate instead of `sync.first_frame_timeout_secs` when that is
+    /// shorter: it was opened while many connections were waiting to authenticate. It closes with
+    /// [`CloseReason::PressureTimeout`].
+    pub fn set_pressure_timeout(&mut self, timeout: Duration) {
+        if timeout < self.config.first_frame_timeout && !self.is_bound() {
+            self.pressure_timeout = Some(timeout);
         }
     }
 
@@ -346,6 +386,8 @@ impl Connection {
         }
         let reason = if self.is_bound() {
             CloseReason::IdleTimeout { secs: self.config.idle_timeout.unwrap_or_default().as_secs() }
+        } else if let Some(t) = self.pressure_timeout {
+            CloseReason::PressureTimeout { secs: t.as_secs() }
         } else {
             CloseReason::FirstFrameTimeout { secs: self.config.first_frame_timeout.as_secs() }
         };
@@ -386,7 +428,7 @@ impl Connection {
         match self.state {
             State::Closed => None,
             State::Bound(_) => self.config.idle_timeout.map(|idle| self.last_message + idle),
-            _ => Some(self.opened_at + self.config.first_frame_timeout),
+            _ => Some(self.opened_at + self.pressure_timeout.unwrap_or(self.config.first_frame_timeout)),
         }
     }
 

@@ -9,6 +9,8 @@
 //! - [`health`]: the HTTP probes (`/healthz`, `/readyz`) on `sync.metrics_addr`.
 //! - [`auth`]: access-token verification.
 //! - [`config`]: the `[sync]` and `[token]` config sections.
+//! - [`limits`] and [`unauthenticated`]: connection limits, rate limits, and the cap on connections that have not
+//!   authenticated yet.
 
 pub mod auth;
 pub mod cli;
@@ -24,6 +26,7 @@ pub mod revocation;
 pub mod room;
 pub mod server;
 pub mod udp;
+pub mod unauthenticated;
 
 pub use engine::{ConnId, Engine, EngineConfig, Output};
 pub use room::{

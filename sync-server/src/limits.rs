@@ -194,9 +194,19 @@ impl ConnectionLimits {
 
     /// Counts a new connection from `ip`, or refuses it when a limit is reached.
     pub fn admit(&self, ip: IpAddr) -> Result<ConnectionPermit, Refusal> {
+        self.admit_inner(ip, true)
+    }
+
+    /// [`Self::admit`] without the overall limit, for a connection that takes the place of one being shed (whose
+    /// permit goes when its task ends): the per-address and per-prefix limits still hold.
+    pub fn admit_in_place_of_shed(&self, ip: IpAddr) -> Result<ConnectionPermit, Refusal> {
+        self.admit_inner(ip, false)
+    }
+
+    fn admit_inner(&self, ip: IpAddr, check_total: bool) -> Result<ConnectionPermit, Refusal> {
         let prefix = self.prefix(ip);
         let mut counts = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        if counts.total >= self.max_total {
+        if check_total && counts.total >= self.max_total {
             return Err(Refusal::Total(self.max_total));
         }
         let from_ip = counts.per_ip.get(&ip).copied().unwrap_or(0);

@@ -127,21 +127,23 @@ async fn connection_limits_and_timeouts() {
     assert_eq!(codes(&events), [ErrorCode::TooManyConnections], "over max_connections_per_ip: {events:?}");
     assert!(errors(&events)[0].message.contains("sync.max_connections_per_ip"));
 
-    // Another address still gets the last of max_connections = 6, then the next one is refused too.
+    // Another address gets the last of max_connections = 6. The next one takes the place of the oldest connection
+    // that has not authenticated (the sixth, silent), so that only authenticated players can fill the server. (Refused
+    // when every connection is authenticated: `unauthenticated::tests`.)
     let sixth = raw_socket(&cluster, "127.0.0.2:0").await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let seventh = raw_socket(&cluster, "127.0.0.2:0").await;
-    let refused = read_plain_errors(seventh).await;
-    assert_eq!(codes_of(&refused), [ErrorCode::TooManyConnections], "over max_connections: {refused:?}");
-    assert!(refused[0].message.contains("(sync.max_connections)"), "{}", refused[0].message);
+    let shed = read_plain_errors(sixth).await;
+    assert_eq!(codes_of(&shed), [ErrorCode::TooManyConnections], "the unauthenticated one is shed: {shed:?}");
+    assert!(shed[0].message.contains("sync.max_connections"), "{}", shed[0].message);
+
+    // The silent plain socket from the other address: timeout after first_frame_timeout_secs, in plaintext.
+    let timed_out = read_plain_errors(seventh).await;
+    assert_eq!(codes_of(&timed_out), [ErrorCode::Timeout], "silent plain socket: {timed_out:?}");
 
     // A slot frees once a connection closes.
     drop(held.pop());
     held.push(connect_retry(&s[2]).await);
-
-    // The silent plain socket from the other address: timeout after first_frame_timeout_secs, in plaintext.
-    let timed_out = read_plain_errors(sixth).await;
-    assert_eq!(codes_of(&timed_out), [ErrorCode::Timeout], "silent plain socket: {timed_out:?}");
     drop(held);
 
     by.finish().await;
@@ -231,5 +233,55 @@ async fn idle_rooms_do_not_lock_everyone_out() {
     let mut late = connect(&login(&account, "newcomer-c").await).await;
     late.enter_room(Some("mine")).await.unwrap();
     assert_eq!(room_with(&mut late, 1).await, "mine", "named rooms are free again");
+    by.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unauthenticated_flood_cannot_keep_players_out() {
+    // Issue 14 point 5: at max_connections real players got `too_many_connections` until the first-frame timeout
+    // shed the flood, and an attacker reconnecting every 10 s kept the server full.
+    let cluster = start_cluster(&[
+        ("max_connections", "8"),
+        ("max_connections_per_ip", "8"),
+        ("max_unauthenticated", "6"),
+        ("first_frame_timeout_secs", "10"),
+        ("pressure_first_frame_timeout_secs", "2"),
+    ])
+    .await;
+    let by = Bystanders::start(&cluster, "calm-flood").await; // 2 of the 8 connections
+    let account = AccountClient::new(&cluster.account_url);
+    let player = login(&account, "flooded-player").await;
+    let mut flood = Vec::new();
+    for _ in 0..8 {
+        flood.push(raw_socket(&cluster, "127.0.0.2:0").await);
+        tokio::time::sleep(Duration::from_millis(30)).await; // accepted in order: the oldest is the first
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut c = connect(&player).await; // the server is full: the oldest unauthenticated connection makes room
+    c.enter_room(Some("got-in")).await.unwrap();
+    c.wait_for(|e| matches!(e, ServerEvent::RoomState(_)), WAIT).await.unwrap();
+
+    let mut shed = 0;
+    let mut pressure = 0;
+    for (i, socket) in flood.into_iter().enumerate() {
+        let errors = read_plain_errors(socket).await;
+        match &errors[..] {
+            [e] if e.code == ErrorCode::TooManyConnections && e.message.contains("sync.max_unauthenticated") => {
+                assert!(i < 3, "the oldest are shed first, not socket {i}");
+                shed += 1;
+            }
+            [e] if e.code == ErrorCode::Timeout && e.message.contains("sync.pressure_first_frame_timeout_secs") => {
+                pressure += 1;
+            }
+            other => panic!("flood socket {i}: {other:?}"),
+        }
+    }
+    assert_eq!((shed, pressure), (3, 5), "two shed by the flood itself, one by the player; the rest timed out early");
+
+    // Once authenticated, the player is never shed, however many unauthenticated connections come.
+    let more: Vec<_> = futures::future::join_all((0..10).map(|_| raw_socket(&cluster, "127.0.0.3:0"))).await;
+    c.ping().await.unwrap();
+    c.wait_for(|e| matches!(e, ServerEvent::Pong(_)), WAIT).await.unwrap();
+    drop(more);
     by.finish().await;
 }

@@ -306,6 +306,28 @@ fn the_first_frame_timeout_runs_from_the_connect_until_bound() {
 }
 
 #[test]
+fn under_pressure_the_first_frame_timeout_is_shorter_and_says_so() {
+    let mut h = Harness::plain();
+    h.conn.set_pressure_timeout(Duration::from_secs(20));
+    assert_eq!(h.conn.poll_timeout(), Some(h.at(10_000)), "never longer than sync.first_frame_timeout_secs");
+    h.conn.set_pressure_timeout(Duration::from_secs(2));
+    assert_eq!(h.conn.poll_timeout(), Some(h.at(2_000)));
+    h.conn.handle_timeout(h.at(2_000));
+    let reason = h.closed();
+    assert_eq!(reason, CloseReason::PressureTimeout { secs: 2 });
+    let e = reason.error().unwrap();
+    assert_eq!(e.code, ErrorCode::Timeout);
+    assert!(e.message.contains("sync.pressure_first_frame_timeout_secs"), "{}", e.message);
+    let mut bound = Harness::plain();
+    bound.conn.set_pressure_timeout(Duration::from_secs(2));
+    bound.hello(1_000);
+    assert_eq!(bound.conn.poll_timeout(), Some(bound.at(61_000)), "once bound, the idle timeout as usual");
+    let shed = CloseReason::Shed { max: 7, key: "sync.max_unauthenticated" }.error().unwrap();
+    assert_eq!(shed.code, ErrorCode::TooManyConnections);
+    assert!(shed.message.contains("sync.max_unauthenticated"), "{}", shed.message);
+}
+
+#[test]
 fn the_idle_timeout_runs_from_the_last_message_once_bound() {
     let mut h = Harness::plain();
     h.hello(3_000);

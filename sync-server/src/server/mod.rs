@@ -42,6 +42,7 @@ use crate::revocation::SharedRevocations;
 use crate::room::{RoomFactory, default_rooms};
 use crate::udp::Endpoint;
 use crate::udp::batch::BatchSocket;
+use crate::unauthenticated::{Pending, Unauthenticated};
 use engine_task::{ConnHandle, Input, Outlets};
 use writer::Transport;
 
@@ -193,6 +194,10 @@ impl Server {
             reload_bytes_per_sec: self.config.sync.reload_bytes_per_sec,
             queue_bytes: self.config.sync.send_queue_bytes,
             revocations,
+            unauthenticated: Unauthenticated::new(
+                self.config.sync.max_unauthenticated.min(self.config.sync.max_connections),
+            ),
+            pressure_timeout: Duration::from_secs(self.config.sync.pressure_first_frame_timeout_secs),
         });
         let sync = &self.config.sync;
         let limits = ConnectionLimits::new(sync.max_connections, sync.max_connections_per_ip).with_prefixes(
@@ -217,7 +222,7 @@ impl Server {
                 () = &mut shutdown => break,
                 accepted = websocket::accept_opt(ws_listener.as_ref()), if ws_listener.is_some() => match accepted {
                     Ok((stream, peer)) => {
-                        let permit = match limits.admit(peer.ip()) {
+                        let permit = match shared.unauthenticated.admit_connection(&limits, peer.ip()) {
                             Ok(permit) => permit,
                             Err(refusal) => {
                                 debug!(%peer, ?refusal, "websocket connection refused");
@@ -226,8 +231,9 @@ impl Server {
                             }
                         };
                         let conn = ConnId(ids.fetch_add(1, Ordering::Relaxed) + 1);
-                        debug!(conn = conn.0, %peer, "accepted websocket");
-                        tracker.spawn(websocket::open(conn, stream, permit, shared.clone(), ws_config));
+                        let pending = shared.unauthenticated.admit(conn.0);
+                        debug!(conn = conn.0, %peer, pressure = pending.pressure, "accepted websocket");
+                        tracker.spawn(websocket::open(conn, stream, (permit, pending), shared.clone(), ws_config));
                     }
                     Err(e) => {
                         warn!(error = %e, "websocket accept failed");
@@ -236,7 +242,7 @@ impl Server {
                 },
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
-                        let permit = match limits.admit(peer.ip()) {
+                        let permit = match shared.unauthenticated.admit_connection(&limits, peer.ip()) {
                             Ok(permit) => permit,
                             Err(refusal) => {
                                 debug!(%peer, ?refusal, "connection refused");
@@ -246,8 +252,9 @@ impl Server {
                             }
                         };
                         let conn = ConnId(ids.fetch_add(1, Ordering::Relaxed) + 1);
-                        debug!(conn = conn.0, %peer, "accepted");
-                        if !open_tcp(conn, stream, permit, &shared, &tracker).await {
+                        let pending = shared.unauthenticated.admit(conn.0);
+                        debug!(conn = conn.0, %peer, pressure = pending.pressure, "accepted");
+                        if !open_tcp(conn, stream, (permit, pending), &shared, &tracker).await {
                             break;
                         }
                     }
@@ -305,7 +312,15 @@ struct ConnShared {
     queue_bytes: usize,
     /// The engine's logouts and bans, checked on every first message.
     revocations: SharedRevocations,
+    /// TCP and WebSocket connections that have not authenticated yet (`sync.max_unauthenticated`).
+    unauthenticated: Unauthenticated,
+    /// `sync.pressure_first_frame_timeout_secs`.
+    pressure_timeout: Duration,
 }
+
+/// A TCP or WebSocket connection's place in the connection limits and, until it authenticates, among the
+/// unauthenticated.
+type Admission = (ConnectionPermit, Pending);
 
 impl ConnShared {
     /// A new connection's protocol state, opened now.
@@ -336,7 +351,7 @@ async fn refuse(mut stream: TcpStream, e: ProtocolError) {
 async fn open_tcp(
     conn: ConnId,
     stream: TcpStream,
-    permit: ConnectionPermit,
+    admission: Admission,
     shared: &Arc<ConnShared>,
     tracker: &TaskTracker,
 ) -> bool {
@@ -344,7 +359,7 @@ async fn open_tcp(
     let (read, write) = stream.into_split();
     let bodies = FramedRead::new(read, FrameCodec::new(shared.rules.max_frame_bytes)).boxed();
     let out = Transport::Tcp(BufWriter::with_capacity(WRITE_BUFFER, write));
-    start(conn, bodies, out, permit, shared, tracker).await
+    start(conn, bodies, out, admission, shared, tracker).await
 }
 
 /// Registers a connection's queue with the engine and starts its reader and writer over `bodies` (the message
@@ -353,14 +368,17 @@ async fn start(
     conn: ConnId,
     bodies: BoxStream<'static, Result<Bytes, FrameError>>,
     out: Transport,
-    permit: ConnectionPermit,
+    admission: Admission,
     shared: &Arc<ConnShared>,
     tracker: &TaskTracker,
 ) -> bool {
     let Some(Opened { connection, queue, cancel }) = open(conn, out, shared, tracker).await else {
         return false;
     };
-    tracker.spawn(reader::run(conn, bodies, connection, queue, cancel, shared.clone(), permit));
+    if admission.1.pressure {
+        lock(&connection).set_pressure_timeout(shared.pressure_timeout);
+    }
+    tracker.spawn(reader::run(conn, bodies, connection, queue, cancel, shared.clone(), admission));
     true
 }
 

@@ -19,9 +19,10 @@ use super::{ConnShared, SharedConnection, lock, now, sleep_until};
 use crate::connection::{CloseReason, Event};
 use crate::engine::ConnId;
 use crate::limits::ConnectionPermit;
+use crate::unauthenticated::Pending;
 
-/// Reads message bodies until the connection closes or the peer goes away. `_permit` holds the connection's place
-/// in the connection limits until the reader ends.
+/// Reads message bodies until the connection closes or the peer goes away. The permit holds the connection's place
+/// in the connection limits until the reader ends; `pending` its place among the unauthenticated until it is bound.
 pub(super) async fn run(
     id: ConnId,
     mut bodies: BoxStream<'static, Result<Bytes, FrameError>>,
@@ -29,12 +30,18 @@ pub(super) async fn run(
     queue: mpsc::Sender<Outgoing>,
     cancel: CancellationToken,
     shared: Arc<ConnShared>,
-    _permit: ConnectionPermit,
+    (_permit, mut pending): (ConnectionPermit, Pending),
 ) {
     loop {
         let deadline = lock(&conn).poll_timeout();
         tokio::select! {
             () = cancel.cancelled() => break,
+            () = pending.shed() => {
+                let reason = CloseReason::Shed { max: shared.unauthenticated.max(), key: "sync.max_unauthenticated" };
+                debug!(conn = id.0, reason = %reason, "shed before authenticating");
+                let _ = shared.inputs.send(Input::Close { conn: id, reason }).await;
+                break;
+            }
             () = sleep_until(deadline) => lock(&conn).handle_timeout(now()),
             item = bodies.next() => match item {
                 Some(Ok(body)) => lock(&conn).handle_frame(&body, now()),
@@ -51,6 +58,9 @@ pub(super) async fn run(
         }
         if !carry_out(id, &conn, &queue, &shared).await {
             break;
+        }
+        if lock(&conn).is_bound() {
+            pending.authenticated();
         }
     }
     let _ = shared.inputs.send(Input::Closed { conn: id }).await;

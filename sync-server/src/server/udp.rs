@@ -51,6 +51,8 @@ pub(super) enum Command {
 /// A session's side of the endpoint task: where its messages go.
 struct SessionLink {
     inbound: mpsc::Sender<Inbound>,
+    /// The session's connection.
+    id: ConnId,
 }
 
 /// One message for a session's reader.
@@ -214,15 +216,18 @@ async fn handle_event(
     commands: &mpsc::Sender<Command>,
 ) -> bool {
     match event {
-        UdpEvent::Opened { conv, peer, permit } => {
+        UdpEvent::Opened { conv, peer, permit, pressure } => {
             let id = ConnId(ids.fetch_add(1, Ordering::Relaxed) + 1);
             debug!(conn = id.0, conv, %peer, "udp session opened");
             let (inbound, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
-            sessions.insert(conv, SessionLink { inbound });
+            sessions.insert(conv, SessionLink { inbound, id });
             let out = Transport::Udp(UdpOut { conv, commands: commands.clone(), max_message: endpoint.max_message() });
             let Some(super::Opened { connection, queue, cancel }) = super::open(id, out, shared, tracker).await else {
                 return false;
             };
+            if pressure {
+                lock(&connection).set_pressure_timeout(shared.pressure_timeout);
+            }
             let session = Session { id, conv, commands: commands.clone(), bound: false };
             tracker.spawn(session.read(inbound_rx, connection, queue, cancel, shared.clone(), permit));
         }
@@ -235,6 +240,15 @@ async fn handle_event(
                 debug!(conv, "udp session's reader is behind: closing it");
                 endpoint.close(conv, now());
                 sessions.remove(&conv);
+            }
+        }
+        UdpEvent::Shed { conv } => {
+            if let Some(link) = sessions.get(&conv) {
+                debug!(conn = link.id.0, conv, "udp session shed before authenticating");
+                let reason = CloseReason::Shed { max: endpoint.max_pending(), key: "sync.udp_max_pending" };
+                if shared.inputs.send(Input::Close { conn: link.id, reason }).await.is_err() {
+                    return false;
+                }
             }
         }
         UdpEvent::Closed { conv, reason } => {

@@ -20,7 +20,6 @@ use super::http_head::{self, Rewind};
 use super::writer::Transport;
 use super::{ConnShared, WRITE_BUFFER, start};
 use crate::engine::ConnId;
-use crate::limits::ConnectionPermit;
 
 /// The WebSocket path; other paths get 404.
 pub const WS_PATH: &str = "/ws";
@@ -80,11 +79,18 @@ async fn upgrade(stream: TcpStream, config: WebSocketConfig, timeout: Duration) 
 pub(super) async fn open(
     conn: ConnId,
     stream: TcpStream,
-    permit: ConnectionPermit,
+    admission: super::Admission,
     shared: Arc<ConnShared>,
     config: WebSocketConfig,
 ) {
-    let Some(ws) = upgrade(stream, config, shared.rules.first_frame_timeout).await else {
+    // The upgrade counts as unauthenticated time: it is shed like any connection that has not authenticated.
+    let first = shared.rules.first_frame_timeout;
+    let within = if admission.1.pressure { shared.pressure_timeout.min(first) } else { first };
+    let upgraded = tokio::select! {
+        ws = upgrade(stream, config, within) => ws,
+        () = admission.1.shed() => None,
+    };
+    let Some(ws) = upgraded else {
         return;
     };
     let (sink, stream) = ws.split();
@@ -109,7 +115,7 @@ pub(super) async fn open(
         })
         .boxed();
     let tracker = TaskTracker::new();
-    if start(conn, bodies, Transport::Ws(Box::new(sink)), permit, &shared, &tracker).await {
+    if start(conn, bodies, Transport::Ws(Box::new(sink)), admission, &shared, &tracker).await {
         tracker.close();
         tracker.wait().await;
     }

@@ -13,7 +13,7 @@
 //!   unacknowledged), a send queue over its bound, or when the shell closes them.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -83,6 +83,9 @@ pub enum UdpEvent {
         peer: SocketAddr,
         /// Its place in `sync.max_connections` and `sync.max_connections_per_ip`.
         permit: ConnectionPermit,
+        /// Opened while half of `sync.udp_max_pending` or more were in use: give it the shorter
+        /// `sync.pressure_first_frame_timeout_secs`.
+        pressure: bool,
     },
     /// A Movan message body arrived on a session.
     Message {
@@ -93,6 +96,12 @@ pub enum UdpEvent {
         /// Set when the datagram that completed it came from another address than the session's: call
         /// [`Endpoint::migrate`] if the message is good.
         candidate: Option<SocketAddr>,
+    },
+    /// The session had not authenticated and was shed to make room for a new one (`sync.udp_max_pending`): close its
+    /// connection with [`CloseReason::Shed`](crate::connection::CloseReason::Shed). It no longer counts as pending.
+    Shed {
+        /// The session.
+        conv: u32,
     },
     /// The endpoint ended a session; its connection must close (no more messages will come).
     Closed {
@@ -160,7 +169,8 @@ pub struct Endpoint {
     epoch: Instant,
     rng: StdRng,
     sessions: HashMap<u32, Session>,
-    pending: usize,
+    /// The sessions whose connection is not yet authenticated, oldest first: (opened at, conv).
+    pending: BTreeSet<(Instant, u32)>,
     outbox: Outbox,
     timers: BinaryHeap<Reverse<(Instant, u32)>>,
     dirty: Vec<u32>,
@@ -173,6 +183,8 @@ struct Session {
     kcp: Kcp<Outbox>,
     peer: SocketAddr,
     nonce: [u8; 8],
+    opened_at: Instant,
+    /// Authenticated, shed or closing: no longer in `Endpoint::pending`.
     authenticated: bool,
     last_heard: Instant,
     /// The deadline of this session's entry in the timer heap (entries with another time are stale).
@@ -214,7 +226,7 @@ impl Endpoint {
             epoch: now,
             rng: StdRng::seed_from_u64(seed),
             sessions: HashMap::new(),
-            pending: 0,
+            pending: BTreeSet::new(),
             outbox: Outbox::default(),
             timers: BinaryHeap::new(),
             dirty: Vec::new(),
@@ -229,9 +241,14 @@ impl Endpoint {
         self.sessions.len()
     }
 
+    /// `sync.udp_max_pending`.
+    pub fn max_pending(&self) -> usize {
+        self.config.max_pending
+    }
+
     /// Sessions whose connection is not yet authenticated.
     pub fn pending(&self) -> usize {
-        self.pending
+        self.pending.len()
     }
 
     /// The longest Movan message one KCP message carries.
@@ -286,21 +303,23 @@ impl Endpoint {
         let Some(session) = self.sessions.get_mut(&conv) else { return };
         if session.closing.is_none() {
             session.closing = Some(now + LINGER);
-            if !session.authenticated {
-                session.authenticated = true;
-                self.pending -= 1;
-            }
+            self.unpend(conv);
             self.mark_dirty(conv);
         }
     }
 
     /// The session's connection is authenticated: it no longer counts against `sync.udp_max_pending`.
     pub fn set_authenticated(&mut self, conv: u32) {
+        self.unpend(conv);
+    }
+
+    /// The session no longer counts as waiting to authenticate.
+    fn unpend(&mut self, conv: u32) {
         if let Some(s) = self.sessions.get_mut(&conv)
             && !s.authenticated
         {
             s.authenticated = true;
-            self.pending -= 1;
+            self.pending.remove(&(s.opened_at, conv));
         }
     }
 
@@ -394,8 +413,16 @@ impl Endpoint {
         if let Some((&conv, _)) = self.sessions.iter().find(|(_, s)| s.peer == peer && s.nonce == nonce) {
             return Some(conv);
         }
-        if self.sessions.len() >= self.config.max_sessions || self.pending >= self.config.max_pending {
+        if self.sessions.len() >= self.config.max_sessions {
             return None;
+        }
+        if self.pending.len() >= self.config.max_pending
+            && let Some(&(_, oldest)) = self.pending.first()
+        {
+            // A flood of sessions that never authenticate must not keep players out: the oldest makes room, and
+            // its connection is closed with `too_many_connections`.
+            self.unpend(oldest);
+            self.events.push_back(UdpEvent::Shed { conv: oldest });
         }
         let permit = self.limits.admit(peer.ip()).ok()?;
         // Below 2^31: KCP bindings that type `conv` as a signed 32-bit int (PyPI's `kcp`, many C# ports) take it.
@@ -413,6 +440,7 @@ impl Endpoint {
             kcp,
             peer,
             nonce,
+            opened_at: now,
             authenticated: false,
             last_heard: now,
             deadline: idle,
@@ -421,8 +449,9 @@ impl Endpoint {
         };
         self.sessions.insert(conv, session);
         self.timers.push(Reverse((idle, conv)));
-        self.pending += 1;
-        self.events.push_back(UdpEvent::Opened { conv, peer, permit });
+        let pressure = self.pending.len() >= self.config.max_pending.div_ceil(2);
+        self.pending.insert((now, conv));
+        self.events.push_back(UdpEvent::Opened { conv, peer, permit, pressure });
         Some(conv)
     }
 
@@ -512,7 +541,7 @@ impl Endpoint {
     fn remove(&mut self, conv: u32) -> Option<Session> {
         let s = self.sessions.remove(&conv)?;
         if !s.authenticated {
-            self.pending -= 1;
+            self.pending.remove(&(s.opened_at, conv));
         }
         Some(s)
     }

@@ -220,24 +220,41 @@ fn a_lossy_link_delivers_every_message_once_in_order() {
 }
 
 #[test]
-fn pending_and_total_sessions_are_bounded() {
+fn pending_sessions_shed_the_oldest_and_total_sessions_are_bounded() {
     let config = UdpConfig { max_pending: 2, max_sessions: 3, ..UdpConfig::default() };
     let mut w = world(config);
     let a = w.connect(1);
-    let _b = w.connect(2);
-    let nonce = [3; 8];
-    let out = w.control(addr(3), Control::Hello { nonce });
-    let Ok(Control::Cookie { cookie, .. }) = Control::parse(&out[0].bytes) else { panic!() };
-    let out = w.control(addr(3), Control::Connect { nonce, cookie });
-    assert!(matches!(Control::parse(&out[0].bytes), Ok(Control::Refused { code: RefuseCode::Busy, .. })));
-    w.ep.set_authenticated(a.kcp.as_ref().unwrap().conv());
-    assert_eq!(w.ep.pending(), 1);
+    w.now += Duration::from_millis(1);
+    let b = w.connect(2);
+    w.now += Duration::from_millis(1);
+    let conv = |c: &Client| c.kcp.as_ref().unwrap().conv();
+    let pressure: Vec<bool> = w
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            UdpEvent::Opened { pressure, .. } => Some(*pressure),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(pressure, [false, true], "from half of udp_max_pending on, new sessions are under pressure");
+    w.events.clear();
     let _c = w.connect(3);
+    assert!(
+        matches!(w.events.as_slice(), [UdpEvent::Shed { conv: s }, UdpEvent::Opened { .. }] if *s == conv(&a)),
+        "a third pending session sheds the oldest: {:?}",
+        w.events
+    );
+    assert_eq!((w.ep.pending(), w.ep.sessions()), (2, 3), "the shed one no longer counts; the shell closes it");
+    w.ep.set_authenticated(conv(&b));
+    assert_eq!(w.ep.pending(), 1);
+    let nonce = [4; 8];
     let out = w.control(addr(4), Control::Hello { nonce });
     let Ok(Control::Cookie { cookie, .. }) = Control::parse(&out[0].bytes) else { panic!() };
     let out = w.control(addr(4), Control::Connect { nonce, cookie });
     assert!(matches!(Control::parse(&out[0].bytes), Ok(Control::Refused { code: RefuseCode::Busy, .. })));
-    assert_eq!(w.ep.sessions(), 3);
+    assert_eq!(w.ep.sessions(), 3, "max_sessions holds");
+    w.ep.close(conv(&a), w.now);
+    assert_eq!(w.ep.pending(), 1, "closing a shed session counts nothing twice");
 }
 
 #[test]
