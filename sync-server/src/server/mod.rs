@@ -24,7 +24,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use movan_protocol::server::{ErrorBody, ServerMessage};
 use movan_protocol::{ErrorCode, FrameCodec, FrameError, ProtocolError};
-use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
@@ -54,6 +54,8 @@ const INPUT_QUEUE: usize = 16 * 1024;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Buffered bytes per connection writer before a flush.
 const WRITE_BUFFER: usize = 64 * 1024;
+/// A TCP connection's first read buffer; it grows as messages need.
+const READ_BUFFER: usize = 1024;
 
 /// A configured sync server, ready to [`run`](Self::run) on a listener.
 pub struct Server {
@@ -357,8 +359,10 @@ async fn open_tcp(
 ) -> bool {
     let _ = stream.set_nodelay(true);
     let (read, write) = stream.into_split();
-    let bodies = FramedRead::new(read, FrameCodec::new(shared.rules.max_frame_bytes)).boxed();
-    let out = Transport::Tcp(BufWriter::with_capacity(WRITE_BUFFER, write));
+    // A small first read buffer (it grows as messages need): a connection that never authenticates costs little.
+    let codec = FrameCodec::new(shared.rules.max_frame_bytes);
+    let bodies = FramedRead::with_capacity(read, codec, READ_BUFFER).boxed();
+    let out = Transport::Tcp(writer::TcpOut::new(write, WRITE_BUFFER));
     start(conn, bodies, out, admission, shared, tracker).await
 }
 

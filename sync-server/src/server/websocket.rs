@@ -25,9 +25,12 @@ use crate::engine::ConnId;
 pub const WS_PATH: &str = "/ws";
 
 /// The WebSocket limits, set explicitly: a message and a frame are at most `max_frame_bytes` (like a TCP frame
-/// body), and at most 1 MiB waits in the socket's write buffer (the per-connection send queue bounds the rest).
+/// body), and at most 1 MiB waits in the socket's write buffer (the per-connection send queue bounds the rest). The
+/// read buffer starts at 4 KiB and grows for larger frames: tungstenite's default of 128 KiB is zero-filled on the
+/// first read, 128 KiB of memory for every connection, even one that never authenticates.
 pub(super) fn config(max_frame_bytes: usize) -> WebSocketConfig {
     WebSocketConfig::default()
+        .read_buffer_size(4096)
         .max_message_size(Some(max_frame_bytes))
         .max_frame_size(Some(max_frame_bytes))
         .write_buffer_size(WRITE_BUFFER)

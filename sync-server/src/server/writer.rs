@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures::SinkExt;
 use futures::stream::SplitSink;
-use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -74,7 +74,7 @@ pub(super) async fn run(
 /// Where a connection's message bodies go: a buffered TCP stream (each after its 4-byte length prefix), or
 /// WebSocket binary messages (the message boundary is the framing).
 pub(super) enum Transport {
-    Tcp(BufWriter<OwnedWriteHalf>),
+    Tcp(TcpOut),
     Ws(Box<SplitSink<WebSocketStream<Rewind>, Message>>),
     /// One KCP message per body, through the UDP endpoint.
     Udp(UdpOut),
@@ -84,7 +84,7 @@ impl Transport {
     /// Queues one message body that the caller may share.
     async fn send_shared(&mut self, body: &Bytes) -> std::io::Result<()> {
         match self {
-            Self::Tcp(w) => write_prefixed(w, body).await,
+            Self::Tcp(w) => w.write_prefixed(body).await,
             Self::Ws(sink) => sink.feed(Message::Binary(body.clone())).await.map_err(std::io::Error::other),
             Self::Udp(out) => out.send(body.clone()).await,
         }
@@ -93,7 +93,7 @@ impl Transport {
     /// Queues one message body borrowed from a scratch buffer.
     async fn send_slice(&mut self, body: &[u8]) -> std::io::Result<()> {
         match self {
-            Self::Tcp(w) => write_prefixed(w, body).await,
+            Self::Tcp(w) => w.write_prefixed(body).await,
             Self::Ws(sink) => {
                 sink.feed(Message::Binary(Bytes::copy_from_slice(body))).await.map_err(std::io::Error::other)
             }
@@ -122,11 +122,45 @@ impl Transport {
     }
 }
 
-/// TCP framing: the body's length as 4 big-endian bytes, then the body.
-async fn write_prefixed(w: &mut BufWriter<OwnedWriteHalf>, body: &[u8]) -> std::io::Result<()> {
-    let len = u32::try_from(body.len()).map_err(|_| std::io::Error::other("message over 4 GiB"))?;
-    w.write_all(&len.to_be_bytes()).await?;
-    w.write_all(body).await
+/// A TCP connection's write side with its batching buffer. The buffer is allocated on the first write, not when the
+/// connection opens: a connection that never authenticates costs no write buffer, and after a flush it keeps at most
+/// `max` bytes of capacity.
+pub(super) struct TcpOut {
+    half: OwnedWriteHalf,
+    buf: Vec<u8>,
+    max: usize,
+}
+
+impl TcpOut {
+    /// Batches up to `max` bytes per write.
+    pub(super) fn new(half: OwnedWriteHalf, max: usize) -> Self {
+        Self { half, buf: Vec::new(), max }
+    }
+
+    /// TCP framing: the body's length as 4 big-endian bytes, then the body; written out once `max` bytes wait.
+    async fn write_prefixed(&mut self, body: &[u8]) -> std::io::Result<()> {
+        let len = u32::try_from(body.len()).map_err(|_| std::io::Error::other("message over 4 GiB"))?;
+        self.buf.extend_from_slice(&len.to_be_bytes());
+        self.buf.extend_from_slice(body);
+        if self.buf.len() >= self.max {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if !self.buf.is_empty() {
+            self.half.write_all(&self.buf).await?;
+            self.buf.clear();
+            self.buf.shrink_to(self.max);
+        }
+        Ok(())
+    }
+
+    async fn shutdown(&mut self) -> std::io::Result<()> {
+        self.flush().await?;
+        self.half.shutdown().await
+    }
 }
 
 /// A connection's write side.
