@@ -1,17 +1,41 @@
 //! A game's broadcast frames, bounded, and the reloads served from them.
+//!
+//! The history keeps its frames in segments of up to [`SEGMENT_FRAMES`] frames or [`SEGMENT_BYTES`] bytes. A closed
+//! segment is immutable and shared: a [`Reload`] holds only weak references to the closed segments it covers, plus a
+//! copy of the newest, still-open one, and encodes each `reload_frames` chunk when the connection's writer asks for
+//! it. So a reload waiting in a send queue pins at most one segment of frames, not the history: frames the history
+//! drops meanwhile are freed, and the reload then ends with `history_expired`.
 
 use std::collections::VecDeque;
+use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
-use movan_protocol::server::encode_reload_chunk;
+use movan_protocol::server::{ErrorBody, ServerMessage, encode_reload_chunk};
+use movan_protocol::{ErrorCode, ProtocolError};
+
+/// Frames per history segment, at most.
+pub const SEGMENT_FRAMES: usize = 256;
+/// A segment closes once it holds this many bytes of frames (or [`SEGMENT_FRAMES`] frames).
+pub const SEGMENT_BYTES: usize = 64 * 1024;
 
 /// The newest frames of a game, at most `capacity` frames and `max_bytes` bytes, each the exact frame bytes that
-/// were broadcast.
+/// were broadcast. Frames dropped from the front of the oldest segment are freed with the whole segment, so memory
+/// exceeds `max_bytes` by less than one segment.
 #[derive(Debug)]
 pub struct FrameHistory {
-    frames: VecDeque<Bytes>,
+    /// Closed segments, oldest first.
+    closed: VecDeque<Arc<[Bytes]>>,
+    /// Frames at the front of `closed[0]` that are no longer kept.
+    head_dropped: usize,
+    /// The newest frames, not yet in a closed segment.
+    open: Vec<Bytes>,
+    open_bytes: usize,
+    /// Number of the oldest kept frame.
     first: u64,
+    /// Frames kept.
+    len: usize,
     capacity: usize,
+    /// Bytes of the kept frames.
     bytes: usize,
     max_bytes: usize,
 }
@@ -41,7 +65,17 @@ impl FrameHistory {
     /// An empty history keeping at most `capacity` frames (at least 1) and at most `max_bytes` bytes of frames
     /// (the newest frame is always kept, whatever its size).
     pub fn new(capacity: usize, max_bytes: usize) -> Self {
-        Self { frames: VecDeque::new(), first: 0, capacity: capacity.max(1), bytes: 0, max_bytes }
+        Self {
+            closed: VecDeque::new(),
+            head_dropped: 0,
+            open: Vec::new(),
+            open_bytes: 0,
+            first: 0,
+            len: 0,
+            capacity: capacity.max(1),
+            bytes: 0,
+            max_bytes,
+        }
     }
 
     /// Bytes of frames kept.
@@ -51,7 +85,7 @@ impl FrameHistory {
 
     /// The number of the next frame to be pushed.
     pub fn next_frame(&self) -> u64 {
-        self.first + self.frames.len() as u64
+        self.first + self.len as u64
     }
 
     /// The oldest frame still kept.
@@ -61,15 +95,37 @@ impl FrameHistory {
 
     /// Appends the next frame's bytes, dropping the oldest frames while over either bound.
     pub fn push(&mut self, frame: Bytes) {
-        while !self.frames.is_empty()
-            && (self.frames.len() >= self.capacity || self.bytes + frame.len() > self.max_bytes)
-            && let Some(old) = self.frames.pop_front()
-        {
-            self.bytes -= old.len();
-            self.first += 1;
+        while self.len > 0 && (self.len >= self.capacity || self.bytes + frame.len() > self.max_bytes) {
+            self.drop_oldest();
         }
         self.bytes += frame.len();
-        self.frames.push_back(frame);
+        self.open_bytes += frame.len();
+        self.len += 1;
+        self.open.push(frame);
+        if self.open.len() >= SEGMENT_FRAMES || self.open_bytes >= SEGMENT_BYTES {
+            self.closed.push_back(Arc::from(std::mem::take(&mut self.open)));
+            self.open_bytes = 0;
+        }
+    }
+
+    fn drop_oldest(&mut self) {
+        let len = if let Some(segment) = self.closed.front() {
+            let len = segment[self.head_dropped].len();
+            self.head_dropped += 1;
+            if self.head_dropped == segment.len() {
+                self.closed.pop_front();
+                self.head_dropped = 0;
+            }
+            len
+        } else {
+            // Only a history shorter than one segment drops from the open one.
+            let frame = self.open.remove(0);
+            self.open_bytes -= frame.len();
+            frame.len()
+        };
+        self.bytes -= len;
+        self.first += 1;
+        self.len -= 1;
     }
 
     /// The frames from `start` to the newest, as `reload_frames` messages of at most `chunk` frames each.
@@ -84,32 +140,48 @@ impl FrameHistory {
         if start < self.first {
             return Err(ReloadError::Expired { start, oldest: self.first });
         }
-        let skip = (start - self.first) as usize;
+        let mut skip = (start - self.first) as usize;
+        let mut offset = self.head_dropped;
+        let mut segments = VecDeque::new();
+        for segment in &self.closed {
+            let kept = segment.len() - offset;
+            if skip >= kept {
+                skip -= kept;
+            } else {
+                segments.push_back((Arc::downgrade(segment), offset + skip));
+                skip = 0;
+            }
+            offset = 0;
+        }
         Ok(Reload {
             in_flight: None,
-            frames: self.frames.range(skip..).cloned().collect(),
-            start,
+            segments,
+            tail: self.open[skip..].iter().cloned().collect(),
+            next_frame: start,
             end: next,
             chunk: chunk.max(1),
             max_bytes,
-            sent: 0,
             done: false,
         })
     }
 }
 
-/// A reload being served: yields `reload_frames` message bodies lazily, so a long reload costs one reference per
-/// frame until the connection's writer gets to it, not a copy of the history.
+/// A reload being served: yields `reload_frames` message bodies lazily, as the connection's writer gets to them.
+/// Until then it holds weak references to the history's closed segments and a copy of its open one (see the module
+/// docs). If the history dropped frames it still had to send, it ends with an `error` `history_expired`.
 #[derive(Debug)]
 pub struct Reload {
     /// Held while the reload exists, so the engine sees it is still being written ([`Reload::hold`]).
-    in_flight: Option<std::sync::Arc<()>>,
-    frames: Vec<Bytes>,
-    start: u64,
+    in_flight: Option<Arc<()>>,
+    /// The closed segments still to send, each with the index of its next frame.
+    segments: VecDeque<(Weak<[Bytes]>, usize)>,
+    /// The frames of the open segment, after the closed ones.
+    tail: VecDeque<Bytes>,
+    /// The number of the next frame to send.
+    next_frame: u64,
     end: u64,
     chunk: usize,
     max_bytes: usize,
-    sent: usize,
     done: bool,
 }
 
@@ -122,8 +194,31 @@ impl Reload {
 
     /// Keeps `token` alive for as long as this reload exists: until the writer has sent its last chunk, or drops it
     /// with its connection.
-    pub fn hold(&mut self, token: std::sync::Arc<()>) {
+    pub fn hold(&mut self, token: Arc<()>) {
         self.in_flight = Some(token);
+    }
+
+    /// The next frame to send without taking it: `Err` when the history already freed it.
+    fn peek(&self) -> Result<Option<Bytes>, ()> {
+        match self.segments.front() {
+            Some((segment, at)) => match segment.upgrade() {
+                Some(segment) => Ok(Some(segment[*at].clone())),
+                None => Err(()),
+            },
+            None => Ok(self.tail.front().cloned()),
+        }
+    }
+
+    fn advance(&mut self) {
+        self.next_frame += 1;
+        if let Some((segment, at)) = self.segments.front_mut() {
+            *at += 1;
+            if segment.upgrade().is_none_or(|s| *at >= s.len()) {
+                self.segments.pop_front();
+            }
+        } else {
+            self.tail.pop_front();
+        }
     }
 }
 
@@ -134,22 +229,38 @@ impl Iterator for Reload {
         if self.done {
             return None;
         }
-        let mut upto = self.sent;
+        let first = self.next_frame;
+        let mut frames = Vec::new();
         let mut bytes = 0;
-        while let Some(frame) = self.frames.get(upto) {
-            let taken = upto - self.sent;
-            if taken == self.chunk || (taken > 0 && bytes + frame.len() > self.max_bytes) {
+        loop {
+            let frame = match self.peek() {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(()) => {
+                    self.done = true;
+                    let e = ProtocolError::new(
+                        ErrorCode::HistoryExpired,
+                        format!(
+                            "frames from {} were dropped from history while this reload waited to be sent (the \
+                             connection reads too slowly); frames up to {} were sent",
+                            self.next_frame,
+                            self.next_frame.saturating_sub(1)
+                        ),
+                    )
+                    .with_proto("sync_request_reload_frames");
+                    return Some(ServerMessage::Error(ErrorBody::from(&e)).to_body());
+                }
+            };
+            if frames.len() == self.chunk || (!frames.is_empty() && bytes + frame.len() > self.max_bytes) {
                 break;
             }
             bytes += frame.len();
-            upto += 1;
+            frames.push(frame);
+            self.advance();
         }
-        let first = self.start + self.sent as u64;
-        let last = upto == self.frames.len();
-        let body = encode_reload_chunk(first, self.end, last, &self.frames[self.sent..upto]);
-        self.sent = upto;
+        let last = self.segments.is_empty() && self.tail.is_empty();
         self.done = last;
-        Some(body)
+        Some(encode_reload_chunk(first, self.end, last, &frames))
     }
 }
 
@@ -242,5 +353,70 @@ mod tests {
         assert!(matches!(h.reload(6, 10, 1 << 20), Err(ReloadError::Expired { start: 6, oldest: 7 })));
         h.push(Bytes::from(vec![0; 500]));
         assert_eq!((h.oldest(), h.next_frame(), h.bytes()), (10, 11, 500), "an oversized frame is still kept, alone");
+    }
+
+    /// A frame body that counts how many frame bodies are alive.
+    struct Counted(Arc<std::sync::atomic::AtomicUsize>, Vec<u8>);
+
+    impl AsRef<[u8]> for Counted {
+        fn as_ref(&self) -> &[u8] {
+            &self.1
+        }
+    }
+
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    fn counted(alive: &Arc<std::sync::atomic::AtomicUsize>, i: u64) -> Bytes {
+        alive.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Bytes::from_owner(Counted(alive.clone(), encode_frame(i, &[]).frame.to_vec()))
+    }
+
+    #[test]
+    fn reloads_cross_segments_and_dropped_heads_byte_identically() {
+        let (h, all) = history(1000, 600);
+        assert_eq!((h.oldest(), h.next_frame()), (400, 1000));
+        assert!(h.closed.len() >= 2 && h.head_dropped > 0, "the oldest kept frame is inside a segment");
+        for start in [400, 511, 512, 999, 1000] {
+            let got = chunks(h.reload(start, 100, usize::MAX).unwrap());
+            let frames: Vec<String> = got.iter().flat_map(|c| c.3.clone()).collect();
+            let want: Vec<String> =
+                all[start as usize..].iter().map(|b| String::from_utf8(b.to_vec()).unwrap()).collect();
+            assert_eq!(frames, want, "from {start}");
+            assert!(got.last().unwrap().2 && got.iter().rev().skip(1).all(|c| !c.2), "only the last is last");
+        }
+        assert_eq!(h.bytes(), all[400..].iter().map(Bytes::len).sum::<usize>());
+    }
+
+    #[test]
+    fn a_waiting_reload_pins_at_most_one_segment_and_ends_with_history_expired() {
+        let alive = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut h = FrameHistory::new(1000, usize::MAX);
+        for i in 0..1000 {
+            h.push(counted(&alive, i));
+        }
+        let mut reload = h.reload(0, 100, usize::MAX).unwrap();
+        let first = reload.next().unwrap();
+        assert!(matches!(parse_server_message(&first).unwrap(), ServerEvent::Reload(c) if c.frames.len() == 100));
+        // The game goes on: the history drops every frame the reload still has to send.
+        for i in 1000..3000 {
+            h.push(counted(&alive, i));
+        }
+        drop(h);
+        let pinned = alive.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(pinned < SEGMENT_FRAMES, "the reload pins only its copy of the open segment: {pinned} frames");
+        let rest: Vec<ServerEvent> = reload.map(|b| parse_server_message(&b).unwrap()).collect();
+        match &rest[..] {
+            [ServerEvent::Error(e)] => {
+                assert_eq!(e.code, ErrorCode::HistoryExpired);
+                assert_eq!(e.proto.as_deref(), Some("sync_request_reload_frames"));
+                assert!(e.message.contains("frames from 100"), "{}", e.message);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(alive.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing leaks");
     }
 }
