@@ -206,6 +206,9 @@ fn check(report: &MatchReport) -> Result<(), String> {
             return Err(format!("{name} must be a finite number of seconds, not negative"));
         }
     }
+    if report.first_desync_frame.is_some_and(|f| f >= report.frame_count) {
+        return Err("first_desync_frame must be a frame of the game (below frame_count)".into());
+    }
     Ok(())
 }
 

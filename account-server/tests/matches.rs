@@ -21,6 +21,7 @@ fn report(match_id: &str, players: &[&Value], ended_at: f64) -> MatchReport {
         results: None,
         started_at: ended_at - 6.15,
         ended_at,
+        first_desync_frame: None,
     }
 }
 
@@ -63,7 +64,8 @@ async fn matches_are_listed_newest_first_a_page_at_a_time() {
         json!({
             "match_id": "m4", "room_id": "room-1", "players": [alice, bob], "frame_count": 123,
             "duration_secs": 6.15, "end_reason": "all_left", "results": null,
-            "started_at": base + 40.0 - 6.15, "ended_at": base + 40.0, "node_id": "sync-1",
+            "started_at": base + 40.0 - 6.15, "ended_at": base + 40.0, "first_desync_frame": null,
+            "node_id": "sync-1",
         })
     );
 
@@ -108,13 +110,18 @@ async fn a_match_reported_twice_is_stored_once_and_bad_reports_are_refused() {
     let (app, state, _, _dir) = fresh_with(|_| {});
     let (alice, token) = player(&app, "alice").await;
     let results = json!({"1001": {"rank": 1}});
-    let first = MatchReport { results: Some(results.clone()), ..report("m1", &[&alice], 1_700_000_010.0) };
+    let first = MatchReport {
+        results: Some(results.clone()),
+        first_desync_frame: Some(60),
+        ..report("m1", &[&alice], 1_700_000_010.0)
+    };
     store(&state, first.clone()).await;
     store(&state, MatchReport { room_id: "elsewhere".into(), ..first.clone() }).await;
     let listed = page(&app, &token, "").await;
     assert_eq!(ids(&listed), ["m1"]);
     assert_eq!(listed.body["matches"][0]["room_id"], "room-1");
     assert_eq!(listed.body["matches"][0]["results"], results);
+    assert_eq!(listed.body["matches"][0]["first_desync_frame"], 60);
 
     let bad = [
         MatchReport { match_id: String::new(), ..first.clone() },
@@ -122,6 +129,7 @@ async fn a_match_reported_twice_is_stored_once_and_bad_reports_are_refused() {
         MatchReport { players: vec![String::new()], ..first.clone() },
         MatchReport { ended_at: f64::NAN, ..first.clone() },
         MatchReport { duration_secs: -1.0, ..first.clone() },
+        MatchReport { first_desync_frame: Some(123), ..first.clone() },
         MatchReport { room_id: "x".repeat(129), ..first.clone() },
     ];
     for report in bad {

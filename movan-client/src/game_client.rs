@@ -224,6 +224,11 @@ impl GameClient {
         self.sender.send_action(action_data).await
     }
 
+    /// `sync_checksum` of `frame` (see [`SyncSender::send_checksum`]).
+    pub async fn send_checksum(&self, frame: u64, hash: &str) -> Result<(), ClientError> {
+        self.sender.send_checksum(frame, hash).await
+    }
+
     /// `ping`.
     pub async fn ping(&self) -> Result<(), ClientError> {
         self.sender.ping().await
@@ -441,6 +446,11 @@ impl GameSender {
     /// `sync_action` stamped with the current time.
     pub async fn send_action(&self, action_data: &Value) -> Result<(), ClientError> {
         self.current().send_action(action_data).await
+    }
+
+    /// `sync_checksum` of `frame` (see [`SyncSender::send_checksum`]).
+    pub async fn send_checksum(&self, frame: u64, hash: &str) -> Result<(), ClientError> {
+        self.current().send_checksum(frame, hash).await
     }
 
     /// `ping`.

@@ -344,6 +344,11 @@ impl SyncClient {
         self.sender.request_reload(start_frame).await
     }
 
+    /// `sync_checksum`: this client's hash of its game state after `frame` (see [`SyncSender::send_checksum`]).
+    pub async fn send_checksum(&self, frame: u64, hash: &str) -> Result<(), ClientError> {
+        self.sender.send_checksum(frame, hash).await
+    }
+
     /// `ping`, stamped with the current time (echoed in the `pong`).
     pub async fn ping(&self) -> Result<(), ClientError> {
         self.sender.ping().await
@@ -447,6 +452,14 @@ impl SyncSender {
     pub async fn request_reload(&self, start_frame: u64) -> Result<(), ClientError> {
         let data = serde_json::json!({ "start_frame": start_frame });
         self.send_proto(RELOAD_PROTO, Some(&data)).await
+    }
+
+    /// `sync_checksum`: this client's hash of its game state after `frame`, a multiple of
+    /// `game_start.checksum_interval`; 1 to 64 bytes, any string (e.g. hex of a 64-bit hash). When the members'
+    /// hashes differ, each gets [`ServerEvent::Desync`](movan_protocol::server::ServerEvent::Desync).
+    pub async fn send_checksum(&self, frame: u64, hash: &str) -> Result<(), ClientError> {
+        let data = serde_json::json!({ "frame": frame, "hash": hash });
+        self.send_proto("sync_checksum", Some(&data)).await
     }
 
     /// `ping`, stamped with the current time.

@@ -60,6 +60,13 @@ pub enum Request {
         /// First frame wanted.
         start_frame: u64,
     },
+    /// `sync_checksum`: the client's hash of its game state after frame `frame`, for desync detection.
+    Checksum {
+        /// The frame the hash is of: a multiple of `game_start.checksum_interval`.
+        frame: u64,
+        /// An opaque string of 1 to [`MAX_CHECKSUM_LEN`](crate::checksum::MAX_CHECKSUM_LEN) bytes.
+        hash: String,
+    },
     /// `ping`: answered by `pong`.
     Ping,
 }
@@ -73,6 +80,7 @@ impl Request {
             Self::RoomPrepare => "room_prepare",
             Self::SyncAction { .. } => "sync_action",
             Self::ReloadFrames { .. } => "sync_request_reload_frames",
+            Self::Checksum { .. } => "sync_checksum",
             Self::Ping => "ping",
         }
     }
@@ -107,6 +115,12 @@ struct RoomEnterData {
 #[derive(Deserialize)]
 struct ReloadData {
     start_frame: u64,
+}
+
+#[derive(Deserialize)]
+struct ChecksumData {
+    frame: u64,
+    hash: String,
 }
 
 /// Parses one frame body sent by a client. An error names the request's `proto` whenever the body is JSON with a
@@ -217,6 +231,21 @@ fn parse_text(text: &str) -> Result<ClientMessage, ProtocolError> {
             let data: ReloadData = serde_json::from_str(raw.get())
                 .map_err(|e| json_error(&e, "extra_data.data").with_proto(proto.as_str()))?;
             Request::ReloadFrames { start_frame: data.start_frame }
+        }
+        "sync_checksum" => {
+            let raw = extra.data.ok_or_else(|| {
+                fail(ErrorCode::BadMessage, "sync_checksum needs extra_data.data.frame and extra_data.data.hash".into())
+            })?;
+            require_object(raw.get(), "extra_data.data").map_err(|e| e.with_proto(proto.as_str()))?;
+            let data: ChecksumData = serde_json::from_str(raw.get())
+                .map_err(|e| json_error(&e, "extra_data.data").with_proto(proto.as_str()))?;
+            if data.hash.is_empty() || data.hash.len() > crate::checksum::MAX_CHECKSUM_LEN {
+                return Err(fail(
+                    ErrorCode::BadMessage,
+                    format!("hash must be a string of 1 to {} bytes", crate::checksum::MAX_CHECKSUM_LEN),
+                ));
+            }
+            Request::Checksum { frame: data.frame, hash: data.hash }
         }
         _ => {
             let shown: String = proto.chars().take(64).collect();

@@ -15,6 +15,7 @@
 //!
 //! `docs/protocol.md` is the human-readable contract; tests in this crate check its examples.
 
+pub mod checksum;
 pub mod claims;
 pub mod client;
 pub mod codec;

@@ -20,11 +20,13 @@ pub enum EndReason {
     EndedByRoom,
     /// The server is shutting down.
     Shutdown,
+    /// The players' checksums disagreed and the room's rules ended the game (`Room::on_desync`).
+    Desync,
 }
 
 impl EndReason {
     /// Every reason, in declaration order.
-    pub const ALL: [Self; 4] = [Self::AllLeft, Self::MaxDuration, Self::EndedByRoom, Self::Shutdown];
+    pub const ALL: [Self; 5] = [Self::AllLeft, Self::MaxDuration, Self::EndedByRoom, Self::Shutdown, Self::Desync];
 
     /// The name on the wire, e.g. `all_left`.
     pub fn as_str(self) -> &'static str {
@@ -33,6 +35,7 @@ impl EndReason {
             Self::MaxDuration => "max_duration",
             Self::EndedByRoom => "ended_by_room",
             Self::Shutdown => "shutdown",
+            Self::Desync => "desync",
         }
     }
 }

@@ -107,6 +107,9 @@ pub struct MatchReport {
     pub started_at: f64,
     /// Unix time of the end, seconds.
     pub ended_at: f64,
+    /// The first frame whose checksums disagreed (`desync`), if any. Absent in reports from older nodes.
+    #[serde(default)]
+    pub first_desync_frame: Option<u64>,
 }
 
 /// Which session key a sync node asks for.

@@ -8,6 +8,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+pub use crate::checksum::Desync;
 use crate::codec::frame_bytes;
 use crate::error::{ErrorCode, ProtocolError};
 use crate::matches::EndReason;
@@ -85,6 +86,9 @@ pub struct GameStart {
     pub members: Vec<String>,
     /// A random seed shared by all players, for deterministic game logic.
     pub seed: u32,
+    /// Send `sync_checksum` for every frame that is a multiple of this (0: the server compares no checksums).
+    #[serde(default)]
+    pub checksum_interval: u64,
 }
 
 /// `game_over`: the game ended; the room is freed.
@@ -142,6 +146,8 @@ pub enum ServerMessage {
     GameOver(GameOver),
     /// `pong`.
     Pong(Pong),
+    /// `desync`.
+    Desync(Desync),
     /// `error`.
     Error(ErrorBody),
 }
@@ -306,6 +312,8 @@ pub enum ServerEvent {
     GameOver(GameOver),
     /// `pong`.
     Pong(Pong),
+    /// `desync`: the players' checksums disagree.
+    Desync(Desync),
     /// `error`.
     Error(ErrorBody),
 }
@@ -355,6 +363,7 @@ pub fn parse_server_message(body: &[u8]) -> Result<ServerEvent, ServerParseError
         }
         "game_over" => ServerEvent::GameOver(serde_json::from_str(data)?),
         "pong" => ServerEvent::Pong(serde_json::from_str(data)?),
+        "desync" => ServerEvent::Desync(serde_json::from_str(data)?),
         "error" => ServerEvent::Error(serde_json::from_str(data)?),
         other => return Err(ServerParseError::UnknownProto(other.to_owned())),
     })

@@ -68,6 +68,11 @@ pub struct SyncConfig {
     pub max_pending_bytes: usize,
     /// Longest game in seconds; 0 = no limit.
     pub max_game_secs: u64,
+    /// Clients send `sync_checksum` every this many frames (told in `game_start`); 0 = no desync detection.
+    pub checksum_interval: u64,
+    /// Seconds after a frame's first checksum by which the others must have come; then the server compares those
+    /// it has.
+    pub checksum_timeout_secs: u64,
     /// This node's unique name towards the account server.
     pub node_id: String,
     /// Address handed to clients at login; empty = the address the listener is bound to.
@@ -160,6 +165,8 @@ impl Default for SyncConfig {
             quick_match_reserved_percent: 10,
             max_rooms_per_account: 2,
             waiting_room_timeout_secs: 300,
+            checksum_interval: 60,
+            checksum_timeout_secs: 5,
             quick_match_stale_secs: 30,
             max_players: 4,
             min_players: 2,
@@ -299,7 +306,7 @@ impl Config {
         if !sync.metrics_addr.is_empty() && sync.metrics_addr.parse::<SocketAddr>().is_err() {
             return Err(file.invalid("sync.metrics_addr", "must be an address like \"127.0.0.1:2030\", or empty"));
         }
-        let limit_checks: [(&str, bool, &str); 13] = [
+        let limit_checks: [(&str, bool, &str); 15] = [
             ("sync.max_unauthenticated", sync.max_unauthenticated >= 1, "must be at least 1"),
             (
                 "sync.pressure_first_frame_timeout_secs",
@@ -308,6 +315,8 @@ impl Config {
             ),
             ("sync.quick_match_reserved_percent", sync.quick_match_reserved_percent <= 90, "must be 0 to 90"),
             ("sync.waiting_room_timeout_secs", sync.waiting_room_timeout_secs <= 86_400, "must be 0 to 86400"),
+            ("sync.checksum_interval", sync.checksum_interval <= 1_000_000, "must be 0 to 1000000"),
+            ("sync.checksum_timeout_secs", (1..=3600).contains(&sync.checksum_timeout_secs), "must be 1 to 3600"),
             ("sync.quick_match_stale_secs", sync.quick_match_stale_secs <= 3600, "must be 0 to 3600"),
             ("sync.reconnect_grace_secs", sync.reconnect_grace_secs <= 3600, "must be 0 to 3600"),
             ("sync.first_frame_timeout_secs", (1..=300).contains(&sync.first_frame_timeout_secs), "must be 1 to 300"),
@@ -370,6 +379,8 @@ impl Config {
             max_rooms: s.max_rooms,
             quick_match_reserved_percent: s.quick_match_reserved_percent,
             max_rooms_per_account: s.max_rooms_per_account,
+            checksum_interval: s.checksum_interval,
+            checksum_timeout: Duration::from_secs(s.checksum_timeout_secs),
             waiting_room_timeout: (s.waiting_room_timeout_secs > 0)
                 .then(|| Duration::from_secs(s.waiting_room_timeout_secs)),
             quick_match_stale: (s.quick_match_stale_secs > 0).then(|| Duration::from_secs(s.quick_match_stale_secs)),

@@ -30,6 +30,7 @@ pub mod unauthenticated;
 
 pub use engine::{ConnId, Engine, EngineConfig, Output};
 pub use room::{
-    ActionVerdict, DefaultRoom, FrameOutcome, MemberInfo, OrderedAction, Room, RoomFactory, RoomInfo, RoomsOf, rooms_of,
+    ActionVerdict, DefaultRoom, Desync, DesyncVerdict, FrameOutcome, HashGroup, MemberInfo, OrderedAction, Room,
+    RoomFactory, RoomInfo, RoomsOf, rooms_of,
 };
 pub use server::Server;

@@ -6,6 +6,7 @@
 //! least `min_players` are in, every action is accepted as sent, and the game runs until everyone left.
 
 pub use movan_protocol::EndReason;
+pub use movan_protocol::checksum::{Desync, HashGroup};
 use serde_json::value::RawValue;
 
 /// A read-only view of a room, handed to every [`Room`] hook.
@@ -75,6 +76,21 @@ pub enum FrameOutcome {
     },
 }
 
+/// What [`Room::on_desync`] decides.
+#[derive(Debug)]
+pub enum DesyncVerdict {
+    /// Keep playing; the clients were told (`desync`) and may resync themselves.
+    Continue,
+    /// End the game now: every member gets `game_over` with reason `desync` and these results.
+    End {
+        /// Per-player results for `game_over` (any JSON).
+        results: Option<serde_json::Value>,
+    },
+    /// Take the players outside the majority group out of the game: each gets `room_left` with reason `desync`,
+    /// the others play on. With no majority (a tie) this is [`DesyncVerdict::Continue`].
+    DropMinority,
+}
+
 /// Game rules for one room. One instance per room, created by a [`RoomFactory`]; called only from the engine, one
 /// call at a time, so it can keep plain mutable state.
 pub trait Room: Send + 'static {
@@ -107,8 +123,16 @@ pub trait Room: Send + 'static {
         let _ = (room, uid);
     }
 
+    /// Called when the checksums the players reported for a frame disagree, after every member got `desync`.
+    /// `desync.majority` names the hash most players agree on, if one group is larger than every other. Default:
+    /// [`DesyncVerdict::Continue`].
+    fn on_desync(&mut self, room: &RoomInfo<'_>, desync: &Desync) -> DesyncVerdict {
+        let _ = (room, desync);
+        DesyncVerdict::Continue
+    }
+
     /// Called when the game ends for a reason other than [`FrameOutcome::End`] (`all_left`, `max_duration`,
-    /// `shutdown`); the returned results go into `game_over` and the match report. Default: none.
+    /// `shutdown`, `desync`); the returned results go into `game_over` and the match report. Default: none.
     fn on_game_over(&mut self, room: &RoomInfo<'_>, reason: EndReason) -> Option<serde_json::Value> {
         let _ = (room, reason);
         None

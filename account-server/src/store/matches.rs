@@ -149,6 +149,7 @@ mod tests {
             results: None,
             started_at: ended_at - 6.0,
             ended_at,
+            first_desync_frame: None,
         };
         MatchRecord { report, node_id: "sync-1".into() }
     }

@@ -66,6 +66,19 @@ namespace Movan.Client
             return "{\"start_frame\":" + startFrame.ToString(CultureInfo.InvariantCulture) + "}";
         }
 
+        /// <summary><c>sync_checksum</c> data: the hash (1 to 64 bytes of UTF-8) of the state after <paramref name="frame"/>.</summary>
+        /// <exception cref="ArgumentException">A hash of 0 or more than 64 bytes.</exception>
+        public static string ChecksumData(long frame, string hash)
+        {
+            if (frame < 0) throw new ArgumentOutOfRangeException("frame", "frames count from 0");
+            int bytes = hash == null ? 0 : Encoding.UTF8.GetByteCount(hash);
+            if (bytes < 1 || bytes > 64) throw new ArgumentException("a checksum hash is 1 to 64 bytes", "hash");
+            var sb = new StringBuilder(32 + hash.Length);
+            sb.Append("{\"frame\":").Append(frame.ToString(CultureInfo.InvariantCulture)).Append(",\"hash\":");
+            JsonWriter.WriteString(sb, hash);
+            return sb.Append('}').ToString();
+        }
+
         /// <summary>
         /// Checks that <paramref name="actionJson"/> is one JSON object nested at most 32 deep, as the server
         /// requires, so that it cannot break the envelope it is inserted into. Returns it unchanged.

@@ -52,6 +52,14 @@ namespace Movan.Client
         public Pong Pong { get; private set; }
     }
 
+    /// <summary>The players' checksums for a frame disagree (<see cref="GameSession.SendChecksum"/>): see
+    /// <see cref="Desync.Majority"/> and <see cref="Desync.Diverged"/>.</summary>
+    public sealed class DesyncEvent : GameEvent
+    {
+        public DesyncEvent(Desync desync) { Desync = desync; }
+        public Desync Desync { get; private set; }
+    }
+
     /// <summary>
     /// An <c>error</c> from the server (a refused request, or why it is about to close), or a gap the session could
     /// not fill (code <c>history_expired</c>, <c>timeout</c>, <c>protocol</c>: frames were skipped, and the message says which).

@@ -117,6 +117,8 @@ namespace Movan.Client
         public event Action<GameOver> GameEnded;
         /// <summary>A <c>pong</c> arrived.</summary>
         public event Action<Pong> PongReceived;
+        /// <summary>The players' checksums for a frame disagree (see <see cref="SendChecksum"/>).</summary>
+        public event Action<Desync> DesyncDetected;
         /// <summary>The server refused a request, or frames could not be reloaded.</summary>
         public event Action<ServerError> ErrorReceived;
         /// <summary>The connection dropped; reconnecting.</summary>
@@ -220,6 +222,17 @@ namespace Movan.Client
             Enqueue("sync_action", null, ClientMessages.ActionJson(action), timestamp);
         }
 
+        /// <summary>
+        /// <c>sync_checksum</c>: your hash (1 to 64 bytes, e.g. hex) of the game state after applying
+        /// <paramref name="frame"/>; send one for every frame that is a multiple of
+        /// <see cref="GameStart.ChecksumInterval"/>. When the members' hashes differ, each gets a <see cref="Desync"/>.
+        /// </summary>
+        /// <exception cref="ArgumentException">A hash of 0 or more than 64 bytes.</exception>
+        public void SendChecksum(long frame, string hash)
+        {
+            Enqueue("sync_checksum", ClientMessages.ChecksumData(frame, hash), null, null);
+        }
+
         /// <summary><c>ping</c>; the answer is a <see cref="Pong"/> with the round trip and clock offset.</summary>
         public void Ping()
         {
@@ -304,6 +317,8 @@ namespace Movan.Client
             if (over != null) { Raise(GameEnded, over.Over); return; }
             var pong = ev as PongEvent;
             if (pong != null) { Raise(PongReceived, pong.Pong); return; }
+            var desync = ev as DesyncEvent;
+            if (desync != null) { Raise(DesyncDetected, desync.Desync); return; }
             var err = ev as ErrorEvent;
             if (err != null) { Raise(ErrorReceived, err.Error); return; }
             var ring = ev as ReconnectingEvent;

@@ -256,7 +256,13 @@ namespace Movan.Client
                 return;
             }
             var pong = m as Pong;
-            if (pong != null) events.Enqueue(new PongEvent(pong));
+            if (pong != null)
+            {
+                events.Enqueue(new PongEvent(pong));
+                return;
+            }
+            var desync = m as Desync;
+            if (desync != null) events.Enqueue(new DesyncEvent(desync));
         }
 
         /// <summary>The current connection ended: <paramref name="reason"/> null for a plain close by the server.</summary>

@@ -41,6 +41,7 @@ namespace Movan.Client
                     case "game_start": return ParseGameStart(data);
                     case "game_over": return ParseGameOver(data);
                     case "pong": return ParsePong(data);
+                    case "desync": return ParseDesync(data);
                     case "error": return ParseError(data);
                     case "handshake": return ParseHandshakeData(data);
                     default: return new UnknownMessage(proto, data);
@@ -161,7 +162,24 @@ namespace Movan.Client
                 FrameIntervalMs = Field(data, "frame_interval_ms").AsInt64(),
                 Members = list,
                 Seed = (uint)seed,
+                ChecksumInterval = data["checksum_interval"] == null ? 0 : Frame(data, "checksum_interval"),
             };
+        }
+
+        private static Desync ParseDesync(JsonValue data)
+        {
+            JsonValue groups = Field(data, "groups");
+            if (groups.Kind != JsonKind.Array) throw new InvalidOperationException("groups is not an array");
+            var list = new HashGroup[groups.Count];
+            for (int i = 0; i < list.Length; i++)
+            {
+                JsonValue uids = Field(groups[i], "uids");
+                if (uids.Kind != JsonKind.Array) throw new InvalidOperationException("uids is not an array");
+                var names = new string[uids.Count];
+                for (int j = 0; j < names.Length; j++) names[j] = uids[j].AsString();
+                list[i] = new HashGroup(Str(groups[i], "hash"), names);
+            }
+            return new Desync { Frame = Frame(data, "frame"), Groups = list, Majority = OptStr(data, "majority") };
         }
 
         private static GameOver ParseGameOver(JsonValue data)

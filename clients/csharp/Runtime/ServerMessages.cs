@@ -62,6 +62,9 @@ namespace Movan.Client
     {
         /// <summary><see cref="Reason"/> when the room waited <c>sync.waiting_room_timeout_secs</c> and was closed.</summary>
         public const string WaitingRoomTimeout = "waiting_room_timeout";
+        /// <summary><see cref="Reason"/> when this player's checksum disagreed with the majority's and the room
+        /// dropped the minority (see <see cref="Desync"/>).</summary>
+        public const string DesyncReason = "desync";
         public override string Proto { get { return "room_left"; } }
         /// <summary>The room the player left.</summary>
         public string RoomId { get; internal set; }
@@ -85,6 +88,52 @@ namespace Movan.Client
         public IReadOnlyList<string> Members { get; internal set; }
         /// <summary>The same random u32 for every player: seed your game's RNG with it.</summary>
         public uint Seed { get; internal set; }
+        /// <summary>Send <c>sync_checksum</c> (<see cref="GameSession.SendChecksum"/>) for every frame that is a
+        /// multiple of this; 0 = the server compares none.</summary>
+        public long ChecksumInterval { get; internal set; }
+    }
+
+    /// <summary>Players who reported the same hash for a frame (one group of a <see cref="Desync"/>).</summary>
+    public sealed class HashGroup
+    {
+        internal HashGroup(string hash, IReadOnlyList<string> uids)
+        {
+            Hash = hash;
+            Uids = uids;
+        }
+
+        /// <summary>The hash they reported.</summary>
+        public string Hash { get; private set; }
+        /// <summary>Who reported it, sorted.</summary>
+        public IReadOnlyList<string> Uids { get; private set; }
+    }
+
+    /// <summary><c>desync</c>: the players' checksums for <see cref="Frame"/> disagree.</summary>
+    public sealed class Desync : ServerMessage
+    {
+        public override string Proto { get { return "desync"; } }
+        /// <summary>The frame whose hashes differ.</summary>
+        public long Frame { get; internal set; }
+        /// <summary>Every distinct hash, the largest group first.</summary>
+        public IReadOnlyList<HashGroup> Groups { get; internal set; }
+        /// <summary>The largest group's hash when it is larger than every other, else null (a tie). Players
+        /// outside it diverged.</summary>
+        public string Majority { get; internal set; }
+
+        /// <summary>Whether <paramref name="uid"/> is outside the majority group (false when there is none).</summary>
+        public bool Diverged(string uid)
+        {
+            if (Majority == null) return false;
+            foreach (HashGroup g in Groups)
+            {
+                if (g.Hash == Majority) continue;
+                foreach (string u in g.Uids)
+                {
+                    if (u == uid) return true;
+                }
+            }
+            return false;
+        }
     }
 
     /// <summary>One action inside a <see cref="Frame"/>.</summary>
@@ -153,7 +202,7 @@ namespace Movan.Client
         public override string Proto { get { return "game_over"; } }
         /// <summary>The room.</summary>
         public string RoomId { get; internal set; }
-        /// <summary><c>all_left</c>, <c>max_duration</c>, <c>ended_by_room</c> or <c>shutdown</c>.</summary>
+        /// <summary><c>all_left</c>, <c>max_duration</c>, <c>ended_by_room</c>, <c>shutdown</c> or <c>desync</c>.</summary>
         public string Reason { get; internal set; }
         /// <summary>Frames broadcast; the last was <c>FrameCount - 1</c>.</summary>
         public long FrameCount { get; internal set; }

@@ -214,6 +214,14 @@ namespace Movan.Client
             Send("ping", null, null, UnixTime.Now());
         }
 
+        /// <summary><c>sync_checksum</c>: your hash of the game state after <paramref name="frame"/>, a multiple of
+        /// <see cref="GameStart.ChecksumInterval"/>. Disagreeing hashes bring every member a <see cref="Desync"/>.</summary>
+        /// <exception cref="ArgumentException">A hash of 0 or more than 64 bytes.</exception>
+        public void SendChecksum(long frame, string hash)
+        {
+            Send("sync_checksum", ClientMessages.ChecksumData(frame, hash), null, UnixTime.Now());
+        }
+
         /// <summary><c>sync_request_reload_frames</c> from <paramref name="startFrame"/>; the chunks arrive as <see cref="ReloadChunk"/>s.</summary>
         public void RequestReload(long startFrame)
         {

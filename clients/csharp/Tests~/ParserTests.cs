@@ -66,6 +66,27 @@ namespace Movan.Client.Tests
             Fails("{\"proto\":\"game_start\",\"data\":{\"room_id\":\"r\",\"start_time\":1,\"frame_interval_ms\":50,\"members\":[],\"seed\":4294967296}}");
         }
 
+        [Test]
+        public void Doc_game_start_with_the_checksum_interval_and_doc_desync()
+        {
+            var g = (GameStart)Parse("{\"proto\":\"game_start\",\"data\":{\"room_id\":\"lobby-7\",\"start_time\":1700000000.0,\"frame_interval_ms\":50,\"members\":[\"1001\",\"1002\"],\"seed\":3543144545,\"checksum_interval\":60}}");
+            Assert.AreEqual(60, g.ChecksumInterval);
+            var d = (Desync)Parse("{\"proto\":\"desync\",\"data\":{\"frame\":60,\"groups\":[{\"hash\":\"9f2c4e01a7b3d855\",\"uids\":[\"1001\",\"1002\",\"1003\"]},{\"hash\":\"01d7aa5c3e9b2f64\",\"uids\":[\"1004\"]}],\"majority\":\"9f2c4e01a7b3d855\"}}");
+            Assert.AreEqual(60, d.Frame);
+            Assert.AreEqual(2, d.Groups.Count);
+            CollectionAssert.AreEqual(new[] { "1001", "1002", "1003" }, d.Groups[0].Uids);
+            Assert.AreEqual("9f2c4e01a7b3d855", d.Majority);
+            Assert.IsTrue(d.Diverged("1004"));
+            Assert.IsFalse(d.Diverged("1001"));
+            var tie = (Desync)Parse("{\"proto\":\"desync\",\"data\":{\"frame\":0,\"groups\":[{\"hash\":\"a\",\"uids\":[\"1\"]},{\"hash\":\"b\",\"uids\":[\"2\"]}],\"majority\":null}}");
+            Assert.IsNull(tie.Majority);
+            Assert.IsFalse(tie.Diverged("2"));
+            Fails("{\"proto\":\"desync\",\"data\":{\"frame\":-1,\"groups\":[],\"majority\":null}}");
+            Assert.AreEqual("{\"frame\":60,\"hash\":\"9f2c\"}", ClientMessages.ChecksumData(60, "9f2c"));
+            Assert.Throws<ArgumentException>(() => ClientMessages.ChecksumData(60, ""));
+            Assert.Throws<ArgumentException>(() => ClientMessages.ChecksumData(60, new string('h', 65)));
+        }
+
         private const string DocFrameData = "{\"frame_count\":0,\"actions\":[{\"uid\":\"1001\",\"extra_data\":{\"timestamp\":1700000000.0,\"action_data\":{\"move\": [0, 1]}}},{\"uid\":\"1001\",\"extra_data\":{\"timestamp\":1700000000.02,\"action_data\":{\"move\":[1,0]}}},{\"uid\":\"1002\",\"extra_data\":{\"timestamp\":1700000000.03,\"action_data\":{\"fire\":true}}}]}";
 
         [Test]
@@ -251,6 +272,7 @@ namespace Movan.Client.Tests
                 "{\"proto\":\"reload_frames\",\"data\":{\"start_frame\":1,\"end_frame\":3,\"last\":true,\"frames\":[{\"frame_count\":1,\"actions\":[]},{\"frame_count\":2,\"actions\":[]}]}}",
                 "{\"proto\":\"room_state\",\"data\":{\"room_id\":\"lobby-7\",\"capacity\":4,\"min_players\":2,\"status\":\"waiting\",\"members\":[{\"uid\":\"1001\",\"ready\":true,\"connected\":true}]}}",
                 "{\"proto\":\"game_start\",\"data\":{\"room_id\":\"lobby-7\",\"start_time\":1700000000.0,\"frame_interval_ms\":50,\"members\":[\"1001\",\"1002\"],\"seed\":3543144545}}",
+                "{\"proto\":\"desync\",\"data\":{\"frame\":60,\"groups\":[{\"hash\":\"9f\",\"uids\":[\"1001\"]},{\"hash\":\"01\",\"uids\":[\"1004\"]}],\"majority\":null}}",
             };
             var rng = new Random(2024);
             int parsed = 0, refused = 0;

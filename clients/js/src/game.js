@@ -50,7 +50,8 @@ export const DEFAULT_POLICY = Object.freeze({
  *   go 0, 1, 2, ... with none missing and none twice
  * - `game_start`: a new game (the repeat a reconnect brings is not shown again); `frame`s start at 0
  * - `room_state`, `room_left` (`{room_id}` answering `room_leave`, or `{room_id, reason, message}` when the
- *   server closed a waiting room), `game_over`, `pong`, `error` (`{code, message, proto}`): as the server sent them
+ *   server closed a waiting room), `game_over`, `pong`, `desync` (`{frame, groups, majority}`), `error` (`{code,
+ *   message, proto}`): as the server sent them
  * - `reconnecting` (`{attempt, error}`): the connection dropped; `attempt` 1 right after the drop, then one per failed
  *   attempt. Sends fail until `reconnected`
  * - `reconnected` (`{attempts, reloadFrom}`): connected and bound again; when a game runs, the frames missed since
@@ -192,6 +193,16 @@ export class GameSession extends Emitter {
   }
 
   /**
+   * `sync_checksum` of `frame` (see {@link SyncConnection#sendChecksum}); disagreeing hashes bring `desync`.
+   * @param {number} frame
+   * @param {string} hash
+   */
+  sendChecksum(frame, hash) {
+    this._current().sendChecksum(frame, hash);
+    this._lastSentAt = Date.now();
+  }
+
+  /**
    * Ends the session: closes the connection and stops reconnecting. Emits `close` with `error: null`.
    * @returns {Promise<{error: MovanError|null}>}
    */
@@ -235,6 +246,7 @@ export class GameSession extends Emitter {
     conn.on('room_state', (state) => live() && this.emit('room_state', state));
     conn.on('room_left', (left) => live() && this.emit('room_left', left));
     conn.on('pong', (pong) => live() && this.emit('pong', pong));
+    conn.on('desync', (desync) => live() && this.emit('desync', desync));
     conn.on('error', (err) => live() && this._onServerError(err));
     conn.on('close', (info) => live() && this._onDrop(info));
     return conn;

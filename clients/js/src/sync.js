@@ -26,6 +26,7 @@ const KNOWN_EVENTS = new Set([
   'reload_frames',
   'game_over',
   'pong',
+  'desync',
   'error',
 ]);
 /** WebSocket readyState values (the same in browsers and in `ws`). */
@@ -522,6 +523,21 @@ export class SyncConnection extends Emitter {
   /** `ping`, stamped with the current time (echoed in the `pong`). */
   ping() {
     this.send('ping');
+  }
+
+  /**
+   * `sync_checksum`: your hash of the game state after applying `frame`, a multiple of `game_start.checksum_interval`.
+   * When the members' hashes differ, each gets a `desync` event (`{frame, groups: [{hash, uids}], majority}`).
+   * @param {number} frame
+   * @param {string} hash 1 to 64 bytes of UTF-8 (e.g. 16 hex digits)
+   */
+  sendChecksum(frame, hash) {
+    if (!Number.isSafeInteger(frame) || frame < 0) {
+      throw new TypeError('sendChecksum: frame is a non-negative integer');
+    }
+    const bytes = typeof hash === 'string' ? new TextEncoder().encode(hash).length : 0;
+    if (bytes < 1 || bytes > 64) throw new TypeError('sendChecksum: hash is a string of 1 to 64 bytes');
+    this.send('sync_checksum', { data: { frame, hash } });
   }
 
   /**

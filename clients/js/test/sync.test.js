@@ -111,6 +111,27 @@ describe('connection sequence', () => {
     assert.throws(() => conn.ping(), { code: 'closed' });
   });
 
+  test('desync detection: sync_checksum goes out sealed, desync comes back as an event', async () => {
+    const server = new FakeSyncServer();
+    const conn = await connect(server);
+    const c = server.last;
+    conn.sendChecksum(60, '9f2c4e01a7b3d855');
+    await until(() => c.received.length === 3, 2000, 'checksum');
+    assert.deepEqual(c.received[2].env.extra_data.data, { frame: 60, hash: '9f2c4e01a7b3d855' });
+    assert.equal(c.received[2].env.extra_data.proto, 'sync_checksum');
+    assert.throws(() => conn.sendChecksum(60, ''), TypeError);
+    assert.throws(() => conn.sendChecksum(60, 'h'.repeat(65)), TypeError);
+    assert.throws(() => conn.sendChecksum(-1, 'a'), TypeError);
+    const got = [];
+    conn.on('desync', (d) => got.push(d));
+    c.send('{"proto":"desync","data":{"frame":60,"groups":[{"hash":"9f2c4e01a7b3d855","uids":["1001","1002","1003"]},{"hash":"01d7aa5c3e9b2f64","uids":["1004"]}],"majority":"9f2c4e01a7b3d855"}}');
+    await until(() => got.length === 1, 2000, 'desync');
+    assert.equal(got[0].majority, '9f2c4e01a7b3d855');
+    assert.deepEqual(got[0].groups[1].uids, ['1004']);
+    conn.close();
+    await conn.closed;
+  });
+
   test('plaintext: cipher none, one pong, nothing sealed', async () => {
     const server = new FakeSyncServer({ encryption: 'none' });
     const conn = await connect(server, { sessionKey: null });

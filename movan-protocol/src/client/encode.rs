@@ -85,6 +85,7 @@ mod tests {
         let room = json!({"room_id": "lobby"});
         let reload = json!({"start_frame": 7});
         let action = json!({"k": "v"});
+        let checksum = json!({"frame": 60, "hash": "9f2c"});
         let cases = [
             message("room_enter", Some(&room), None),
             message("room_enter", None, None),
@@ -92,6 +93,7 @@ mod tests {
             message("room_prepare", None, None),
             message("sync_action", None, Some(&action)),
             message("sync_request_reload_frames", Some(&reload), None),
+            message("sync_checksum", Some(&checksum), None),
             message("ping", None, None),
         ];
         for sent in cases {
@@ -103,6 +105,7 @@ mod tests {
                 Request::RoomEnter { room_id } => assert_eq!(room_id.is_some(), sent.data.is_some()),
                 Request::SyncAction { action_data } => assert_eq!(action_data.get(), r#"{"k":"v"}"#),
                 Request::ReloadFrames { start_frame } => assert_eq!(start_frame, 7),
+                Request::Checksum { frame, hash } => assert_eq!((frame, hash.as_str()), (60, "9f2c")),
                 _ => {}
             }
         }

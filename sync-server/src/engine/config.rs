@@ -39,6 +39,10 @@ pub struct EngineConfig {
     pub max_pending_bytes: usize,
     /// Longest game, if limited.
     pub max_game_duration: Option<Duration>,
+    /// Frames between the checksums clients report (`game_start.checksum_interval`); 0 = no desync detection.
+    pub checksum_interval: u64,
+    /// How long after a frame's first checksum the server waits for the others before comparing what it has.
+    pub checksum_timeout: Duration,
     /// How long revoked sessions and bans are remembered: the longest an access token lives.
     pub revocation_retention: Duration,
     /// How long a player whose connection dropped keeps its seat (and its place in a running game) waiting for it
@@ -72,6 +76,8 @@ impl Default for EngineConfig {
             max_actions_per_player: 16,
             max_pending_bytes: 256 * 1024,
             max_game_duration: None,
+            checksum_interval: 60,
+            checksum_timeout: Duration::from_secs(5),
             revocation_retention: Duration::from_secs(3600 + 60),
             reconnect_grace: Duration::from_secs(30),
         }

@@ -21,6 +21,7 @@ impl Engine {
             frame_interval_ms: self.config.tick_interval.as_millis() as u64,
             members: room.members.iter().map(|m| m.uid.clone()).collect(),
             seed: self.rng.r#gen(),
+            checksum_interval: self.config.checksum_interval,
         };
         let start_wire = ServerMessage::GameStart(start).to_body();
         room.game = Some(Game {
@@ -31,6 +32,7 @@ impl Engine {
             pending_bytes: 0,
             history: FrameHistory::new(self.config.history_frames, self.config.history_max_bytes),
             arrivals: 0,
+            checksums: Default::default(),
         });
         self.stop_waiting(id);
         self.games += 1;
@@ -105,6 +107,7 @@ impl Engine {
 
     /// Emits every due frame of one room, then schedules its next deadline.
     pub(super) fn tick_room(&mut self, id: &Arc<str>, now: Instant) {
+        self.expire_checksums(id, now);
         let interval = self.config.tick_interval;
         loop {
             let Some(room) = self.rooms.get_mut(id) else {
@@ -177,6 +180,7 @@ impl Engine {
             results: results.clone(),
             started_at,
             ended_at,
+            first_desync_frame: game.checksums.first_desync,
         };
         let over = ServerMessage::GameOver(GameOver { room_id: id.to_string(), reason, frame_count, results });
         let members: Vec<String> = room.members.iter().map(|m| m.uid.clone()).collect();

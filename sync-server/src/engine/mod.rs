@@ -9,7 +9,8 @@
 //! - `players`: binding connections to players, replacing, revoking, dropping, the reconnect grace;
 //! - `rooms`: entering, seats, leaving, readiness, `room_state`;
 //! - `waiting`: quick match, room creation limits, and closing rooms that wait too long;
-//! - `game`: the start, actions and their limits, ticking and ordering frames, reloads, the end.
+//! - `game`: the start, actions and their limits, ticking and ordering frames, reloads, the end;
+//! - `checksums`: desync detection (`sync_checksum`, `desync`, `Room::on_desync`).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
@@ -30,6 +31,7 @@ use crate::history::{FrameHistory, Reload, ReloadError};
 use crate::revocation::{Revocations, SharedRevocations};
 use crate::room::{ActionVerdict, FrameOutcome, MemberInfo, OrderedAction, Room, RoomFactory, RoomInfo};
 
+pub use checksums::MAX_OPEN_COMPARISONS;
 pub use config::EngineConfig;
 
 /// Identifies one client connection; chosen by the shell, never reused within a process.
@@ -171,6 +173,7 @@ struct Game {
     pending_bytes: usize,
     history: FrameHistory,
     arrivals: u64,
+    checksums: checksums::Checksums,
 }
 
 struct Pending {
@@ -214,6 +217,7 @@ macro_rules! room_info {
 }
 
 // After the macro, which they use.
+mod checksums;
 pub mod config;
 mod game;
 mod players;
@@ -308,6 +312,7 @@ impl Engine {
                 self.action(&uid, client_ts.unwrap_or_else(|| self.clock.unix(now)), action_data, now)
             }
             Request::ReloadFrames { start_frame } => self.reload(conn, &uid, start_frame),
+            Request::Checksum { frame, hash } => self.checksum(&uid, frame, hash, now),
             Request::Ping => {
                 let pong = ServerMessage::Pong(Pong { timestamp: client_ts, server_time: self.clock.unix(now) });
                 self.send(conn, pong.to_body());

@@ -144,6 +144,7 @@ fn connected_flags(events: &[(u64, ServerEvent)], to: u64) -> Vec<Vec<(String, b
         .collect()
 }
 
+mod checksums;
 mod games;
 mod players;
 mod reconnect;
