@@ -16,12 +16,13 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
+use movan_protocol::checksum::MAX_CHECKSUM_LEN;
 use movan_protocol::client::{MAX_ACTION_DEPTH, MAX_ROOM_ID_LEN, MAX_UID_LEN};
 use movan_protocol::{ClientMessage, ErrorCode, Request, parse_client_message};
 use serde_json::Value;
 
-const KNOWN: [&str; 6] =
-    ["room_enter", "room_leave", "room_prepare", "sync_action", "sync_request_reload_frames", "ping"];
+const KNOWN: [&str; 7] =
+    ["room_enter", "room_leave", "room_prepare", "sync_action", "sync_request_reload_frames", "ping", "sync_checksum"];
 
 fuzz_target!(|data: &[u8]| {
     check_raw(data);
@@ -66,6 +67,7 @@ fn check_invariants(m: &ClientMessage, data: &[u8]) {
             assert!(value.is_object(), "action_data {} is not an object", action_data.get());
             assert!(depth(&value) <= MAX_ACTION_DEPTH, "action_data deeper than {MAX_ACTION_DEPTH}");
         }
+        Request::Checksum { hash, .. } => assert!(hash_ok(hash), "hash of {} bytes accepted", hash.len()),
         _ => {}
     }
     // An independent reading of the same bytes. It can fail where the parser succeeded (e.g. `1e999` in a field
@@ -87,6 +89,7 @@ struct Message {
     room: RoomData,
     start_frame: StartFrame,
     action: ActionData,
+    checksum: Checksum,
 }
 
 #[derive(Debug, Arbitrary)]
@@ -126,6 +129,16 @@ enum StartFrame {
     Text(String),
 }
 
+/// `extra_data.data` for `sync_checksum`.
+#[derive(Debug, Arbitrary)]
+enum Checksum {
+    Absent,
+    Empty,
+    Valid { frame: u64, hash: String },
+    FrameText { frame: String, hash: String },
+    HashNumber { frame: u64, hash: u32 },
+}
+
 #[derive(Debug, Arbitrary)]
 enum ActionData {
     Absent,
@@ -141,7 +154,13 @@ enum ActionData {
 /// What the specification says the parser must return for a built message.
 #[derive(Debug, PartialEq)]
 enum Expected {
-    Ok { proto: String, room_id: Option<String>, start_frame: Option<u64>, action_data: Option<String> },
+    Ok {
+        proto: String,
+        room_id: Option<String>,
+        start_frame: Option<u64>,
+        action_data: Option<String>,
+        checksum: Option<(u64, String)>,
+    },
     Err(ErrorCode),
 }
 
@@ -153,6 +172,7 @@ fn check_built(msg: &Message) {
     let (ts_text, ts) = timestamp_json(&msg.timestamp);
     let (data_text, room_id) = match proto.as_str() {
         "sync_request_reload_frames" => (start_frame_json(&msg.start_frame), None),
+        "sync_checksum" => (checksum_json(&msg.checksum), None),
         _ => room_json(&msg.room),
     };
     let action_text = action_json(&msg.action);
@@ -171,13 +191,15 @@ fn check_built(msg: &Message) {
             assert_eq!(m.token, msg.token);
             assert_eq!(m.timestamp.map(f64::to_bits), ts.and_then(Result::ok).map(f64::to_bits));
             let proto = m.request.proto().to_owned();
-            let (room_id, start_frame, action_data) = match m.request {
-                Request::RoomEnter { room_id } => (room_id, None, None),
-                Request::ReloadFrames { start_frame } => (None, Some(start_frame), None),
-                Request::SyncAction { action_data } => (None, None, Some(action_data.get().to_owned())),
-                _ => (None, None, None),
-            };
-            Expected::Ok { proto, room_id, start_frame, action_data }
+            let (mut room_id, mut start_frame, mut action_data, mut checksum) = (None, None, None, None);
+            match m.request {
+                Request::RoomEnter { room_id: id } => room_id = id,
+                Request::ReloadFrames { start_frame: n } => start_frame = Some(n),
+                Request::SyncAction { action_data: a } => action_data = Some(a.get().to_owned()),
+                Request::Checksum { frame, hash } => checksum = Some((frame, hash)),
+                _ => {}
+            }
+            Expected::Ok { proto, room_id, start_frame, action_data, checksum }
         }
         Err(e) => Expected::Err(e.code),
     };
@@ -203,8 +225,13 @@ fn expect(
         Some(Ok(_)) => return Expected::Err(ErrorCode::BadMessage),
         Some(Err(code)) => return Expected::Err(code),
     };
-    let ok =
-        |room_id, start_frame, action_data| Expected::Ok { proto: proto.to_owned(), room_id, start_frame, action_data };
+    let ok = |room_id, start_frame, action_data| Expected::Ok {
+        proto: proto.to_owned(),
+        room_id,
+        start_frame,
+        action_data,
+        checksum: None,
+    };
     match proto {
         "room_enter" => match room_id.expect("room data is built for room_enter") {
             Ok(Some(id)) if !room_id_ok(&id) => Expected::Err(ErrorCode::BadMessage),
@@ -226,8 +253,40 @@ fn expect(
                 None => Expected::Err(ErrorCode::BadMessage),
             }
         }
+        "sync_checksum" => {
+            // A u64 frame and a string hash of 1 to MAX_CHECKSUM_LEN bytes.
+            let value = data.and_then(|d| serde_json::from_str::<Value>(d).ok());
+            let frame = value.as_ref().and_then(|v| v.get("frame")).and_then(Value::as_u64);
+            let hash = value.as_ref().and_then(|v| v.get("hash")).and_then(Value::as_str).filter(|h| hash_ok(h));
+            match (frame, hash) {
+                (Some(frame), Some(hash)) => Expected::Ok {
+                    proto: proto.to_owned(),
+                    room_id: None,
+                    start_frame: None,
+                    action_data: None,
+                    checksum: Some((frame, hash.to_owned())),
+                },
+                _ => Expected::Err(ErrorCode::BadMessage),
+            }
+        }
         _ => Expected::Err(ErrorCode::UnknownProto),
     }
+}
+
+fn checksum_json(c: &Checksum) -> Option<String> {
+    match c {
+        Checksum::Absent => None,
+        Checksum::Empty => Some("{}".into()),
+        Checksum::Valid { frame, hash } => Some(format!(r#"{{"frame":{frame},"hash":{}}}"#, json_string(hash))),
+        Checksum::FrameText { frame, hash } => {
+            Some(format!(r#"{{"frame":{},"hash":{}}}"#, json_string(frame), json_string(hash)))
+        }
+        Checksum::HashNumber { frame, hash } => Some(format!(r#"{{"frame":{frame},"hash":{hash}}}"#)),
+    }
+}
+
+fn hash_ok(hash: &str) -> bool {
+    (1..=MAX_CHECKSUM_LEN).contains(&hash.len())
 }
 
 /// The timestamp as written, and as the parser must read it: `None` if absent or null.

@@ -22,8 +22,8 @@ use movan_protocol::server::{
 };
 use serde_json::Value;
 
-const KNOWN: [&str; 8] =
-    ["room_state", "room_left", "game_start", "sync_frame", "reload_frames", "game_over", "pong", "error"];
+const KNOWN: [&str; 9] =
+    ["room_state", "room_left", "game_start", "sync_frame", "reload_frames", "game_over", "pong", "error", "desync"];
 
 fuzz_target!(|data: &[u8]| {
     check_handshake(data);
@@ -95,6 +95,10 @@ fn check_server_message(body: &[u8]) {
         ServerEvent::Error(v) => {
             let again = reparse(&ServerMessage::Error(v.clone()).to_wire());
             assert!(matches!(again, ServerEvent::Error(ref w) if *w == v), "{v:?} became {again:?}");
+        }
+        ServerEvent::Desync(v) => {
+            let again = reparse(&ServerMessage::Desync(v.clone()).to_wire());
+            assert!(matches!(again, ServerEvent::Desync(ref w) if *w == v), "{v:?} became {again:?}");
         }
         ServerEvent::Frame(frame) => {
             let encoded = reencode(&frame);
