@@ -21,8 +21,16 @@ use movan_protocol::client::{MAX_ACTION_DEPTH, MAX_ROOM_ID_LEN, MAX_UID_LEN};
 use movan_protocol::{ClientMessage, ErrorCode, Request, parse_client_message};
 use serde_json::Value;
 
-const KNOWN: [&str; 7] =
-    ["room_enter", "room_leave", "room_prepare", "sync_action", "sync_request_reload_frames", "ping", "sync_checksum"];
+const KNOWN: [&str; 8] = [
+    "room_enter",
+    "room_leave",
+    "room_prepare",
+    "sync_action",
+    "sync_request_reload_frames",
+    "ping",
+    "sync_checksum",
+    "room_spectate",
+];
 
 fuzz_target!(|data: &[u8]| {
     check_raw(data);
@@ -59,7 +67,9 @@ fn check_invariants(m: &ClientMessage, data: &[u8]) {
     }
     assert!(KNOWN.contains(&m.request.proto()));
     match &m.request {
-        Request::RoomEnter { room_id: Some(id) } => assert!(room_id_ok(id), "room id {id:?} accepted"),
+        Request::RoomEnter { room_id: Some(id) } | Request::RoomSpectate { room_id: id } => {
+            assert!(room_id_ok(id), "room id {id:?} accepted")
+        }
         Request::SyncAction { action_data } => {
             assert!(m.timestamp.is_some(), "sync_action without timestamp");
             // Every client parses what the server relays: it must read as plain JSON values.
@@ -194,6 +204,7 @@ fn check_built(msg: &Message) {
             let (mut room_id, mut start_frame, mut action_data, mut checksum) = (None, None, None, None);
             match m.request {
                 Request::RoomEnter { room_id: id } => room_id = id,
+                Request::RoomSpectate { room_id: id } => room_id = Some(id),
                 Request::ReloadFrames { start_frame: n } => start_frame = Some(n),
                 Request::SyncAction { action_data: a } => action_data = Some(a.get().to_owned()),
                 Request::Checksum { frame, hash } => checksum = Some((frame, hash)),
@@ -237,6 +248,11 @@ fn expect(
             Ok(Some(id)) if !room_id_ok(&id) => Expected::Err(ErrorCode::BadMessage),
             Ok(id) => ok(id, None, None),
             Err(code) => Expected::Err(code),
+        },
+        "room_spectate" => match room_id.expect("room data is built for room_spectate") {
+            // `data.room_id` is required, and must be valid.
+            Ok(Some(id)) if room_id_ok(&id) => ok(Some(id), None, None),
+            _ => Expected::Err(ErrorCode::BadMessage),
         },
         "room_leave" | "room_prepare" | "ping" => ok(None, None, None),
         "sync_action" => match action {

@@ -229,6 +229,12 @@ impl GameClient {
         self.sender.send_checksum(frame, hash).await
     }
 
+    /// `room_spectate` (see [`SyncSender::spectate`]): the frames come as [`GameEvent::Frame`], each once and in
+    /// order. A spectator has no seat to come back to: after a reconnect, spectate again.
+    pub async fn spectate(&self, room_id: &str) -> Result<(), ClientError> {
+        self.sender.spectate(room_id).await
+    }
+
     /// `ping`.
     pub async fn ping(&self) -> Result<(), ClientError> {
         self.sender.ping().await
@@ -277,6 +283,12 @@ impl GameClient {
     async fn on_event(&mut self, ev: ServerEvent) {
         match ev {
             ServerEvent::Frame(frame) => self.on_frame(frame).await,
+            // Not asked for by this client: the history a spectator gets after `room_spectate`.
+            ServerEvent::Reload(chunk) => {
+                for frame in chunk.frames {
+                    self.on_frame(frame).await;
+                }
+            }
             ServerEvent::GameStart(start) => {
                 let repeat =
                     self.game.as_ref().is_some_and(|g| g.room_id == start.room_id && g.start_time == start.start_time);
@@ -451,6 +463,11 @@ impl GameSender {
     /// `sync_checksum` of `frame` (see [`SyncSender::send_checksum`]).
     pub async fn send_checksum(&self, frame: u64, hash: &str) -> Result<(), ClientError> {
         self.current().send_checksum(frame, hash).await
+    }
+
+    /// `room_spectate` (see [`SyncSender::spectate`]).
+    pub async fn spectate(&self, room_id: &str) -> Result<(), ClientError> {
+        self.current().spectate(room_id).await
     }
 
     /// `ping`.

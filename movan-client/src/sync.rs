@@ -344,6 +344,11 @@ impl SyncClient {
         self.sender.request_reload(start_frame).await
     }
 
+    /// `room_spectate`: watch `room_id` without playing (see [`SyncSender::spectate`]).
+    pub async fn spectate(&self, room_id: &str) -> Result<(), ClientError> {
+        self.sender.spectate(room_id).await
+    }
+
     /// `sync_checksum`: this client's hash of its game state after `frame` (see [`SyncSender::send_checksum`]).
     pub async fn send_checksum(&self, frame: u64, hash: &str) -> Result<(), ClientError> {
         self.sender.send_checksum(frame, hash).await
@@ -452,6 +457,14 @@ impl SyncSender {
     pub async fn request_reload(&self, start_frame: u64) -> Result<(), ClientError> {
         let data = serde_json::json!({ "start_frame": start_frame });
         self.send_proto(RELOAD_PROTO, Some(&data)).await
+    }
+
+    /// `room_spectate`: watch a waiting or running room without playing. The answer is `room_state` (counting
+    /// spectators); in a running game the `game_start` and the history as `reload_frames` follow, then every frame,
+    /// `sync.spectator_delay_frames` behind the players. `room_leave` ends it.
+    pub async fn spectate(&self, room_id: &str) -> Result<(), ClientError> {
+        let data = serde_json::json!({ "room_id": room_id });
+        self.send_proto("room_spectate", Some(&data)).await
     }
 
     /// `sync_checksum`: this client's hash of its game state after `frame`, a multiple of

@@ -69,6 +69,11 @@ pub enum Request {
     },
     /// `ping`: answered by `pong`.
     Ping,
+    /// `room_spectate`: watch a waiting or running room without playing.
+    RoomSpectate {
+        /// The room to watch.
+        room_id: String,
+    },
 }
 
 impl Request {
@@ -81,6 +86,7 @@ impl Request {
             Self::SyncAction { .. } => "sync_action",
             Self::ReloadFrames { .. } => "sync_request_reload_frames",
             Self::Checksum { .. } => "sync_checksum",
+            Self::RoomSpectate { .. } => "room_spectate",
             Self::Ping => "ping",
         }
     }
@@ -231,6 +237,18 @@ fn parse_text(text: &str) -> Result<ClientMessage, ProtocolError> {
             let data: ReloadData = serde_json::from_str(raw.get())
                 .map_err(|e| json_error(&e, "extra_data.data").with_proto(proto.as_str()))?;
             Request::ReloadFrames { start_frame: data.start_frame }
+        }
+        "room_spectate" => {
+            let raw = extra
+                .data
+                .ok_or_else(|| fail(ErrorCode::BadMessage, "room_spectate needs extra_data.data.room_id".into()))?;
+            require_object(raw.get(), "extra_data.data").map_err(|e| e.with_proto(proto.as_str()))?;
+            let room_id = serde_json::from_str::<RoomEnterData>(raw.get())
+                .map_err(|e| json_error(&e, "extra_data.data").with_proto(proto.as_str()))?
+                .room_id
+                .ok_or_else(|| fail(ErrorCode::BadMessage, "room_spectate needs extra_data.data.room_id".into()))?;
+            validate_room_id(&room_id).map_err(|msg| fail(ErrorCode::BadMessage, msg))?;
+            Request::RoomSpectate { room_id }
         }
         "sync_checksum" => {
             let raw = extra.data.ok_or_else(|| {

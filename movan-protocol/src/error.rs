@@ -65,6 +65,8 @@ pub enum ErrorCode {
     Unavailable,
     /// An unexpected server-side failure.
     Internal,
+    /// `room_spectate` names a room that does not exist.
+    RoomNotFound,
 }
 
 impl ErrorCode {
@@ -98,6 +100,7 @@ impl ErrorCode {
             Self::ShuttingDown => "shutting_down",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
+            Self::RoomNotFound => "room_not_found",
         }
     }
 }

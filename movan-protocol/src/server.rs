@@ -47,6 +47,9 @@ pub struct RoomState {
     pub status: RoomStatus,
     /// Members in join order.
     pub members: Vec<MemberState>,
+    /// Spectators watching (`room_spectate`); they are not members.
+    #[serde(default)]
+    pub spectators: u32,
 }
 
 /// `room_left`: the answer to `room_leave`, or the server closed the waiting room. The player is out of the room:
@@ -65,6 +68,9 @@ pub struct RoomLeft {
 
 /// `room_left.reason`: the room waited `sync.waiting_room_timeout_secs` without a game starting and was closed.
 pub const LEFT_WAITING_TIMEOUT: &str = "waiting_room_timeout";
+
+/// `room_left.reason` for a spectator: the room closed before a game started (its last member left).
+pub const LEFT_ROOM_CLOSED: &str = "room_closed";
 
 impl RoomLeft {
     /// The answer to `room_leave`.
@@ -229,6 +235,16 @@ pub fn encode_frame(frame_count: u64, actions: &[ActionRef<'_>]) -> EncodedFrame
     let body = buf.freeze();
     let frame = body.slice(FRAME_HEAD.len()..body.len() - 1);
     EncodedFrame { body, frame }
+}
+
+/// The `sync_frame` message body of a frame (the `frame` part of an [`EncodedFrame`]): byte for byte the `body`
+/// [`encode_frame`] made, for sending a frame again later (to spectators, after their delay).
+pub fn frame_message(frame: &[u8]) -> Bytes {
+    let mut buf = BytesMut::with_capacity(FRAME_HEAD.len() + frame.len() + 1);
+    buf.put_slice(FRAME_HEAD);
+    buf.put_slice(frame);
+    buf.put_u8(b'}');
+    buf.freeze()
 }
 
 /// Encodes one `reload_frames` message body (the transport frames it) holding `frames` (each the `frame` part of an [`EncodedFrame`]).
@@ -422,6 +438,7 @@ mod tests {
             ],
         );
         let body = &enc.body[..];
+        assert_eq!(frame_message(&enc.frame), enc.body, "a frame's message is rebuilt byte for byte");
         let wire = enc.wire();
         assert_eq!(u32::from_be_bytes(wire[..4].try_into().unwrap()) as usize, body.len());
         assert_eq!(&wire[LENGTH_PREFIX..], body);

@@ -73,6 +73,10 @@ pub struct SyncConfig {
     /// Seconds after a frame's first checksum by which the others must have come; then the server compares those
     /// it has.
     pub checksum_timeout_secs: u64,
+    /// Spectators per room (`room_spectate`); 0 = no spectating.
+    pub max_spectators: usize,
+    /// Frames spectators lag behind the players (against ghosting); 0 = live.
+    pub spectator_delay_frames: u64,
     /// This node's unique name towards the account server.
     pub node_id: String,
     /// Address handed to clients at login; empty = the address the listener is bound to.
@@ -167,6 +171,8 @@ impl Default for SyncConfig {
             waiting_room_timeout_secs: 300,
             checksum_interval: 60,
             checksum_timeout_secs: 5,
+            max_spectators: 100,
+            spectator_delay_frames: 0,
             quick_match_stale_secs: 30,
             max_players: 4,
             min_players: 2,
@@ -306,7 +312,7 @@ impl Config {
         if !sync.metrics_addr.is_empty() && sync.metrics_addr.parse::<SocketAddr>().is_err() {
             return Err(file.invalid("sync.metrics_addr", "must be an address like \"127.0.0.1:2030\", or empty"));
         }
-        let limit_checks: [(&str, bool, &str); 15] = [
+        let limit_checks: [(&str, bool, &str); 17] = [
             ("sync.max_unauthenticated", sync.max_unauthenticated >= 1, "must be at least 1"),
             (
                 "sync.pressure_first_frame_timeout_secs",
@@ -317,6 +323,8 @@ impl Config {
             ("sync.waiting_room_timeout_secs", sync.waiting_room_timeout_secs <= 86_400, "must be 0 to 86400"),
             ("sync.checksum_interval", sync.checksum_interval <= 1_000_000, "must be 0 to 1000000"),
             ("sync.checksum_timeout_secs", (1..=3600).contains(&sync.checksum_timeout_secs), "must be 1 to 3600"),
+            ("sync.max_spectators", sync.max_spectators <= 100_000, "must be 0 to 100000"),
+            ("sync.spectator_delay_frames", sync.spectator_delay_frames <= 72_000, "must be 0 to 72000"),
             ("sync.quick_match_stale_secs", sync.quick_match_stale_secs <= 3600, "must be 0 to 3600"),
             ("sync.reconnect_grace_secs", sync.reconnect_grace_secs <= 3600, "must be 0 to 3600"),
             ("sync.first_frame_timeout_secs", (1..=300).contains(&sync.first_frame_timeout_secs), "must be 1 to 300"),
@@ -381,6 +389,8 @@ impl Config {
             max_rooms_per_account: s.max_rooms_per_account,
             checksum_interval: s.checksum_interval,
             checksum_timeout: Duration::from_secs(s.checksum_timeout_secs),
+            max_spectators: s.max_spectators,
+            spectator_delay_frames: s.spectator_delay_frames,
             waiting_room_timeout: (s.waiting_room_timeout_secs > 0)
                 .then(|| Duration::from_secs(s.waiting_room_timeout_secs)),
             quick_match_stale: (s.quick_match_stale_secs > 0).then(|| Duration::from_secs(s.quick_match_stale_secs)),

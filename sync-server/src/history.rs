@@ -38,6 +38,8 @@ pub struct FrameHistory {
     /// Bytes of the kept frames.
     bytes: usize,
     max_bytes: usize,
+    /// Frames kept before the newest whatever `max_bytes` (for spectators' delay).
+    keep: usize,
 }
 
 /// Why a reload cannot be served.
@@ -75,7 +77,30 @@ impl FrameHistory {
             capacity: capacity.max(1),
             bytes: 0,
             max_bytes,
+            keep: 0,
         }
+    }
+
+    /// Keeps at least `frames` frames before the newest, whatever `max_bytes` (but never over `capacity`): a
+    /// delayed spectator stream needs them.
+    pub fn keep_at_least(mut self, frames: usize) -> Self {
+        self.keep = frames;
+        self
+    }
+
+    /// Frame `n`'s bytes, if it is still kept.
+    pub fn frame(&self, n: u64) -> Option<Bytes> {
+        if n < self.first || n >= self.next_frame() {
+            return None;
+        }
+        let mut at = (n - self.first) as usize + self.head_dropped;
+        for segment in &self.closed {
+            if at < segment.len() {
+                return Some(segment[at].clone());
+            }
+            at -= segment.len();
+        }
+        self.open.get(at).cloned()
     }
 
     /// Bytes of frames kept.
@@ -95,7 +120,9 @@ impl FrameHistory {
 
     /// Appends the next frame's bytes, dropping the oldest frames while over either bound.
     pub fn push(&mut self, frame: Bytes) {
-        while self.len > 0 && (self.len >= self.capacity || self.bytes + frame.len() > self.max_bytes) {
+        while self.len > 0
+            && (self.len >= self.capacity || (self.len > self.keep && self.bytes + frame.len() > self.max_bytes))
+        {
             self.drop_oldest();
         }
         self.bytes += frame.len();
@@ -192,6 +219,13 @@ impl Reload {
         self.max_bytes = self.max_bytes.min(max);
     }
 
+    /// Ends the reload before frame `end` (if that is earlier than the next frame at the time of the request): a
+    /// spectator's reload stops where its delayed stream goes on. `end_frame` in every chunk says so.
+    pub fn until(mut self, end: u64) -> Self {
+        self.end = self.end.min(end).max(self.next_frame);
+        self
+    }
+
     /// Keeps `token` alive for as long as this reload exists: until the writer has sent its last chunk, or drops it
     /// with its connection.
     pub fn hold(&mut self, token: Arc<()>) {
@@ -233,6 +267,9 @@ impl Iterator for Reload {
         let mut frames = Vec::new();
         let mut bytes = 0;
         loop {
+            if self.next_frame >= self.end {
+                break;
+            }
             let frame = match self.peek() {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
@@ -258,7 +295,7 @@ impl Iterator for Reload {
             frames.push(frame);
             self.advance();
         }
-        let last = self.segments.is_empty() && self.tail.is_empty();
+        let last = self.next_frame >= self.end || (self.segments.is_empty() && self.tail.is_empty());
         self.done = last;
         Some(encode_reload_chunk(first, self.end, last, &frames))
     }
@@ -418,5 +455,30 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(alive.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing leaks");
+    }
+
+    #[test]
+    fn frames_are_found_by_number_and_a_reload_can_stop_early() {
+        let (h, all) = history(600, 10_000);
+        assert_eq!(h.frame(0), Some(all[0].clone()));
+        assert_eq!(h.frame(300), Some(all[300].clone()), "inside a closed segment");
+        assert_eq!(h.frame(599), Some(all[599].clone()), "in the open segment");
+        assert_eq!(h.frame(600), None);
+        let got = chunks(h.reload(250, 100, usize::MAX).unwrap().until(300));
+        let frames: Vec<String> = got.iter().flat_map(|c| c.3.clone()).collect();
+        let want: Vec<String> = all[250..300].iter().map(|f| String::from_utf8(f.to_vec()).unwrap()).collect();
+        assert_eq!(frames, want);
+        assert!(got.iter().all(|c| c.1 == 300), "end_frame is where the reload stops");
+        assert!(got.last().unwrap().2, "and the last chunk says last");
+    }
+
+    #[test]
+    fn keep_at_least_holds_frames_past_the_byte_bound() {
+        let mut h = FrameHistory::new(1000, 100).keep_at_least(30);
+        for i in 0..100 {
+            h.push(encode_frame(i, &[]).frame);
+        }
+        assert_eq!(h.oldest(), 100 - 31, "30 frames before the newest are kept whatever max_bytes");
+        assert!(h.frame(100 - 31).is_some());
     }
 }

@@ -33,6 +33,7 @@ namespace Movan.Client
         ShuttingDown,
         Unavailable,
         Internal,
+        RoomNotFound,
     }
 
     /// <summary>Conversions between <see cref="ErrorCode"/> and the wire text, and what a code means for reconnecting.</summary>
@@ -44,7 +45,7 @@ namespace Movan.Client
             "token_expired", "uid_mismatch", "not_in_room", "already_in_room", "room_full", "room_in_game",
             "too_many_rooms", "game_not_running", "action_rejected", "bad_frame_range", "history_expired", "replaced",
             "session_revoked", "banned", "limit_exceeded", "rate_limited", "too_many_connections", "timeout",
-            "shutting_down", "unavailable", "internal",
+            "shutting_down", "unavailable", "internal", "room_not_found",
         };
 
         /// <summary>The code for its wire text; <see cref="ErrorCode.Unknown"/> for anything else (newer servers may add codes).</summary>

@@ -192,6 +192,17 @@ namespace Movan.Client
             Enqueue("room_enter", ClientMessages.RoomEnterData(roomId), null, null);
         }
 
+        /// <summary>
+        /// <c>room_spectate</c>: watch <paramref name="roomId"/> without playing. Frames arrive as for a player (the
+        /// history first, then live, <c>sync.spectator_delay_frames</c> behind), each once and in order. A spectator
+        /// has no seat: after a reconnect, call it again.
+        /// </summary>
+        public void Spectate(string roomId)
+        {
+            if (roomId == null) throw new ArgumentNullException("roomId");
+            Enqueue("room_spectate", ClientMessages.RoomEnterData(roomId), null, null);
+        }
+
         /// <summary><c>room_leave</c>.</summary>
         public void LeaveRoom()
         {

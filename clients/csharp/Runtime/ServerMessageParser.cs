@@ -144,6 +144,7 @@ namespace Movan.Client
                 Status = status == "waiting" ? RoomStatus.Waiting
                     : status == "playing" ? RoomStatus.Playing : RoomStatus.Unknown,
                 Members = list,
+                Spectators = data["spectators"] == null ? 0 : checked((int)Field(data, "spectators").AsInt64()),
             };
         }
 

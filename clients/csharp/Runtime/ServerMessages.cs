@@ -54,6 +54,8 @@ namespace Movan.Client
         public RoomStatus Status { get; internal set; }
         /// <summary>Members in join order.</summary>
         public IReadOnlyList<RoomMember> Members { get; internal set; }
+        /// <summary>Spectators watching the room (not members).</summary>
+        public int Spectators { get; internal set; }
     }
 
     /// <summary><c>room_left</c>: the answer to <c>room_leave</c>, or the server closed the waiting room; nothing of

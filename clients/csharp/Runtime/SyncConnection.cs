@@ -183,6 +183,14 @@ namespace Movan.Client
             Send("room_enter", ClientMessages.RoomEnterData(roomId), null, UnixTime.Now());
         }
 
+        /// <summary><c>room_spectate</c>: watch <paramref name="roomId"/> without playing; the history comes as
+        /// <see cref="ReloadChunk"/>s, then every frame, <c>sync.spectator_delay_frames</c> behind the players.</summary>
+        public void Spectate(string roomId)
+        {
+            if (roomId == null) throw new ArgumentNullException("roomId");
+            Send("room_spectate", ClientMessages.RoomEnterData(roomId), null, UnixTime.Now());
+        }
+
         /// <summary><c>room_leave</c>.</summary>
         public void LeaveRoom()
         {

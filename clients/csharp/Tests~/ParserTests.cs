@@ -85,6 +85,9 @@ namespace Movan.Client.Tests
             Assert.AreEqual("{\"frame\":60,\"hash\":\"9f2c\"}", ClientMessages.ChecksumData(60, "9f2c"));
             Assert.Throws<ArgumentException>(() => ClientMessages.ChecksumData(60, ""));
             Assert.Throws<ArgumentException>(() => ClientMessages.ChecksumData(60, new string('h', 65)));
+            var st = (RoomState)Parse("{\"proto\":\"room_state\",\"data\":{\"room_id\":\"r\",\"capacity\":4,\"min_players\":2,\"status\":\"playing\",\"members\":[],\"spectators\":3}}");
+            Assert.AreEqual(3, st.Spectators);
+            Assert.AreEqual(ErrorCode.RoomNotFound, ErrorCodes.Parse("room_not_found"));
         }
 
         private const string DocFrameData = "{\"frame_count\":0,\"actions\":[{\"uid\":\"1001\",\"extra_data\":{\"timestamp\":1700000000.0,\"action_data\":{\"move\": [0, 1]}}},{\"uid\":\"1001\",\"extra_data\":{\"timestamp\":1700000000.02,\"action_data\":{\"move\":[1,0]}}},{\"uid\":\"1002\",\"extra_data\":{\"timestamp\":1700000000.03,\"action_data\":{\"fire\":true}}}]}";

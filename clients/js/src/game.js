@@ -193,6 +193,16 @@ export class GameSession extends Emitter {
   }
 
   /**
+   * `room_spectate` (see {@link SyncConnection#spectate}): frames come as `frame` events, each once and in order. A
+   * spectator has no seat to come back to: after `reconnected`, spectate again.
+   * @param {string} roomId
+   */
+  spectate(roomId) {
+    this._current().spectate(roomId);
+    this._lastSentAt = Date.now();
+  }
+
+  /**
    * `sync_checksum` of `frame` (see {@link SyncConnection#sendChecksum}); disagreeing hashes bring `desync`.
    * @param {number} frame
    * @param {string} hash

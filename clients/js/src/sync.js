@@ -526,6 +526,16 @@ export class SyncConnection extends Emitter {
   }
 
   /**
+   * `room_spectate`: watch `roomId` without playing. `room_state` counts spectators; in a running game `game_start`
+   * and the history (`reload_frames`) follow, then every `sync_frame`, `sync.spectator_delay_frames` behind the players.
+   * @param {string} roomId
+   */
+  spectate(roomId) {
+    if (typeof roomId !== 'string' || roomId === '') throw new TypeError('spectate: roomId is a non-empty string');
+    this.send('room_spectate', { data: { room_id: roomId } });
+  }
+
+  /**
    * `sync_checksum`: your hash of the game state after applying `frame`, a multiple of `game_start.checksum_interval`.
    * When the members' hashes differ, each gets a `desync` event (`{frame, groups: [{hash, uids}], majority}`).
    * @param {number} frame

@@ -122,6 +122,10 @@ describe('connection sequence', () => {
     assert.throws(() => conn.sendChecksum(60, ''), TypeError);
     assert.throws(() => conn.sendChecksum(60, 'h'.repeat(65)), TypeError);
     assert.throws(() => conn.sendChecksum(-1, 'a'), TypeError);
+    conn.spectate('arena');
+    await until(() => c.received.length === 4, 2000, 'spectate');
+    assert.deepEqual(c.received[3].env.extra_data, { ...c.received[3].env.extra_data, proto: 'room_spectate', data: { room_id: 'arena' } });
+    assert.throws(() => conn.spectate(''), TypeError);
     const got = [];
     conn.on('desync', (d) => got.push(d));
     c.send('{"proto":"desync","data":{"frame":60,"groups":[{"hash":"9f2c4e01a7b3d855","uids":["1001","1002","1003"]},{"hash":"01d7aa5c3e9b2f64","uids":["1004"]}],"majority":"9f2c4e01a7b3d855"}}');

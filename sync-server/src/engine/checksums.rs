@@ -48,7 +48,7 @@ impl Engine {
                 "this server compares no checksums (sync.checksum_interval = 0): do not send sync_checksum",
             ));
         }
-        let id = self.player_room(uid).ok_or_else(not_in_room)?;
+        let id = self.player_room(uid).ok_or_else(|| self.not_playing(uid))?;
         let timeout = self.config.checksum_timeout;
         let room = self.rooms.get_mut(&id).ok_or_else(not_in_room)?;
         let game = room

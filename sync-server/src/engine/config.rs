@@ -43,6 +43,11 @@ pub struct EngineConfig {
     pub checksum_interval: u64,
     /// How long after a frame's first checksum the server waits for the others before comparing what it has.
     pub checksum_timeout: Duration,
+    /// Spectators one room may have (`room_spectate`); 0 = no spectating.
+    pub max_spectators: usize,
+    /// Spectators see frame n when frame n + this is broadcast (against ghosting); the history keeps at least this
+    /// many frames.
+    pub spectator_delay_frames: u64,
     /// How long revoked sessions and bans are remembered: the longest an access token lives.
     pub revocation_retention: Duration,
     /// How long a player whose connection dropped keeps its seat (and its place in a running game) waiting for it
@@ -78,6 +83,8 @@ impl Default for EngineConfig {
             max_game_duration: None,
             checksum_interval: 60,
             checksum_timeout: Duration::from_secs(5),
+            max_spectators: 100,
+            spectator_delay_frames: 0,
             revocation_retention: Duration::from_secs(3600 + 60),
             reconnect_grace: Duration::from_secs(30),
         }

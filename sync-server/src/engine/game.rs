@@ -30,7 +30,8 @@ impl Engine {
             players: room.members.iter().map(|m| m.uid.clone()).collect(),
             pending: VecDeque::new(),
             pending_bytes: 0,
-            history: FrameHistory::new(self.config.history_frames, self.config.history_max_bytes),
+            history: FrameHistory::new(self.config.history_frames, self.config.history_max_bytes)
+                .keep_at_least(usize::try_from(self.config.spectator_delay_frames).unwrap_or(usize::MAX)),
             arrivals: 0,
             checksums: Default::default(),
         });
@@ -48,7 +49,7 @@ impl Engine {
         action_data: Box<RawValue>,
         now: Instant,
     ) -> Outcome {
-        let id = self.player_room(uid).ok_or_else(not_in_room)?;
+        let id = self.player_room(uid).ok_or_else(|| self.not_playing(uid))?;
         let limits =
             (self.config.max_pending_actions, self.config.max_actions_per_player, self.config.max_pending_bytes);
         let room = self.rooms.get_mut(&id).ok_or_else(not_in_room)?;
@@ -84,15 +85,28 @@ impl Engine {
                 "a reload is still being sent on this connection: wait for its last chunk (last:true)",
             ));
         }
-        let id = self.player_room(uid).ok_or_else(not_in_room)?;
+        let (id, watching) = match self.player_room(uid) {
+            Some(id) => (id, false),
+            None => (self.spectated_room(uid).ok_or_else(not_in_room)?, true),
+        };
         let room = self.rooms.get(&id).ok_or_else(not_in_room)?;
         let game = room
             .game
             .as_ref()
             .ok_or_else(|| ProtocolError::new(ErrorCode::GameNotRunning, "the game has not started"))?;
+        // A spectator sees no further than its delay lets it.
+        let frontier =
+            game.history.next_frame().saturating_sub(if watching { self.config.spectator_delay_frames } else { 0 });
+        if start_frame > frontier {
+            return Err(ProtocolError::new(
+                ErrorCode::BadFrameRange,
+                format!("frame {start_frame} is not yours to see yet; the next frame is {frontier}"),
+            ));
+        }
         let reload = game
             .history
             .reload(start_frame, self.config.reload_chunk_frames, self.config.reload_chunk_bytes)
+            .map(|r| r.until(frontier))
             .map_err(|e| match e {
                 ReloadError::Expired { .. } => ProtocolError::new(ErrorCode::HistoryExpired, e.to_string()),
                 ReloadError::NotYet { .. } => ProtocolError::new(ErrorCode::BadFrameRange, e.to_string()),
@@ -136,6 +150,8 @@ impl Engine {
             for conn in room.member_conns.iter().flatten() {
                 self.outputs.push_back(Output::Send { conn: *conn, bytes: encoded.body.clone() });
             }
+            self.feed_spectators(id, frame, &encoded.body);
+            let Some(room) = self.rooms.get_mut(id) else { return };
             let info = room_info!(room);
             match room.rules.after_frame(&info, frame, &actions) {
                 FrameOutcome::End { results } => {
@@ -182,8 +198,9 @@ impl Engine {
             ended_at,
             first_desync_frame: game.checksums.first_desync,
         };
-        let over = ServerMessage::GameOver(GameOver { room_id: id.to_string(), reason, frame_count, results });
         let members: Vec<String> = room.members.iter().map(|m| m.uid.clone()).collect();
+        self.flush_spectators(id);
+        let over = ServerMessage::GameOver(GameOver { room_id: id.to_string(), reason, frame_count, results });
         self.broadcast(id, over.to_body());
         self.outputs.push_back(Output::GameEnded(report));
         self.free_room(id);

@@ -10,7 +10,8 @@
 //! - `rooms`: entering, seats, leaving, readiness, `room_state`;
 //! - `waiting`: quick match, room creation limits, and closing rooms that wait too long;
 //! - `game`: the start, actions and their limits, ticking and ordering frames, reloads, the end;
-//! - `checksums`: desync detection (`sync_checksum`, `desync`, `Room::on_desync`).
+//! - `checksums`: desync detection (`sync_checksum`, `desync`, `Room::on_desync`);
+//! - `spectators`: watching a room (`room_spectate`), the delayed frame stream.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
@@ -143,6 +144,8 @@ struct Player {
     /// Set while the player is disconnected but keeps its seat: the number of the drop, matching its `graces`
     /// entry.
     grace: Option<u64>,
+    /// The room this connection watches (`room_spectate`); never set together with `room`.
+    spectating: Option<Arc<str>>,
 }
 
 struct RoomSlot {
@@ -161,6 +164,8 @@ struct RoomSlot {
     members: Vec<MemberInfo>,
     /// Parallel to `members`: each member's live connection.
     member_conns: Vec<Option<ConnId>>,
+    /// Who watches, and on which connection; not members.
+    spectators: Vec<(Arc<str>, ConnId)>,
     game: Option<Game>,
 }
 
@@ -222,6 +227,7 @@ pub mod config;
 mod game;
 mod players;
 mod rooms;
+mod spectators;
 mod waiting;
 
 impl Engine {
@@ -313,6 +319,7 @@ impl Engine {
             }
             Request::ReloadFrames { start_frame } => self.reload(conn, &uid, start_frame),
             Request::Checksum { frame, hash } => self.checksum(&uid, frame, hash, now),
+            Request::RoomSpectate { room_id } => self.spectate(conn, &uid, room_id),
             Request::Ping => {
                 let pong = ServerMessage::Pong(Pong { timestamp: client_ts, server_time: self.clock.unix(now) });
                 self.send(conn, pong.to_body());
@@ -387,7 +394,7 @@ impl Engine {
         let Some(room) = self.rooms.get(id) else {
             return;
         };
-        for conn in room.member_conns.iter().flatten() {
+        for conn in room.member_conns.iter().flatten().chain(room.spectators.iter().map(|(_, c)| c)) {
             self.outputs.push_back(Output::Send { conn: *conn, bytes: bytes.clone() });
         }
     }

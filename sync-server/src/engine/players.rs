@@ -29,6 +29,8 @@ impl Engine {
         if let Some(old) = old.filter(|old| *old != conn) {
             self.conns.remove(&old);
             self.close(old, CloseReason::Replaced);
+            // A spectator's watch ends with its connection; the new one starts in no room.
+            self.stop_spectating(&uid);
         }
         if let Some(room_id) = room
             && let Some(room) = self.rooms.get_mut(&room_id)
@@ -71,6 +73,7 @@ impl Engine {
             self.conns.remove(&conn);
             self.close(conn, CloseReason::Revoked(e.clone()));
         }
+        self.stop_spectating(&uid);
         self.drop_player(&uid, now);
     }
 
@@ -90,6 +93,14 @@ impl Engine {
             return;
         }
         player.conn = None;
+        if player.spectating.is_some() {
+            self.stop_spectating(&uid);
+            self.forget_if_idle(&uid);
+            return;
+        }
+        let Some(player) = self.players.get_mut(&uid) else {
+            return;
+        };
         let Some(room_id) = player.room.clone().filter(|_| !grace.is_zero()) else {
             self.drop_player(&uid, now);
             return;

@@ -5,7 +5,7 @@ use super::*;
 
 impl Engine {
     pub(super) fn enter_room(&mut self, uid: &Arc<str>, room_id: Option<String>, now: Instant) -> Outcome {
-        if let Some(current) = self.player_room(uid) {
+        if let Some(current) = self.player_room(uid).or_else(|| self.spectated_room(uid)) {
             return Err(ProtocolError::new(
                 ErrorCode::AlreadyInRoom,
                 format!("already in room {current:?}; send room_leave first"),
@@ -61,7 +61,9 @@ impl Engine {
     /// `room_leave`: leaves, then tells the leaver `room_left`, after everything it got from the room.
     pub(super) fn request_leave(&mut self, conn: ConnId, uid: &Arc<str>, now: Instant) -> Outcome {
         let Some(room_id) = self.player_room(uid) else {
-            return Err(not_in_room());
+            let id = self.stop_spectating(uid).ok_or_else(not_in_room)?;
+            self.send(conn, ServerMessage::RoomLeft(RoomLeft::asked(id.to_string())).to_body());
+            return Ok(());
         };
         self.leave_room(uid, now);
         let left = ServerMessage::RoomLeft(RoomLeft::asked(room_id.to_string()));
@@ -88,6 +90,7 @@ impl Engine {
                 return;
             }
         } else if empty {
+            self.dismiss_spectators(&id);
             self.free_room(&id);
             return;
         }
@@ -96,7 +99,7 @@ impl Engine {
     }
 
     pub(super) fn prepare(&mut self, uid: &Arc<str>, now: Instant) -> Outcome {
-        let id = self.player_room(uid).ok_or_else(not_in_room)?;
+        let id = self.player_room(uid).ok_or_else(|| self.not_playing(uid))?;
         let room = self.rooms.get_mut(&id).ok_or_else(not_in_room)?;
         if room.game.is_some() {
             return Err(ProtocolError::new(ErrorCode::RoomInGame, "the game has already started"));
@@ -127,6 +130,7 @@ impl Engine {
                 .iter()
                 .map(|m| MemberState { uid: m.uid.clone(), ready: m.ready, connected: m.connected })
                 .collect(),
+            spectators: room.spectators.len() as u32,
         });
         self.broadcast(id, state.to_body());
     }

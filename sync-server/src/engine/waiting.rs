@@ -105,6 +105,7 @@ impl Engine {
                 waiting_since: now,
                 members: Vec::new(),
                 member_conns: Vec::new(),
+                spectators: Vec::new(),
                 game: None,
             },
         );
@@ -136,12 +137,20 @@ impl Engine {
         }
     }
 
+    /// Removes room `id`; its spectators watch nothing any more (they were told `game_over` or `room_left`).
     pub(super) fn free_room(&mut self, id: &Arc<str>) {
         self.stop_waiting(id);
-        if let Some(room) = self.rooms.remove(id)
-            && room.game.is_some()
-        {
-            self.games -= 1;
+        if let Some(room) = self.rooms.remove(id) {
+            if room.game.is_some() {
+                self.games -= 1;
+            }
+            for (uid, _) in &room.spectators {
+                if let Some(p) = self.players.get_mut(uid)
+                    && p.spectating.as_ref() == Some(id)
+                {
+                    p.spectating = None;
+                }
+            }
         }
     }
 

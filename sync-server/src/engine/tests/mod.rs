@@ -148,4 +148,5 @@ mod checksums;
 mod games;
 mod players;
 mod reconnect;
+mod spectators;
 mod waiting;
