@@ -52,6 +52,7 @@ class Player:
         self.buf = b""
         self.opening, self.started = True, False
         self.frame, self.history_bytes, self.drained = -1, 0, 0
+        self.keep = None  # frame number -> bytes, when asked to keep them
         self.errors = {}
 
     def read_frame(self):
@@ -64,8 +65,8 @@ class Player:
         frame, self.buf = self.buf[: 4 + n], self.buf[4 + n :]
         return frame
 
-    def enter(self, room):
-        body = {"uid": self.uid, "token": self.token, "extra_data": {"proto": "room_enter", "data": {"room_id": room}}}
+    def enter(self, room, proto="room_enter"):
+        body = {"uid": self.uid, "token": self.token, "extra_data": {"proto": proto, "data": {"room_id": room}}}
         raw = json.dumps(body).encode()
         self.sock.sendall(struct.pack(">I", len(raw)) + raw)
         hello = json.loads(self.read_frame()[4:])
@@ -101,6 +102,8 @@ class Player:
                 elif proto == "sync_frame":
                     self.frame = msg["data"]["frame_count"]
                     self.history_bytes += len(body)
+                    if self.keep is not None:
+                        self.keep[self.frame] = body[len(b'{"proto":"sync_frame","data":') : -1]
             self.drained += len(self.buf)
             sink = bytearray(1 << 20)
             while True:
@@ -169,4 +172,5 @@ def main():
         p.sock.close()
 
 
-main()
+if __name__ == "__main__":
+    main()

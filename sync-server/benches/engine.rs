@@ -1,4 +1,5 @@
-//! Micro-benchmarks of the sync server's hot paths: ticking frames, serving reloads, verifying tokens.
+//! Micro-benchmarks of the sync server's hot paths: ticking frames, serving reloads, verifying tokens, comparing
+//! checksums, feeding spectators.
 //!
 //! The engine is sans-IO, so it is driven here exactly as `engine/tests.rs` does: made-up `Instant`s, no sockets.
 //!
@@ -119,7 +120,12 @@ fn tick_4p_frame(c: &mut Criterion) {
 fn tick_1000_rooms(c: &mut Criterion) {
     // A short history: 1000 rooms at the default 24,000 frames would hold gigabytes once the benchmark ran long
     // enough; pushing into a full history costs the same whatever its length.
-    let config = EngineConfig { max_rooms: 1000, history_frames: 256, ..EngineConfig::default() };
+    let config = EngineConfig {
+        max_rooms: 1000,
+        quick_match_reserved_percent: 0,
+        history_frames: 256,
+        ..EngineConfig::default()
+    };
     let mut game = Game::new(1000, config);
     game.check_frame();
     let players = game.conns.len();
@@ -155,6 +161,64 @@ fn reload_1000_frames(c: &mut Criterion) {
     group.finish();
 }
 
+/// The 4 players' `sync_checksum`s for one frame (agreeing), the last of which completes the comparison.
+fn checksum_round_4p(c: &mut Criterion) {
+    let config = EngineConfig { checksum_interval: 1, ..EngineConfig::default() };
+    let mut game = Game::new(1, config);
+    let conns = game.conns.clone();
+    let round = |game: &mut Game, frame: u64| {
+        let now = game.engine.poll_timeout().expect("a game is running") - Duration::from_millis(1);
+        for conn in &conns {
+            let hash = "9f2c4e01a7b3d855".to_owned();
+            game.engine.handle(*conn, Request::Checksum { frame, hash }, None, now);
+        }
+        let mut sent = 0;
+        while let Some(out) = game.engine.poll_output() {
+            black_box(out);
+            sent += 1;
+        }
+        sent
+    };
+    game.frame(actions(PLAYERS as usize));
+    assert_eq!(round(&mut game, 0), 0, "agreeing checksums get no answer");
+    let mut frame = 0;
+    c.bench_function("checksum_round_4p", |b| {
+        // Only the 4 reports are timed; the frame they are about ticks between rounds.
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                game.frame(actions(PLAYERS as usize));
+                frame += 1;
+                let start = Instant::now();
+                black_box(round(&mut game, frame));
+                total += start.elapsed();
+            }
+            total
+        });
+    });
+}
+
+/// One frame of a 4-player room watched by 100 spectators: the frame goes to 104 connections.
+fn tick_4p_100_spectators(c: &mut Criterion) {
+    let mut game = Game::new(1, EngineConfig { max_spectators: 100, ..EngineConfig::default() });
+    let t0 = game.engine.poll_timeout().expect("a game is running") - Duration::from_millis(1);
+    for n in 0..100 {
+        let conn = ConnId(10_000 + n);
+        let identity = Identity { uid: format!("s{n}"), sid: "s1".into(), iat: 100 };
+        game.engine.connect(conn, &identity, t0);
+        game.engine.handle(conn, Request::RoomSpectate { room_id: "r0".into() }, None, t0);
+    }
+    while let Some(out) = game.engine.poll_output() {
+        if let Output::Reload { reload, .. } = out {
+            black_box(reload.count());
+        }
+    }
+    assert_eq!(game.frame(actions(PLAYERS as usize)), 104, "4 players and 100 spectators get the frame");
+    c.bench_function("tick_4p_100_spectators", |b| {
+        b.iter_batched(|| actions(PLAYERS as usize), |actions| game.frame(actions), BatchSize::SmallInput);
+    });
+}
+
 fn verify_token(c: &mut Criterion) {
     let sk = SigningKey::from_bytes(&[42; 32]);
     let private = sk.to_pkcs8_pem(LineEnding::LF).expect("PKCS#8 PEM");
@@ -177,5 +241,13 @@ fn verify_token(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, tick_4p_frame, tick_1000_rooms, reload_1000_frames, verify_token);
+criterion_group!(
+    benches,
+    tick_4p_frame,
+    tick_1000_rooms,
+    reload_1000_frames,
+    verify_token,
+    checksum_round_4p,
+    tick_4p_100_spectators
+);
 criterion_main!(benches);
