@@ -32,6 +32,9 @@ pub struct MemberState {
     pub ready: bool,
     /// Whether the member currently has a live connection.
     pub connected: bool,
+    /// Present for a player who joined the running game: the first frame it played (late join).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joined_frame: Option<u64>,
 }
 
 /// `room_state`: sent to every member on every membership or readiness change.
@@ -95,6 +98,10 @@ pub struct GameStart {
     /// Send `sync_checksum` for every frame that is a multiple of this (0: the server compares no checksums).
     #[serde(default)]
     pub checksum_interval: u64,
+    /// Present only for a player who joined the running game: the first frame it plays. Frames before it come as a
+    /// reload right after this message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joined_frame: Option<u64>,
 }
 
 /// `game_over`: the game ended; the room is freed.

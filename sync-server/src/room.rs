@@ -42,6 +42,8 @@ pub struct MemberInfo {
     pub ready: bool,
     /// Whether the player has a live connection.
     pub connected: bool,
+    /// For a player who joined the running game ([`Room::can_join_in_progress`]): the first frame it played.
+    pub joined_frame: Option<u64>,
 }
 
 /// One action as ordered in a frame.
@@ -104,6 +106,13 @@ pub trait Room: Send + 'static {
     /// [`RoomInfo::all_ready`].
     fn should_start(&mut self, room: &RoomInfo<'_>) -> bool {
         room.all_ready()
+    }
+
+    /// May `uid` take a free seat while the game runs (late join)? It then gets `game_start` with `joined_frame`,
+    /// catches up through a reload of the history, and plays from the next frame. Default: no (`room_in_game`).
+    fn can_join_in_progress(&mut self, room: &RoomInfo<'_>, uid: &str) -> bool {
+        let _ = (room, uid);
+        false
     }
 
     /// Accept, reject or rewrite an action before it is queued for the next frame. Default: accept as sent.

@@ -133,7 +133,10 @@ namespace Movan.Client
             for (int i = 0; i < list.Length; i++)
             {
                 JsonValue m = members[i];
-                list[i] = new RoomMember(Str(m, "uid"), Field(m, "ready").AsBool(), Field(m, "connected").AsBool());
+                list[i] = new RoomMember(Str(m, "uid"), Field(m, "ready").AsBool(), Field(m, "connected").AsBool())
+                {
+                    JoinedFrame = OptFrame(m, "joined_frame"),
+                };
             }
             string status = Str(data, "status");
             return new RoomState
@@ -164,6 +167,7 @@ namespace Movan.Client
                 Members = list,
                 Seed = (uint)seed,
                 ChecksumInterval = data["checksum_interval"] == null ? 0 : Frame(data, "checksum_interval"),
+                JoinedFrame = OptFrame(data, "joined_frame"),
             };
         }
 
@@ -250,6 +254,14 @@ namespace Movan.Client
             if (v == null || v.Kind == JsonKind.Null) return null;
             if (v.Kind != JsonKind.String) throw new InvalidOperationException(name + " is not a string");
             return v.AsString();
+        }
+
+        /// <summary>A frame number that may be absent or null.</summary>
+        private static long? OptFrame(JsonValue obj, string name)
+        {
+            JsonValue v = obj[name];
+            if (v == null || v.Kind == JsonKind.Null) return null;
+            return Frame(obj, name);
         }
 
         private static long Frame(JsonValue obj, string name)

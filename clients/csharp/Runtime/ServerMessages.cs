@@ -38,6 +38,8 @@ namespace Movan.Client
         public bool Ready { get; private set; }
         /// <summary>False while its connection is down and its seat is kept for the reconnect grace.</summary>
         public bool Connected { get; private set; }
+        /// <summary>For a player who joined the running game: the first frame it played; otherwise null.</summary>
+        public long? JoinedFrame { get; internal set; }
     }
 
     /// <summary><c>room_state</c>: the room after every join, leave, readiness change, drop and start.</summary>
@@ -93,6 +95,9 @@ namespace Movan.Client
         /// <summary>Send <c>sync_checksum</c> (<see cref="GameSession.SendChecksum"/>) for every frame that is a
         /// multiple of this; 0 = the server compares none.</summary>
         public long ChecksumInterval { get; internal set; }
+        /// <summary>Only for a late joiner: the first frame it plays (the history before it follows as a reload);
+        /// otherwise null.</summary>
+        public long? JoinedFrame { get; internal set; }
     }
 
     /// <summary>Players who reported the same hash for a frame (one group of a <see cref="Desync"/>).</summary>

@@ -87,6 +87,12 @@ namespace Movan.Client.Tests
             Assert.Throws<ArgumentException>(() => ClientMessages.ChecksumData(60, new string('h', 65)));
             var st = (RoomState)Parse("{\"proto\":\"room_state\",\"data\":{\"room_id\":\"r\",\"capacity\":4,\"min_players\":2,\"status\":\"playing\",\"members\":[],\"spectators\":3}}");
             Assert.AreEqual(3, st.Spectators);
+            Assert.IsNull(g.JoinedFrame);
+            var late = (GameStart)Parse("{\"proto\":\"game_start\",\"data\":{\"room_id\":\"r\",\"start_time\":1,\"frame_interval_ms\":50,\"members\":[\"1\",\"2\"],\"seed\":1,\"checksum_interval\":60,\"joined_frame\":240}}");
+            Assert.AreEqual(240, late.JoinedFrame);
+            var withLate = (RoomState)Parse("{\"proto\":\"room_state\",\"data\":{\"room_id\":\"r\",\"capacity\":4,\"min_players\":2,\"status\":\"playing\",\"members\":[{\"uid\":\"1\",\"ready\":true,\"connected\":true},{\"uid\":\"2\",\"ready\":true,\"connected\":true,\"joined_frame\":240}],\"spectators\":0}}");
+            Assert.IsNull(withLate.Members[0].JoinedFrame);
+            Assert.AreEqual(240, withLate.Members[1].JoinedFrame);
             Assert.AreEqual(ErrorCode.RoomNotFound, ErrorCodes.Parse("room_not_found"));
         }
 

@@ -22,11 +22,13 @@ impl Engine {
             members: room.members.iter().map(|m| m.uid.clone()).collect(),
             seed: self.rng.r#gen(),
             checksum_interval: self.config.checksum_interval,
+            joined_frame: None,
         };
-        let start_wire = ServerMessage::GameStart(start).to_body();
+        let start_wire = ServerMessage::GameStart(start.clone()).to_body();
         room.game = Some(Game {
             started_at: now,
             start_wire: start_wire.clone(),
+            start,
             players: room.members.iter().map(|m| m.uid.clone()).collect(),
             pending: VecDeque::new(),
             pending_bytes: 0,
@@ -40,6 +42,26 @@ impl Engine {
         self.broadcast_room_state(id);
         self.broadcast(id, start_wire);
         self.timers.push(Reverse((now + self.config.tick_interval, seq, id.clone())));
+    }
+
+    /// `uid` just took a seat in the running game of room `id` (late join): it gets its own `game_start` (with
+    /// `joined_frame`), then the history as a reload, then plays on with the others.
+    pub(super) fn join_running_game(&mut self, uid: &Arc<str>, id: &Arc<str>) {
+        let (chunk_frames, chunk_bytes) = (self.config.reload_chunk_frames, self.config.reload_chunk_bytes);
+        let conn = self.players.get(uid).and_then(|p| p.conn);
+        let Some(room) = self.rooms.get_mut(id) else { return };
+        let Some(start) = room.start_message_for(uid) else { return };
+        let Some(game) = room.game.as_mut() else { return };
+        game.players.push(uid.to_string());
+        let Some(conn) = conn else { return };
+        let reload = game.history.reload(game.history.oldest(), chunk_frames, chunk_bytes);
+        self.send(conn, start);
+        if let Ok(mut reload) = reload {
+            let token = Arc::new(());
+            self.reloads.insert(conn, Arc::downgrade(&token));
+            reload.hold(token);
+            self.outputs.push_back(Output::Reload { conn, reload });
+        }
     }
 
     pub(super) fn action(

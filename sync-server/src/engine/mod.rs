@@ -174,6 +174,8 @@ struct Game {
     players: Vec<String>,
     /// The `game_start` message, resent to a connection that replaces a player's previous one.
     start_wire: Bytes,
+    /// What `start_wire` holds, for the `game_start` of a late joiner.
+    start: GameStart,
     pending: VecDeque<Pending>,
     pending_bytes: usize,
     history: FrameHistory,

@@ -36,7 +36,7 @@ impl Engine {
             && let Some(room) = self.rooms.get_mut(&room_id)
         {
             room.set_conn(&uid, Some(conn));
-            let start = room.game.as_ref().map(|g| g.start_wire.clone());
+            let start = room.start_message_for(&uid);
             self.broadcast_room_state(&room_id);
             if let Some(start) = start {
                 self.send(conn, start);

@@ -33,6 +33,9 @@ impl Engine {
         self.players.entry(uid.clone()).or_default().room = Some(id.clone());
         self.players_in_rooms += 1;
         self.broadcast_room_state(&id);
+        if self.rooms.get(&id).is_some_and(|r| r.game.is_some()) {
+            self.join_running_game(uid, &id);
+        }
         self.maybe_start(&id, now);
         Ok(())
     }
@@ -40,9 +43,18 @@ impl Engine {
     pub(super) fn seat(&mut self, uid: &Arc<str>, id: &Arc<str>) -> Outcome {
         let conn = self.players.get(uid).and_then(|p| p.conn);
         let room = self.rooms.get_mut(id).ok_or_else(|| internal("room vanished"))?;
-        if room.game.is_some() {
-            return Err(ProtocolError::new(ErrorCode::RoomInGame, format!("room {id:?} is already playing")));
-        }
+        let info = room_info!(room);
+        let joined_frame = match &room.game {
+            Some(game)
+                if room.members.len() < room.capacity as usize && room.rules.can_join_in_progress(&info, uid) =>
+            {
+                Some(game.history.next_frame())
+            }
+            Some(_) => {
+                return Err(ProtocolError::new(ErrorCode::RoomInGame, format!("room {id:?} is already playing")));
+            }
+            None => None,
+        };
         if room.members.len() >= room.capacity as usize {
             return Err(ProtocolError::new(
                 ErrorCode::RoomFull,
@@ -53,7 +65,12 @@ impl Engine {
         room.rules
             .can_join(&info, uid)
             .map_err(|why| ProtocolError::new(ErrorCode::RoomFull, format!("room {id:?} refused: {why}")))?;
-        room.members.push(MemberInfo { uid: uid.to_string(), ready: false, connected: conn.is_some() });
+        room.members.push(MemberInfo {
+            uid: uid.to_string(),
+            ready: joined_frame.is_some(),
+            connected: conn.is_some(),
+            joined_frame,
+        });
         room.member_conns.push(conn);
         Ok(())
     }
@@ -128,7 +145,12 @@ impl Engine {
             members: room
                 .members
                 .iter()
-                .map(|m| MemberState { uid: m.uid.clone(), ready: m.ready, connected: m.connected })
+                .map(|m| MemberState {
+                    uid: m.uid.clone(),
+                    ready: m.ready,
+                    connected: m.connected,
+                    joined_frame: m.joined_frame,
+                })
                 .collect(),
             spectators: room.spectators.len() as u32,
         });
@@ -137,6 +159,23 @@ impl Engine {
 }
 
 impl RoomSlot {
+    /// The `game_start` member `uid` gets (again, after a reconnect): the game's, or for a late joiner its own,
+    /// with the members as they are now and `joined_frame`. `None` when no game runs.
+    pub(super) fn start_message_for(&self, uid: &str) -> Option<Bytes> {
+        let game = self.game.as_ref()?;
+        match self.members.iter().find(|m| m.uid == uid).and_then(|m| m.joined_frame) {
+            None => Some(game.start_wire.clone()),
+            Some(joined) => {
+                let start = GameStart {
+                    members: self.members.iter().map(|m| m.uid.clone()).collect(),
+                    joined_frame: Some(joined),
+                    ..game.start.clone()
+                };
+                Some(ServerMessage::GameStart(start).to_body())
+            }
+        }
+    }
+
     pub(super) fn remove_member(&mut self, uid: &str) {
         if let Some(i) = self.members.iter().position(|m| m.uid == uid) {
             self.members.remove(i);

@@ -146,6 +146,7 @@ fn connected_flags(events: &[(u64, ServerEvent)], to: u64) -> Vec<Vec<(String, b
 
 mod checksums;
 mod games;
+mod late_join;
 mod players;
 mod reconnect;
 mod spectators;

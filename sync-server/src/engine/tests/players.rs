@@ -175,7 +175,7 @@ fn shutdown_ends_games_and_closes_everyone() {
 #[test]
 fn default_room_accepts_everything() {
     let mut r = DefaultRoom;
-    let members = vec![MemberInfo { uid: "a".into(), ready: true, connected: true }];
+    let members = vec![MemberInfo { uid: "a".into(), ready: true, connected: true, joined_frame: None }];
     let info =
         RoomInfo { room_id: "r", capacity: 4, min_players: 1, members: &members, playing: false, frame_count: 0 };
     assert!(r.can_join(&info, "b").is_ok());
