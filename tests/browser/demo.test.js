@@ -197,6 +197,7 @@ account_rpc_addr = ${tomlString(rpc)}
 max_players = 2
 min_players = 2
 max_game_secs = ${GAME_SECS}
+checksum_interval = 20
 `,
     );
   };
@@ -348,6 +349,8 @@ max_game_secs = ${GAME_SECS}
     for (const [frame, hash] of common) {
       assert.equal(hash, hb.get(frame), `state at frame ${frame}: page a ${hash}, page b ${hb.get(frame)}`);
     }
+    // Both pages reported their state's checksum every 20 frames; the server found them equal (no `desync`).
+    for (const p of pages) assert.equal(await p.textContent('#sync'), 'in sync', 'the checksums agree');
     const last = common[common.length - 1];
     t.diagnostic(`start ${JSON.stringify(fa.start)}, now ${JSON.stringify(fa.positions)}, sent ${fa.sent}+${fb.sent}`);
     t.diagnostic(`pages at frames ${fa.frame} and ${fb.frame}; ${common.length} common frames; state at ${last[0]}: ${last[1]}`);

@@ -145,6 +145,19 @@ function applyFrame(pos, frame) {
  */
 const stateHash = (members, pos) => members.map((uid) => `${uid}:${pos[uid][0]},${pos[uid][1]}`).join('|');
 
+/**
+ * FNV-1a (32-bit) of the state, as 8 hex digits: what the demo reports in `sync_checksum` (docs/protocol.md §4.8).
+ * @param {string} text
+ */
+const checksumOf = (text) => {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h.toString(16).padStart(8, '0');
+};
+
 // ---- the page ----
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
@@ -174,6 +187,7 @@ const ui = {
   frame: $('frame'),
   rtt: $('rtt'),
   hash: $('hash'),
+  sync: $('sync'),
   canvas: /** @type {HTMLCanvasElement} */ ($('canvas')),
   overlay: $('overlay'),
   overlayText: $('overlay-text'),
@@ -181,6 +195,8 @@ const ui = {
 
 /** @type {GameSession|null} */
 let game = null;
+/** `game_start.checksum_interval`: report the state's checksum every this many frames (0 = the server checks none). */
+let checksumInterval = 0;
 /** @type {ReturnType<typeof setInterval>|undefined} */
 let pingTimer;
 let frameIntervalMs = 50;
@@ -495,6 +511,8 @@ function onGameStart(start) {
   tapped = null;
   demo.room = start.room_id;
   demo.status = 'playing';
+  checksumInterval = start.checksum_interval ?? 0;
+  ui.sync.textContent = checksumInterval > 0 ? 'in sync' : 'not checked';
   clearMessage();
   render();
 }
@@ -507,6 +525,13 @@ function onFrame(frame) {
   demo.stateHash = stateHash(demo.players, demo.positions);
   demo.history.push([demo.frame, demo.stateHash]);
   if (demo.history.length > HISTORY_MAX) demo.history.splice(0, demo.history.length - HISTORY_MAX);
+  if (checksumInterval > 0 && demo.frame % checksumInterval === 0) {
+    try {
+      game?.sendChecksum(demo.frame, checksumOf(demo.stateHash));
+    } catch {
+      // Reconnecting: this frame goes unchecked.
+    }
+  }
   maybeSendInput();
   ui.frame.textContent = String(demo.frame);
   ui.hash.textContent = demo.stateHash;
@@ -574,6 +599,12 @@ async function onLogin(e) {
     g.on('frame', onFrame);
     g.on('game_over', onGameOver);
     g.on('error', onServerError);
+    g.on('desync', (/** @type {any} */ d) => {
+      const mine = d.majority !== null && !d.groups.some((/** @type {any} */ x) => x.hash === d.majority && x.uids.includes(demo.uid));
+      const who = d.majority === null ? 'no majority' : mine ? 'you diverged' : 'another player diverged';
+      ui.sync.textContent = `desync at frame ${d.frame} (${who})`;
+      showMessage(`The players' states differ at frame ${d.frame}: ${who}.`);
+    });
     g.on('pong', (/** @type {any} */ p) => {
       if (typeof p?.timestamp !== 'number') return;
       demo.rttMs = Math.max(0, Date.now() - p.timestamp * 1000);
