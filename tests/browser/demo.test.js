@@ -320,6 +320,22 @@ checksum_interval = 20
     for (const p of pages) await p.click('#ready');
     for (const p of pages) await waitFor(p, `window.movanDemo.status === 'playing' && window.movanDemo.players.length === 2`);
 
+    // ---- a third page spectates the running game (room_spectate): the history, then the same frames ----
+    const watcher = await (await browser.newContext({ viewport: { width: 800, height: 520 } })).newPage();
+    watcher.on('pageerror', (e) => pageErrors.push(`watcher: ${e.message}`));
+    await watcher.goto(`${accountUrl}/demo/`);
+    await waitFor(watcher, `window.movanDemo?.status === 'logged_out'`);
+    await watcher.fill('#username', `carol_${tag}`);
+    await watcher.fill('#password', `password-carol_${tag}`);
+    await watcher.click('#login');
+    await waitFor(watcher, `window.movanDemo.status === 'lobby'`);
+    await watcher.fill('#spectate-room', /** @type {string} */ ((await state(a)).room));
+    await watcher.click('#spectate');
+    await waitFor(watcher, `window.movanDemo.spectating && window.movanDemo.status === 'playing' && window.movanDemo.frame >= 0`);
+    assert.equal(await watcher.isEnabled('#ready'), false, 'a spectator has nothing to get ready for');
+    await waitFor(a, `window.movanDemo.spectators === 1`);
+    assert.match(await a.textContent('#room-count') ?? '', /1 watching/, 'the players see the spectator');
+
     // ---- play: hold keys in both pages at once ----
     /**
      * @param {import('playwright-core').Page} p
@@ -348,6 +364,17 @@ checksum_interval = 20
     assert.ok(common.length >= MIN_COMMON_FRAMES, `frames in both histories: ${common.length}`);
     for (const [frame, hash] of common) {
       assert.equal(hash, hb.get(frame), `state at frame ${frame}: page a ${hash}, page b ${hb.get(frame)}`);
+    }
+    // The spectator saw the same states (it sends no input and no checksums).
+    {
+      await waitFor(watcher, `window.movanDemo.frame >= ${target}`);
+      const fw = await state(watcher);
+      assert.deepEqual(fw.players, fa.players, 'the spectator watches the same players');
+      assert.equal(fw.sent, 0, 'a spectator sends no input');
+      const hw = new Map(fw.history);
+      const seen = fa.history.filter(([frame]) => hw.has(frame));
+      assert.ok(seen.length >= MIN_COMMON_FRAMES, `frames the spectator shares with page a: ${seen.length}`);
+      for (const [frame, hash] of seen) assert.equal(hw.get(frame), hash, `spectator state at frame ${frame}`);
     }
     // Both pages reported their state's checksum every 20 frames; the server found them equal (no `desync`).
     for (const p of pages) assert.equal(await p.textContent('#sync'), 'in sync', 'the checksums agree');

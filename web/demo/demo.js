@@ -62,6 +62,10 @@ const demo = {
   rttMs: null,
   /** Actions this page sent in the current game. */
   sent: 0,
+  /** True while this page watches a room (`room_spectate`) instead of playing. */
+  spectating: false,
+  /** Spectators of the current room, from `room_state`. */
+  spectators: 0,
   /** @type {any} the last `game_over` */
   gameOver: null,
   /** @type {string|null} the last error shown */
@@ -176,6 +180,8 @@ const ui = {
   youName: $('you-name'),
   youUid: $('you-uid'),
   quickMatch: /** @type {HTMLButtonElement} */ ($('quick-match')),
+  spectateRoom: /** @type {HTMLInputElement} */ ($('spectate-room')),
+  spectate: /** @type {HTMLButtonElement} */ ($('spectate')),
   ready: /** @type {HTMLButtonElement} */ ($('ready')),
   leave: /** @type {HTMLButtonElement} */ ($('leave')),
   roomPanel: $('room-panel'),
@@ -256,7 +262,8 @@ function render() {
   const canAct = online && !demo.reconnecting;
   const inRoom = demo.room !== null;
   ui.quickMatch.disabled = !canAct || inRoom;
-  ui.ready.disabled = !canAct || !inRoom || demo.status !== 'waiting' || Boolean(me()?.ready);
+  ui.ready.disabled = !canAct || !inRoom || demo.spectating || demo.status !== 'waiting' || Boolean(me()?.ready);
+  ui.spectate.disabled = !canAct || inRoom;
   ui.leave.disabled = !canAct || !inRoom;
 
   ui.conn.textContent = demo.reconnecting ? 'reconnecting' : online ? 'connected' : 'offline';
@@ -296,6 +303,7 @@ function render() {
   if (demo.status === 'logged_out' || demo.status === 'logging_in') overlay = 'Sign in to play';
   else if (demo.status === 'connecting') overlay = 'Connecting…';
   else if (demo.status === 'lobby') overlay = 'Press “Quick match” to find a room';
+  else if (demo.status === 'waiting' && demo.spectating) overlay = 'Watching: waiting for the players…';
   else if (demo.status === 'waiting') overlay = me()?.ready ? 'Waiting for the others to get ready…' : 'Press “Ready”';
   else if (demo.status === 'game_over') {
     const reason = demo.gameOver?.reason ?? '';
@@ -491,7 +499,10 @@ function onRoomState(state) {
   }
   demo.room = state.room_id;
   demo.members = state.members ?? [];
-  roomCount = `${demo.members.length}/${state.capacity} players (${state.min_players} to start)`;
+  demo.spectators = state.spectators ?? 0;
+  const watching = demo.spectators > 0 ? ` · ${demo.spectators} watching` : '';
+  roomCount = `${demo.members.length}/${state.capacity} players (${state.min_players} to start)${watching}`;
+  if (demo.spectating) roomCount += ' · you are watching';
   if (state.status === 'playing') demo.status = 'playing';
   else if (demo.status !== 'playing') demo.status = 'waiting';
   render();
@@ -525,7 +536,7 @@ function onFrame(frame) {
   demo.stateHash = stateHash(demo.players, demo.positions);
   demo.history.push([demo.frame, demo.stateHash]);
   if (demo.history.length > HISTORY_MAX) demo.history.splice(0, demo.history.length - HISTORY_MAX);
-  if (checksumInterval > 0 && demo.frame % checksumInterval === 0) {
+  if (checksumInterval > 0 && demo.frame % checksumInterval === 0 && demo.players.includes(demo.uid ?? '')) {
     try {
       game?.sendChecksum(demo.frame, checksumOf(demo.stateHash));
     } catch {
@@ -541,6 +552,7 @@ function onFrame(frame) {
 /** @param {any} over */
 function onGameOver(over) {
   demo.status = 'game_over';
+  demo.spectating = false;
   demo.gameOver = over;
   demo.room = null;
   demo.members = [];
@@ -557,6 +569,10 @@ function onServerError(err) {
     showMessage('You were away too long: your seat is gone. Quick match to play again.');
     render();
     return;
+  }
+  if (err.proto === 'room_spectate') {
+    demo.spectating = false;
+    render();
   }
   showMessage(`${err.code}: ${err.message}`);
 }
@@ -667,6 +683,18 @@ ui.quickMatch.addEventListener('click', () => {
     showMessage(describe(e));
   }
 });
+ui.spectate.addEventListener('click', () => {
+  const roomId = ui.spectateRoom.value.trim();
+  if (!game || !roomId) return;
+  clearMessage();
+  try {
+    game.spectate(roomId);
+    demo.spectating = true;
+  } catch (e) {
+    showMessage(describe(e));
+  }
+  render();
+});
 ui.ready.addEventListener('click', () => {
   try {
     game?.prepare();
@@ -682,6 +710,7 @@ ui.leave.addEventListener('click', () => {
     return;
   }
   // The leaver gets no reply (docs/protocol.md §4.3).
+  demo.spectating = false;
   demo.status = 'lobby';
   demo.room = null;
   demo.members = [];
