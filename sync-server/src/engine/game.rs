@@ -100,13 +100,19 @@ impl Engine {
         Ok(())
     }
 
-    pub(super) fn reload(&mut self, conn: ConnId, uid: &Arc<str>, start_frame: u64) -> Outcome {
+    /// Refuses what would start a second reload on `conn` while one is still being sent.
+    pub(super) fn check_no_reload(&self, conn: ConnId) -> Outcome {
         if self.reloads.get(&conn).is_some_and(|busy| busy.strong_count() > 0) {
             return Err(ProtocolError::new(
                 ErrorCode::LimitExceeded,
                 "a reload is still being sent on this connection: wait for its last chunk (last:true)",
             ));
         }
+        Ok(())
+    }
+
+    pub(super) fn reload(&mut self, conn: ConnId, uid: &Arc<str>, start_frame: u64) -> Outcome {
+        self.check_no_reload(conn)?;
         let (id, watching) = match self.player_room(uid) {
             Some(id) => (id, false),
             None => (self.spectated_room(uid).ok_or_else(not_in_room)?, true),

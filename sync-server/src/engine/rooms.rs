@@ -11,6 +11,11 @@ impl Engine {
                 format!("already in room {current:?}; send room_leave first"),
             ));
         }
+        // A late join starts a reload of the history: one at a time per connection.
+        let playing = room_id.as_deref().is_some_and(|id| self.rooms.get(id).is_some_and(|r| r.game.is_some()));
+        if let Some(conn) = self.players.get(uid).and_then(|p| p.conn).filter(|_| playing) {
+            self.check_no_reload(conn)?;
+        }
         let (id, created) = match room_id {
             Some(id) => match self.rooms.get_key_value(id.as_str()) {
                 Some((k, _)) => (k.clone(), false),

@@ -16,6 +16,8 @@ impl Engine {
                 format!("already in room {current:?}; send room_leave first"),
             ));
         }
+        // Watching a running game starts a reload of its history: one at a time, as for sync_request_reload_frames.
+        self.check_no_reload(conn)?;
         let max = self.config.max_spectators;
         let Some((id, room)) = self.rooms.get_key_value(room_id.as_str()) else {
             return Err(ProtocolError::new(ErrorCode::RoomNotFound, format!("there is no room {room_id:?}")));

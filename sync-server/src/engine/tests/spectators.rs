@@ -154,3 +154,26 @@ fn spectators_of_a_room_that_closes_before_its_game_are_told() {
     h.enter(9, Some("w2"));
     assert!(h.errors_of(9).is_empty(), "it may play elsewhere now");
 }
+
+#[test]
+fn watching_again_while_the_last_history_is_still_being_sent_is_refused() {
+    let mut h = Harness::started(EngineConfig::default(), 2);
+    h.tick(500);
+    h.drain();
+    h.join(9);
+    h.spectate(9, "r", 510);
+    // Keep the reload unsent, as a slow connection would.
+    let mut held = Vec::new();
+    while let Some(out) = h.engine.poll_output() {
+        if let Output::Reload { reload, .. } = out {
+            held.push(reload);
+        }
+    }
+    assert_eq!(held.len(), 1);
+    h.send(9, Request::RoomLeave, None, 520);
+    h.spectate(9, "r", 530);
+    assert_eq!(h.errors_of(9), [ErrorCode::LimitExceeded], "spectate/leave loops cannot pile up reloads");
+    drop(held);
+    h.spectate(9, "r", 540);
+    assert!(h.errors_of(9).is_empty(), "once the reload is written, watching again works");
+}
