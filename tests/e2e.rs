@@ -239,6 +239,15 @@ async fn bad_input_gets_documented_errors_while_other_rooms_keep_ticking() {
         (body(uid, None, json!({"proto": "room_prepare"})), ErrorCode::NotInRoom),
         (body(uid, None, json!({"proto": "room_leave"})), ErrorCode::NotInRoom),
         (body(uid, None, json!({"proto": "room_enter", "data": {"room_id": "bystanders"}})), ErrorCode::RoomInGame),
+        (
+            body(uid, None, json!({"proto": "sync_checksum", "data": {"frame": 0, "hash": "h".repeat(65)}})),
+            ErrorCode::BadMessage,
+        ),
+        (body(uid, None, json!({"proto": "sync_checksum", "data": {"frame": -1, "hash": "a"}})), ErrorCode::BadMessage),
+        (body(uid, None, json!({"proto": "sync_checksum", "data": {"frame": 0, "hash": "a"}})), ErrorCode::NotInRoom),
+        (body(uid, None, json!({"proto": "room_spectate"})), ErrorCode::BadMessage),
+        (body(uid, None, json!({"proto": "room_spectate", "data": {"room_id": "no spaces"}})), ErrorCode::BadMessage),
+        (body(uid, None, json!({"proto": "room_spectate", "data": {"room_id": "nowhere"}})), ErrorCode::RoomNotFound),
     ];
     for (bytes, code) in cases {
         c.send_raw_body(&bytes).await.unwrap();
