@@ -219,6 +219,46 @@ fn tick_4p_100_spectators(c: &mut Criterion) {
     });
 }
 
+/// A full frame: 64 players in one room, 16 actions each (`sync.max_actions_per_player`), 1024 in all
+/// (`sync.max_pending_actions`): the per-action limit checks, then the tick that orders and broadcasts them.
+fn tick_1024_actions(c: &mut Criterion) {
+    let players = 64u64;
+    let config = EngineConfig { max_players: 64, history_frames: 256, ..EngineConfig::default() };
+    let t0 = Instant::now();
+    let mut engine = Engine::new(config, Box::new(default_rooms()), t0, UNIX0, 7);
+    for n in 1..=players {
+        let identity = Identity { uid: format!("u{n}"), sid: "s1".into(), iat: 100 };
+        engine.connect(ConnId(n), &identity, t0);
+        engine.handle(ConnId(n), Request::RoomEnter { room_id: Some("big".into()) }, None, t0);
+    }
+    for n in 1..=players {
+        engine.handle(ConnId(n), Request::RoomPrepare, None, t0);
+    }
+    while engine.poll_output().is_some() {}
+    let raw = RawValue::from_string(ACTION_DATA.to_owned()).expect("valid JSON");
+    let frame = |engine: &mut Engine| {
+        let deadline = engine.poll_timeout().expect("a game is running");
+        let sent_at = deadline - Duration::from_millis(1);
+        let ts = engine.unix_time(sent_at);
+        for _ in 0..16 {
+            for n in 1..=players {
+                engine.handle(ConnId(n), Request::SyncAction { action_data: raw.clone() }, Some(ts), sent_at);
+            }
+        }
+        engine.handle_timeout(deadline);
+        let mut sends = 0;
+        while let Some(out) = engine.poll_output() {
+            if let Output::Send { bytes, .. } = out {
+                assert!(bytes.starts_with(br#"{"proto":"sync_frame""#), "no action was refused");
+                sends += 1;
+            }
+        }
+        sends
+    };
+    assert_eq!(frame(&mut engine), players as usize);
+    c.bench_function("tick_1024_actions", |b| b.iter(|| frame(&mut engine)));
+}
+
 fn verify_token(c: &mut Criterion) {
     let sk = SigningKey::from_bytes(&[42; 32]);
     let private = sk.to_pkcs8_pem(LineEnding::LF).expect("PKCS#8 PEM");
@@ -248,6 +288,7 @@ criterion_group!(
     reload_1000_frames,
     verify_token,
     checksum_round_4p,
-    tick_4p_100_spectators
+    tick_4p_100_spectators,
+    tick_1024_actions
 );
 criterion_main!(benches);

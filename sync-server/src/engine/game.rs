@@ -32,6 +32,7 @@ impl Engine {
             players: room.members.iter().map(|m| m.uid.clone()).collect(),
             pending: VecDeque::new(),
             pending_bytes: 0,
+            pending_per_player: None,
             history: FrameHistory::new(self.config.history_frames, self.config.history_max_bytes)
                 .keep_at_least(usize::try_from(self.config.spectator_delay_frames).unwrap_or(usize::MAX)),
             arrivals: 0,
@@ -97,6 +98,17 @@ impl Engine {
             arrival: game.arrivals,
             action_data,
         });
+        match game.pending_per_player.as_mut() {
+            Some(counts) => count_pending(counts, uid),
+            None if game.pending.len() >= limits.1 => {
+                let mut counts = Vec::new();
+                for p in &game.pending {
+                    count_pending(&mut counts, &p.uid);
+                }
+                game.pending_per_player = Some(counts);
+            }
+            None => {}
+        }
         Ok(())
     }
 
@@ -167,6 +179,7 @@ impl Engine {
             }
             let actions = order_actions(&mut game.pending, window_start, deadline, &self.clock);
             game.pending_bytes = game.pending.iter().map(|p| p.action_data.get().len()).sum();
+            game.pending_per_player = None;
             let refs: Vec<ActionRef<'_>> = actions
                 .iter()
                 .map(|a| ActionRef { uid: &a.uid, timestamp: a.timestamp, action_data: &a.action_data })
@@ -273,6 +286,14 @@ fn order_actions(
         .collect()
 }
 
+/// One more pending action of `uid`.
+fn count_pending(counts: &mut Vec<(Arc<str>, usize)>, uid: &Arc<str>) {
+    match counts.iter_mut().find(|(u, _)| Arc::ptr_eq(u, uid) || u == uid) {
+        Some((_, n)) => *n += 1,
+        None => counts.push((uid.clone(), 1)),
+    }
+}
+
 /// Refuses an action that would push the room's next frame past its limits: (room actions, actions per player,
 /// bytes).
 fn check_pending_limits(game: &Game, uid: &str, len: usize, limits: (usize, usize, usize)) -> Outcome {
@@ -283,7 +304,13 @@ fn check_pending_limits(game: &Game, uid: &str, len: usize, limits: (usize, usiz
             "the room already holds {max_actions} actions for the next frame (sync.max_pending_actions)"
         ));
     }
-    if game.pending.iter().filter(|p| &*p.uid == uid).count() >= max_per_player {
+    let sent = |counts: &[(Arc<str>, usize)]| counts.iter().find(|(u, _)| &**u == uid).map_or(0, |(_, n)| *n);
+    let over_per_player = match &game.pending_per_player {
+        _ if game.pending.len() < max_per_player => false,
+        Some(counts) => sent(counts) >= max_per_player,
+        None => game.pending.iter().filter(|p| &*p.uid == uid).count() >= max_per_player,
+    };
+    if over_per_player {
         return over(format!(
             "you already have {max_per_player} actions waiting for the next frame (sync.max_actions_per_player)"
         ));

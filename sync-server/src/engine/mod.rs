@@ -178,6 +178,10 @@ struct Game {
     start: GameStart,
     pending: VecDeque<Pending>,
     pending_bytes: usize,
+    /// How many of `pending` each sender sent, for `sync.max_actions_per_player`: built the first time a frame holds
+    /// that many actions (below it nobody can be over the limit), then kept up to date, so a full frame costs a scan
+    /// over the senders per action rather than over the pending actions.
+    pending_per_player: Option<Vec<(Arc<str>, usize)>>,
     history: FrameHistory,
     arrivals: u64,
     checksums: checksums::Checksums,
