@@ -98,4 +98,5 @@ def main():
     time.sleep(5)
     print(f"5 s after the attackers left: RSS {rss_mib(a.pid):.0f} MiB", flush=True)
 
-main()
+if __name__ == "__main__":
+    main()

@@ -10,20 +10,14 @@ frames (opening every frame meanwhile). Then each sends a sealed `sync_request_r
 so the attackers cost the server as much sealing as it is willing to do). `--ready FILE` is touched when the attack
 starts, for a witness game to begin measuring. Printed: the sync server's CPU and the bytes it sent the attackers.
 """
-import argparse, base64, json, os, socket, struct, threading, time, urllib.request
+import argparse, base64, json, os, socket, struct, sys, threading, time
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-
-def post(url, body):
-    req = urllib.request.Request(url, json.dumps(body).encode(), {"content-type": "application/json"})
-    try:
-        with urllib.request.urlopen(req) as r:
-            return json.load(r)
-    except urllib.error.HTTPError as e:
-        return json.load(e)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from reload_flood_probe import post  # noqa: E402
 
 
 def cpu_secs(pid):
