@@ -2,62 +2,15 @@
 //! the connection and refuses new ones for a while; the player's `GameClient` reconnects on its own.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use movan_client::{FrameLog, GameClient, GameEvent, ReconnectPolicy, SyncClient};
 use movan_protocol::ErrorCode;
 use movan_protocol::server::{Frame, ServerEvent};
-use movan_tests::{Cluster, Options};
+use movan_tests::{Cluster, Options, TcpCutter as Proxy};
 use serde_json::json;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Mutex;
-use tokio::task::JoinSet;
 
 const WAIT: Duration = Duration::from_secs(15);
-
-/// A TCP proxy that can cut every connection through it and refuse new ones, like a network going down.
-struct Proxy {
-    addr: String,
-    links: Arc<Mutex<JoinSet<()>>>,
-    down: Arc<AtomicBool>,
-}
-
-impl Proxy {
-    async fn start(upstream: String) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let links = Arc::new(Mutex::new(JoinSet::new()));
-        let down = Arc::new(AtomicBool::new(false));
-        let (l, d) = (links.clone(), down.clone());
-        tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                if d.load(Ordering::SeqCst) {
-                    drop(client); // The network is down: the connection dies at once.
-                    continue;
-                }
-                let upstream = upstream.clone();
-                l.lock().await.spawn(async move {
-                    let Ok(mut server) = TcpStream::connect(&upstream).await else { return };
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                });
-            }
-        });
-        Self { addr, links, down }
-    }
-
-    /// Kills every connection through the proxy and refuses new ones for `for_how_long`.
-    async fn outage(&self, for_how_long: Duration) {
-        self.down.store(true, Ordering::SeqCst);
-        self.links.lock().await.abort_all();
-        let down = self.down.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(for_how_long).await;
-            down.store(false, Ordering::SeqCst);
-        });
-    }
-}
 
 /// Player A connects directly; player B through a proxy, with a `GameClient`. Both are in `room`, the game started.
 async fn start(cluster: &Cluster, room: &str) -> (SyncClient, GameClient, Proxy) {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use movan_client::{GameClient, GameEvent, SyncClient};
 use movan_protocol::server::ServerEvent;
-use movan_tests::{Cluster, Options, WAIT, start_game};
+use movan_tests::{Cluster, Options, TcpCutter, WAIT, start_game};
 use serde_json::json;
 
 /// Reads until `frames` frames arrived (from 0; the other player acts), then leaves; returns the raw frames.
@@ -80,4 +80,42 @@ async fn a_spectator_sees_every_frame_byte_identical_behind_its_delay() {
     assert!(seen.len() >= played.len(), "{} frames seen, {} played", seen.len(), played.len());
     assert_eq!(seen[..played.len()], played[..], "byte-identical, in order, from frame 0");
     tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spectator_whose_network_drops_watches_again_and_misses_nothing() {
+    let cluster = Cluster::start_with(Options { sync: vec!["tick_interval_ms = 20".into()], ..Options::default() })
+        .await
+        .unwrap();
+    let (_, mut players, _, _) = start_game(&cluster, "stage", &["st1", "st2"]).await;
+    let mut watcher = cluster.login("watcher2").await;
+    let proxy = TcpCutter::start(watcher.sync_addr.clone()).await;
+    watcher.sync_addr = proxy.addr.clone();
+    let mut spectator = GameClient::connect(watcher).await.unwrap();
+    spectator.spectate("stage").await.unwrap();
+    let p2 = players.pop().unwrap();
+    let p1 = players.pop().unwrap();
+    let a = tokio::spawn(play(p1, 100));
+    let b = tokio::spawn(play(p2, 100));
+    let (mut seen, mut reconnected) = (Vec::new(), false);
+    loop {
+        match tokio::time::timeout(WAIT, spectator.next_event()).await.unwrap() {
+            Some(GameEvent::Frame(f)) => {
+                assert_eq!(f.frame_count, seen.len() as u64, "each frame once, in order");
+                seen.push(f.raw.get().to_owned());
+                if seen.len() == 20 {
+                    proxy.outage(Duration::from_millis(300)).await;
+                }
+            }
+            Some(GameEvent::Reconnected { .. }) => reconnected = true,
+            Some(GameEvent::Server(ServerEvent::GameOver(_))) => break,
+            Some(GameEvent::Server(ServerEvent::Error(e))) => panic!("spectator: {e:?}"),
+            Some(_) => {}
+            None => panic!("spectator closed: {:?}", spectator.close_reason()),
+        }
+    }
+    let played = a.await.unwrap();
+    b.await.unwrap();
+    assert!(reconnected, "the connection was cut and came back");
+    assert_eq!(seen[..played.len()], played[..], "every frame, byte for byte, across the cut");
 }

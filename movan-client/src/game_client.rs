@@ -93,6 +93,8 @@ pub enum GameEvent {
 #[derive(Debug, Clone)]
 pub struct GameSender {
     current: Arc<Mutex<SyncSender>>,
+    /// The room this client watches (`spectate`), to watch again after a reconnect; cleared by `leave_room`.
+    watching: Arc<Mutex<Option<String>>>,
 }
 
 /// A reconnecting sync connection; see the module docs.
@@ -145,7 +147,8 @@ impl GameClient {
         transport: Transport,
     ) -> Result<Self, ClientError> {
         let conn = SyncClient::connect_session_via(&session, transport).await?;
-        let sender = GameSender { current: Arc::new(Mutex::new(conn.sender().clone())) };
+        let sender =
+            GameSender { current: Arc::new(Mutex::new(conn.sender().clone())), watching: Arc::new(Mutex::new(None)) };
         let mut keepalive = tokio::time::interval_at(Instant::now() + KEEPALIVE, KEEPALIVE);
         keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
         Ok(Self {
@@ -230,7 +233,8 @@ impl GameClient {
     }
 
     /// `room_spectate` (see [`SyncSender::spectate`]): the frames come as [`GameEvent::Frame`], each once and in
-    /// order. A spectator has no seat to come back to: after a reconnect, spectate again.
+    /// order. A spectator has no seat; after a reconnect the client watches again by itself (the history comes
+    /// again and the frames already delivered are skipped), until `leave_room` or `game_over`.
     pub async fn spectate(&self, room_id: &str) -> Result<(), ClientError> {
         self.sender.spectate(room_id).await
     }
@@ -300,6 +304,7 @@ impl GameClient {
             }
             ServerEvent::GameOver(over) => {
                 self.game = None;
+                *self.sender.watching.lock().unwrap_or_else(PoisonError::into_inner) = None;
                 self.out.push_back(GameEvent::Server(ServerEvent::GameOver(over)));
             }
             ServerEvent::Error(body) => {
@@ -396,7 +401,16 @@ impl GameClient {
                 self.conn = Some(conn);
                 self.reconnect = None;
                 self.last_error = None;
-                let reloaded = if self.game.is_some() {
+                let watching = self.sender.watching.lock().unwrap_or_else(PoisonError::into_inner).clone();
+                let reloaded = if let Some(room) = watching {
+                    // A spectator has no seat to rebind: watch again; what was already delivered is skipped.
+                    if let Some(conn) = self.conn.as_ref()
+                        && let Err(e) = conn.spectate(&room).await
+                    {
+                        tracing::debug!(error = %e, "spectating again failed; the connection's end will show");
+                    }
+                    0
+                } else if self.game.is_some() {
                     match self.reload(self.next_frame).await {
                         Ok(n) => n,
                         Err(e) => {
@@ -447,6 +461,7 @@ impl GameSender {
 
     /// `room_leave`.
     pub async fn leave_room(&self) -> Result<(), ClientError> {
+        *self.watching.lock().unwrap_or_else(PoisonError::into_inner) = None;
         self.current().leave_room().await
     }
 
@@ -465,8 +480,9 @@ impl GameSender {
         self.current().send_checksum(frame, hash).await
     }
 
-    /// `room_spectate` (see [`SyncSender::spectate`]).
+    /// `room_spectate` (see [`SyncSender::spectate`]); remembered, to watch again after a reconnect.
     pub async fn spectate(&self, room_id: &str) -> Result<(), ClientError> {
+        *self.watching.lock().unwrap_or_else(PoisonError::into_inner) = Some(room_id.to_owned());
         self.current().spectate(room_id).await
     }
 

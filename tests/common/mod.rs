@@ -2,6 +2,9 @@
 //! throw-away config, data directory and key pair, and stops them when dropped.
 
 pub mod lossy;
+mod tcp_cutter;
+
+pub use tcp_cutter::TcpCutter;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
