@@ -230,33 +230,18 @@ fn parse_text(text: &str) -> Result<ClientMessage, ProtocolError> {
             Request::SyncAction { action_data: raw.to_owned() }
         }
         "sync_request_reload_frames" => {
-            let raw = extra.data.ok_or_else(|| {
-                fail(ErrorCode::BadMessage, "sync_request_reload_frames needs extra_data.data.start_frame".into())
-            })?;
-            require_object(raw.get(), "extra_data.data").map_err(|e| e.with_proto(proto.as_str()))?;
-            let data: ReloadData = serde_json::from_str(raw.get())
-                .map_err(|e| json_error(&e, "extra_data.data").with_proto(proto.as_str()))?;
+            let data: ReloadData = required_data(extra.data, &proto, "start_frame")?;
             Request::ReloadFrames { start_frame: data.start_frame }
         }
         "room_spectate" => {
-            let raw = extra
-                .data
-                .ok_or_else(|| fail(ErrorCode::BadMessage, "room_spectate needs extra_data.data.room_id".into()))?;
-            require_object(raw.get(), "extra_data.data").map_err(|e| e.with_proto(proto.as_str()))?;
-            let room_id = serde_json::from_str::<RoomEnterData>(raw.get())
-                .map_err(|e| json_error(&e, "extra_data.data").with_proto(proto.as_str()))?
+            let room_id = required_data::<RoomEnterData>(extra.data, &proto, "room_id")?
                 .room_id
                 .ok_or_else(|| fail(ErrorCode::BadMessage, "room_spectate needs extra_data.data.room_id".into()))?;
             validate_room_id(&room_id).map_err(|msg| fail(ErrorCode::BadMessage, msg))?;
             Request::RoomSpectate { room_id }
         }
         "sync_checksum" => {
-            let raw = extra.data.ok_or_else(|| {
-                fail(ErrorCode::BadMessage, "sync_checksum needs extra_data.data.frame and extra_data.data.hash".into())
-            })?;
-            require_object(raw.get(), "extra_data.data").map_err(|e| e.with_proto(proto.as_str()))?;
-            let data: ChecksumData = serde_json::from_str(raw.get())
-                .map_err(|e| json_error(&e, "extra_data.data").with_proto(proto.as_str()))?;
+            let data: ChecksumData = required_data(extra.data, &proto, "frame and extra_data.data.hash")?;
             if data.hash.is_empty() || data.hash.len() > crate::checksum::MAX_CHECKSUM_LEN {
                 return Err(fail(
                     ErrorCode::BadMessage,
@@ -271,6 +256,20 @@ fn parse_text(text: &str) -> Result<ClientMessage, ProtocolError> {
         }
     };
     Ok(ClientMessage { uid: envelope.uid, token: envelope.token, timestamp: extra.timestamp, request })
+}
+
+/// The `extra_data.data` object a request needs, read as `T`: `bad_message` when it is missing (naming `fields`)
+/// or not an object, `bad_json` or `bad_message` (as [`json_error`] decides) when its fields do not fit.
+fn required_data<'a, T: Deserialize<'a>>(
+    data: Option<&'a RawValue>,
+    proto: &str,
+    fields: &str,
+) -> Result<T, ProtocolError> {
+    let raw = data.ok_or_else(|| {
+        ProtocolError::new(ErrorCode::BadMessage, format!("{proto} needs extra_data.data.{fields}")).with_proto(proto)
+    })?;
+    require_object(raw.get(), "extra_data.data").map_err(|e| e.with_proto(proto))?;
+    serde_json::from_str(raw.get()).map_err(|e| json_error(&e, "extra_data.data").with_proto(proto))
 }
 
 /// serde also reads a struct from a JSON array, field by field in declaration order (`["1001", null, {...}]` would
