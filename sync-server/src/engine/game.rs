@@ -191,8 +191,14 @@ impl Engine {
             for conn in room.member_conns.iter().flatten() {
                 self.outputs.push_back(Output::Send { conn: *conn, bytes: encoded.body.clone() });
             }
-            self.feed_spectators(id, frame, &encoded.body);
-            let Some(room) = self.rooms.get_mut(id) else { return };
+            let room = if room.spectators.is_empty() {
+                room
+            } else {
+                // Watched rooms only: the tick of an unwatched room looks nothing more up.
+                self.feed_spectators(id, frame, &encoded.body);
+                let Some(room) = self.rooms.get_mut(id) else { return };
+                room
+            };
             let info = room_info!(room);
             match room.rules.after_frame(&info, frame, &actions) {
                 FrameOutcome::End { results } => {
