@@ -90,6 +90,16 @@ pub struct AccountConfig {
     pub js_dir: PathBuf,
     /// Origins (`scheme://host[:port]`) whose pages may call the HTTP API from a browser (CORS); `"*"` = any.
     pub cors_origins: Vec<String>,
+    /// Largest replay accepted from a sync server, bytes.
+    pub replay_max_bytes: u64,
+    /// Replays kept at most; the oldest go first.
+    pub replay_keep_count: u64,
+    /// Bytes of replays kept at most; the oldest go first.
+    pub replay_keep_bytes: u64,
+    /// Bytes of unfinished replay uploads held at once (each counts at its full size from its first chunk).
+    pub replay_upload_max_bytes: u64,
+    /// Seconds an unfinished upload may go without a chunk before it is dropped.
+    pub replay_upload_timeout_secs: u64,
 }
 
 impl Default for AccountConfig {
@@ -126,6 +136,11 @@ impl Default for AccountConfig {
             demo_dir: PathBuf::from("web/demo"),
             js_dir: PathBuf::from("clients/js"),
             cors_origins: Vec::new(),
+            replay_max_bytes: 32 * 1024 * 1024,
+            replay_keep_count: 10_000,
+            replay_keep_bytes: 4 * 1024 * 1024 * 1024,
+            replay_upload_max_bytes: 128 * 1024 * 1024,
+            replay_upload_timeout_secs: 60,
         }
     }
 }
@@ -189,7 +204,7 @@ impl Config {
 fn first_violation(a: &AccountConfig) -> Option<(&'static str, String)> {
     let (has_cert, has_key) = (!a.tls_cert_path.as_os_str().is_empty(), !a.tls_key_path.as_os_str().is_empty());
     const WEEK: u64 = 7 * 24 * 3600;
-    let checks: [(&str, bool, &str); 24] = [
+    let checks: [(&str, bool, &str); 29] = [
         ("account.db_path", !a.db_path.as_os_str().is_empty(), "must not be empty"),
         (
             "account.tls_key_path",
@@ -254,6 +269,23 @@ fn first_violation(a: &AccountConfig) -> Option<(&'static str, String)> {
         ("account.body_timeout_secs", (1..=3600).contains(&a.body_timeout_secs), "must be 1 to 3600"),
         ("account.max_connections", (1..=1_000_000).contains(&a.max_connections), "must be 1 to 1000000"),
         ("account.listen_backlog", (1..=65_535).contains(&a.listen_backlog), "must be 1 to 65535"),
+        (
+            "account.replay_max_bytes",
+            (4096..=1 << 30).contains(&a.replay_max_bytes),
+            "must be 4096 to 1073741824 (1 GiB)",
+        ),
+        ("account.replay_keep_count", a.replay_keep_count >= 1, "must be at least 1"),
+        (
+            "account.replay_keep_bytes",
+            a.replay_keep_bytes >= a.replay_max_bytes,
+            "must be at least account.replay_max_bytes",
+        ),
+        (
+            "account.replay_upload_max_bytes",
+            a.replay_upload_max_bytes >= a.replay_max_bytes,
+            "must be at least account.replay_max_bytes",
+        ),
+        ("account.replay_upload_timeout_secs", (1..=3600).contains(&a.replay_upload_timeout_secs), "must be 1 to 3600"),
     ];
     if let Some((key, _, why)) = checks.into_iter().find(|(_, ok, _)| !ok) {
         return Some((key, why.to_owned()));

@@ -45,6 +45,10 @@ pub enum ApiError {
     /// No user has the uid in the path (404 `user_not_found`).
     #[error("no user has this uid")]
     UserNotFound,
+    /// No replay of this match is available to the caller: no such match, not one of its players (nor an admin),
+    /// or its replay was deleted (retention) or never arrived (404 `replay_not_found`).
+    #[error("{0}")]
+    ReplayNotFound(&'static str),
     /// No live sync server has room for another player, so login cannot hand out an address (503
     /// `no_sync_server`).
     #[error("no game server is available; try again shortly")]
@@ -84,6 +88,7 @@ impl ApiError {
             Self::Forbidden => "forbidden",
             Self::Banned => "banned",
             Self::UserNotFound => "user_not_found",
+            Self::ReplayNotFound(_) => "replay_not_found",
             Self::NoSyncServer => "no_sync_server",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::RequestTimeout(_) => "request_timeout",
@@ -101,7 +106,7 @@ impl ApiError {
             Self::UsernameTaken => StatusCode::CONFLICT,
             Self::InvalidCredentials | Self::Unauthorized(_) | Self::InvalidRefreshToken => StatusCode::UNAUTHORIZED,
             Self::Forbidden | Self::Banned => StatusCode::FORBIDDEN,
-            Self::UserNotFound | Self::NotFound => StatusCode::NOT_FOUND,
+            Self::UserNotFound | Self::ReplayNotFound(_) | Self::NotFound => StatusCode::NOT_FOUND,
             Self::NoSyncServer => StatusCode::SERVICE_UNAVAILABLE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,

@@ -26,6 +26,7 @@ pub mod limits;
 pub mod listener;
 pub mod nodes;
 pub mod password;
+pub mod replays;
 mod routes;
 pub mod rpc;
 pub mod secret;

@@ -1,7 +1,9 @@
-//! The HTTP endpoints under `/v1`: accounts and sessions here, [`admin`] and [`matches`] in their modules.
+//! The HTTP endpoints under `/v1`: accounts and sessions here, [`admin`], [`matches`] and [`replays`] in their
+//! modules.
 
 mod admin;
 mod matches;
+mod replays;
 
 use std::time::Instant;
 
@@ -31,6 +33,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v1/logout", post(logout))
         .route("/v1/me", get(me))
         .route("/v1/me/matches", get(matches::list))
+        .route("/v1/matches/{match_id}/replay", get(replays::download))
         .route("/v1/admin/users/{uid}/ban", post(admin::ban))
         .route("/v1/admin/users/{uid}/unban", post(admin::unban))
 }

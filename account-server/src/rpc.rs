@@ -7,6 +7,8 @@
 //! - `report_match` `{"match_id", "room_id", "players", "frame_count", "duration_secs", "end_reason", "results",
 //!   "started_at", "ended_at"}` → `{"stored": true}` once the match is durable; reporting a match again stores
 //!   nothing and answers the same.
+//! - `replay_chunk` `{"match_id", "offset", "total_len", "data"}` → `{"received", "stored"}`: a piece of a reported
+//!   match's replay (see [`crate::replays`]).
 //! - `session_key` `{"sid", "uid"}` → `{"session_key": "<standard base64 of 32 bytes>", "expires_at": <Unix seconds>}`:
 //!   the key the player's game connections of that session are encrypted with, and when the session ends (the sync
 //!   server may cache the key until then, or until `session_revoked`). A session that is missing, revoked (logout,
@@ -40,8 +42,8 @@ use crate::store::{MatchRecord, StoreError};
 /// The account server's node id in the RPC handshake.
 pub const NODE_ID: &str = "account";
 pub use movan_protocol::rpc::{
-    MatchReport, NodeLoad, REGISTER_NODE, REPORT_MATCH, Registered, SESSION_KEY, SessionKeyGrant, SessionKeyRequest,
-    Stored, codes,
+    ChunkStored, MatchReport, NodeLoad, REGISTER_NODE, REPLAY_CHUNK, REPORT_MATCH, Registered, ReplayChunk,
+    SESSION_KEY, SessionKeyGrant, SessionKeyRequest, Stored, codes,
 };
 
 /// Longest `match_id`, `room_id` or player uid accepted in a report, in bytes.
@@ -219,7 +221,7 @@ pub fn server_config(rpc: &RpcSection, secret: &RpcSecret) -> movan_rpc::RpcConf
 
 /// The RPC handlers of the account server, on `state`.
 pub fn handlers(state: AppState) -> Handlers {
-    let (on_register, on_report, on_key) = (state.clone(), state.clone(), state.clone());
+    let (on_register, on_report, on_key, on_chunk) = (state.clone(), state.clone(), state.clone(), state.clone());
     let (on_heartbeat, on_disconnect) = (state.clone(), state);
     Handlers::new()
         .method(REGISTER_NODE, move |peer: Peer, info: NodeInfo| {
@@ -235,6 +237,16 @@ pub fn handlers(state: AppState) -> Handlers {
             async move {
                 report_match(&state, peer.node_id(), report).await.map_err(|e| {
                     warn!(node = peer.node_id(), error = %e, "match report refused");
+                    HandlerError::with_code(e.code(), e)
+                })
+            }
+        })
+        .method(REPLAY_CHUNK, move |peer: Peer, chunk: ReplayChunk| {
+            let state = on_chunk.clone();
+            async move {
+                let match_id = chunk.match_id.clone();
+                crate::replays::replay_chunk(&state, peer.node_id(), chunk).await.map_err(|e| {
+                    warn!(node = peer.node_id(), %match_id, error = %e, "replay chunk refused");
                     HandlerError::with_code(e.code(), e)
                 })
             }

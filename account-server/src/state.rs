@@ -55,6 +55,10 @@ pub struct AppState {
     pub(crate) rpc_max_frame_bytes: usize,
     /// Static files and CORS (`account.demo_dir`, `js_dir`, `cors_origins`).
     pub(crate) web: Arc<crate::web::WebConfig>,
+    /// The `account.replay_*` limits.
+    pub(crate) replay_settings: crate::replays::ReplaySettings,
+    /// Replay uploads under way.
+    pub(crate) uploads: Arc<crate::replays::Uploads>,
     clock: Clock,
 }
 
@@ -109,6 +113,8 @@ impl AppState {
             },
             body_timeout: std::time::Duration::from_secs(config.account.body_timeout_secs),
             web: Arc::new(crate::web::WebConfig::from_config(&config.account)),
+            replay_settings: crate::replays::ReplaySettings::from_config(&config.account),
+            uploads: Arc::default(),
             clock: Arc::new(unix_now),
         })
     }

@@ -9,9 +9,12 @@
 //! - `refresh_tokens`: SHA-256 of the refresh token → [`RefreshGrant`] and whether it was spent (the token itself is
 //!   never stored). A spent token is kept until it expires, so that its reuse is detected;
 //! - `matches` and `user_matches`: finished games and a per-player index (see [`mod@matches`]);
-//! - `meta`: `next_uid` → the next uid to hand out (8 bytes, big-endian), so uids stay small and contiguous.
+//! - `replays` and `replay_order`: replay files and their arrival order (see [`mod@replays`]);
+//! - `meta`: `next_uid` → the next uid to hand out (8 bytes, big-endian), so uids stay small and contiguous; and the
+//!   replay counters.
 
 pub mod matches;
+pub mod replays;
 mod sled_store;
 #[cfg(test)]
 mod tests;
@@ -24,6 +27,7 @@ use movan_protocol::crypto::SessionKey;
 use serde::{Deserialize, Serialize};
 
 pub use matches::{MatchCursor, MatchPage, MatchRecord};
+pub use replays::{ReplayInsert, ReplayRetention, ReplayUsage};
 use sled_store::{Abort, decode, encode, index_prefix};
 pub use sled_store::{OpenError, SledStore};
 
@@ -215,6 +219,24 @@ pub trait Store: Send + Sync + 'static {
     /// Up to `limit` matches of player `uid`, newest (by `ended_at`) first, strictly older than `before` if given.
     /// The page's `next` is the cursor for the following page, `None` on the last one.
     fn matches_of(&self, uid: &str, before: Option<&MatchCursor>, limit: usize) -> Result<MatchPage, StoreError>;
+
+    /// The match `match_id`.
+    fn match_record(&self, match_id: &str) -> Result<Option<MatchRecord>, StoreError>;
+
+    /// Stores the replay file of match `match_id`, unless one is stored already (then `stored` is false and nothing
+    /// changes); then removes the oldest replays (never this one) until `retention` holds.
+    fn insert_replay(
+        &self,
+        match_id: &str,
+        file: &[u8],
+        retention: &ReplayRetention,
+    ) -> Result<ReplayInsert, StoreError>;
+
+    /// The replay file of match `match_id`.
+    fn replay(&self, match_id: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// How many replays are kept and their bytes.
+    fn replay_usage(&self) -> Result<ReplayUsage, StoreError>;
 
     /// Makes every completed write durable.
     fn flush(&self) -> FlushFuture<'_>;

@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use account_server::nodes::{NodeLoad, Notice};
 use account_server::store::{
-    FlushFuture, MatchCursor, MatchPage, MatchRecord, RefreshGrant, RefreshUse, Role, Session, User,
+    FlushFuture, MatchCursor, MatchPage, MatchRecord, RefreshGrant, RefreshUse, ReplayInsert, ReplayRetention,
+    ReplayUsage, Role, Session, User,
 };
 use account_server::{AppState, Store, StoreError, app};
 use axum::body::Body;
@@ -325,6 +326,18 @@ impl Store for BrokenStore {
         Err(broken())
     }
     fn extend_session(&self, _: &[u8; 32], _: &RefreshGrant, _: &SessionKey) -> Result<Option<SessionKey>, StoreError> {
+        Err(broken())
+    }
+    fn match_record(&self, _: &str) -> Result<Option<MatchRecord>, StoreError> {
+        Err(broken())
+    }
+    fn insert_replay(&self, _: &str, _: &[u8], _: &ReplayRetention) -> Result<ReplayInsert, StoreError> {
+        Err(broken())
+    }
+    fn replay(&self, _: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Err(broken())
+    }
+    fn replay_usage(&self) -> Result<ReplayUsage, StoreError> {
         Err(broken())
     }
     fn flush(&self) -> FlushFuture<'_> {

@@ -156,6 +156,30 @@ impl AccountClient {
         json_response(req.send().await?).await
     }
 
+    /// `GET /v1/matches/{match_id}/replay`: the replay file of one of the player's matches (any match with an
+    /// admin's token), byte for byte as stored. A match without a replay (or not the player's) fails with
+    /// [`ClientError::Http`] status 404, code `replay_not_found`.
+    pub async fn replay_file(&self, token: &str, match_id: &str) -> Result<Vec<u8>, ClientError> {
+        let mut url = reqwest::Url::parse(&self.url("/v1/matches"))
+            .map_err(|e| ClientError::Protocol(format!("base URL {:?}: {e}", self.base_url)))?;
+        url.path_segments_mut()
+            .map_err(|()| ClientError::Protocol(format!("base URL {:?} cannot hold a path", self.base_url)))?
+            .push(match_id)
+            .push("replay");
+        let resp = check_status(self.http.get(url).bearer_auth(token).send().await?).await?;
+        Ok(resp.bytes().await?.to_vec())
+    }
+
+    /// [`AccountClient::replay_file`], parsed: the header, and the frames through [`Replay::frames`]. Check it with
+    /// [`Replay::verify`].
+    ///
+    /// [`Replay::frames`]: movan_protocol::replay::Replay::frames
+    /// [`Replay::verify`]: movan_protocol::replay::Replay::verify
+    pub async fn replay(&self, token: &str, match_id: &str) -> Result<movan_protocol::replay::Replay, ClientError> {
+        let file = self.replay_file(token, match_id).await?;
+        Ok(movan_protocol::replay::Replay::parse(file)?)
+    }
+
     /// `POST /v1/admin/users/{uid}/ban` with an admin's token.
     pub async fn ban(&self, admin_token: &str, uid: &str) -> Result<(), ClientError> {
         let req = self.http.post(self.url(&format!("/v1/admin/users/{uid}/ban"))).bearer_auth(admin_token);

@@ -29,6 +29,9 @@ pub enum ClientError {
     /// A message could not be serialized.
     #[error(transparent)]
     Json(#[from] serde_json::Error),
+    /// A downloaded replay is not a readable replay file.
+    #[error("replay: {0}")]
+    Replay(#[from] movan_protocol::replay::ReplayError),
     /// The sync server sent a message this client cannot parse.
     #[error(transparent)]
     Parse(#[from] ServerParseError),

@@ -7,6 +7,7 @@
 //! - [`claims`]: the JWT claims the account server signs and the sync server verifies.
 //! - [`crypto`]: encrypted sessions — per-connection keys, the handshake, and sealing/opening frames (no IO).
 //! - [`matches`]: why a game ended ([`EndReason`]) and the stored match record.
+//! - [`replay`]: the replay file format (version 1): writing a game's frames in zstd blocks, reading and verifying.
 //! - [`rpc`]: the contract between the account server and the sync servers (methods, params, replies, heartbeat
 //!   load, error codes), carried by `movan-rpc`.
 //! - [`sections`]: the `[token]` and `[rpc]` config sections both services read; [`config`] (feature `config`)
@@ -26,6 +27,7 @@ pub mod error;
 pub mod matches;
 #[cfg(feature = "config")]
 pub mod process;
+pub mod replay;
 pub mod rpc;
 pub mod sections;
 pub mod server;

@@ -11,6 +11,11 @@ use crate::matches::EndReason;
 pub const REGISTER_NODE: &str = "register_node";
 /// Call, sync → account: a finished game. Params [`MatchReport`], result [`Stored`].
 pub const REPORT_MATCH: &str = "report_match";
+/// Call, sync → account: a piece of a finished game's replay, after its match was reported. Params
+/// [`ReplayChunk`], result [`ChunkStored`].
+pub const REPLAY_CHUNK: &str = "replay_chunk";
+/// Bytes of replay a [`ReplayChunk`] carries at most (before base64).
+pub const REPLAY_CHUNK_BYTES: usize = 256 * 1024;
 /// Call, sync → account: the key of a connecting player's session. Params [`SessionKeyRequest`], result
 /// [`SessionKeyGrant`].
 pub const SESSION_KEY: &str = "session_key";
@@ -33,6 +38,17 @@ pub mod codes {
     pub const BAD_ADDRESS: &str = "bad_address";
     /// `report_match`: a field is out of range (the message names it); reporting it again fails the same way.
     pub const INVALID_REPORT: &str = "invalid_report";
+    /// `replay_chunk`: no match with this id was reported by this node (report it first).
+    pub const UNKNOWN_MATCH: &str = "unknown_match";
+    /// `replay_chunk`: the replay is larger than the account server keeps (`account.replay_max_bytes`), or the chunk
+    /// larger than a chunk may be; sending it again fails the same way.
+    pub const REPLAY_TOO_LARGE: &str = "replay_too_large";
+    /// `replay_chunk`: the offset is not where the upload stands (a chunk was lost, or the account server restarted
+    /// or dropped the upload); start again at offset 0.
+    pub const REPLAY_OUT_OF_ORDER: &str = "replay_out_of_order";
+    /// `replay_chunk`: the account server holds as many unfinished uploads as it may
+    /// (`account.replay_upload_max_bytes`); try again later.
+    pub const UPLOADS_FULL: &str = "uploads_full";
 }
 
 /// What a sync node tells about itself when it registers.
@@ -110,6 +126,29 @@ pub struct MatchReport {
     /// The first frame whose checksums disagreed (`desync`), if any. Absent in reports from older nodes.
     #[serde(default)]
     pub first_desync_frame: Option<u64>,
+}
+
+/// A piece of a replay file: bytes `offset..offset + len(data)` of `total_len`. Chunks go in order from offset 0;
+/// a chunk at offset 0 starts the upload over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayChunk {
+    /// The match the replay is of (already reported by the same node).
+    pub match_id: String,
+    /// Where `data` starts in the file.
+    pub offset: u64,
+    /// The whole file's length.
+    pub total_len: u64,
+    /// The bytes, standard base64 with padding; at most [`REPLAY_CHUNK_BYTES`] before encoding.
+    pub data: String,
+}
+
+/// The answer to [`REPLAY_CHUNK`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkStored {
+    /// Bytes of the file the account server holds now.
+    pub received: u64,
+    /// True once the whole file is durable (after the last chunk, or when it was stored before).
+    pub stored: bool,
 }
 
 /// Which session key a sync node asks for.

@@ -205,7 +205,7 @@ fn start_link(
     bound: std::net::SocketAddr,
     (ws_url, udp_addr): (&str, &str),
     control: crate::server::Control,
-    reports: tokio::sync::mpsc::Receiver<crate::engine::MatchReport>,
+    reports: tokio::sync::mpsc::Receiver<crate::engine::FinishedGame>,
 ) -> anyhow::Result<Option<Link>> {
     let s = &config.sync;
     if s.account_rpc_addr.is_empty() {
@@ -222,7 +222,9 @@ fn start_link(
         ws_url: ws_url.to_owned(),
         udp_addr: udp_addr.to_owned(),
     };
-    let link = Link::start(&s.account_rpc_addr, rpc, node, control, reports).context("sync.account_rpc_addr")?;
+    let settings = crate::reports::ReportSettings::new(s.replay_backlog_bytes, rpc.max_frame_bytes);
+    let link =
+        Link::start(&s.account_rpc_addr, rpc, node, control, reports, settings).context("sync.account_rpc_addr")?;
     tracing::info!(account = %s.account_rpc_addr, node = %s.node_id, "linking to the account server");
     Ok(Some(link))
 }

@@ -77,6 +77,12 @@ pub struct SyncConfig {
     pub max_spectators: usize,
     /// Frames spectators lag behind the players (against ghosting); 0 = live.
     pub spectator_delay_frames: u64,
+    /// Bytes one game's replay holds at most (compressed); a longer game's replay is truncated. 0 = no replays.
+    pub replay_max_bytes: usize,
+    /// Bytes the replays of all running games hold together at most.
+    pub replay_memory_bytes: usize,
+    /// Bytes of finished replays kept while the account server is away or slow; the oldest go first.
+    pub replay_backlog_bytes: usize,
     /// This node's unique name towards the account server.
     pub node_id: String,
     /// Address handed to clients at login; empty = the address the listener is bound to.
@@ -173,6 +179,9 @@ impl Default for SyncConfig {
             checksum_timeout_secs: 5,
             max_spectators: 100,
             spectator_delay_frames: 0,
+            replay_max_bytes: 16 * 1024 * 1024,
+            replay_memory_bytes: 512 * 1024 * 1024,
+            replay_backlog_bytes: 256 * 1024 * 1024,
             quick_match_stale_secs: 30,
             max_players: 4,
             min_players: 2,
@@ -312,7 +321,7 @@ impl Config {
         if !sync.metrics_addr.is_empty() && sync.metrics_addr.parse::<SocketAddr>().is_err() {
             return Err(file.invalid("sync.metrics_addr", "must be an address like \"127.0.0.1:2030\", or empty"));
         }
-        let limit_checks: [(&str, bool, &str); 17] = [
+        let limit_checks: [(&str, bool, &str); 20] = [
             ("sync.max_unauthenticated", sync.max_unauthenticated >= 1, "must be at least 1"),
             (
                 "sync.pressure_first_frame_timeout_secs",
@@ -325,6 +334,21 @@ impl Config {
             ("sync.checksum_timeout_secs", (1..=3600).contains(&sync.checksum_timeout_secs), "must be 1 to 3600"),
             ("sync.max_spectators", sync.max_spectators <= 100_000, "must be 0 to 100000"),
             ("sync.spectator_delay_frames", sync.spectator_delay_frames <= 72_000, "must be 0 to 72000"),
+            (
+                "sync.replay_max_bytes",
+                sync.replay_max_bytes == 0 || (4096..=1 << 30).contains(&sync.replay_max_bytes),
+                "must be 0 (no replays) or 4096 to 1073741824",
+            ),
+            (
+                "sync.replay_memory_bytes",
+                sync.replay_max_bytes == 0 || sync.replay_memory_bytes >= sync.replay_max_bytes,
+                "must be at least sync.replay_max_bytes",
+            ),
+            (
+                "sync.replay_backlog_bytes",
+                sync.replay_max_bytes == 0 || sync.replay_backlog_bytes >= sync.replay_max_bytes,
+                "must be at least sync.replay_max_bytes",
+            ),
             ("sync.quick_match_stale_secs", sync.quick_match_stale_secs <= 3600, "must be 0 to 3600"),
             ("sync.reconnect_grace_secs", sync.reconnect_grace_secs <= 3600, "must be 0 to 3600"),
             ("sync.first_frame_timeout_secs", (1..=300).contains(&sync.first_frame_timeout_secs), "must be 1 to 300"),
@@ -391,6 +415,8 @@ impl Config {
             checksum_timeout: Duration::from_secs(s.checksum_timeout_secs),
             max_spectators: s.max_spectators,
             spectator_delay_frames: s.spectator_delay_frames,
+            replay_max_bytes: s.replay_max_bytes,
+            replay_memory_bytes: s.replay_memory_bytes,
             waiting_room_timeout: (s.waiting_room_timeout_secs > 0)
                 .then(|| Duration::from_secs(s.waiting_room_timeout_secs)),
             quick_match_stale: (s.quick_match_stale_secs > 0).then(|| Duration::from_secs(s.quick_match_stale_secs)),

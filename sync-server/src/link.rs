@@ -4,34 +4,30 @@
 //!   applies the recent logouts and bans the reply carries (this node may have restarted or missed them).
 //! - Its heartbeats carry the load ([`NodeLoad`]), which the account server uses to pick a node at login.
 //! - It obeys `session_revoked` (logout) and `user_banned` notifications by closing the player's connection.
-//! - It reports every finished game (`report_match`), keeping a bounded backlog while the account server is away.
+//! - It reports every finished game and uploads its replay ([`crate::reports`]), keeping a bounded backlog while the
+//!   account server is away.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use movan_protocol::crypto::SessionKey;
 use movan_protocol::rpc::{
-    NodeLoad, REGISTER_NODE, REPORT_MATCH, Registered, SESSION_KEY, SESSION_REVOKED, SessionKeyGrant,
-    SessionKeyRequest, SessionRevoked, Stored, USER_BANNED, UserBanned, codes,
+    NodeLoad, REGISTER_NODE, Registered, SESSION_KEY, SESSION_REVOKED, SessionKeyGrant, SessionKeyRequest,
+    SessionRevoked, USER_BANNED, UserBanned, codes,
 };
-use movan_rpc::{CallError, Handlers, RpcClient, RpcConfig};
+use movan_rpc::{Handlers, RpcClient, RpcConfig};
 
 pub use movan_protocol::rpc::RegisterNode;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use crate::engine::MatchReport;
+use crate::engine::FinishedGame;
 use crate::keys::{KeyError, KeySource};
+use crate::reports::{ReportSettings, report_loop};
 use crate::server::Control;
-
-/// Match reports kept while the account server is unreachable; the oldest are dropped beyond it.
-pub const REPORT_BACKLOG: usize = 10_000;
-/// Attempts at a report the account server keeps refusing (other than by being away) before it is dropped.
-const REPORT_ATTEMPTS: u32 = 5;
 
 /// The running link; dropping it stops reconnecting.
 #[derive(Debug)]
@@ -62,7 +58,8 @@ impl Link {
         config: RpcConfig,
         node: RegisterNode,
         control: Control,
-        reports: mpsc::Receiver<MatchReport>,
+        reports: mpsc::Receiver<FinishedGame>,
+        report_settings: ReportSettings,
     ) -> Result<Self, movan_rpc::ConfigError> {
         let revoke = control.clone();
         let ban = control.clone();
@@ -114,7 +111,7 @@ impl Link {
             .boxed()
         };
         let client = RpcClient::connect(addr, config, handlers, heartbeat, on_connect)?;
-        let reporter = tokio::spawn(report_loop(client.clone(), reports));
+        let reporter = tokio::spawn(report_loop(client.clone(), reports, report_settings));
         Ok(Self { client, reporter, registered })
     }
 
@@ -166,48 +163,6 @@ impl Drop for Link {
     }
 }
 
-/// Sends reports in order; on failure keeps them (bounded) and retries once the link is back.
-async fn report_loop(client: RpcClient, mut reports: mpsc::Receiver<MatchReport>) {
-    let mut backlog: VecDeque<MatchReport> = VecDeque::new();
-    let mut failures = 0u32;
-    loop {
-        if backlog.is_empty() {
-            match reports.recv().await {
-                Some(r) => backlog.push_back(r),
-                None => return,
-            }
-        }
-        while let Ok(r) = reports.try_recv() {
-            if backlog.len() == REPORT_BACKLOG {
-                warn!("match report backlog full: dropping the oldest report");
-                backlog.pop_front();
-            }
-            backlog.push_back(r);
-        }
-        let Some(report) = backlog.front() else { continue };
-        match client.call::<_, Stored>(REPORT_MATCH, report).await {
-            Ok(_) => {
-                backlog.pop_front();
-                failures = 0;
-            }
-            Err(CallError::Disconnected | CallError::Unauthenticated) => {
-                client.wait_connected(Duration::from_secs(5)).await;
-            }
-            Err(e) => {
-                // Timeouts and store failures are usually passing; a report refused again and again is dropped.
-                failures += 1;
-                warn!(error = %e, match_id = %report.match_id, failures, "report_match failed");
-                if failures >= REPORT_ATTEMPTS {
-                    backlog.pop_front();
-                    failures = 0;
-                } else {
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-            }
-        }
-    }
-}
-
 fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
@@ -215,6 +170,8 @@ fn unix_now() -> u64 {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
 
     use movan_rpc::{HandlerError, RpcServer};
 

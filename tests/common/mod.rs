@@ -32,6 +32,8 @@ pub struct Options {
     pub account: Vec<String>,
     /// Lines appended to the `[token]` section.
     pub token: Vec<String>,
+    /// Lines appended to the `[rpc]` section.
+    pub rpc: Vec<String>,
 }
 
 /// Both services, running and linked: the sync server has registered with the account server.
@@ -193,10 +195,11 @@ impl Cluster {
         let text = format!(
             "[token]\nprivate_key_path = \"{d}/jwt.pem\"\npublic_key_path = \"{d}/jwt.pub.pem\"\n{}\n\n\
              [account]\nhttp_addr = \"{http}\"\nrpc_addr = \"{rpc}\"\ndb_path = \"{d}/accounts.sled\"\ndemo_dir = \"\"\njs_dir = \"\"\n{}\n\n\
-             [rpc]\nsecret_path = \"{d}/rpc_secret\"\nheartbeat_interval_ms = {HEARTBEAT_MS}\n\n\
+             [rpc]\nsecret_path = \"{d}/rpc_secret\"\nheartbeat_interval_ms = {HEARTBEAT_MS}\n{}\n\n\
              [sync]\nlisten_addr = \"127.0.0.1:0\"\nws_addr = \"127.0.0.1:0\"\nudp_addr = \"127.0.0.1:0\"\nmetrics_addr = \"127.0.0.1:0\"\nnode_id = \"sync-test\"\naccount_rpc_addr = \"{account_rpc}\"\n{}\n",
             o.token.join("\n"),
             o.account.join("\n"),
+            o.rpc.join("\n"),
             o.sync.join("\n"),
         );
         std::fs::write(&self.config, text)?;

@@ -46,6 +46,8 @@ pub struct SledStore {
     pub(super) refresh_tokens: sled::Tree,
     pub(super) matches: sled::Tree,
     pub(super) user_matches: sled::Tree,
+    pub(super) replays: sled::Tree,
+    pub(super) replay_order: sled::Tree,
 }
 
 impl SledStore {
@@ -84,6 +86,8 @@ impl SledStore {
             refresh_tokens: db.open_tree("refresh_tokens")?,
             matches: db.open_tree("matches")?,
             user_matches: db.open_tree("user_matches")?,
+            replays: db.open_tree("replays")?,
+            replay_order: db.open_tree("replay_order")?,
             db,
         };
         if store.meta.get(NEXT_UID)?.is_none() {
@@ -287,6 +291,27 @@ impl Store for SledStore {
 
     fn matches_of(&self, uid: &str, before: Option<&MatchCursor>, limit: usize) -> Result<MatchPage, StoreError> {
         matches::page(self, uid, before, limit)
+    }
+
+    fn match_record(&self, match_id: &str) -> Result<Option<MatchRecord>, StoreError> {
+        get(&self.matches, "matches", match_id.as_bytes())
+    }
+
+    fn insert_replay(
+        &self,
+        match_id: &str,
+        file: &[u8],
+        retention: &ReplayRetention,
+    ) -> Result<ReplayInsert, StoreError> {
+        replays::insert(self, match_id, file, retention)
+    }
+
+    fn replay(&self, match_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.replays.get(match_id.as_bytes())?.map(|file| file.to_vec()))
+    }
+
+    fn replay_usage(&self) -> Result<ReplayUsage, StoreError> {
+        replays::usage(self)
     }
 
     fn flush(&self) -> FlushFuture<'_> {

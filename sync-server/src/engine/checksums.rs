@@ -124,8 +124,10 @@ impl Engine {
         let Some(open) = game.checksums.open.remove(&frame) else { return };
         game.checksums.compared_through = game.checksums.compared_through.max(Some(frame));
         let Some(desync) = Desync::compare(frame, open.reports.iter().map(|(u, h)| (&**u, h.as_str()))) else {
+            replays::record_checksum(game, frame, open.reports.first().map(|(_, h)| h.as_str()), None);
             return;
         };
+        replays::record_checksum(game, frame, None, Some(&desync));
         game.checksums.first_desync.get_or_insert(frame);
         self.broadcast(id, ServerMessage::Desync(desync.clone()).to_body());
         let Some(room) = self.rooms.get_mut(id) else { return };

@@ -48,6 +48,10 @@ pub struct EngineConfig {
     /// Spectators see frame n when frame n + this is broadcast (against ghosting); the history keeps at least this
     /// many frames.
     pub spectator_delay_frames: u64,
+    /// Bytes one game's replay holds at most (compressed frames); 0 = no replays.
+    pub replay_max_bytes: usize,
+    /// Bytes the replays of all running games hold together at most.
+    pub replay_memory_bytes: usize,
     /// How long revoked sessions and bans are remembered: the longest an access token lives.
     pub revocation_retention: Duration,
     /// How long a player whose connection dropped keeps its seat (and its place in a running game) waiting for it
@@ -85,6 +89,8 @@ impl Default for EngineConfig {
             checksum_timeout: Duration::from_secs(5),
             max_spectators: 100,
             spectator_delay_frames: 0,
+            replay_max_bytes: 16 * 1024 * 1024,
+            replay_memory_bytes: 512 * 1024 * 1024,
             revocation_retention: Duration::from_secs(3600 + 60),
             reconnect_grace: Duration::from_secs(30),
         }

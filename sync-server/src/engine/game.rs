@@ -1,5 +1,7 @@
 //! Games: the start, actions and their limits, ticking and ordering frames, reloads, and the end.
 
+use movan_protocol::replay::{ReplayLimits, ReplayWriter};
+
 use super::*;
 
 impl Engine {
@@ -15,6 +17,8 @@ impl Engine {
             return;
         }
         let seq = room.seq;
+        let replay = (self.config.replay_max_bytes > 0)
+            .then(|| ReplayWriter::new(ReplayLimits { max_bytes: self.config.replay_max_bytes }));
         let start = GameStart {
             room_id: id.to_string(),
             start_time: self.clock.unix(now),
@@ -37,6 +41,7 @@ impl Engine {
                 .keep_at_least(usize::try_from(self.config.spectator_delay_frames).unwrap_or(usize::MAX)),
             arrivals: 0,
             checksums: Default::default(),
+            replay,
         });
         self.stop_waiting(id);
         self.games += 1;
@@ -186,6 +191,9 @@ impl Engine {
                 .collect();
             let encoded = encode_frame(frame, &refs);
             drop(refs);
+            if let Some(writer) = game.replay.as_mut() {
+                self.replay_budget.record(writer, &encoded.body, self.config.replay_memory_bytes, id);
+            }
             game.history.push(encoded.frame);
             let played = deadline.duration_since(game.started_at);
             for conn in room.member_conns.iter().flatten() {
@@ -246,10 +254,11 @@ impl Engine {
             first_desync_frame: game.checksums.first_desync,
         };
         let members: Vec<String> = room.members.iter().map(|m| m.uid.clone()).collect();
+        let replay = self.finish_replay(id, &report);
         self.flush_spectators(id);
         let over = ServerMessage::GameOver(GameOver { room_id: id.to_string(), reason, frame_count, results });
         self.broadcast(id, over.to_body());
-        self.outputs.push_back(Output::GameEnded(report));
+        self.outputs.push_back(Output::GameEnded(FinishedGame { report, replay }));
         self.free_room(id);
         for uid in members {
             if let Some(p) = self.players.get_mut(uid.as_str()) {

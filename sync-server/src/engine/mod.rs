@@ -34,6 +34,7 @@ use crate::room::{ActionVerdict, FrameOutcome, MemberInfo, OrderedAction, Room, 
 
 pub use checksums::MAX_OPEN_COMPARISONS;
 pub use config::EngineConfig;
+pub use replays::FinishedGame;
 
 /// Identifies one client connection; chosen by the shell, never reused within a process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -79,8 +80,8 @@ pub enum Output {
         /// Why.
         reason: CloseReason,
     },
-    /// A game ended; report it to the account server.
-    GameEnded(MatchReport),
+    /// A game ended; report it (and its replay) to the account server.
+    GameEnded(FinishedGame),
 }
 
 /// Counts for logs and load reports.
@@ -127,6 +128,7 @@ pub struct Engine {
     players_in_rooms: usize,
     games: usize,
     revocations: SharedRevocations,
+    replay_budget: replays::ReplayBudget,
 }
 
 impl std::fmt::Debug for Engine {
@@ -185,6 +187,8 @@ struct Game {
     history: FrameHistory,
     arrivals: u64,
     checksums: checksums::Checksums,
+    /// The recording of the game, unless replays are off.
+    replay: Option<movan_protocol::replay::ReplayWriter>,
 }
 
 struct Pending {
@@ -232,6 +236,7 @@ mod checksums;
 pub mod config;
 mod game;
 mod players;
+mod replays;
 mod rooms;
 mod spectators;
 mod waiting;
@@ -267,6 +272,7 @@ impl Engine {
             players_in_rooms: 0,
             games: 0,
             revocations: SharedRevocations::new(Revocations::new(retention, 100_000)),
+            replay_budget: Default::default(),
         }
     }
 

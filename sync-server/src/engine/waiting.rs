@@ -141,8 +141,11 @@ impl Engine {
     pub(super) fn free_room(&mut self, id: &Arc<str>) {
         self.stop_waiting(id);
         if let Some(room) = self.rooms.remove(id) {
-            if room.game.is_some() {
+            if let Some(game) = &room.game {
                 self.games -= 1;
+                if let Some(writer) = &game.replay {
+                    self.replay_budget.release(writer);
+                }
             }
             for (uid, _) in &room.spectators {
                 if let Some(p) = self.players.get_mut(uid)

@@ -14,7 +14,7 @@ use tracing::{debug, info, warn};
 use super::writer::Outgoing;
 use super::{LoadGauge, now, sleep_until};
 use crate::connection::CloseReason;
-use crate::engine::{ConnId, Engine, Identity, MatchReport, Output};
+use crate::engine::{ConnId, Engine, FinishedGame, Identity, Output};
 use crate::limits::QueuedBytes;
 
 /// Inputs to the engine task, from the accept loop, the readers and the [`Control`](super::Control) handle.
@@ -43,11 +43,11 @@ pub(super) enum Input {
 pub(super) struct Outlets {
     conns: HashMap<ConnId, ConnHandle>,
     load: Arc<LoadGauge>,
-    reports: Option<mpsc::Sender<MatchReport>>,
+    reports: Option<mpsc::Sender<FinishedGame>>,
 }
 
 impl Outlets {
-    pub(super) fn new(load: Arc<LoadGauge>, reports: Option<mpsc::Sender<MatchReport>>) -> Self {
+    pub(super) fn new(load: Arc<LoadGauge>, reports: Option<mpsc::Sender<FinishedGame>>) -> Self {
         Self { conns: HashMap::new(), load, reports }
     }
 }
@@ -167,10 +167,12 @@ fn dispatch(engine: &mut Engine, out: &mut Outlets) {
                 }
                 continue;
             }
-            Output::GameEnded(report) => {
-                info!(room = %report.room_id, reason = %report.end_reason, frames = report.frame_count, "game ended");
+            Output::GameEnded(game) => {
+                let report = &game.report;
+                let replay_bytes = game.replay.as_ref().map_or(0, Vec::len);
+                info!(room = %report.room_id, reason = %report.end_reason, frames = report.frame_count, replay_bytes, "game ended");
                 if let Some(reports) = &out.reports
-                    && reports.try_send(report).is_err()
+                    && reports.try_send(game).is_err()
                 {
                     warn!("match report queue full or closed: report dropped");
                 }

@@ -35,7 +35,7 @@ use tracing::{debug, info, warn};
 use crate::auth::TokenVerifier;
 use crate::config::Config;
 use crate::connection::{Connection, ConnectionConfig};
-use crate::engine::{ConnId, Engine, MatchReport};
+use crate::engine::{ConnId, Engine, FinishedGame};
 use crate::keys::SessionKeys;
 use crate::limits::{ConnectionLimits, ConnectionPermit, QueuedBytes};
 use crate::revocation::SharedRevocations;
@@ -65,7 +65,7 @@ pub struct Server {
     inputs: mpsc::Sender<Input>,
     inputs_rx: mpsc::Receiver<Input>,
     load: Arc<LoadGauge>,
-    reports: Option<mpsc::Sender<MatchReport>>,
+    reports: Option<mpsc::Sender<FinishedGame>>,
     keys: Arc<OnceLock<Arc<SessionKeys>>>,
 }
 
@@ -140,8 +140,8 @@ impl Server {
         Control { inputs: self.inputs.clone(), load: self.load.clone(), keys: self.keys.clone() }
     }
 
-    /// Sends a [`MatchReport`] to `reports` for every game that ends (dropped with a warning when it is full).
-    pub fn with_match_reports(mut self, reports: mpsc::Sender<MatchReport>) -> Self {
+    /// Sends a [`FinishedGame`] (report and replay) to `reports` for every game that ends (dropped with a warning when it is full).
+    pub fn with_match_reports(mut self, reports: mpsc::Sender<FinishedGame>) -> Self {
         self.reports = Some(reports);
         self
     }

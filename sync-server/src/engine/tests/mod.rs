@@ -12,6 +12,8 @@ struct Harness {
     t0: Instant,
     closed: Vec<(ConnId, CloseReason)>,
     reports: Vec<MatchReport>,
+    /// The replay of each game in `reports`.
+    replays: Vec<Option<Vec<u8>>>,
 }
 
 fn who(uid: &str, sid: &str) -> Identity {
@@ -33,7 +35,13 @@ impl Harness {
 
     fn with_rooms(config: EngineConfig, factory: Box<dyn RoomFactory>) -> Self {
         let t0 = Instant::now();
-        Self { engine: Engine::new(config, factory, t0, UNIX0, 7), t0, closed: Vec::new(), reports: Vec::new() }
+        Self {
+            engine: Engine::new(config, factory, t0, UNIX0, 7),
+            t0,
+            closed: Vec::new(),
+            reports: Vec::new(),
+            replays: Vec::new(),
+        }
     }
 
     fn at(&self, offset_ms: u64) -> Instant {
@@ -79,7 +87,10 @@ impl Harness {
                 Output::Send { conn, bytes } => out.push((conn.0, parse(&bytes))),
                 Output::Reload { conn, reload } => out.extend(reload.map(|b| (conn.0, parse(&b)))),
                 Output::Close { conn, reason } => self.closed.push((conn, reason)),
-                Output::GameEnded(report) => self.reports.push(report),
+                Output::GameEnded(game) => {
+                    self.reports.push(game.report);
+                    self.replays.push(game.replay);
+                }
             }
         }
         out
@@ -149,5 +160,6 @@ mod games;
 mod late_join;
 mod players;
 mod reconnect;
+mod replays;
 mod spectators;
 mod waiting;
