@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use movan_client::{AccountClient, ClientError, SyncClient};
 use movan_protocol::server::{ServerEvent, frame_message};
-use movan_tests::{Cluster, Options, WAIT, login, start_game};
+use movan_tests::{Cluster, Options, WAIT, binary, login, start_game};
 use serde_json::json;
 
 /// Plays `frames` frames: an action per frame, a checksum every 10; returns every `sync_frame` message received.
@@ -102,4 +102,33 @@ async fn every_player_downloads_a_replay_of_exactly_what_they_were_sent() {
         Err(ClientError::Http { status: 404, code, .. }) => assert_eq!(code, "replay_not_found"),
         other => panic!("{other:?}"),
     }
+    movan_replay_reads_it(replay.as_bytes(), &header.match_id, frames.len());
+}
+
+/// `movan-replay verify`, `info` and `export` on `file`, then `verify` on a copy with one byte changed.
+fn movan_replay_reads_it(file: &[u8], match_id: &str, frames: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("game.movanreplay");
+    std::fs::write(&path, file).unwrap();
+    let run = |args: &[&str]| std::process::Command::new(binary("movan-replay")).args(args).output().unwrap();
+    let path_arg = path.to_str().unwrap();
+    let verify = run(&["verify", path_arg]);
+    let out = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success() && out.contains(&format!("ok: {frames} frames")), "{out}");
+    let info = run(&["info", path_arg]);
+    let out = String::from_utf8_lossy(&info.stdout);
+    assert!(info.status.success() && out.contains(match_id) && out.contains("end reason  all_left"), "{out}");
+    let export = run(&["export", path_arg]);
+    let lines = String::from_utf8(export.stdout).unwrap();
+    assert_eq!(lines.lines().count(), frames + 1, "the header and one line per frame");
+    let header: serde_json::Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
+    assert_eq!(header["match_id"], match_id);
+    // One byte changed in the last block's data: verify names the problem and exits 1.
+    let mut tampered = file.to_vec();
+    let at = tampered.len() - 20;
+    tampered[at] ^= 0x40;
+    std::fs::write(&path, &tampered).unwrap();
+    let verify = run(&["verify", path_arg]);
+    assert_eq!(verify.status.code(), Some(1), "{}", String::from_utf8_lossy(&verify.stderr));
+    assert!(!verify.stderr.is_empty());
 }

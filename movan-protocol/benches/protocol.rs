@@ -133,5 +133,47 @@ fn aead_ring_vs_rustcrypto(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, parse_client_action, encode_frames, seal_and_open, aead_ring_vs_rustcrypto);
+/// Recording one 4-player frame in a replay (docs/replay.md): the copy into the block, and its share of the block's
+/// zstd compression. Each frame differs (frame number, timestamps, a counter in the input), as in a game.
+fn replay_record(c: &mut Criterion) {
+    use movan_protocol::replay::{ReplayLimits, ReplayWriter};
+    let uids = ["1001", "1002", "1003", "1004"];
+    let bodies: Vec<Vec<u8>> = (0..4096u64)
+        .map(|n| {
+            let data: Vec<Box<RawValue>> = (0..4)
+                .map(|p| {
+                    let text =
+                        format!(r#"{{"seq":{},"move":[0.7071,-0.7071],"aim":[0.25,0.75],"buttons":{p}}}"#, n * 4 + p);
+                    RawValue::from_string(text).expect("valid JSON")
+                })
+                .collect();
+            let actions: Vec<ActionRef<'_>> = (0..4)
+                .map(|p| ActionRef {
+                    uid: uids[p],
+                    timestamp: 1_700_000_000.0 + n as f64 * 0.05 + p as f64 * 0.001,
+                    action_data: &data[p],
+                })
+                .collect();
+            encode_frame(n, &actions).body.to_vec()
+        })
+        .collect();
+    let mut writer = ReplayWriter::new(ReplayLimits { max_bytes: usize::MAX });
+    let mut n = 0usize;
+    let mut group = c.benchmark_group("replay_record");
+    group.throughput(Throughput::Bytes(bodies[0].len() as u64));
+    group.bench_function("4p_frame", |b| {
+        b.iter(|| {
+            writer.push_frame(black_box(&bodies[n % bodies.len()]));
+            n += 1;
+            if n.is_multiple_of(100_000) {
+                // A long game's worth; start another so the benchmark's memory stays bounded.
+                writer = ReplayWriter::new(ReplayLimits { max_bytes: usize::MAX });
+            }
+        });
+    });
+    group.finish();
+    black_box(writer.bytes());
+}
+
+criterion_group!(benches, parse_client_action, encode_frames, seal_and_open, aead_ring_vs_rustcrypto, replay_record);
 criterion_main!(benches);

@@ -109,12 +109,20 @@ fn actions(n: usize) -> Vec<Request> {
 }
 
 fn tick_4p_frame(c: &mut Criterion) {
-    let mut game = Game::new(1, EngineConfig::default());
-    game.check_frame();
-    let players = game.conns.len();
-    c.bench_function("tick_4p_frame", |b| {
-        b.iter_batched(|| actions(players), |actions| game.frame(actions), BatchSize::SmallInput);
-    });
+    // Replays on, as by default, with room for every frame the benchmark makes (the default 16 MiB would fill and
+    // stop recording part way through).
+    let recording = EngineConfig { replay_max_bytes: 1 << 30, replay_memory_bytes: 1 << 30, ..EngineConfig::default() };
+    for (name, config) in [
+        ("tick_4p_frame", recording),
+        ("tick_4p_frame_no_replay", EngineConfig { replay_max_bytes: 0, ..EngineConfig::default() }),
+    ] {
+        let mut game = Game::new(1, config);
+        game.check_frame();
+        let players = game.conns.len();
+        c.bench_function(name, |b| {
+            b.iter_batched(|| actions(players), |actions| game.frame(actions), BatchSize::SmallInput);
+        });
+    }
 }
 
 fn tick_1000_rooms(c: &mut Criterion) {

@@ -34,6 +34,8 @@ pub struct Options {
     pub token: Vec<String>,
     /// Lines appended to the `[rpc]` section.
     pub rpc: Vec<String>,
+    /// Run this example of the sync-server crate (e.g. `drop_in`) in place of the stock sync server.
+    pub sync_example: Option<&'static str>,
 }
 
 /// Both services, running and linked: the sync server has registered with the account server.
@@ -112,7 +114,7 @@ impl Cluster {
     /// Starts the account server (again), on the addresses of the current config.
     pub async fn start_account(&mut self) -> anyhow::Result<()> {
         let (child, addrs) = spawn_service(
-            "account-server",
+            &binary("account-server"),
             &self.config,
             &["account-server listening on ", "account-server rpc listening on "],
         )
@@ -131,7 +133,11 @@ impl Cluster {
             "sync-server health listening on ",
             "sync-server listening on ",
         ];
-        let (child, addrs) = spawn_service("sync-server", &self.config, &prefixes).await?;
+        let program = match self.options.sync_example {
+            Some(name) => example(name),
+            None => binary("sync-server"),
+        };
+        let (child, addrs) = spawn_service(&program, &self.config, &prefixes).await?;
         self.sync_ws_url = addrs[0].clone();
         self.sync_udp_addr = addrs[1].clone();
         self.sync_health_url = addrs[2].clone();
@@ -219,8 +225,9 @@ async fn terminate(child: &mut Child) -> anyhow::Result<std::process::ExitStatus
 }
 
 /// Starts `name` and waits for one stdout line per prefix, in order; returns the child and what follows each.
-async fn spawn_service(name: &str, config: &Path, prefixes: &[&str]) -> anyhow::Result<(Child, Vec<String>)> {
-    let mut child = Command::new(binary(name))
+async fn spawn_service(program: &Path, config: &Path, prefixes: &[&str]) -> anyhow::Result<(Child, Vec<String>)> {
+    let name = program.file_name().map_or_else(|| program.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let mut child = Command::new(program)
         .arg("--config")
         .arg(config)
         .env("RUST_LOG", std::env::var("MOVAN_TEST_LOG").unwrap_or_else(|_| "warn".into()))

@@ -126,13 +126,38 @@ export class AccountClient {
   }
 
   /**
+   * `GET /v1/matches/{matchId}/replay?format=jsonl`: a finished match's replay (docs/replay.md), for its players and
+   * admins. `frames[n]` is frame n's `sync_frame` message exactly as broadcast (a string: parse it like any server
+   * message). Fails with a {@link MovanError} status 404, code `replay_not_found`, when the match is not the
+   * player's or has no replay.
+   * @param {string} token
+   * @param {string} matchId
+   * @returns {Promise<{header: object, frames: string[]}>}
+   */
+  async replay(token, matchId) {
+    const path = `/v1/matches/${encodeURIComponent(matchId)}/replay?format=jsonl`;
+    const text = await this._request('GET', path, { token, raw: true });
+    const lines = text.split('\n').filter((line) => line !== '');
+    if (lines.length === 0) {
+      throw new MovanError(`GET ${path}: the replay is empty`, { code: 'protocol' });
+    }
+    let header;
+    try {
+      header = JSON.parse(lines[0]);
+    } catch (e) {
+      throw new MovanError(`GET ${path}: the replay header is not JSON`, { code: 'protocol', cause: e });
+    }
+    return { header, frames: lines.slice(1) };
+  }
+
+  /**
    * @param {string} method
    * @param {string} path
-   * @param {{json?: unknown, token?: string}} opts
-   * @returns {Promise<any>} the decoded JSON body, or `null` for an empty one
+   * @param {{json?: unknown, token?: string, raw?: boolean}} opts
+   * @returns {Promise<any>} the decoded JSON body, or `null` for an empty one; with `raw`, the body as text
    * @private
    */
-  async _request(method, path, { json, token }) {
+  async _request(method, path, { json, token, raw = false }) {
     if (typeof this._fetch !== 'function') {
       throw new MovanError('no fetch implementation: pass one as the fetch option', { code: 'network' });
     }
@@ -164,6 +189,7 @@ export class AccountClient {
       clearTimeout(timer);
     }
     if (!resp.ok) throw httpError(resp, text);
+    if (raw) return text;
     if (text === '') return null;
     try {
       return JSON.parse(text);

@@ -152,6 +152,24 @@ test('logout, me and matches send the bearer token', async () => {
   assert.equal(seen[2].url, 'http://a/v1/me/matches?limit=5&before=AAAA');
 });
 
+test('replay: the JSON lines of a match, header first, frames as broadcast', async () => {
+  const frames = [
+    '{"proto":"sync_frame","data":{"frame_count":0,"actions":[]}}',
+    '{"proto":"sync_frame","data":{"frame_count":1,"actions":[{"uid":"1001","extra_data":{"timestamp":1.5,"action_data":{"move":[1,0]}}}]}}',
+  ];
+  const { fetch, seen } = mockFetch((req) => {
+    if (req.url.includes('missing')) return [404, { code: 'replay_not_found', message: 'no replay' }];
+    return [200, `{"format":"movan-replay","version":1,"frame_count":2}\n${frames.join('\n')}\n`];
+  });
+  const account = new AccountClient('http://a', { fetch });
+  const replay = await account.replay('tok', 'lobby 7-00ff');
+  assert.equal(seen[0].url, 'http://a/v1/matches/lobby%207-00ff/replay?format=jsonl');
+  assert.equal(seen[0].headers.Authorization, 'Bearer tok');
+  assert.deepEqual(replay.header, { format: 'movan-replay', version: 1, frame_count: 2 });
+  assert.deepEqual(replay.frames, frames);
+  await assert.rejects(account.replay('tok', 'missing'), { status: 404, code: 'replay_not_found' });
+});
+
 test('parseRetryAfter: seconds or an HTTP date', () => {
   assert.equal(parseRetryAfter('12'), 12);
   assert.equal(parseRetryAfter(null), undefined);

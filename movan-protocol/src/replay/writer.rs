@@ -127,7 +127,7 @@ impl ReplayWriter {
             return;
         }
         let first = self.frames - u64::from(self.raw_frames);
-        let Ok(compressed) = zstd::bulk::compress(&self.raw, ZSTD_LEVEL) else {
+        let Ok(compressed) = compress(&self.raw) else {
             // Only when memory runs out: the frames waiting are left out, and so is every later one.
             self.frames = first;
             self.truncated = true;
@@ -182,4 +182,20 @@ impl ReplayWriter {
         out.extend_from_slice(&self.blocks);
         out
     }
+}
+
+/// `raw` as one zstd frame, by this thread's compressor: its context (some hundreds of KiB) is made once per thread,
+/// not once per block, which would cost more than compressing the block.
+fn compress(raw: &[u8]) -> std::io::Result<Vec<u8>> {
+    thread_local! {
+        static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> = const { std::cell::RefCell::new(None) };
+    }
+    COMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let compressor = match cell.as_mut() {
+            Some(c) => c,
+            None => cell.insert(zstd::bulk::Compressor::new(ZSTD_LEVEL)?),
+        };
+        compressor.compress(raw)
+    })
 }
