@@ -6,6 +6,8 @@ import { describeClose } from './close.js';
 import { isFinalCode, MovanError } from './errors.js';
 import { RELOAD_PROTO, SyncConnection } from './sync.js';
 
+const SPECTATE_PROTO = 'room_spectate';
+
 /** An idle session pings at least this often, well within the server's default `sync.idle_timeout_secs` of 60. */
 export const KEEPALIVE_MS = 15_000;
 
@@ -55,7 +57,7 @@ export const DEFAULT_POLICY = Object.freeze({
  * - `reconnecting` (`{attempt, error}`): the connection dropped; `attempt` 1 right after the drop, then one per failed
  *   attempt. Sends fail until `reconnected`
  * - `reconnected` (`{attempts, reloadFrom}`): connected and bound again; when a game runs, the frames missed since
- *   `reloadFrom` follow as `frame` events
+ *   `reloadFrom` follow as `frame` events (a spectator watches again by itself first, see {@link GameSession#spectate})
  * - `session` (a new {@link import('./account.js').Session}): the session was refreshed during a reconnect
  * - `close` (`{error}`): the session ended for good: `error` is `null` after {@link GameSession#close}, else why (a
  *   final server error such as `replaced` or `session_revoked`, a crypto failure, or the last reconnect failure)
@@ -95,6 +97,10 @@ export class GameSession extends Emitter {
     this._conn = null;
     /** @type {any} the running game's `game_start` data */
     this.game = null;
+    /** @type {string|null} the room {@link GameSession#spectate} watches, to watch again after a reconnect @private */
+    this._watching = null;
+    /** @type {string|null} what `_watching` was before the last spectate, for an `already_in_room` answer @private */
+    this._watchingBefore = null;
     /** The next frame number to deliver. */
     this.nextFrame = 0;
     /** @type {Map<number, any>} frames beyond nextFrame, waiting for a gap to be filled @private */
@@ -123,6 +129,11 @@ export class GameSession extends Emitter {
   /** True while the connection is down and the session is trying to get it back. */
   get isReconnecting() {
     return this._reconnect !== null;
+  }
+
+  /** @returns {string|null} the room {@link GameSession#spectate} watches (again after a reconnect), or `null` */
+  get watching() {
+    return this._watching;
   }
 
   /** The current connection (it stops working at the next drop), or `null` while reconnecting. */
@@ -163,8 +174,9 @@ export class GameSession extends Emitter {
     this._lastSentAt = Date.now();
   }
 
-  /** `room_leave`. */
+  /** `room_leave`; also ends watching (see {@link GameSession#watching}), even when the send fails. */
   leaveRoom() {
+    this._watching = null;
     this._current().leaveRoom();
     this._lastSentAt = Date.now();
   }
@@ -193,12 +205,18 @@ export class GameSession extends Emitter {
   }
 
   /**
-   * `room_spectate` (see {@link SyncConnection#spectate}): frames come as `frame` events, each once and in order. A
-   * spectator has no seat to come back to: after `reconnected`, spectate again.
+   * `room_spectate` (see {@link SyncConnection#spectate}): frames come as `frame` events, each once and in order.
+   * The room is remembered ({@link GameSession#watching}): a spectator has no seat to come back to, so after a
+   * reconnect the session sends `room_spectate` again by itself, swallows the repeated `game_start` and skips the
+   * history frames it already delivered, so the frames go on exactly once and in order, like the Rust SDK's
+   * `GameClient`. Watching ends with {@link GameSession#leaveRoom}, `room_left`, `game_over`, or an `error` refusing
+   * the `room_spectate` (`room_not_found` on a re-spectate means the game ended meanwhile: `game` becomes `null`).
    * @param {string} roomId
    */
   spectate(roomId) {
     this._current().spectate(roomId);
+    this._watchingBefore = this._watching;
+    this._watching = roomId;
     this._lastSentAt = Date.now();
   }
 
@@ -251,10 +269,15 @@ export class GameSession extends Emitter {
     conn.on('game_over', (over) => {
       if (!live()) return;
       this._resetGame();
+      this._watching = null;
       this.emit('game_over', over);
     });
     conn.on('room_state', (state) => live() && this.emit('room_state', state));
-    conn.on('room_left', (left) => live() && this.emit('room_left', left));
+    conn.on('room_left', (left) => {
+      if (!live()) return;
+      this._watching = null;
+      this.emit('room_left', left);
+    });
     conn.on('pong', (pong) => live() && this.emit('pong', pong));
     conn.on('desync', (desync) => live() && this.emit('desync', desync));
     conn.on('error', (err) => live() && this._onServerError(err));
@@ -413,6 +436,15 @@ export class GameSession extends Emitter {
    * @private
    */
   _onServerError(err) {
+    if (err.proto === SPECTATE_PROTO && this._watching !== null) {
+      if (err.code === 'already_in_room') {
+        this._watching = this._watchingBefore; // Refused: whatever was watched before still is.
+      } else {
+        // Not watching: the room is gone (its game ended, maybe while we were away), full, or the request was bad.
+        this._watching = null;
+        if (err.code === 'room_not_found') this._resetGame();
+      }
+    }
     if (err.proto === RELOAD_PROTO && this._reload) {
       this._clearReload();
       if (err.code === 'not_in_room') {
@@ -500,7 +532,9 @@ export class GameSession extends Emitter {
       this._lastSentAt = Date.now();
       const reloadFrom = this.game ? this.nextFrame : null;
       this.emit('reconnected', { attempts: state.attempt, reloadFrom });
-      if (this.game && this._conn === conn) this._startReload();
+      if (this._conn !== conn) return;
+      if (this._watching !== null) this._watchAgain(conn, this._watching);
+      else if (this.game) this._startReload();
       return;
     }
     const err = /** @type {MovanError} */ (failure);
@@ -512,6 +546,23 @@ export class GameSession extends Emitter {
     state.delay = Math.min(state.delay * 2, this.policy.maxDelayMs);
     this.emit('reconnecting', { attempt: state.attempt, error: err.message });
     this._scheduleAttempt();
+  }
+
+  /**
+   * A spectator has no seat to rebind: watch again. The answer repeats the `game_start` (swallowed as a repeat), the
+   * history from its oldest frame (the delivered ones are dropped as duplicates), then the live frames.
+   * @param {SyncConnection} conn
+   * @param {string} roomId
+   * @private
+   */
+  _watchAgain(conn, roomId) {
+    try {
+      conn.spectate(roomId);
+      this._watchingBefore = null;
+      this._lastSentAt = Date.now();
+    } catch {
+      // The connection is going away already; the next reconnect watches again.
+    }
   }
 
   /**

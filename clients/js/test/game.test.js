@@ -1,5 +1,5 @@
 // GameSession against a fake server that runs one game: frame delivery, dedupe and reload across drops, final
-// errors, backoff and give-up, token refresh, keepalive.
+// errors, backoff and give-up, token refresh, keepalive, and a spectator watching again after a drop.
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -37,6 +37,12 @@ class GameServer {
     this.current = null;
     /** @type {number[]} start_frame of every reload request */
     this.reloads = [];
+    /** @type {Set<any>} connections that spectate (no seat: they get frames only after room_spectate) */
+    this.watchers = new Set();
+    /** False once the room is gone (its game ended): room_spectate gets room_not_found. */
+    this.roomExists = true;
+    /** @type {string[]} the room_id of every room_spectate, in order */
+    this.spectates = [];
     this.server = new FakeSyncServer({
       auth: (env) => this.opts.auth?.(env) ?? null,
       onBind: (c) => this._bind(c),
@@ -77,6 +83,9 @@ class GameServer {
       case 'sync_request_reload_frames':
         this._reload(c, x.data.start_frame);
         break;
+      case 'room_spectate':
+        this._spectate(c, x.data.room_id);
+        break;
       default:
         break;
     }
@@ -86,7 +95,7 @@ class GameServer {
     this.reloads.push(start);
     const err = (code) =>
       c.send({ proto: 'error', data: { code, message: code, proto: 'sync_request_reload_frames' } });
-    if (!this.running || !this.seatKept) return err('not_in_room');
+    if (!this.running || !(this.seatKept || this.watchers.has(c))) return err('not_in_room');
     const end = this.frames.length;
     if (start > end) return err('bad_frame_range');
     if (start < this.oldest) return err('history_expired');
@@ -102,13 +111,30 @@ class GameServer {
     }
   }
 
+  /** Like the real server: room_state, then in a running game the same game_start and the whole history. */
+  _spectate(c, roomId) {
+    this.spectates.push(roomId);
+    const err = (code) => c.send({ proto: 'error', data: { code, message: code, proto: 'room_spectate' } });
+    if (this.watchers.has(c)) return err('already_in_room');
+    if (!this.roomExists || roomId !== 'r1') return err('room_not_found');
+    this.watchers.add(c);
+    c.send('{"proto":"room_state","data":{"room_id":"r1","capacity":4,"min_players":2,"status":"playing","members":[],"spectators":1}}');
+    if (!this.running) return;
+    c.send(`{"proto":"game_start","data":${START}}`);
+    this._reload(c, this.oldest);
+    this.reloads.pop(); // not asked for by the client
+  }
+
   /** Builds the next frame; sends it unless `lost`. */
   tick(n = 1, lost = false) {
     for (let i = 0; i < n; i++) {
       const data = JSON.stringify({ frame_count: this.frames.length, actions: this.pending });
       this.pending = [];
       this.frames.push(data);
-      if (!lost && this.current && this.current.stage === 'bound') this.current.send(`{"proto":"sync_frame","data":${data}}`);
+      const c = this.current;
+      if (!lost && c?.stage === 'bound' && (this.seatKept || this.watchers.has(c))) {
+        c.send(`{"proto":"sync_frame","data":${data}}`);
+      }
     }
   }
 }
@@ -134,7 +160,8 @@ async function play(gs, extra = {}) {
     frames.push(f);
     log.push(`frame ${f.frame_count}`);
   });
-  for (const name of ['game_start', 'room_state', 'game_over', 'error', 'reconnecting', 'reconnected', 'close', 'session']) {
+  const names = ['game_start', 'room_state', 'room_left', 'game_over', 'error', 'reconnecting', 'reconnected', 'close', 'session'];
+  for (const name of names) {
     game.on(name, (data) => log.push([name, data]));
   }
   await game.open();
@@ -392,5 +419,117 @@ describe('GameSession', () => {
     assert.throws(() => new GameSession({ session: SESSION }), TypeError);
     const g = new GameSession({ session: { ...SESSION, sync_ws_url: 'ws://h:2028/ws' } });
     assert.equal(g.url, 'ws://h:2028/ws');
+  });
+});
+
+/** A fake server whose game r1 runs without this client (no seat) and has `n` frames already. */
+function runningWithoutUs(n, opts = {}) {
+  const gs = new GameServer(opts);
+  gs.running = true;
+  gs.seatKept = false;
+  gs.tick(n);
+  return gs;
+}
+
+/** Pings and waits for the pong: everything the session sent before has been handled by the server. */
+async function roundTrip(game) {
+  const pong = nextEvent(game, 'pong');
+  game.ping();
+  await pong;
+}
+
+describe('GameSession spectating', () => {
+  test('after a drop it watches again: game_start once, every frame once and in order', async () => {
+    const gs = runningWithoutUs(3, { reloadChunk: 2 });
+    const { game, frames, names } = await play(gs);
+    const started = nextEvent(game, 'game_start');
+    game.spectate('r1');
+    assert.equal(game.watching, 'r1');
+    await started;
+    await until(() => frames.length === 3, 2000, 'the history, frames 0..2');
+    gs.tick(2);
+    await until(() => frames.length === 5, 2000, 'live frames 3..4');
+    gs.current.drop();
+    gs.current = null;
+    gs.tick(3); // frames 5..7 go out while the spectator is away
+    assert.deepEqual(await nextEvent(game, 'reconnected'), { attempts: 1, reloadFrom: 5 });
+    // The new history is 0..7: 0..4 are dropped as already delivered.
+    await until(() => frames.length === 8, 2000, 'frames 5..7 from the history');
+    gs.tick(2);
+    await until(() => frames.length === 10, 2000, 'live frames 8..9');
+    await roundTrip(game);
+    assertExactlyOnceInOrder(frames, 10);
+    assert.deepEqual(frames.map((f) => JSON.stringify(f)), gs.frames, 'byte for byte');
+    assert.equal(names().filter((n) => n === 'game_start').length, 1, 'game_start shown once');
+    assert.deepEqual(gs.spectates, ['r1', 'r1']);
+    assert.deepEqual(gs.reloads, [], 'no reload request: the history comes with room_spectate');
+    assert.equal(game.watching, 'r1');
+    await game.close();
+  });
+
+  for (const how of ['game_over', 'room_left', 'leaveRoom']) {
+    test(`watching ends with ${how}: a reconnect does not spectate again`, async () => {
+      const gs = runningWithoutUs(2);
+      const { game, frames } = await play(gs);
+      game.spectate('r1');
+      await until(() => frames.length === 2, 2000, 'the history');
+      if (how === 'leaveRoom') {
+        game.leaveRoom();
+      } else {
+        const event = nextEvent(game, how);
+        if (how === 'game_over') gs.current.send('{"proto":"game_over","data":{"room_id":"r1","reason":"all_left"}}');
+        else gs.current.send('{"proto":"room_left","data":{"room_id":"r1","reason":"room_closed"}}');
+        await event;
+      }
+      assert.equal(game.watching, null);
+      gs.current.drop();
+      await nextEvent(game, 'reconnected');
+      await roundTrip(game);
+      assert.deepEqual(gs.spectates, ['r1']);
+      await game.close();
+    });
+  }
+
+  test('the game ended during the drop: room_not_found stops watching and forgets the game', async () => {
+    const gs = runningWithoutUs(2);
+    const { game, frames } = await play(gs);
+    game.spectate('r1');
+    await until(() => frames.length === 2, 2000, 'the history');
+    gs.current.drop();
+    gs.current = null;
+    gs.roomExists = false;
+    const error = nextEvent(game, 'error');
+    await nextEvent(game, 'reconnected');
+    const err = await error;
+    assert.equal(err.code, 'room_not_found');
+    assert.equal(err.proto, 'room_spectate');
+    assert.equal(game.watching, null);
+    assert.equal(game.game, null);
+    assert.equal(game.nextFrame, 0);
+    gs.current.drop();
+    await nextEvent(game, 'reconnected');
+    await roundTrip(game);
+    assert.deepEqual(gs.spectates, ['r1', 'r1'], 'no third room_spectate');
+    await game.close();
+  });
+
+  test('an already_in_room answer keeps the room watched before', async () => {
+    const gs = runningWithoutUs(1);
+    const { game, frames } = await play(gs);
+    game.spectate('r1');
+    await until(() => frames.length === 1, 2000, 'the history');
+    const error = nextEvent(game, 'error');
+    game.spectate('r2');
+    assert.equal((await error).code, 'already_in_room');
+    assert.equal(game.watching, 'r1');
+    gs.current.drop();
+    gs.current = null;
+    await nextEvent(game, 'reconnected');
+    await roundTrip(game);
+    assert.deepEqual(gs.spectates, ['r1', 'r2', 'r1']);
+    gs.tick(1);
+    await until(() => frames.length === 2, 2000, 'live frame 1');
+    assertExactlyOnceInOrder(frames, 2);
+    await game.close();
   });
 });
