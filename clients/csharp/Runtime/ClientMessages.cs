@@ -12,6 +12,7 @@ namespace Movan.Client
     {
         /// <summary>The proto of a reload request.</summary>
         public const string ReloadProto = "sync_request_reload_frames";
+        public const string SpectateProto = "room_spectate";
         /// <summary>The deepest <c>action_data</c> the server accepts (objects and arrays both count).</summary>
         public const int MaxActionDepth = 32;
 

@@ -168,6 +168,8 @@ namespace Movan.Client
         public Session Session { get { lock (gate) return session; } }
         /// <summary>The running game's <c>game_start</c>, or null.</summary>
         public GameStart Game { get { lock (gate) return core.Game; } }
+        /// <summary>The room <see cref="Spectate"/> watches, watched again after a reconnect; null when not watching.</summary>
+        public string Watching { get { lock (gate) return core.Watching; } }
         /// <summary>The next frame number the session will queue.</summary>
         public long NextFrame { get { lock (gate) return core.NextFrame; } }
         /// <summary>True while the connection is down and the session is getting it back.</summary>
@@ -194,18 +196,34 @@ namespace Movan.Client
 
         /// <summary>
         /// <c>room_spectate</c>: watch <paramref name="roomId"/> without playing. Frames arrive as for a player (the
-        /// history first, then live, <c>sync.spectator_delay_frames</c> behind), each once and in order. A spectator
-        /// has no seat: after a reconnect, call it again.
+        /// history first, then live, <c>sync.spectator_delay_frames</c> behind), each once and in order. The room is
+        /// remembered (<see cref="Watching"/>): a spectator has no seat to come back to, so after a reconnect the
+        /// session sends <c>room_spectate</c> again by itself, does not show the repeated <c>game_start</c> and drops
+        /// the history frames it already delivered, like the Rust SDK's <c>GameClient</c>. Watching ends with
+        /// <see cref="LeaveRoom"/>, <c>room_left</c>, <c>game_over</c>, or an error refusing the
+        /// <c>room_spectate</c> (<c>room_not_found</c> after a reconnect: the game ended meanwhile, and
+        /// <see cref="Game"/> becomes null).
         /// </summary>
         public void Spectate(string roomId)
         {
             if (roomId == null) throw new ArgumentNullException("roomId");
-            Enqueue("room_spectate", ClientMessages.RoomEnterData(roomId), null, null);
+            // Remembered before the send, so that the answer (read on another thread) finds it.
+            lock (gate) core.OnSpectate(roomId);
+            try
+            {
+                Enqueue(ClientMessages.SpectateProto, ClientMessages.RoomEnterData(roomId), null, null);
+            }
+            catch (Exception)
+            {
+                lock (gate) core.OnSpectateNotSent();
+                throw;
+            }
         }
 
-        /// <summary><c>room_leave</c>.</summary>
+        /// <summary><c>room_leave</c>; also ends watching (<see cref="Watching"/>), even when the send fails.</summary>
         public void LeaveRoom()
         {
+            lock (gate) core.OnLeaveRoom();
             Enqueue("room_leave", null, null, null);
         }
 

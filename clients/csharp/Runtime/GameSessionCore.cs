@@ -12,6 +12,8 @@ namespace Movan.Client
         Ping,
         /// <summary>Send <c>sync_request_reload_frames</c> from <see cref="SessionCommand.StartFrame"/>.</summary>
         RequestReload,
+        /// <summary>Send <c>room_spectate</c> for <see cref="SessionCommand.RoomId"/>: watch again after a reconnect.</summary>
+        Spectate,
         /// <summary>Refresh the session at the account server, then report <see cref="GameSessionCore.OnRefreshed"/>.</summary>
         Refresh,
         /// <summary>Close the current connection: it is dead (the core already counts it as lost).</summary>
@@ -21,26 +23,34 @@ namespace Movan.Client
     /// <summary>One command of <see cref="GameSessionCore"/>.</summary>
     public struct SessionCommand
     {
-        public SessionCommand(CommandKind kind, long startFrame)
+        public SessionCommand(CommandKind kind, long startFrame) : this(kind, startFrame, null)
+        {
+        }
+
+        public SessionCommand(CommandKind kind, long startFrame, string roomId)
         {
             Kind = kind;
             StartFrame = startFrame;
+            RoomId = roomId;
         }
 
         public CommandKind Kind { get; private set; }
         /// <summary>For <see cref="CommandKind.RequestReload"/>.</summary>
         public long StartFrame { get; private set; }
+        /// <summary>For <see cref="CommandKind.Spectate"/>.</summary>
+        public string RoomId { get; private set; }
 
         public override string ToString()
         {
-            return Kind == CommandKind.RequestReload ? "RequestReload(" + StartFrame + ")" : Kind.ToString();
+            if (Kind == CommandKind.RequestReload) return "RequestReload(" + StartFrame + ")";
+            return Kind == CommandKind.Spectate ? "Spectate(" + RoomId + ")" : Kind.ToString();
         }
     }
 
     /// <summary>
     /// The whole behaviour of <see cref="GameSession"/> with no sockets, threads or clock: reconnect with backoff,
-    /// rebind and reload, every frame exactly once and in order, idle pings, dead-connection detection and token
-    /// refresh. Feed it what happened (<c>On...</c>, <see cref="Tick"/>) with the current time in milliseconds of any
+    /// rebind and reload (or watch again, for a spectator), every frame exactly once and in order, idle pings,
+    /// dead-connection detection and token refresh. Feed it what happened (<c>On...</c>, <see cref="Tick"/>) with the current time in milliseconds of any
     /// monotonic clock; take what to do from <see cref="TryGetCommand"/> and what to show from
     /// <see cref="TryGetEvent"/>; call <see cref="Tick"/> again by <see cref="NextDeadline"/>. Not thread-safe.
     /// </summary>
@@ -82,6 +92,8 @@ namespace Movan.Client
         private long lastPing;
         private long refreshAt = long.MaxValue;
         private bool refreshInFlight;
+        // What Watching was before the last OnSpectate, for an already_in_room answer.
+        private string watchingBefore;
 
         /// <summary>A core for a session whose first connection is being opened.</summary>
         /// <param name="options">The timings: keepalive, dead-connection limit, refresh retry, reconnect policy.</param>
@@ -112,6 +124,12 @@ namespace Movan.Client
         public long ReloadedFrames { get; private set; }
         /// <summary>Frames held beyond a gap, waiting for a reload.</summary>
         public int BufferedFrames { get { return buffer.Count; } }
+        /// <summary>
+        /// The room the application spectates (<see cref="OnSpectate"/>), watched again after every reconnect, or
+        /// null: cleared by <see cref="OnLeaveRoom"/>, <c>room_left</c>, <c>game_over</c>, and an <c>error</c>
+        /// refusing the <c>room_spectate</c>.
+        /// </summary>
+        public string Watching { get; private set; }
 
         /// <summary>True when commands wait in <see cref="TryGetCommand"/>.</summary>
         public bool HasCommands { get { return commands.Count > 0; } }
@@ -187,7 +205,37 @@ namespace Movan.Client
             reconnect = null;
             if (was == null) return;
             events.Enqueue(new ReconnectedEvent(was.Attempt, Game != null ? NextFrame : -1));
-            if (Game != null) StartReload(now);
+            if (Watching != null)
+            {
+                // A spectator has no seat to rebind: watch again. The answer repeats the game_start (not shown
+                // again) and the history from its oldest frame (the delivered ones are dropped), then live frames.
+                watchingBefore = null;
+                commands.Enqueue(new SessionCommand(CommandKind.Spectate, 0, Watching));
+                OnSent(now);
+            }
+            else if (Game != null)
+            {
+                StartReload(now);
+            }
+        }
+
+        /// <summary>The application sends <c>room_spectate</c> for <paramref name="roomId"/> (call it before the send): remembered, to watch again after a reconnect.</summary>
+        public void OnSpectate(string roomId)
+        {
+            watchingBefore = Watching;
+            Watching = roomId;
+        }
+
+        /// <summary>The application's <c>room_spectate</c> could not be sent: what was watched before still is.</summary>
+        public void OnSpectateNotSent()
+        {
+            Watching = watchingBefore;
+        }
+
+        /// <summary>The application sends <c>room_leave</c>: watching ends (even if the send fails).</summary>
+        public void OnLeaveRoom()
+        {
+            Watching = null;
         }
 
         /// <summary>Something was sent on the connection (the application's requests count: they keep it alive).</summary>
@@ -234,6 +282,7 @@ namespace Movan.Client
             if (over != null)
             {
                 ResetGame();
+                Watching = null;
                 events.Enqueue(new GameOverEvent(over));
                 return;
             }
@@ -252,6 +301,7 @@ namespace Movan.Client
             var left = m as RoomLeft;
             if (left != null)
             {
+                Watching = null;
                 events.Enqueue(new RoomLeftEvent(left));
                 return;
             }
@@ -450,6 +500,19 @@ namespace Movan.Client
         private void OnServerError(ServerError err)
         {
             lastError = err;
+            if (err.ErrorProto == ClientMessages.SpectateProto && Watching != null)
+            {
+                if (err.Code == ErrorCode.AlreadyInRoom)
+                {
+                    Watching = watchingBefore; // Refused: whatever was watched before still is.
+                }
+                else
+                {
+                    // Not watching: the room is gone (its game ended, maybe during a drop), full, or the request bad.
+                    Watching = null;
+                    if (err.Code == ErrorCode.RoomNotFound) ResetGame();
+                }
+            }
             if (err.ErrorProto == ClientMessages.ReloadProto && reload != null)
             {
                 reload = null;

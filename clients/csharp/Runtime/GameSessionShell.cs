@@ -216,6 +216,10 @@ namespace Movan.Client
                     SendOn(conn, ClientMessages.Envelope(session.Uid, null, ClientMessages.ReloadProto, UnixTime.Now(),
                         ClientMessages.ReloadData(c.StartFrame), null));
                     break;
+                case CommandKind.Spectate:
+                    SendOn(conn, ClientMessages.Envelope(session.Uid, null, ClientMessages.SpectateProto, UnixTime.Now(),
+                        ClientMessages.RoomEnterData(c.RoomId), null));
+                    break;
                 case CommandKind.Disconnect:
                     if (conn != null) conn.Close();
                     break;

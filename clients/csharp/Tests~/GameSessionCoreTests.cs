@@ -11,122 +11,6 @@ namespace Movan.Client.Tests
     [TestFixture]
     public class GameSessionCoreTests
     {
-        /// <summary>A core plus a fake clock and the output collected so far.</summary>
-        private sealed class Rig
-        {
-            public long Now = 1000000;
-            public readonly GameSessionCore Core;
-            public readonly List<GameEvent> Events = new List<GameEvent>();
-            public readonly List<SessionCommand> Commands = new List<SessionCommand>();
-
-            public Rig(GameSessionOptions options = null, bool canRefresh = false, bool connected = true)
-            {
-                Core = new GameSessionCore(options ?? new GameSessionOptions(), canRefresh);
-                if (connected) Core.OnConnected(Now);
-                Collect();
-            }
-
-            public void Collect()
-            {
-                GameEvent ev;
-                while (Core.TryGetEvent(out ev)) Events.Add(ev);
-                SessionCommand c;
-                while (Core.TryGetCommand(out c)) Commands.Add(c);
-            }
-
-            public void Advance(long ms)
-            {
-                Now += ms;
-                Core.Tick(Now);
-                Collect();
-            }
-
-            /// <summary>Ticks at every deadline until <paramref name="ms"/> have passed, as the shell would.</summary>
-            public void RunFor(long ms)
-            {
-                long until = Now + ms;
-                while (true)
-                {
-                    long next = Core.NextDeadline;
-                    if (next > until) break;
-                    Now = Math.Max(Now, next);
-                    Core.Tick(Now);
-                    Collect();
-                }
-                Now = until;
-                Core.Tick(Now);
-                Collect();
-            }
-
-            public void Receive(string json)
-            {
-                Core.OnMessage(ServerMessageParser.Parse(Encoding.UTF8.GetBytes(json)), Now);
-                Collect();
-            }
-
-            public void Frame(long n, string actions = "")
-            {
-                Receive("{\"proto\":\"sync_frame\",\"data\":{\"frame_count\":" + n + ",\"actions\":[" + actions + "]}}");
-            }
-
-            public void Reload(long start, long end, bool last, params long[] frames)
-            {
-                string list = string.Join(",", frames.Select(n => "{\"frame_count\":" + n + ",\"actions\":[]}").ToArray());
-                Receive("{\"proto\":\"reload_frames\",\"data\":{\"start_frame\":" + start + ",\"end_frame\":" + end +
-                    ",\"last\":" + (last ? "true" : "false") + ",\"frames\":[" + list + "]}}");
-            }
-
-            public void Error(string code, string proto = null)
-            {
-                Receive("{\"proto\":\"error\",\"data\":{\"code\":\"" + code + "\",\"message\":\"m\",\"proto\":" +
-                    (proto == null ? "null" : "\"" + proto + "\"") + "}}");
-            }
-
-            public void Start(string room = "r1", double startTime = 1700000000.5)
-            {
-                Receive("{\"proto\":\"game_start\",\"data\":{\"room_id\":\"" + room + "\",\"start_time\":" +
-                    startTime.ToString(System.Globalization.CultureInfo.InvariantCulture) +
-                    ",\"frame_interval_ms\":50,\"members\":[\"1\",\"2\"],\"seed\":7}}");
-            }
-
-            public void Lost(MovanException reason = null)
-            {
-                Core.OnConnectionLost(reason, Now);
-                Collect();
-            }
-
-            public List<long> Frames()
-            {
-                return Events.OfType<FrameEvent>().Select(e => e.Frame.FrameCount).ToList();
-            }
-
-            public List<SessionCommand> Take(CommandKind kind)
-            {
-                var found = Commands.Where(c => c.Kind == kind).ToList();
-                Commands.RemoveAll(c => c.Kind == kind);
-                return found;
-            }
-
-            public T Single<T>() where T : GameEvent
-            {
-                var all = Events.OfType<T>().ToList();
-                Assert.AreEqual(1, all.Count, "exactly one " + typeof(T).Name);
-                return all[0];
-            }
-        }
-
-        private static List<long> Range(long from, long count)
-        {
-            var l = new List<long>();
-            for (long i = 0; i < count; i++) l.Add(from + i);
-            return l;
-        }
-
-        private static MovanException Net(string why = "connection reset")
-        {
-            return new MovanException(ErrorKind.Network, why);
-        }
-
         // ---- frames ----
 
         [Test]
@@ -137,7 +21,7 @@ namespace Movan.Client.Tests
             for (int i = 0; i < 5; i++) r.Frame(i);
             r.Frame(3);
             r.Frame(4);
-            CollectionAssert.AreEqual(Range(0, 5), r.Frames());
+            CollectionAssert.AreEqual(Fixtures.Range(0, 5), r.Frames());
             Assert.AreEqual(5, r.Core.NextFrame);
             Assert.AreEqual(0, r.Commands.Count, "no reload without a gap");
         }
@@ -159,7 +43,7 @@ namespace Movan.Client.Tests
             r.Frame(6);
             r.Reload(2, 6, false, 2, 3);
             r.Reload(4, 6, true, 4, 5);
-            CollectionAssert.AreEqual(Range(0, 7), r.Frames());
+            CollectionAssert.AreEqual(Fixtures.Range(0, 7), r.Frames());
             Assert.AreEqual(0, r.Core.BufferedFrames);
             Assert.AreEqual(0, r.Commands.Count);
         }
@@ -174,12 +58,12 @@ namespace Movan.Client.Tests
             Assert.AreEqual(1, r.Take(CommandKind.RequestReload).Count);
             r.Reload(1, 6, true, 1, 2, 3, 4, 5);
             var again = r.Take(CommandKind.RequestReload);
-            CollectionAssert.AreEqual(Range(0, 6), r.Frames());
+            CollectionAssert.AreEqual(Fixtures.Range(0, 6), r.Frames());
             Assert.AreEqual(0, again.Count, "no gap left: 6 and 7 were dropped from the full buffer, 8 will come live");
             r.Frame(8);
             Assert.AreEqual(6, r.Take(CommandKind.RequestReload).Single().StartFrame);
             r.Reload(6, 9, true, 6, 7, 8);
-            CollectionAssert.AreEqual(Range(0, 9), r.Frames());
+            CollectionAssert.AreEqual(Fixtures.Range(0, 9), r.Frames());
         }
 
         [Test]
@@ -261,7 +145,7 @@ namespace Movan.Client.Tests
         public void A_drop_reconnects_with_doubling_backoff_capped_at_the_max()
         {
             var r = new Rig();
-            r.Lost(Net());
+            r.Lost(Fixtures.Net());
             Assert.AreEqual(1, r.Single<ReconnectingEvent>().Attempt);
             Assert.IsTrue(r.Core.IsReconnecting);
             var attemptsAt = new List<long>();
@@ -271,7 +155,7 @@ namespace Movan.Client.Tests
                 r.RunFor(r.Core.NextDeadline - r.Now);
                 Assert.AreEqual(1, r.Take(CommandKind.Connect).Count, "attempt " + (i + 1));
                 attemptsAt.Add(r.Now - dropAt);
-                r.Core.OnConnectFailed(Net("refused"), r.Now);
+                r.Core.OnConnectFailed(Fixtures.Net("refused"), r.Now);
                 r.Collect();
             }
             // Waits of 100, 200, 400, 800, 1600, 2000, 2000 ms.
@@ -285,7 +169,7 @@ namespace Movan.Client.Tests
         public void No_attempt_is_made_before_its_delay()
         {
             var r = new Rig();
-            r.Lost(Net());
+            r.Lost(Fixtures.Net());
             r.Advance(99);
             Assert.AreEqual(0, r.Take(CommandKind.Connect).Count);
             r.Advance(1);
@@ -298,13 +182,13 @@ namespace Movan.Client.Tests
         public void Reconnecting_gives_up_after_the_grace()
         {
             var r = new Rig(new GameSessionOptions { Policy = new ReconnectPolicy { GiveUpAfter = TimeSpan.FromSeconds(5) } });
-            r.Lost(Net());
+            r.Lost(Fixtures.Net());
             int attempts = 0;
             while (!r.Core.IsClosed && attempts < 100)
             {
                 r.RunFor(r.Core.NextDeadline - r.Now);
                 attempts += r.Take(CommandKind.Connect).Count;
-                r.Core.OnConnectFailed(Net("refused #" + attempts), r.Now);
+                r.Core.OnConnectFailed(Fixtures.Net("refused #" + attempts), r.Now);
                 r.Collect();
             }
             Assert.IsTrue(r.Core.IsClosed);
@@ -321,7 +205,7 @@ namespace Movan.Client.Tests
             var r = new Rig();
             r.Start();
             for (int i = 0; i < 10; i++) r.Frame(i);
-            r.Lost(Net());
+            r.Lost(Fixtures.Net());
             r.RunFor(100);
             r.Take(CommandKind.Connect);
             r.Core.OnConnected(r.Now);
@@ -336,7 +220,7 @@ namespace Movan.Client.Tests
             r.Frame(15);
             r.Reload(10, 15, true, 10, 11, 12, 13, 14);
             r.Frame(16);
-            CollectionAssert.AreEqual(Range(0, 17), r.Frames());
+            CollectionAssert.AreEqual(Fixtures.Range(0, 17), r.Frames());
             Assert.AreEqual(1, r.Events.OfType<GameStartEvent>().Count());
         }
 
@@ -392,14 +276,14 @@ namespace Movan.Client.Tests
         {
             var r = new Rig();
             r.Error("replaced");
-            r.Core.OnConnectionLost(Net(), r.Now); // this drop ends it
+            r.Core.OnConnectionLost(Fixtures.Net(), r.Now); // this drop ends it
             Assert.IsTrue(r.Core.IsClosed);
 
             var q = new Rig();
-            q.Lost(Net());
+            q.Lost(Fixtures.Net());
             q.RunFor(100);
             q.Core.OnConnected(q.Now);
-            q.Lost(Net());
+            q.Lost(Fixtures.Net());
             Assert.IsFalse(q.Core.IsClosed, "no error on this connection");
         }
 
@@ -409,7 +293,7 @@ namespace Movan.Client.Tests
             foreach (string code in new[] { "session_revoked", "banned", "replaced", "shutting_down" })
             {
                 var r = new Rig();
-                r.Lost(Net());
+                r.Lost(Fixtures.Net());
                 r.RunFor(100);
                 r.Core.OnConnectFailed(MovanException.FromServer(new ServerError(code, "no", null)), r.Now);
                 r.Collect();
@@ -417,7 +301,7 @@ namespace Movan.Client.Tests
                 Assert.AreEqual(code, r.Single<ClosedEvent>().Error.Code);
             }
             var c = new Rig();
-            c.Lost(Net());
+            c.Lost(Fixtures.Net());
             c.RunFor(100);
             c.Core.OnConnectFailed(new MovanException(ErrorKind.Crypto, "bad key"), c.Now);
             c.Collect();
@@ -443,7 +327,7 @@ namespace Movan.Client.Tests
             var r = new Rig();
             r.Start();
             r.Frame(0);
-            r.Lost(Net());
+            r.Lost(Fixtures.Net());
             r.Frame(1);
             CollectionAssert.AreEqual(new long[] { 0 }, r.Frames());
         }
@@ -452,7 +336,7 @@ namespace Movan.Client.Tests
         public void Close_by_the_application_ends_without_an_error()
         {
             var r = new Rig();
-            r.Lost(Net());
+            r.Lost(Fixtures.Net());
             r.Core.Close(null);
             r.Collect();
             Assert.IsNull(r.Single<ClosedEvent>().Error);
@@ -469,7 +353,7 @@ namespace Movan.Client.Tests
         public void An_expired_token_on_reconnect_is_refreshed_once_then_the_attempt_repeats()
         {
             var r = new Rig(canRefresh: true);
-            r.Lost(Net());
+            r.Lost(Fixtures.Net());
             r.RunFor(100);
             r.Take(CommandKind.Connect);
             var expired = MovanException.FromServer(new ServerError("token_expired", "expired", "ping"));
@@ -491,7 +375,7 @@ namespace Movan.Client.Tests
         public void An_expired_token_without_an_account_client_ends_the_session()
         {
             var r = new Rig(canRefresh: false);
-            r.Lost(Net());
+            r.Lost(Fixtures.Net());
             r.RunFor(100);
             r.Core.OnConnectFailed(MovanException.FromServer(new ServerError("token_expired", "expired", "ping")), r.Now);
             r.Collect();
@@ -502,7 +386,7 @@ namespace Movan.Client.Tests
         public void A_refused_refresh_during_a_reconnect_ends_the_session()
         {
             var r = new Rig(canRefresh: true);
-            r.Lost(Net());
+            r.Lost(Fixtures.Net());
             r.RunFor(100);
             r.Core.OnConnectFailed(MovanException.FromServer(new ServerError("token_expired", "expired", "ping")), r.Now);
             r.Core.OnRefreshed(null, MovanException.FromHttp(401, "invalid_refresh_token", "used", null), r.Now);
@@ -624,7 +508,7 @@ namespace Movan.Client.Tests
             r.Frame(0);
             r.Frame(2);
             Assert.AreEqual(r.Now + 15000, r.Core.NextDeadline, "keepalive is sooner than the reload timeout");
-            r.Lost(Net());
+            r.Lost(Fixtures.Net());
             Assert.AreEqual(r.Now + 100, r.Core.NextDeadline, "the reconnect attempt");
             r.RunFor(100);
             Assert.AreEqual(long.MaxValue, r.Core.NextDeadline, "connecting: nothing to time");

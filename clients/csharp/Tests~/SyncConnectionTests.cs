@@ -333,6 +333,74 @@ namespace Movan.Client.Tests
             Done(server);
         }
 
+        /// <summary>Reads client messages until one of <paramref name="proto"/> (pings may come first).</summary>
+        private static JsonValue ReadUntil(FakeSyncServer.Peer p, string proto)
+        {
+            JsonValue m;
+            while ((m = p.Read()) != null)
+            {
+                if (m["extra_data"]["proto"].AsString() == proto) return m;
+            }
+            Assert.Fail("no " + proto);
+            return null;
+        }
+
+        private static string ReloadJson(long start, long end)
+        {
+            var frames = new List<string>();
+            for (long i = start; i < end; i++) frames.Add("{\"frame_count\":" + i + ",\"actions\":[]}");
+            return "{\"proto\":\"reload_frames\",\"data\":{\"start_frame\":" + start + ",\"end_frame\":" + end +
+                ",\"last\":true,\"frames\":[" + string.Join(",", frames.ToArray()) + "]}}";
+        }
+
+        [Test]
+        public void A_spectating_game_session_watches_again_after_a_drop()
+        {
+            var watched = new List<string>();
+            Task server = Task.Run(() =>
+            {
+                using (FakeSyncServer.Peer p = fake.Accept())
+                {
+                    p.Accept();
+                    watched.Add(ReadUntil(p, "room_spectate")["extra_data"]["data"]["room_id"].AsString());
+                    p.Send(GameStartJson);
+                    p.Send(ReloadJson(0, 3));
+                    p.Send(FakeSyncServer.Peer.FrameJson(3));
+                }
+                // Dropped. No seat to rebind: nothing comes until the session spectates again.
+                using (FakeSyncServer.Peer p = fake.Accept())
+                {
+                    p.Accept();
+                    watched.Add(ReadUntil(p, "room_spectate")["extra_data"]["data"]["room_id"].AsString());
+                    p.Send(GameStartJson);
+                    p.Send(ReloadJson(0, 6));
+                    p.Send(FakeSyncServer.Peer.FrameJson(6));
+                    p.Read(); // until the client closes
+                }
+            });
+            var options = new GameSessionOptions { Policy = new ReconnectPolicy { InitialDelay = TimeSpan.FromMilliseconds(10) } };
+            using (GameSession game = GameSession.Connect(FakeSession(fake.Address), options))
+            {
+                var frames = new List<long>();
+                int starts = 0;
+                game.FrameReceived += f => frames.Add(f.FrameCount);
+                game.GameStarted += g => starts++;
+                game.Spectate("r");
+                Assert.AreEqual("r", game.Watching);
+                DateTime deadline = DateTime.UtcNow + T;
+                while (frames.Count < 7 && DateTime.UtcNow < deadline)
+                {
+                    game.Poll();
+                    Thread.Sleep(5);
+                }
+                CollectionAssert.AreEqual(new long[] { 0, 1, 2, 3, 4, 5, 6 }, frames);
+                Assert.AreEqual(1, starts, "the repeated game_start is not shown again");
+                Assert.AreEqual("r", game.Watching);
+            }
+            Done(server);
+            CollectionAssert.AreEqual(new[] { "r", "r" }, watched);
+        }
+
         [Test]
         public void Close_writes_what_was_queued_before_it()
         {
