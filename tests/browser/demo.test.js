@@ -2,10 +2,14 @@
 //
 // Starts the real account and sync servers on free ports with a throw-away config (like tests/common/mod.rs), the
 // account server serving web/demo/ at /demo/ and clients/js/ at /js/; opens two pages, logs two players in,
-// quick-matches, gets ready, holds arrow/WASD keys in both pages, and checks that both boards went through the same
-// states frame by frame and that the squares moved. Then it drops one page's WebSocket (the "reconnecting…" banner
-// shows, the other page sees the player offline), lets it reconnect and checks that it caught up on the same board,
-// and waits for game_over (a 10-second game). Saves a screenshot to docs/demo.png and more to the temp dir.
+// quick-matches, gets ready, lets a third page spectate, holds arrow/WASD keys in both pages, and checks that all
+// boards went through the same states frame by frame and that the squares moved. Then it drops one page's WebSocket
+// (the "reconnecting…" banner shows, the other page sees the player offline), lets it reconnect and checks that it
+// caught up on the same board. Then page a's autopilot (a test hook: one step toward the nearest coin per echoed move)
+// collects coins until it wins (`?coins=4` on every page): all three pages must show the same winner, scores and
+// coins, stop sending, and the players leave, which ends the game on the server (the spectator's `game_over` says
+// `all_left`, and the match history has it). Saves a screenshot to docs/demo.png and more to the temp dir.
+// `game.test.js` tests the simulation itself in Node.
 //
 //   npm test                                  # builds the binaries with cargo first (no-op when up to date)
 //   MOVAN_BIN_DIR=target/release npm test
@@ -43,11 +47,13 @@ const START_TIMEOUT_MS = 30_000;
 const MIN_FRAMES = 60;
 /** Frames both pages must have in common in their (frame, stateHash) histories. */
 const MIN_COMMON_FRAMES = 40;
+/** Coins to win (`?coins=N` on every page): the autopilot needs a few seconds per coin at most. */
+const COINS_TO_WIN = 4;
 /**
- * The game's length (`sync.max_game_secs`), so that the test sees `game_over` too. Everything before it needs about
- * five seconds of game time; the frames are timed by the server, so a slow machine does not shorten that margin much.
+ * `sync.max_game_secs`: a safety net only. The game ends when the simulation has a winner and the players leave (about
+ * 5 s of play, then the autopilot's coins); a game that reaches this fails the test with reason `max_duration`.
  */
-const GAME_SECS = 10;
+const MAX_GAME_SECS = 120;
 
 /** @type {import('node:child_process').ChildProcess[]} */
 const children = [];
@@ -196,7 +202,7 @@ node_id = "sync-browser-test"
 account_rpc_addr = ${tomlString(rpc)}
 max_players = 2
 min_players = 2
-max_game_secs = ${GAME_SECS}
+max_game_secs = ${MAX_GAME_SECS}
 checksum_interval = 20
 `,
     );
@@ -257,8 +263,12 @@ checksum_interval = 20
 
     // ---- two players in two browser contexts ----
     browser = await playwright.chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
-    for (const name of ['a', 'b']) {
-      const context = await browser.newContext({ viewport: { width: 800, height: 520 }, deviceScaleFactor: 1 });
+    /** A browser context whose pages have the test hook `__movanTest`. */
+    const newContext = async () => {
+      const context = await /** @type {import('playwright-core').Browser} */ (browser).newContext({
+        viewport: { width: 800, height: 520 },
+        deviceScaleFactor: 1,
+      });
       // Test hook, not part of the page: lets the test drop the page's WebSockets and refuse new ones for a while.
       await context.addInitScript(() => {
         const Native = window.WebSocket;
@@ -275,7 +285,10 @@ checksum_interval = 20
           }
         };
       });
-      const page = await context.newPage();
+      return context;
+    };
+    for (const name of ['a', 'b']) {
+      const page = await (await newContext()).newPage();
       page.on('pageerror', (e) => pageErrors.push(`${name}: ${e.message}`));
       page.on('response', (r) => {
         if (r.status() >= 400) pageErrors.push(`${name}: ${r.status()} for ${r.url()}`);
@@ -284,7 +297,7 @@ checksum_interval = 20
         // The blocked reconnect attempts (see __movanTest) are expected to fail.
         if (m.type() === 'error' && !m.text().includes('127.0.0.1:9/')) pageErrors.push(`${name} console: ${m.text()}`);
       });
-      await page.goto(`${accountUrl}/demo/`);
+      await page.goto(`${accountUrl}/demo/?coins=${COINS_TO_WIN}`);
       pages.push(page);
     }
     const [a, b] = pages;
@@ -321,9 +334,9 @@ checksum_interval = 20
     for (const p of pages) await waitFor(p, `window.movanDemo.status === 'playing' && window.movanDemo.players.length === 2`);
 
     // ---- a third page spectates the running game (room_spectate): the history, then the same frames ----
-    const watcher = await (await browser.newContext({ viewport: { width: 800, height: 520 } })).newPage();
+    const watcher = await (await newContext()).newPage();
     watcher.on('pageerror', (e) => pageErrors.push(`watcher: ${e.message}`));
-    await watcher.goto(`${accountUrl}/demo/`);
+    await watcher.goto(`${accountUrl}/demo/?coins=${COINS_TO_WIN}`);
     await waitFor(watcher, `window.movanDemo?.status === 'logged_out'`);
     await watcher.fill('#username', `carol_${tag}`);
     await watcher.fill('#password', `password-carol_${tag}`);
@@ -434,6 +447,25 @@ checksum_interval = 20
       t.diagnostic(`reconnect: dropped at about frame ${dropFrame}; now a ${ra.frame}, b ${rb.frame}; ${both.length} common`);
     }
 
+    // ---- the spectator's connection drops: it watches again by itself, every frame once, the same states ----
+    {
+      const before = (await state(watcher)).frame;
+      await watcher.evaluate(() => /** @type {any} */ (window).__movanTest.drop());
+      await waitFor(watcher, `window.movanDemo.reconnects === 1 && !window.movanDemo.reconnecting`, 20_000);
+      await waitFor(watcher, `window.movanDemo.frame >= ${before + 20}`);
+      await waitFor(a, `window.movanDemo.spectators === 1`, 10_000);
+      const [wa, ww] = [await state(a), await state(watcher)];
+      assert.equal(ww.spectating, true, 'still watching');
+      assert.equal(ww.status, 'playing');
+      const frames = ww.history.map(([f]) => f);
+      assert.deepEqual(frames, frames.map((_, i) => frames[0] + i), 'the spectator applied every frame once, in order');
+      const hw = new Map(ww.history);
+      const both = wa.history.filter(([frame]) => hw.has(frame));
+      assert.ok(both.some(([frame]) => frame > before), 'common frames after the drop');
+      for (const [frame, hash] of both) assert.equal(hw.get(frame), hash, `spectator state at frame ${frame}`);
+      t.diagnostic(`spectator reconnect: dropped at frame ${before}, now ${ww.frame}; ${both.length} common with a`);
+    }
+
     // ---- screenshot ----
     const shots = [path.join(dir, 'demo.png')];
     const wanted = process.env.MOVAN_SCREENSHOT ?? path.join(ROOT, 'docs', 'demo.png');
@@ -445,23 +477,47 @@ checksum_interval = 20
     }
     t.diagnostic(`screenshot: ${shots.join(', ')}`);
 
-    // ---- game over (max_game_secs): both pages show it, after the same last frame ----
-    for (const p of pages) await waitFor(p, `window.movanDemo.status === 'game_over'`, (GAME_SECS + 10) * 1000);
+    // ---- the end: page a's autopilot collects coins until it wins; every page agrees on the winner ----
+    assert.equal((await state(a)).winner, null, 'nobody has won yet');
+    await a.evaluate(() => {
+      /** @type {any} */ (window).movanDemo.autopilot = true;
+    });
+    const everyone = [a, b, watcher];
+    for (const p of everyone) await waitFor(p, `window.movanDemo.winner !== null`, 60_000);
+    const ends = await Promise.all(everyone.map(state));
+    const [ea] = ends;
+    const endHash = new Map(ea.history).get(ea.endFrame);
+    for (const [i, s] of ends.entries()) {
+      assert.equal(s.winner, sa.uid, `page ${i}: the autopilot's player won`);
+      assert.equal(s.endFrame, ea.endFrame, `page ${i}: the same last frame of the game`);
+      assert.deepEqual(s.scores, ea.scores, `page ${i}: the same scores`);
+      assert.deepEqual(s.coins, ea.coins, `page ${i}: the same coins`);
+      assert.equal(new Map(s.history).get(ea.endFrame), endHash, `page ${i}: the same state at the end`);
+    }
+    assert.equal(ea.scores[sa.uid], COINS_TO_WIN);
+    assert.ok(ea.scores[sb.uid] < COINS_TO_WIN);
+    for (const p of everyone) assert.match(await p.textContent('#overlay-text') ?? '', new RegExp(`${sa.uid} wins`));
+    t.diagnostic(`${ea.winner} wins at frame ${ea.endFrame}: ${JSON.stringify(ea.scores)}, state ${endHash}`);
+
+    // ---- the players leave after a pause; the last one out ends the game on the server (all_left) ----
+    for (const p of pages) await waitFor(p, `window.movanDemo.status === 'game_over' && window.movanDemo.left`);
+    await waitFor(watcher, `window.movanDemo.status === 'game_over'`);
     {
-      const [ea, eb] = [await state(a), await state(b)];
-      const frames = (GAME_SECS * 1000) / 50;
-      for (const s of [ea, eb]) {
-        assert.equal(s.gameOver?.reason, 'max_duration');
-        assert.equal(s.gameOver?.frame_count, frames);
-        assert.equal(s.frame, frames - 1, 'the last frame came before game_over');
-      }
-      assert.equal(ea.stateHash, eb.stateHash, 'the same final board');
+      const [oa, ob, ow] = await Promise.all(everyone.map(state));
+      assert.equal(ow.gameOver?.reason, 'all_left', 'the server ended the game when the players left');
+      assert.ok(ow.gameOver.frame_count > ea.endFrame, 'the game ended after the simulation did');
+      assert.equal(ow.winner, sa.uid);
+      assert.equal(ow.spectating, false);
+      assert.equal(oa.sent, ends[0].sent, 'page a sent nothing after the end');
+      assert.equal(ob.sent, ends[1].sent, 'page b sent nothing after the end');
       for (const p of pages) {
-        assert.match(await p.textContent('#overlay') ?? '', /Game over: max duration/);
+        assert.match(await p.textContent('#overlay-text') ?? '', /wins\n.*\nYou left the room/);
         assert.equal(await p.isEnabled('#quick-match'), true, 'quick match again after the game');
       }
+      assert.match(await watcher.textContent('#overlay-text') ?? '', /wins\n.*\nGame over: all left/);
+      assert.equal(await a.textContent('#sync'), 'in sync', 'the checksums agreed to the end');
       await a.screenshot({ path: path.join(dir, 'game-over.png') });
-      t.diagnostic(`game over after ${ea.gameOver.frame_count} frames: ${ea.stateHash}`);
+      await watcher.screenshot({ path: path.join(dir, 'game-over-watcher.png') });
     }
 
     // ---- the game-over text never covers your square or its "you" label ----
@@ -499,7 +555,25 @@ checksum_interval = 20
           assert.ok(!covered(ub), `the middle band was free, yet the text covers the other square: ${where}`);
         }
       }
-      assert.match(await a.textContent('#overlay-text') ?? '', /Game over: max duration/);
+      assert.match(await a.textContent('#overlay-text') ?? '', new RegExp(`${sa.uid} wins`));
+    }
+
+    // ---- the account server recorded the match, ended by all_left ----
+    {
+      const login = await post(`${accountUrl}/v1/login`, { username: users[0], password: `password-${users[0]}` });
+      assert.equal(login.status, 200);
+      /** @type {any} */
+      let match;
+      for (const deadline = Date.now() + 10_000; !match; ) {
+        const res = await fetch(`${accountUrl}/v1/me/matches`, { headers: { authorization: `Bearer ${login.body.token}` } });
+        match = (await res.json()).matches?.find((/** @type {any} */ m) => m.room_id === fa.room);
+        if (!match) {
+          assert.ok(Date.now() < deadline, 'the match report reached the account server');
+          await sleep(100);
+        }
+      }
+      assert.equal(match.end_reason, 'all_left');
+      assert.deepEqual([...match.players].sort(), [sa.uid, sb.uid].sort());
     }
 
     assert.deepEqual(pageErrors, [], 'no page errors');

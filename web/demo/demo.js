@@ -1,166 +1,38 @@
-// Movan web demo: log in, quick-match, get ready, and move a coloured square around a shared board.
+// Movan web demo: log in, quick-match, get ready, and race for coins on a shared board; the first to 5 wins.
 //
-// The board is a lockstep simulation: a square moves only when a `sync_frame` carries that player's
+// The game (game.js) is a lockstep simulation: a square moves only when a `sync_frame` carries that player's
 // `{"move":[dx,dy]}` action, and every player applies the same frames in the same order, so every tab shows the same
-// board. Keys only decide which action to send next; they never move anything locally.
+// board, the same scores and the same winner. Keys only decide which action to send next; they never move anything
+// locally. When the game ends, every page shows the winner, stops sending, and the players leave the room after a
+// short pause, which ends the game on the server (`game_over` reason `all_left`, which spectators see).
 //
-// For tests, `window.movanDemo` holds the current state (see `demo` below).
+// For tests, `window.movanDemo` holds the current state (state.js). The modules: game.js the simulation, board.js
+// the canvas, keys.js the keyboard, this file the page and the session.
 
 import { AccountClient, GameSession } from '../js/movan.js';
+import { drawBoard, overlayPlace, pieceBoxes } from './board.js';
+import { applyFrame, newGame, rulesFrom, stateHash, stepTowardCoin } from './game.js';
+import { direction, forgetKeys, forgetTap, listenToKeys } from './keys.js';
+import { newDemoState } from './state.js';
 
-/** Board size in cells, and the size of one cell in CSS pixels. */
-const BOARD_W = 26;
-const BOARD_H = 18;
-const CELL = 20;
 /** Colours by position in `game_start.members` (or in the room before the game). */
 const COLORS = ['#e4572e', '#29a3e0', '#f3a712', '#8cc63f', '#b86bd8', '#2ec4b6', '#ff7aa8', '#c0c0c0'];
 /** How often to ping for the round-trip time, ms. */
 const PING_EVERY_MS = 2000;
-/** The font of the labels over the squares, and their height above the baseline, in board pixels. */
-const LABEL_FONT = '11px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace';
-const LABEL_HEIGHT = 13;
-/** The board message's distance from the board's edges, CSS pixels (`.overlay` padding in demo.css). */
-const OVERLAY_PAD = 12;
 /** Entries kept in `movanDemo.history`. */
 const HISTORY_MAX = 400;
+/** How long the winner shows before the players leave the room (which ends the game on the server), ms. */
+const LEAVE_AFTER_MS = 1500;
+/** The rules of this page's games, from `?coins=N&frames=N`: every tab of a game must load the same ones. */
+const RULES = rulesFrom(location.search);
 
-const KEYS = {
-  ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1],
-  a: [-1, 0], d: [1, 0], w: [0, -1], s: [0, 1],
-  A: [-1, 0], D: [1, 0], W: [0, -1], S: [0, 1],
-};
-
-/**
- * What the page knows, kept up to date for tests (`window.movanDemo`).
- * status: logged_out | logging_in | connecting | lobby | waiting | playing | game_over | closed
- */
-const demo = {
-  status: 'logged_out',
-  uid: /** @type {string|null} */ (null),
-  username: /** @type {string|null} */ (null),
-  /** True while the sync connection is down and the session is getting it back. */
-  reconnecting: false,
-  /** How many times the connection dropped and the session started to reconnect. */
-  reconnects: 0,
-  /** @type {string|null} */
-  room: null,
-  /** @type {{uid: string, ready: boolean, connected: boolean}[]} */
-  members: [],
-  /** @type {string[]} the players of the running game, in `game_start` order */
-  players: [],
-  /** The last frame applied (-1 before the first frame of a game). */
-  frame: -1,
-  /** @type {Record<string, [number, number]>} uid -> [x, y] after `frame` */
-  positions: {},
-  /** @type {Record<string, [number, number]>} uid -> [x, y] at game start */
-  start: {},
-  /** The positions after `frame`, as a string: "uid:x,y|uid:x,y" in `game_start.members` order. */
-  stateHash: '',
-  /** @type {[number, string][]} (frame, stateHash) for the latest frames, oldest first */
-  history: [],
-  /** @type {number|null} the latest ping round trip, ms */
-  rttMs: null,
-  /** Actions this page sent in the current game. */
-  sent: 0,
-  /** True while this page watches a room (`room_spectate`) instead of playing. */
-  spectating: false,
-  /** Spectators of the current room, from `room_state`. */
-  spectators: 0,
-  /** @type {any} the last `game_over` */
-  gameOver: null,
-  /** @type {string|null} the last error shown */
-  error: null,
-  /** @type {string|null} why the connection dropped, in words, while reconnecting (e.g. "connection closed: ...") */
-  dropReason: null,
-  /** @type {Record<string, Box>} each player's square and label on the board, in board pixels */
-  boxes: {},
-};
+/** What the page knows, kept up to date for tests (`window.movanDemo`; see state.js). */
+const demo = newDemoState(RULES);
 // @ts-ignore
 window.movanDemo = demo;
-/** @typedef {{x: number, y: number, w: number, h: number}} Box a rectangle in board pixels (520 x 360) */
 // For tests: redraws the page after a test changed `movanDemo` (the browser test moves a square to check the layout).
 // @ts-ignore
 window.movanDemoRender = () => render();
-
-// ---- the simulation: pure functions of game_start and the frames ----
-
-/**
- * mulberry32: a tiny deterministic PRNG (the same numbers in every JavaScript engine).
- * @param {number} seed
- */
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/**
- * Start positions: drawn from the game's shared seed, one free cell per member, in `members` order.
- * @param {string[]} members
- * @param {number} seed
- * @returns {Record<string, [number, number]>}
- */
-function startPositions(members, seed) {
-  const next = rng(seed);
-  /** @type {Record<string, [number, number]>} */
-  const pos = {};
-  const taken = new Set();
-  for (const uid of members) {
-    let x = 0;
-    let y = 0;
-    for (let tries = 0; tries < 100; tries++) {
-      x = 2 + Math.floor(next() * (BOARD_W - 4));
-      y = 2 + Math.floor(next() * (BOARD_H - 4));
-      if (!taken.has(`${x},${y}`)) break;
-    }
-    taken.add(`${x},${y}`);
-    pos[uid] = [x, y];
-  }
-  return pos;
-}
-
-/** @param {unknown} v */
-const isStep = (v) => v === -1 || v === 0 || v === 1;
-
-/**
- * Applies one frame's actions in order; unknown players and malformed actions are ignored, positions are clamped to
- * the board.
- * @param {Record<string, [number, number]>} pos
- * @param {{actions: any[]}} frame
- */
-function applyFrame(pos, frame) {
-  for (const action of frame.actions ?? []) {
-    const p = pos[action?.uid];
-    const move = action?.extra_data?.action_data?.move;
-    if (!p || !Array.isArray(move) || move.length !== 2 || !isStep(move[0]) || !isStep(move[1])) continue;
-    p[0] = Math.min(BOARD_W - 1, Math.max(0, p[0] + move[0]));
-    p[1] = Math.min(BOARD_H - 1, Math.max(0, p[1] + move[1]));
-  }
-}
-
-/**
- * @param {string[]} members
- * @param {Record<string, [number, number]>} pos
- */
-const stateHash = (members, pos) => members.map((uid) => `${uid}:${pos[uid][0]},${pos[uid][1]}`).join('|');
-
-/**
- * FNV-1a (32-bit) of the state, as 8 hex digits: what the demo reports in `sync_checksum` (docs/protocol.md §4.8).
- * @param {string} text
- */
-const checksumOf = (text) => {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h.toString(16).padStart(8, '0');
-};
 
 // ---- the page ----
 
@@ -193,7 +65,9 @@ const ui = {
   frame: $('frame'),
   rtt: $('rtt'),
   hash: $('hash'),
+  score: $('score'),
   sync: $('sync'),
+  coinsToWin: $('coins-to-win'),
   canvas: /** @type {HTMLCanvasElement} */ ($('canvas')),
   overlay: $('overlay'),
   overlayText: $('overlay-text'),
@@ -201,6 +75,12 @@ const ui = {
 
 /** @type {GameSession|null} */
 let game = null;
+/** @type {import('./game.js').GameState|null} the running game's simulation */
+let sim = null;
+/** @type {ReturnType<typeof setTimeout>|undefined} */
+let leaveTimer;
+/** The autopilot's last move not yet seen in a frame (it waits for it), and the frame it was sent at. */
+let autopilotSentAt = -1;
 /** `game_start.checksum_interval`: report the state's checksum every this many frames (0 = the server checks none). */
 let checksumInterval = 0;
 /** @type {ReturnType<typeof setInterval>|undefined} */
@@ -209,12 +89,9 @@ let frameIntervalMs = 50;
 let lastSentAt = 0;
 /** "2/2 players, 2 to start", from the latest room_state. */
 let roomCount = '';
-/** Keys held now, and a direction tapped since the last send (so a short tap still moves). */
-const held = new Set();
-/** @type {[number, number]|null} */
-let tapped = null;
 
 ui.username.value = `player_${Math.random().toString(36).slice(2, 6)}`;
+ui.coinsToWin.textContent = String(RULES.coinsToWin);
 
 /**
  * @param {string} text
@@ -272,7 +149,8 @@ function render() {
 
   ui.roomPanel.hidden = !inRoom;
   ui.roomId.textContent = demo.room ?? '';
-  ui.roomStatus.textContent = demo.status === 'playing' ? 'playing' : 'waiting for players';
+  ui.roomStatus.textContent =
+    demo.status === 'playing' ? 'playing' : demo.status === 'ended' ? 'game won' : 'waiting for players';
   ui.roomCount.textContent = roomCount;
   ui.members.replaceChildren(
     ...demo.members.map((m) => {
@@ -298,6 +176,7 @@ function render() {
   ui.frame.textContent = demo.frame >= 0 ? String(demo.frame) : '–';
   ui.rtt.textContent = demo.rttMs === null ? '–' : `${demo.rttMs.toFixed(0)} ms`;
   ui.hash.textContent = demo.stateHash || '–';
+  ui.score.textContent = scoreText();
 
   let overlay = '';
   if (demo.status === 'logged_out' || demo.status === 'logging_in') overlay = 'Sign in to play';
@@ -305,73 +184,45 @@ function render() {
   else if (demo.status === 'lobby') overlay = 'Press “Quick match” to find a room';
   else if (demo.status === 'waiting' && demo.spectating) overlay = 'Watching: waiting for the players…';
   else if (demo.status === 'waiting') overlay = me()?.ready ? 'Waiting for the others to get ready…' : 'Press “Ready”';
+  else if (demo.status === 'ended') overlay = `${resultText()}\n${demo.spectating ? 'Watching' : 'Leaving…'}`;
   else if (demo.status === 'game_over') {
     const reason = demo.gameOver?.reason ?? '';
-    overlay = `Game over${reason ? `: ${reason.replace(/_/g, ' ')}` : ''}\n${demo.gameOver?.frame_count ?? 0} frames`;
+    const over = `Game over${reason ? `: ${reason.replace(/_/g, ' ')}` : ''}`;
+    if (demo.winner !== null) overlay = `${resultText()}\n${demo.left ? 'You left the room' : over}`;
+    else overlay = `${over}\n${demo.gameOver?.frame_count ?? 0} frames`;
   } else if (demo.status === 'closed') overlay = 'Disconnected';
   ui.overlayText.textContent = overlay;
   ui.overlay.hidden = overlay === '';
-  demo.boxes = pieceBoxes();
-  if (overlay) ui.overlay.className = `overlay ${overlayPlace(demo.boxes)}`;
+  demo.boxes = pieceBoxes(ui.canvas, boardView());
+  if (overlay) ui.overlay.className = `overlay ${overlayPlace(ui.canvas, ui.overlayText, demo.boxes, demo.uid)}`;
   drawSoon();
 }
 
-/**
- * Where a player's square and label are drawn.
- * @param {CanvasRenderingContext2D} g with `LABEL_FONT` set
- * @param {string} uid
- * @param {[number, number]} p the square's cell
- */
-function piece(g, uid, p) {
-  const label = uid === demo.uid ? 'you' : uid;
-  const half = g.measureText(label).width / 2;
-  // Above the square, or below it on the top row; anchored left or right near the side edges.
-  const labelY = p[1] === 0 ? CELL * 2 + 2 : p[1] * CELL;
-  const labelX = Math.min(BOARD_W * CELL - half - 1, Math.max(half + 1, p[0] * CELL + CELL / 2));
-  const x = Math.min(p[0] * CELL, labelX - half);
-  const y = Math.min(p[1] * CELL, labelY - LABEL_HEIGHT);
-  const right = Math.max((p[0] + 1) * CELL, labelX + half);
-  const bottom = Math.max((p[1] + 1) * CELL, labelY);
-  return { label, labelX, labelY, box: { x, y, w: right - x, h: bottom - y } };
+/** "1001 wins" and the final scores: the same text in every tab of the game. */
+function resultText() {
+  return `${demo.winner} wins\n${demo.players.map((uid) => `${uid}: ${demo.scores[uid] ?? 0}`).join(' · ')}`;
 }
 
-/** @returns {Record<string, Box>} the square and label of every player on the board */
-function pieceBoxes() {
-  const g = /** @type {CanvasRenderingContext2D} */ (ui.canvas.getContext('2d'));
-  g.font = LABEL_FONT;
-  /** @type {Record<string, Box>} */
-  const boxes = {};
-  for (const uid of demo.players) {
-    const p = demo.positions[uid];
-    if (p) boxes[uid] = piece(g, uid, p).box;
-  }
-  return boxes;
+/** Each player's coins, and what wins. */
+function scoreText() {
+  if (demo.players.length === 0) return '–';
+  const scores = demo.players.map((uid) => `${uid === demo.uid ? 'you' : uid} ${demo.scores[uid] ?? 0}`);
+  return `${scores.join(' · ')} (first to ${RULES.coinsToWin})`;
 }
 
-/**
- * Where the board's message goes: the band (middle, top or bottom) that covers neither your square nor its label,
- * and of those the one that covers the fewest other squares (the middle first on a tie).
- * @param {Record<string, Box>} boxes
- * @returns {'middle'|'top'|'bottom'}
- */
-function overlayPlace(boxes) {
-  const scale = ui.canvas.clientWidth / (BOARD_W * CELL);
-  const card = ui.overlayText;
-  if (!scale || !card.offsetHeight || Object.keys(boxes).length === 0) return 'middle';
-  const [cw, ch, pad] = [card.offsetWidth / scale, card.offsetHeight / scale, OVERLAY_PAD / scale];
-  const x = (BOARD_W * CELL - cw) / 2;
-  /** @type {['middle'|'top'|'bottom', number][]} the card's top in each band */
-  const bands = [['middle', (BOARD_H * CELL - ch) / 2], ['top', pad], ['bottom', BOARD_H * CELL - pad - ch]];
-  const covers = (/** @type {Box} */ b, /** @type {number} */ y) =>
-    b.x < x + cw && x < b.x + b.w && b.y < y + ch && y < b.y + b.h;
-  let best = bands[0][0];
-  let bestScore = Infinity;
-  for (const [name, y] of bands) {
-    let score = 0;
-    for (const [uid, b] of Object.entries(boxes)) if (covers(b, y)) score += uid === demo.uid ? 1000 : 1;
-    if (score < bestScore) [best, bestScore] = [name, score];
-  }
-  return best;
+/** @returns {import('./board.js').BoardView} */
+function boardView() {
+  return {
+    players: demo.players,
+    positions: demo.positions,
+    coins: demo.coins,
+    me: demo.uid,
+    colorOf,
+    faded: (uid) => {
+      const member = demo.members.find((m) => m.uid === uid);
+      return demo.status === 'playing' && (!member || !member.connected);
+    },
+  };
 }
 
 let drawPending = false;
@@ -385,102 +236,32 @@ function drawSoon() {
 }
 
 function draw() {
-  const dpr = window.devicePixelRatio || 1;
-  const w = BOARD_W * CELL;
-  const h = BOARD_H * CELL;
-  const c = ui.canvas;
-  if (c.width !== w * dpr || c.height !== h * dpr) {
-    c.width = w * dpr;
-    c.height = h * dpr;
-    c.style.aspectRatio = `${w} / ${h}`;
-  }
-  const g = /** @type {CanvasRenderingContext2D} */ (c.getContext('2d'));
-  g.setTransform(dpr, 0, 0, dpr, 0, 0);
-  g.fillStyle = '#141a24';
-  g.fillRect(0, 0, w, h);
-  g.strokeStyle = '#1f2836';
-  g.lineWidth = 1;
-  g.beginPath();
-  for (let x = 0; x <= BOARD_W; x++) {
-    g.moveTo(x * CELL + 0.5, 0);
-    g.lineTo(x * CELL + 0.5, h);
-  }
-  for (let y = 0; y <= BOARD_H; y++) {
-    g.moveTo(0, y * CELL + 0.5);
-    g.lineTo(w, y * CELL + 0.5);
-  }
-  g.stroke();
-  g.font = LABEL_FONT;
-  demo.boxes = {};
-  g.textAlign = 'center';
-  g.textBaseline = 'bottom';
-  for (const uid of demo.players) {
-    const p = demo.positions[uid];
-    if (!p) continue;
-    const member = demo.members.find((m) => m.uid === uid);
-    const gone = demo.status === 'playing' && (!member || !member.connected);
-    g.globalAlpha = gone ? 0.35 : 1;
-    g.fillStyle = colorOf(uid);
-    g.fillRect(p[0] * CELL + 2, p[1] * CELL + 2, CELL - 3, CELL - 3);
-    if (uid === demo.uid) {
-      g.strokeStyle = '#ffffff';
-      g.lineWidth = 2;
-      g.strokeRect(p[0] * CELL + 2, p[1] * CELL + 2, CELL - 3, CELL - 3);
-    }
-    g.fillStyle = '#e6edf3';
-    const { label, labelX, labelY, box } = piece(g, uid, p);
-    g.fillText(label, labelX, labelY);
-    demo.boxes[uid] = box;
-    g.globalAlpha = 1;
-  }
+  demo.boxes = drawBoard(ui.canvas, boardView());
 }
 
 // ---- input ----
 
-/** The direction of the keys held now (and of a tap since the last send). */
-function direction() {
-  let dx = 0;
-  let dy = 0;
-  for (const k of held) {
-    dx += KEYS[/** @type {keyof KEYS} */ (k)][0];
-    dy += KEYS[/** @type {keyof KEYS} */ (k)][1];
-  }
-  dx = Math.sign(dx);
-  dy = Math.sign(dy);
-  if (dx === 0 && dy === 0 && tapped) [dx, dy] = tapped;
-  return [dx, dy];
-}
-
-window.addEventListener('keydown', (e) => {
-  if (!(e.key in KEYS) || e.ctrlKey || e.metaKey || e.altKey) return;
-  if (e.target instanceof HTMLInputElement) return;
-  e.preventDefault();
-  held.add(e.key);
-  tapped = KEYS[/** @type {keyof KEYS} */ (e.key)];
-});
-window.addEventListener('keyup', (e) => {
-  held.delete(e.key);
-  // Shift or Caps Lock may change the key between down and up.
-  held.delete(e.key.toLowerCase());
-  held.delete(e.key.toUpperCase());
-});
-window.addEventListener('blur', () => held.clear());
+listenToKeys();
 
 /**
  * Called on every frame: sends at most one move per tick, only while a key is held (or was tapped), and never twice
  * for a burst of frames (a reload after a reconnect delivers many at once).
  */
 function maybeSendInput() {
-  if (!game || demo.status !== 'playing' || demo.reconnecting || !demo.uid || !demo.players.includes(demo.uid)) return;
+  if (!game || !sim || demo.status !== 'playing' || demo.reconnecting) return;
+  if (!demo.uid || !demo.players.includes(demo.uid)) return;
   const now = performance.now();
   if (now - lastSentAt < frameIntervalMs * 0.6) return;
-  const [dx, dy] = direction();
+  // The autopilot sends its next step once the last one came back in a frame (or, lost, 20 frames later).
+  if (demo.autopilot && autopilotSentAt >= 0 && demo.frame - autopilotSentAt < 20) return;
+  const [dx, dy] = demo.autopilot ? stepTowardCoin(sim, demo.uid) : direction();
   if (dx === 0 && dy === 0) return;
   try {
     game.sendAction({ move: [dx, dy] });
     lastSentAt = now;
-    tapped = null;
+    forgetTap();
     demo.sent += 1;
+    if (demo.autopilot) autopilotSentAt = demo.frame;
   } catch {
     // Down, about to reconnect: this input is lost, like any input sent on a dropped connection.
   }
@@ -488,38 +269,55 @@ function maybeSendInput() {
 
 // ---- the session ----
 
+/** Forgets the last game (a new room, or leaving). */
+function forgetGame() {
+  sim = null;
+  clearTimeout(leaveTimer);
+  autopilotSentAt = -1;
+  demo.players = [];
+  demo.positions = {};
+  demo.scores = {};
+  demo.coins = [];
+  demo.winner = null;
+  demo.endFrame = null;
+  demo.frame = -1;
+  demo.stateHash = '';
+  demo.left = false;
+}
+
 /** @param {any} state */
 function onRoomState(state) {
-  if (demo.status === 'game_over' || demo.status === 'lobby') {
-    // A new room: forget the last game's board.
-    demo.players = [];
-    demo.positions = {};
-    demo.frame = -1;
-    demo.stateHash = '';
-  }
+  if (demo.status === 'game_over' || demo.status === 'lobby') forgetGame(); // a new room
   demo.room = state.room_id;
   demo.members = state.members ?? [];
   demo.spectators = state.spectators ?? 0;
   const watching = demo.spectators > 0 ? ` · ${demo.spectators} watching` : '';
   roomCount = `${demo.members.length}/${state.capacity} players (${state.min_players} to start)${watching}`;
   if (demo.spectating) roomCount += ' · you are watching';
-  if (state.status === 'playing') demo.status = 'playing';
+  // After the simulation's end the room still plays until its players left.
+  if (demo.status === 'ended') {
+    // Stays ended.
+  } else if (state.status === 'playing') demo.status = 'playing';
   else if (demo.status !== 'playing') demo.status = 'waiting';
   render();
 }
 
 /** @param {any} start */
 function onGameStart(start) {
+  forgetGame();
   frameIntervalMs = start.frame_interval_ms || 50;
-  demo.players = [...start.members];
-  demo.positions = startPositions(demo.players, start.seed);
-  demo.start = structuredClone(demo.positions);
-  demo.frame = -1;
-  demo.stateHash = stateHash(demo.players, demo.positions);
+  sim = newGame(start.members, start.seed, RULES);
+  // The page shows the simulation's own objects, which applyFrame changes in place.
+  demo.players = sim.members;
+  demo.positions = sim.positions;
+  demo.scores = sim.scores;
+  demo.coins = sim.coins;
+  demo.start = structuredClone(sim.positions);
+  demo.stateHash = stateHash(sim);
   demo.history = [];
   demo.sent = 0;
   demo.gameOver = null;
-  tapped = null;
+  forgetKeys();
   demo.room = start.room_id;
   demo.status = 'playing';
   checksumInterval = start.checksum_interval ?? 0;
@@ -530,27 +328,74 @@ function onGameStart(start) {
 
 /** @param {{frame_count: number, actions: any[]}} frame */
 function onFrame(frame) {
-  if (demo.status !== 'playing' || demo.players.length === 0) return;
-  applyFrame(demo.positions, frame);
+  if (!sim || (demo.status !== 'playing' && demo.status !== 'ended')) return;
+  const ended = applyFrame(sim, frame);
   demo.frame = frame.frame_count;
-  demo.stateHash = stateHash(demo.players, demo.positions);
+  demo.stateHash = stateHash(sim);
   demo.history.push([demo.frame, demo.stateHash]);
   if (demo.history.length > HISTORY_MAX) demo.history.splice(0, demo.history.length - HISTORY_MAX);
   if (checksumInterval > 0 && demo.frame % checksumInterval === 0 && demo.players.includes(demo.uid ?? '')) {
     try {
-      game?.sendChecksum(demo.frame, checksumOf(demo.stateHash));
+      game?.sendChecksum(demo.frame, demo.stateHash);
     } catch {
       // Reconnecting: this frame goes unchecked.
     }
   }
-  maybeSendInput();
+  if (frame.actions?.some((a) => a?.uid === demo.uid)) autopilotSentAt = -1;
+  if (ended) onSimulationEnd();
+  else maybeSendInput();
   ui.frame.textContent = String(demo.frame);
   ui.hash.textContent = demo.stateHash;
+  ui.score.textContent = scoreText();
   drawSoon();
+}
+
+/** The simulation has a winner: show it, stop sending, and (players) leave the room after a pause. */
+function onSimulationEnd() {
+  if (!sim) return;
+  demo.winner = sim.winner;
+  demo.endFrame = sim.endFrame;
+  demo.status = 'ended';
+  forgetKeys();
+  if (!demo.spectating && demo.players.includes(demo.uid ?? '')) leaveSoon(LEAVE_AFTER_MS);
+  render();
+}
+
+/**
+ * Leaves the ended game's room after `ms`: when every player left, the server ends the game (`all_left`).
+ * @param {number} ms
+ */
+function leaveSoon(ms) {
+  clearTimeout(leaveTimer);
+  leaveTimer = setTimeout(() => {
+    if (demo.status !== 'ended') return;
+    try {
+      game?.leaveRoom();
+    } catch {
+      leaveSoon(500); // Reconnecting: once back.
+    }
+  }, ms);
+}
+
+/** @param {{room_id: string, reason?: string}} left */
+function onRoomLeft(left) {
+  if (demo.status === 'ended') {
+    demo.status = 'game_over';
+    demo.left = true;
+  } else if (demo.status !== 'game_over') {
+    forgetGame();
+    demo.status = 'lobby';
+    if (left.reason) showMessage(`Out of room ${left.room_id}: ${left.reason.replace(/_/g, ' ')}.`, 'info');
+  }
+  demo.spectating = false;
+  demo.room = null;
+  demo.members = [];
+  render();
 }
 
 /** @param {any} over */
 function onGameOver(over) {
+  clearTimeout(leaveTimer);
   demo.status = 'game_over';
   demo.spectating = false;
   demo.gameOver = over;
@@ -563,6 +408,7 @@ function onGameOver(over) {
 function onServerError(err) {
   if (err.code === 'not_in_room' && err.proto === 'sync_request_reload_frames') {
     // Back too late: the reconnect grace ran out and the game went on without us.
+    forgetGame();
     demo.status = 'lobby';
     demo.room = null;
     demo.members = [];
@@ -572,6 +418,12 @@ function onServerError(err) {
   }
   if (err.proto === 'room_spectate') {
     demo.spectating = false;
+    if (err.code === 'room_not_found' && demo.room !== null) {
+      // Watching again after a reconnect, too late: the game ended meanwhile.
+      demo.status = demo.winner !== null ? 'game_over' : 'lobby';
+      demo.room = null;
+      demo.members = [];
+    }
     render();
   }
   showMessage(`${err.code}: ${err.message}`);
@@ -614,6 +466,7 @@ async function onLogin(e) {
     g.on('game_start', onGameStart);
     g.on('frame', onFrame);
     g.on('game_over', onGameOver);
+    g.on('room_left', onRoomLeft);
     g.on('error', onServerError);
     g.on('desync', (/** @type {any} */ d) => {
       const mine = d.majority !== null && !d.groups.some((/** @type {any} */ x) => x.hash === d.majority && x.uids.includes(demo.uid));
@@ -635,7 +488,7 @@ async function onLogin(e) {
       demo.reconnecting = true;
       const last = r.attempt > 1 && r.error ? `, the last one failed: ${r.error}` : '';
       ui.reconnectingDetail.textContent = `${demo.dropReason ?? 'connection lost'}. Attempt ${r.attempt}${last}`;
-      held.clear();
+      forgetKeys();
       render();
     });
     g.on('reconnected', () => {
@@ -646,6 +499,7 @@ async function onLogin(e) {
     g.on('close', (/** @type {any} */ info) => {
       if (game !== g) return;
       clearInterval(pingTimer);
+      clearTimeout(leaveTimer);
       demo.reconnecting = false;
       demo.dropReason = null;
       demo.status = 'closed';
@@ -709,14 +563,12 @@ ui.leave.addEventListener('click', () => {
     showMessage(describe(e));
     return;
   }
-  // The leaver gets no reply (docs/protocol.md §4.3).
+  // Out at once; the server's room_left (onRoomLeft) confirms it.
+  forgetGame();
   demo.spectating = false;
   demo.status = 'lobby';
   demo.room = null;
   demo.members = [];
-  demo.players = [];
-  demo.frame = -1;
-  demo.stateHash = '';
   render();
 });
 
