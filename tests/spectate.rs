@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use movan_client::{GameClient, GameEvent, SyncClient};
+use movan_client::{ErrorCode, GameClient, GameEvent, SyncClient};
 use movan_protocol::server::ServerEvent;
 use movan_tests::{Cluster, Options, TcpCutter, WAIT, start_game};
 use serde_json::json;
@@ -118,4 +118,23 @@ async fn a_spectator_whose_network_drops_watches_again_and_misses_nothing() {
     b.await.unwrap();
     assert!(reconnected, "the connection was cut and came back");
     assert_eq!(seen[..played.len()], played[..], "every frame, byte for byte, across the cut");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spectator_forgets_a_room_that_is_gone() {
+    let cluster = Cluster::start().await.unwrap();
+    let mut spectator = GameClient::connect(cluster.login("watcher3").await).await.unwrap();
+    spectator.spectate("nowhere").await.unwrap();
+    assert_eq!(spectator.watching().as_deref(), Some("nowhere"));
+    loop {
+        match tokio::time::timeout(WAIT, spectator.next_event()).await.unwrap() {
+            Some(GameEvent::Server(ServerEvent::Error(e))) => {
+                assert_eq!(e.code, ErrorCode::RoomNotFound);
+                break;
+            }
+            Some(_) => {}
+            None => panic!("spectator closed: {:?}", spectator.close_reason()),
+        }
+    }
+    assert_eq!(spectator.watching(), None, "nothing to watch again after a reconnect");
 }

@@ -93,7 +93,8 @@ pub enum GameEvent {
 #[derive(Debug, Clone)]
 pub struct GameSender {
     current: Arc<Mutex<SyncSender>>,
-    /// The room this client watches (`spectate`), to watch again after a reconnect; cleared by `leave_room`.
+    /// The room this client watches (`spectate`), to watch again after a reconnect; cleared by `leave_room`,
+    /// `game_over`, `room_left` for it, and an `error` answering `room_spectate` (such as `room_not_found`).
     watching: Arc<Mutex<Option<String>>>,
 }
 
@@ -234,9 +235,15 @@ impl GameClient {
 
     /// `room_spectate` (see [`SyncSender::spectate`]): the frames come as [`GameEvent::Frame`], each once and in
     /// order. A spectator has no seat; after a reconnect the client watches again by itself (the history comes
-    /// again and the frames already delivered are skipped), until `leave_room` or `game_over`.
+    /// again and the frames already delivered are skipped), until `leave_room`, `game_over`, `room_left` or an
+    /// `error` answering the `room_spectate` (such as `room_not_found`).
     pub async fn spectate(&self, room_id: &str) -> Result<(), ClientError> {
         self.sender.spectate(room_id).await
+    }
+
+    /// The room this client watches and would watch again after a reconnect, if any.
+    pub fn watching(&self) -> Option<String> {
+        self.sender.watching.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// `ping`.
@@ -309,9 +316,25 @@ impl GameClient {
             }
             ServerEvent::Error(body) => {
                 self.last_error = Some(body.code);
+                if body.proto.as_deref() == Some("room_spectate") {
+                    // The room is gone (`room_not_found`) or cannot be watched: nothing to watch again.
+                    self.stop_watching(None);
+                }
                 self.out.push_back(GameEvent::Server(ServerEvent::Error(body)));
             }
+            ServerEvent::RoomLeft(left) => {
+                self.stop_watching(Some(&left.room_id));
+                self.out.push_back(GameEvent::Server(ServerEvent::RoomLeft(left)));
+            }
             other => self.out.push_back(GameEvent::Server(other)),
+        }
+    }
+
+    /// Forgets the watched room (only if it is `room`, when given).
+    fn stop_watching(&mut self, room: Option<&str>) {
+        let mut watching = self.sender.watching.lock().unwrap_or_else(PoisonError::into_inner);
+        if room.is_none_or(|r| watching.as_deref() == Some(r)) {
+            *watching = None;
         }
     }
 
