@@ -1,15 +1,17 @@
 // End-to-end test of the web demo (web/demo/) in headless Chromium.
 //
-// Starts the real account and sync servers on free ports with a throw-away config (like tests/common/mod.rs), the
-// account server serving web/demo/ at /demo/ and clients/js/ at /js/; opens two pages, logs two players in,
+// Starts the real account and sync servers on free ports with a throw-away config (services.js), the account server
+// serving web/demo/ at /demo/ and clients/js/ at /js/; opens two pages, logs two players in,
 // quick-matches, gets ready, lets a third page spectate, holds arrow/WASD keys in both pages, and checks that all
 // boards went through the same states frame by frame and that the squares moved. Then it drops one page's WebSocket
 // (the "reconnecting…" banner shows, the other page sees the player offline), lets it reconnect and checks that it
 // caught up on the same board. Then page a's autopilot (a test hook: one step toward the nearest coin per echoed move)
 // collects coins until it wins (`?coins=4` on every page): all three pages must show the same winner, scores and
 // coins, stop sending, and the players leave, which ends the game on the server (the spectator's `game_over` says
-// `all_left`, and the match history has it). Saves a screenshot to docs/demo.png and more to the temp dir.
-// `game.test.js` tests the simulation itself in Node.
+// `all_left`, and the match history has it). Then page a watches the match's replay (Watch replay, 1x, then instant):
+// it plays to the end with the same winner, scores and state as the live pages, and every checksum the players
+// reported matches. Saves a screenshot to docs/demo.png and more to the temp dir. `game.test.js` tests the
+// simulation itself in Node, `replay.test.js` the playback.
 //
 //   npm test                                  # builds the binaries with cargo first (no-op when up to date)
 //   MOVAN_BIN_DIR=target/release npm test
@@ -21,14 +23,15 @@
 //   MOVAN_SCREENSHOT where to save the screenshot (default docs/demo.png; empty: only the temp dir)
 //   CHROMIUM         the browser (default /usr/bin/chromium)
 
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, openSync, closeSync, mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
+
+import { post, sleep, startServices, stop } from './services.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -42,7 +45,6 @@ const CHROMIUM_ARGS = [
   '--disable-component-update',
   '--disable-sync',
 ];
-const START_TIMEOUT_MS = 30_000;
 /** Both pages must get at least this many frames (50 ms each by default). */
 const MIN_FRAMES = 60;
 /** Frames both pages must have in common in their (frame, stateHash) histories. */
@@ -55,90 +57,8 @@ const COINS_TO_WIN = 4;
  */
 const MAX_GAME_SECS = 120;
 
-/** @type {import('node:child_process').ChildProcess[]} */
-const children = [];
-process.on('exit', () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-});
-
-/**
- * Starts a service and waits for one stdout line per prefix, in order; returns what follows each prefix.
- * @param {string} bin
- * @param {string} config
- * @param {string[]} prefixes
- * @param {string} logFile its stderr
- */
-async function startService(bin, config, prefixes, logFile) {
-  const log = openSync(logFile, 'a');
-  const child = spawn(bin, ['--config', config], {
-    env: { ...process.env, RUST_LOG: process.env.MOVAN_TEST_LOG || 'warn' },
-    stdio: ['ignore', 'pipe', log],
-  });
-  closeSync(log);
-  children.push(child);
-  const lines = createInterface({ input: /** @type {import('node:stream').Readable} */ (child.stdout) });
-  /** @type {string[]} */
-  const found = [];
-  await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      reject(new Error(`${path.basename(bin)} did not start within ${START_TIMEOUT_MS} ms (log: ${logFile})`));
-    }, START_TIMEOUT_MS);
-    const onExit = (/** @type {any} */ code, /** @type {any} */ signal) => {
-      clearTimeout(timer);
-      reject(new Error(`${path.basename(bin)} exited (${code ?? signal}) before it was listening (log: ${logFile})`));
-    };
-    child.once('exit', onExit);
-    child.once('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    // Keeps draining stdout afterwards, so the service never blocks on a full pipe.
-    lines.on('line', (line) => {
-      if (found.length < prefixes.length && line.startsWith(prefixes[found.length])) {
-        found.push(line.slice(prefixes[found.length].length).trim());
-        if (found.length === prefixes.length) {
-          clearTimeout(timer);
-          child.off('exit', onExit);
-          resolve(undefined);
-        }
-      }
-    });
-  });
-  return { child, addrs: found };
-}
-
-/**
- * SIGTERM, then up to 10 s for a clean exit (SIGKILL after that).
- * @param {import('node:child_process').ChildProcess} child
- */
-async function stop(child) {
-  if (child.exitCode !== null || child.signalCode !== null) return child.exitCode ?? child.signalCode;
-  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  const status = await exited;
-  clearTimeout(timer);
-  return status;
-}
-
-/**
- * @param {string} url
- * @param {object} body
- */
-async function post(url, body) {
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  return { status: res.status, body: await res.json().catch(() => null) };
-}
-
-/** @param {number} ms */
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** A TOML basic string (JSON's escapes are valid TOML). @param {string} s */
-const tomlString = (s) => JSON.stringify(s);
+/** `GET /v1/matches/{id}/replay?format=jsonl`, the replay the page downloads. @param {string} url */
+const isReplayUrl = (url) => /\/v1\/matches\/[^/?]+\/replay\?format=jsonl$/.test(url);
 
 test('web demo: two browsers play the same lockstep game', { timeout: 15 * 60_000 }, async (t) => {
   if (!existsSync(CHROMIUM)) {
@@ -173,41 +93,6 @@ test('web demo: two browsers play the same lockstep game', { timeout: 15 * 60_00
   // ---- services ----
   const dir = mkdtempSync(path.join(tmpdir(), 'movan-browser-'));
   t.diagnostic(`temp dir: ${dir}`);
-  const config = path.join(dir, 'movan.toml');
-  const writeConfig = (/** @type {string} */ http, /** @type {string} */ rpc) => {
-    const d = dir;
-    writeFileSync(
-      config,
-      `[token]
-private_key_path = ${tomlString(`${d}/jwt.pem`)}
-public_key_path = ${tomlString(`${d}/jwt.pub.pem`)}
-
-[account]
-http_addr = ${tomlString(http)}
-rpc_addr = ${tomlString(rpc)}
-db_path = ${tomlString(`${d}/accounts.sled`)}
-demo_dir = ${tomlString(path.join(ROOT, 'web', 'demo'))}
-js_dir = ${tomlString(path.join(ROOT, 'clients', 'js'))}
-
-[rpc]
-secret_path = ${tomlString(`${d}/rpc_secret`)}
-heartbeat_interval_ms = 200
-
-[sync]
-listen_addr = "127.0.0.1:0"
-ws_addr = "127.0.0.1:0"
-udp_addr = ""
-metrics_addr = ""
-node_id = "sync-browser-test"
-account_rpc_addr = ${tomlString(rpc)}
-max_players = 2
-min_players = 2
-max_game_secs = ${MAX_GAME_SECS}
-checksum_interval = 20
-`,
-    );
-  };
-
   let ok = false;
   /** @type {import('playwright-core').Browser|undefined} */
   let browser;
@@ -215,43 +100,19 @@ checksum_interval = 20
   const pages = [];
   /** @type {string[]} */
   const pageErrors = [];
+  let replayRetries = 0;
+  /** @type {import('node:child_process').ChildProcess[]} */
   const services = [];
   const t0 = Date.now();
   try {
-    writeConfig('127.0.0.1:0', '127.0.0.1:0');
-    const keygen = spawnSync(bin('account-server'), ['keygen', '--config', config], {
-      env: { ...process.env, RUST_LOG: 'warn' },
-      stdio: ['ignore', 'ignore', 2],
+    const { accountUrl, wsUrl } = await startServices({
+      bin,
+      dir,
+      root: ROOT,
+      maxGameSecs: MAX_GAME_SECS,
+      children: services,
     });
-    assert.equal(keygen.status, 0, `account-server keygen failed (${keygen.error ?? keygen.status})`);
-
-    const account = await startService(
-      bin('account-server'),
-      config,
-      ['account-server listening on ', 'account-server rpc listening on '],
-      path.join(dir, 'account.log'),
-    );
-    services.push(account.child);
-    const [accountUrl, accountRpc] = account.addrs;
-    writeConfig(accountUrl.replace(/^https?:\/\//, ''), accountRpc);
-    const sync = await startService(
-      bin('sync-server'),
-      config,
-      ['sync-server websocket listening on ', 'sync-server listening on '],
-      path.join(dir, 'sync.log'),
-    );
-    services.push(sync.child);
-    const [wsUrl] = sync.addrs;
     t.diagnostic(`account ${accountUrl}, sync ${wsUrl}`);
-
-    // Wait until logins name this sync server (it registers over RPC).
-    await post(`${accountUrl}/v1/register`, { username: 'node-probe', password: 'node-probe-password' });
-    for (const deadline = Date.now() + START_TIMEOUT_MS; ; ) {
-      const login = await post(`${accountUrl}/v1/login`, { username: 'node-probe', password: 'node-probe-password' });
-      if (login.status === 200 && login.body?.sync_ws_url === wsUrl) break;
-      assert.ok(Date.now() < deadline, `logins never named the sync server: last ${JSON.stringify(login)}`);
-      await sleep(50);
-    }
 
     // The account server serves the page and the client.
     const demoRes = await fetch(`${accountUrl}/demo/`);
@@ -291,11 +152,14 @@ checksum_interval = 20
       const page = await (await newContext()).newPage();
       page.on('pageerror', (e) => pageErrors.push(`${name}: ${e.message}`));
       page.on('response', (r) => {
-        if (r.status() >= 400) pageErrors.push(`${name}: ${r.status()} for ${r.url()}`);
+        // A replay asked for right after the game is not there yet (404 replay_not_found): the page asks again.
+        if (r.status() === 404 && isReplayUrl(r.url())) replayRetries += 1;
+        else if (r.status() >= 400) pageErrors.push(`${name}: ${r.status()} for ${r.url()}`);
       });
       page.on('console', (m) => {
-        // The blocked reconnect attempts (see __movanTest) are expected to fail.
-        if (m.type() === 'error' && !m.text().includes('127.0.0.1:9/')) pageErrors.push(`${name} console: ${m.text()}`);
+        // The blocked reconnect attempts (see __movanTest) are expected to fail, and so are those replay retries.
+        if (m.type() !== 'error' || m.text().includes('127.0.0.1:9/') || isReplayUrl(m.location().url)) return;
+        pageErrors.push(`${name} console: ${m.text()}`);
       });
       await page.goto(`${accountUrl}/demo/?coins=${COINS_TO_WIN}`);
       pages.push(page);
@@ -558,7 +422,51 @@ checksum_interval = 20
       assert.match(await a.textContent('#overlay-text') ?? '', new RegExp(`${sa.uid} wins`));
     }
 
-    // ---- the account server recorded the match, ended by all_left ----
+    // ---- page a plays the game back from its replay: the same game, and every recorded checksum matched ----
+    /** @type {any} */
+    let replayed;
+    {
+      // The replay panel lists the finished game once the account server has it, and selects it: the latest.
+      await waitFor(a, `window.movanDemo.matches[0]?.room_id === '${fa.room}'`, 20_000);
+      await waitFor(a, `!document.getElementById('replay-watch').disabled`);
+      assert.equal(await a.inputValue('#replay-match'), (await state(a)).matches[0].match_id, 'the latest is selected');
+      // At the recorded tick rate first (1x), with its frame counter, then the rest at once.
+      await a.click('#replay-watch');
+      await waitFor(a, `window.movanDemo.replay?.status === 'playing' && window.movanDemo.replay.frame >= 10`);
+      assert.equal((await state(a)).replay.done, false, 'at 1x, a game of seconds takes seconds');
+      assert.match(await a.textContent('#replay-frame') ?? '', /^\d+ \/ \d+$/, 'the frame counter is shown');
+      await a.selectOption('#replay-speed', 'instant');
+      await waitFor(a, `window.movanDemo.replay.done`, 30_000);
+      const [r, oa] = [(await state(a)).replay, await state(a)];
+      replayed = r;
+      assert.equal(r.status, 'done', `the replay played to its end: ${r.error}`);
+      assert.equal(r.matchId, oa.matches[0].match_id);
+      assert.equal(r.truncated, false);
+      assert.equal(r.frames, (await state(watcher)).gameOver.frame_count, 'as many frames as the game had');
+      assert.equal(r.frame, r.frames - 1, 'every frame applied');
+      assert.deepEqual(r.players, fa.players, "the header's players, in game_start order");
+      assert.equal(r.winner, ea.winner, 'the same winner as the live pages');
+      assert.equal(r.endFrame, ea.endFrame, 'the game ended at the same frame');
+      assert.deepEqual(r.scores, ea.scores, 'the same scores');
+      assert.deepEqual(r.coins, ea.coins, 'the same coins');
+      assert.equal(r.stateHash, endHash, 'the same state hash after the last frame as the live pages at the end');
+      assert.equal(r.stateHash, oa.stateHash, "the same state hash as page a's last frame");
+      assert.ok(r.checksumsTotal >= 1, `the players' checksums were recorded (${r.checksumsTotal})`);
+      assert.equal(r.checksumsChecked, r.checksumsTotal, 'every recorded checksum was compared');
+      assert.equal(r.checksumsMatched, r.checksumsTotal, `every checksum matched: ${JSON.stringify(r.mismatch)}`);
+      assert.equal(r.mismatch, null);
+      const n = r.checksumsTotal;
+      assert.equal(await a.textContent('#replay-check'), `replay matches the players' checksums (${n}/${n})`);
+      assert.match(await a.textContent('#overlay-text') ?? '', new RegExp(`^${ea.winner} wins\n.*\nReplay of `));
+      await a.screenshot({ path: path.join(dir, 'replay.png'), fullPage: true });
+      // Closed, the board shows the live page again.
+      await a.click('#replay-close');
+      await waitFor(a, `window.movanDemo.replay === null`);
+      assert.match(await a.textContent('#overlay-text') ?? '', /wins\n.*\nYou left the room/);
+      t.diagnostic(`replay of ${r.matchId}: ${r.frames} frames, ${n}/${n} checksums, ${replayRetries} 404 retries`);
+    }
+
+    // ---- the account server recorded the match, ended by all_left, and has its replay ----
     {
       const login = await post(`${accountUrl}/v1/login`, { username: users[0], password: `password-${users[0]}` });
       assert.equal(login.status, 200);
@@ -574,6 +482,15 @@ checksum_interval = 20
       }
       assert.equal(match.end_reason, 'all_left');
       assert.deepEqual([...match.players].sort(), [sa.uid, sb.uid].sort());
+      assert.equal(replayed.matchId, match.match_id, 'page a played back this match');
+      const res = await fetch(`${accountUrl}/v1/matches/${encodeURIComponent(match.match_id)}/replay?format=jsonl`, {
+        headers: { authorization: `Bearer ${login.body.token}` },
+      });
+      assert.equal(res.status, 200);
+      const header = JSON.parse((await res.text()).split('\n')[0]);
+      assert.equal(header.frame_count, replayed.frames);
+      assert.equal(header.checksums.length, replayed.checksumsTotal, 'the page compared every recorded checksum');
+      assert.equal(header.first_desync_frame, null);
     }
 
     assert.deepEqual(pageErrors, [], 'no page errors');

@@ -7,12 +7,14 @@
 // short pause, which ends the game on the server (`game_over` reason `all_left`, which spectators see).
 //
 // For tests, `window.movanDemo` holds the current state (state.js). The modules: game.js the simulation, board.js
-// the canvas, keys.js the keyboard, this file the page and the session.
+// the canvas, keys.js the keyboard, replay.js and playback.js the replays of finished matches, this file the page
+// and the session.
 
 import { AccountClient, GameSession } from '../js/movan.js';
 import { drawBoard, overlayPlace, pieceBoxes } from './board.js';
 import { applyFrame, newGame, rulesFrom, stateHash, stepTowardCoin } from './game.js';
 import { direction, forgetKeys, forgetTap, listenToKeys } from './keys.js';
+import { replayPanel } from './replay.js';
 import { newDemoState } from './state.js';
 
 /** Colours by position in `game_start.members` (or in the room before the game). */
@@ -115,9 +117,12 @@ const describe = (e) => {
   return err?.code && err.code !== 'network' ? `${err.code}: ${err.message}` : String(err?.message ?? e);
 };
 
+/** The replay panel: while a replay is open, the board shows it instead of the live game. */
+const replay = replayPanel({ demo, rules: RULES, onChange: () => render(), describe });
+
 /** @param {string} uid */
 function colorOf(uid) {
-  const list = demo.players.length ? demo.players : demo.members.map((m) => m.uid);
+  const list = replay.active ? replay.players : demo.players.length ? demo.players : demo.members.map((m) => m.uid);
   const i = list.indexOf(uid);
   return i < 0 ? '#888' : COLORS[i % COLORS.length];
 }
@@ -142,6 +147,7 @@ function render() {
   ui.ready.disabled = !canAct || !inRoom || demo.spectating || demo.status !== 'waiting' || Boolean(me()?.ready);
   ui.spectate.disabled = !canAct || inRoom;
   ui.leave.disabled = !canAct || !inRoom;
+  replay.render(online && !inRoom);
 
   ui.conn.textContent = demo.reconnecting ? 'reconnecting' : online ? 'connected' : 'offline';
   ui.conn.className = `pill ${demo.reconnecting ? 'warn' : online ? 'on' : 'off'}`;
@@ -191,6 +197,7 @@ function render() {
     if (demo.winner !== null) overlay = `${resultText()}\n${demo.left ? 'You left the room' : over}`;
     else overlay = `${over}\n${demo.gameOver?.frame_count ?? 0} frames`;
   } else if (demo.status === 'closed') overlay = 'Disconnected';
+  if (replay.active) overlay = replay.overlayText();
   ui.overlayText.textContent = overlay;
   ui.overlay.hidden = overlay === '';
   demo.boxes = pieceBoxes(ui.canvas, boardView());
@@ -212,6 +219,7 @@ function scoreText() {
 
 /** @returns {import('./board.js').BoardView} */
 function boardView() {
+  if (replay.active) return { ...replay.view(), me: demo.uid, colorOf, faded: () => false };
   return {
     players: demo.players,
     positions: demo.positions,
@@ -305,6 +313,7 @@ function onRoomState(state) {
 /** @param {any} start */
 function onGameStart(start) {
   forgetGame();
+  replay.gameStarted(start);
   frameIntervalMs = start.frame_interval_ms || 50;
   sim = newGame(start.members, start.seed, RULES);
   // The page shows the simulation's own objects, which applyFrame changes in place.
@@ -382,6 +391,7 @@ function onRoomLeft(left) {
   if (demo.status === 'ended') {
     demo.status = 'game_over';
     demo.left = true;
+    replay.gameEnded();
   } else if (demo.status !== 'game_over') {
     forgetGame();
     demo.status = 'lobby';
@@ -401,6 +411,7 @@ function onGameOver(over) {
   demo.gameOver = over;
   demo.room = null;
   demo.members = [];
+  replay.gameEnded();
   render();
 }
 
@@ -512,6 +523,7 @@ async function onLogin(e) {
     await g.open();
     game = g;
     demo.status = 'lobby';
+    replay.signIn(account, () => g.session.token);
     startPinging();
     render();
   } catch (err) {

@@ -62,5 +62,13 @@ export function newDemoState(rules) {
     dropReason: null,
     /** @type {Record<string, import('./board.js').Box>} each player's square and label on the board, in board pixels */
     boxes: {},
+    /**
+     * Your latest finished matches, newest first (`GET /v1/me/matches`), as the replay panel lists them.
+     * @type {{match_id: string, room_id: string, players: string[], frame_count: number, end_reason: string,
+     *   started_at: number}[]}
+     */
+    matches: [],
+    /** @type {import('./replay.js').ReplayState|null} the replay open on the board (replay.js), or null */
+    replay: null,
   };
 }
