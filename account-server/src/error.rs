@@ -158,6 +158,7 @@ impl From<StoreError> for ApiError {
 
 impl From<Refusal> for ApiError {
     fn from(refusal: Refusal) -> Self {
+        crate::metrics::rate_limited(refusal.kind.config_keys().0);
         Self::TooManyAttempts(refusal)
     }
 }

@@ -24,6 +24,7 @@ mod extract;
 mod health;
 pub mod limits;
 pub mod listener;
+pub mod metrics;
 pub mod nodes;
 pub mod password;
 pub mod replays;
@@ -64,6 +65,8 @@ pub fn app(state: AppState) -> Router {
     let web = Arc::clone(&state.web);
     let api = routes::router()
         .merge(health::router(web.demo_dir.is_some()))
+        .route("/metrics", axum::routing::get(metrics::serve))
+        .route_layer(middleware::from_fn(metrics::remember_route))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
@@ -186,6 +189,7 @@ async fn log_request(req: Request, next: Next) -> Response {
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     let started = Instant::now();
     let response = next.run(req).await;
+    metrics::record(&response, started.elapsed());
     let status = response.status().as_u16();
     debug!(%method, %path, status, elapsed_ms = started.elapsed().as_millis() as u64, "request");
     response

@@ -122,7 +122,7 @@ async fn serve(config: &Path) -> anyhow::Result<()> {
         .context("account.tls_cert_path, account.tls_key_path")?;
     let (secret, status) = ensure_rpc_secret(&config.rpc.secret_path)?;
     info!(?status, path = %config.rpc.secret_path.display(), "rpc secret ready");
-    let state = AppState::open(&config)?;
+    let state = AppState::open(&config)?.with_metrics(account_server::metrics::install());
     raise_open_files(config.account.max_connections);
     let addr = config.account.http_addr;
     let http = movan_protocol::process::tcp_listener(addr, config.account.listen_backlog)

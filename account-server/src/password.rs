@@ -40,6 +40,8 @@ pub enum PasswordError {
 pub struct PasswordHasher {
     argon2: Argon2<'static>,
     permits: Arc<Semaphore>,
+    /// Hashes waiting for a permit.
+    queued: Arc<AtomicUsize>,
     memory: Arc<MemoryPool>,
     /// A hash of a random password, verified for unknown usernames so they take as long as known ones.
     dummy_hash: Arc<OnceCell<String>>,
@@ -53,6 +55,7 @@ impl PasswordHasher {
         Self {
             argon2: Argon2::new(ALGORITHM, VERSION, params),
             permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            queued: Arc::default(),
             memory,
             dummy_hash: Arc::new(OnceCell::new()),
         }
@@ -98,13 +101,21 @@ impl PasswordHasher {
             .await
     }
 
+    /// Hashes waiting for a free hasher (`account.max_concurrent_hashes` run at once).
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
     /// Runs `job` with a pooled buffer on the blocking pool once a permit is free. The permit is held until `job`
     /// ends, even if the caller stops waiting, so the limit counts the CPU really in use.
     async fn run<T: Send + 'static>(
         &self,
         job: impl FnOnce(&mut [Block]) -> Result<T, password_hash::Error> + Send + 'static,
     ) -> Result<T, PasswordError> {
-        let permit = Arc::clone(&self.permits).acquire_owned().await.expect("the semaphore is never closed");
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        let permit = Arc::clone(&self.permits).acquire_owned().await;
+        self.queued.fetch_sub(1, Ordering::Relaxed);
+        let permit = permit.expect("the semaphore is never closed");
         let memory = Arc::clone(&self.memory);
         let result = tokio::task::spawn_blocking(move || {
             let result = memory.with_buffer(job);

@@ -59,6 +59,8 @@ pub struct AppState {
     pub(crate) replay_settings: crate::replays::ReplaySettings,
     /// Replay uploads under way.
     pub(crate) uploads: Arc<crate::replays::Uploads>,
+    /// Renders `/metrics` ([`crate::metrics::install`]); `None`: `/metrics` answers 404.
+    pub(crate) prometheus: Option<metrics_exporter_prometheus::PrometheusHandle>,
     clock: Clock,
 }
 
@@ -115,6 +117,7 @@ impl AppState {
             web: Arc::new(crate::web::WebConfig::from_config(&config.account)),
             replay_settings: crate::replays::ReplaySettings::from_config(&config.account),
             uploads: Arc::default(),
+            prometheus: None,
             clock: Arc::new(unix_now),
         })
     }
@@ -122,6 +125,12 @@ impl AppState {
     /// Replaces the system clock (seconds since the Unix epoch), e.g. to test expiry without waiting.
     pub fn with_clock(mut self, clock: impl Fn() -> u64 + Send + Sync + 'static) -> Self {
         self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Serves `GET /metrics` from `prometheus` (see [`crate::metrics::install`]).
+    pub fn with_metrics(mut self, prometheus: Option<metrics_exporter_prometheus::PrometheusHandle>) -> Self {
+        self.prometheus = prometheus;
         self
     }
 

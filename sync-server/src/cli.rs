@@ -127,6 +127,8 @@ async fn serve(args: Args, factory: impl RoomFactory) -> anyhow::Result<()> {
         Err(_) => None,
     };
     let health_listener = listen_opt(&config.sync.metrics_addr, "sync.metrics_addr", 128)?;
+    // Before anything makes its metric handles (crate::metrics::get), so they record.
+    let prometheus = health_listener.as_ref().and_then(|_| crate::metrics::install());
     let udp_public = match &udp_socket {
         Some(s) if config.sync.public_udp_addr.is_empty() => {
             let port = s.local_addr()?.port();
@@ -170,7 +172,8 @@ async fn serve(args: Args, factory: impl RoomFactory) -> anyhow::Result<()> {
     let health_task = match health_listener {
         Some(l) => {
             println!("sync-server health listening on http://{}", l.local_addr()?);
-            let health = Health::new(server.control(), link.as_ref().map(Link::status), &config.sync.account_rpc_addr);
+            let health = Health::new(server.control(), link.as_ref().map(Link::status), &config.sync.account_rpc_addr)
+                .with_metrics(prometheus);
             Some(tokio::spawn(async move {
                 if let Err(e) = axum::serve(l, health.router()).await {
                     tracing::warn!(error = %e, "the health endpoint stopped");

@@ -5,16 +5,16 @@
 //! - `GET /readyz`: 200 `{"status":"ready","account_link":"registered"}` once the account server accepted this
 //!   node (logins can point here), `"account_link":"off"` when `sync.account_rpc_addr` is empty; otherwise 503
 //!   `{"status":"not_ready","account_link":"down","reason":..}`;
+//! - `GET /metrics`: the Prometheus text format ([`crate::metrics`] lists the names);
 //! - anything else: 404 with the list of endpoints.
-//!
-//! The router is where the Prometheus `/metrics` endpoint goes too.
 
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 
 use crate::link::LinkStatus;
@@ -28,18 +28,50 @@ pub struct Health {
     link: Option<LinkStatus>,
     /// `sync.account_rpc_addr`, for the reason in a 503.
     account_rpc_addr: String,
+    /// Renders `/metrics`; `None` when this process has another recorder.
+    prometheus: Option<PrometheusHandle>,
 }
 
 impl Health {
     /// Probes for the server behind `control`, ready when `link` is registered (or always, without a link).
     pub fn new(control: Control, link: Option<LinkStatus>, account_rpc_addr: impl Into<String>) -> Self {
-        Self { control, link, account_rpc_addr: account_rpc_addr.into() }
+        Self { control, link, account_rpc_addr: account_rpc_addr.into(), prometheus: None }
     }
 
-    /// The router: `/healthz`, `/readyz`, and a 404 that names them.
-    pub fn router(self) -> Router {
-        Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).fallback(not_found).with_state(self)
+    /// Serves `/metrics` from `prometheus` (see [`crate::metrics::install`]), and keeps its histograms trimmed.
+    pub fn with_metrics(mut self, prometheus: Option<PrometheusHandle>) -> Self {
+        if let Some(handle) = &prometheus {
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                    handle.run_upkeep();
+                }
+            });
+        }
+        self.prometheus = prometheus;
+        self
     }
+
+    /// The router: `/healthz`, `/readyz`, `/metrics`, and a 404 that names them.
+    pub fn router(self) -> Router {
+        Router::new()
+            .route("/healthz", get(healthz))
+            .route("/readyz", get(readyz))
+            .route("/metrics", get(metrics))
+            .fallback(not_found)
+            .with_state(self)
+    }
+}
+
+async fn metrics(State(health): State<Health>) -> Response {
+    let Some(handle) = &health.prometheus else {
+        let body = json!({"error": "not_found", "message": "metrics are not recorded in this process"});
+        return (StatusCode::NOT_FOUND, Json(body)).into_response();
+    };
+    let up = health.link.as_ref().is_some_and(LinkStatus::is_registered);
+    crate::metrics::get().account_link_up.set(if up { 1.0 } else { 0.0 });
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response()
 }
 
 async fn healthz(State(health): State<Health>) -> Json<serde_json::Value> {
@@ -67,7 +99,7 @@ async fn readyz(State(health): State<Health>) -> Response {
 async fn not_found() -> Response {
     let body = json!({
         "error": "not_found",
-        "message": "the sync server's HTTP endpoint serves GET /healthz and GET /readyz; game clients connect to the \
+        "message": "the sync server's HTTP endpoint serves GET /healthz, GET /readyz and GET /metrics; game clients connect to the \
                     TCP, WebSocket or UDP address that login returns",
     });
     (StatusCode::NOT_FOUND, Json(body)).into_response()

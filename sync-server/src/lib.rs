@@ -22,6 +22,7 @@ pub mod history;
 pub mod keys;
 pub mod limits;
 pub mod link;
+pub mod metrics;
 pub mod reports;
 pub mod revocation;
 pub mod room;

@@ -165,6 +165,7 @@ async fn upload_replay(client: &RpcClient, game: &FinishedGame, chunk_bytes: usi
         };
         match client.call::<_, ChunkStored>(REPLAY_CHUNK, &chunk).await {
             Ok(reply) if reply.stored => {
+                crate::metrics::get().replay_bytes.increment(replay.len() as u64);
                 info!(%match_id, bytes = replay.len(), "replay stored");
                 return Step::Done;
             }

@@ -129,6 +129,7 @@ impl Engine {
         };
         replays::record_checksum(game, frame, None, Some(&desync));
         game.checksums.first_desync.get_or_insert(frame);
+        crate::metrics::get().desyncs.increment(1);
         self.broadcast(id, ServerMessage::Desync(desync.clone()).to_body());
         let Some(room) = self.rooms.get_mut(id) else { return };
         let info = room_info!(room);

@@ -66,6 +66,7 @@ impl Engine {
             let token = Arc::new(());
             self.reloads.insert(conn, Arc::downgrade(&token));
             reload.hold(token);
+            crate::metrics::get().reloads.increment(1);
             self.outputs.push_back(Output::Reload { conn, reload });
         }
     }
@@ -160,6 +161,7 @@ impl Engine {
         let token = Arc::new(());
         self.reloads.insert(conn, Arc::downgrade(&token));
         reload.hold(token);
+        crate::metrics::get().reloads.increment(1);
         self.outputs.push_back(Output::Reload { conn, reload });
         Ok(())
     }
@@ -191,6 +193,10 @@ impl Engine {
                 .collect();
             let encoded = encode_frame(frame, &refs);
             drop(refs);
+            let m = crate::metrics::get();
+            m.frames.increment(1);
+            m.actions.increment(actions.len() as u64);
+            m.tick_lateness.record(now.saturating_duration_since(deadline).as_secs_f64());
             if let Some(writer) = game.replay.as_mut() {
                 self.replay_budget.record(writer, &encoded.body, self.config.replay_memory_bytes, id);
             }
@@ -256,6 +262,7 @@ impl Engine {
         let members: Vec<String> = room.members.iter().map(|m| m.uid.clone()).collect();
         let replay = self.finish_replay(id, &report);
         self.flush_spectators(id);
+        crate::metrics::get().game_ended(reason);
         let over = ServerMessage::GameOver(GameOver { room_id: id.to_string(), reason, frame_count, results });
         self.broadcast(id, over.to_body());
         self.outputs.push_back(Output::GameEnded(FinishedGame { report, replay }));

@@ -389,6 +389,7 @@ impl Engine {
     /// answers to the requests before the faulty one arrive first. The shell uses it for what the
     /// [`Connection`](crate::connection::Connection) refuses without closing (a bad request, a bad new token).
     pub fn send_error(&mut self, conn: ConnId, e: &ProtocolError) {
+        crate::metrics::get().refusal(e.code);
         self.send(conn, ServerMessage::Error(ErrorBody::from(e)).to_body());
     }
 

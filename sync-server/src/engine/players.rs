@@ -23,6 +23,7 @@ impl Engine {
         player.sid = Some(identity.sid.clone());
         if player.grace.take().is_some() {
             self.in_grace -= 1;
+            crate::metrics::get().reconnects.increment(1);
         }
         let old = player.conn.replace(conn);
         let room = player.room.clone();

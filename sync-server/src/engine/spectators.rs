@@ -52,6 +52,7 @@ impl Engine {
         let token = Arc::new(());
         self.reloads.insert(conn, Arc::downgrade(&token));
         reload.hold(token);
+        crate::metrics::get().reloads.increment(1);
         self.outputs.push_back(Output::Reload { conn, reload });
         Ok(())
     }

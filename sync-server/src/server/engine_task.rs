@@ -101,6 +101,10 @@ pub(super) async fn run(
         out.load.players.store(s.players_in_rooms, Ordering::Relaxed);
         out.load.rooms.store(s.rooms, Ordering::Relaxed);
         out.load.connections.store(s.connections, Ordering::Relaxed);
+        let m = crate::metrics::get();
+        m.players.set(s.players_in_rooms as f64);
+        m.rooms_waiting.set((s.rooms - s.games) as f64);
+        m.rooms_playing.set(s.games as f64);
     }
 }
 

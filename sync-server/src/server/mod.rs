@@ -361,7 +361,13 @@ async fn open_tcp(
     let (read, write) = stream.into_split();
     // A small first read buffer (it grows as messages need): a connection that never authenticates costs little.
     let codec = FrameCodec::new(shared.rules.max_frame_bytes);
-    let bodies = FramedRead::with_capacity(read, codec, READ_BUFFER).boxed();
+    let bodies = FramedRead::with_capacity(read, codec, READ_BUFFER)
+        .inspect(|body| {
+            if let Ok(body) = body {
+                crate::metrics::get().received(crate::metrics::Transport::Tcp, body.len() + 4);
+            }
+        })
+        .boxed();
     let out = Transport::Tcp(writer::TcpOut::new(write, WRITE_BUFFER));
     start(conn, bodies, out, admission, shared, tracker).await
 }

@@ -287,6 +287,7 @@ impl Session {
                 () = sleep_until(deadline) => lock(&conn).handle_timeout(now()),
                 message = inbound.recv() => match message {
                     Some(Inbound { body, candidate }) => {
+                        crate::metrics::get().received(crate::metrics::Transport::Udp, body.len());
                         let mut c = lock(&conn);
                         c.handle_frame(&body, now());
                         // The message opened (or, without encryption, was taken): its address is the client's.

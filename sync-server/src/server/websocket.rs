@@ -100,6 +100,9 @@ pub(super) async fn open(
     let max = shared.rules.max_frame_bytes;
     let bodies = stream
         .filter_map(move |msg| async move {
+            if let Ok(msg) = &msg {
+                crate::metrics::get().received(crate::metrics::Transport::Ws, msg.len());
+            }
             match msg {
                 Ok(Message::Binary(body)) => Some(Ok(body)),
                 // JSON is text: accept it too (it can only be plaintext, so it fails to open when sealed).

@@ -19,6 +19,7 @@ use super::udp::UdpOut;
 use super::{SharedConnection, lock};
 use crate::history::Reload;
 use crate::limits::{ByteBudget, QueuedBytes};
+use crate::metrics;
 
 /// A write that makes no progress for this long means the peer stopped reading: the connection is dropped.
 const WRITE_STALL: Duration = Duration::from_secs(10);
@@ -44,6 +45,7 @@ pub(super) async fn run(
     (queued, reload_bytes_per_sec): (QueuedBytes, u64),
 ) {
     let reload_budget = ByteBudget::new(reload_bytes_per_sec, super::now());
+    let _open = OpenConnection::count(out.kind());
     let mut out = Writer { out, conn, scratch: BytesMut::new(), reload_budget, queued };
     let work = async {
         while let Some(first) = queue.recv().await {
@@ -81,8 +83,18 @@ pub(super) enum Transport {
 }
 
 impl Transport {
+    /// The `transport` label of the metrics.
+    fn kind(&self) -> metrics::Transport {
+        match self {
+            Self::Tcp(_) => metrics::Transport::Tcp,
+            Self::Ws(_) => metrics::Transport::Ws,
+            Self::Udp(_) => metrics::Transport::Udp,
+        }
+    }
+
     /// Queues one message body that the caller may share.
     async fn send_shared(&mut self, body: &Bytes) -> std::io::Result<()> {
+        count_sent(self.kind(), body.len());
         match self {
             Self::Tcp(w) => w.write_prefixed(body).await,
             Self::Ws(sink) => sink.feed(Message::Binary(body.clone())).await.map_err(std::io::Error::other),
@@ -92,6 +104,7 @@ impl Transport {
 
     /// Queues one message body borrowed from a scratch buffer.
     async fn send_slice(&mut self, body: &[u8]) -> std::io::Result<()> {
+        count_sent(self.kind(), body.len());
         match self {
             Self::Tcp(w) => w.write_prefixed(body).await,
             Self::Ws(sink) => {
@@ -120,6 +133,28 @@ impl Transport {
             }
         }
     }
+}
+
+/// One connection in `movan_sync_connections` while it lives.
+struct OpenConnection(metrics::Transport);
+
+impl OpenConnection {
+    fn count(kind: metrics::Transport) -> Self {
+        metrics::get().connection(kind, 1.0);
+        Self(kind)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        metrics::get().connection(self.0, -1.0);
+    }
+}
+
+/// Counts a body of `len` bytes (and TCP's 4-byte length prefix) in `movan_sync_sent_bytes_total`.
+fn count_sent(kind: metrics::Transport, len: usize) {
+    let prefix = if kind == metrics::Transport::Tcp { 4 } else { 0 };
+    metrics::get().sent(kind, len + prefix);
 }
 
 /// A TCP connection's write side with its batching buffer. The buffer is allocated on the first write, not when the
@@ -194,6 +229,7 @@ impl Writer {
                         stall_guard(self.out.flush()).await?;
                         tokio::time::sleep(wait).await;
                     }
+                    metrics::get().reload_bytes.increment(chunk.len() as u64);
                     self.write_message(&chunk).await?;
                     // Each chunk is up to a MiB to encode and seal: let the engine and other connections run between.
                     tokio::task::yield_now().await;
