@@ -49,6 +49,15 @@ pub enum ApiError {
     /// or its replay was deleted (retention) or never arrived (404 `replay_not_found`).
     #[error("{0}")]
     ReplayNotFound(&'static str),
+    /// No live sync node has this id (404 `node_not_found`).
+    #[error("no live sync node has this id")]
+    NodeNotFound,
+    /// The sync node has no room with this id (404 `room_not_found`).
+    #[error("the node has no room with this id")]
+    RoomNotFound,
+    /// The sync node did not answer, or failed (502 `node_unavailable`); the message says how.
+    #[error("the sync node did not answer: {0}")]
+    NodeUnavailable(String),
     /// No live sync server has room for another player, so login cannot hand out an address (503
     /// `no_sync_server`).
     #[error("no game server is available; try again shortly")]
@@ -89,6 +98,9 @@ impl ApiError {
             Self::Banned => "banned",
             Self::UserNotFound => "user_not_found",
             Self::ReplayNotFound(_) => "replay_not_found",
+            Self::NodeNotFound => "node_not_found",
+            Self::RoomNotFound => "room_not_found",
+            Self::NodeUnavailable(_) => "node_unavailable",
             Self::NoSyncServer => "no_sync_server",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::RequestTimeout(_) => "request_timeout",
@@ -106,7 +118,10 @@ impl ApiError {
             Self::UsernameTaken => StatusCode::CONFLICT,
             Self::InvalidCredentials | Self::Unauthorized(_) | Self::InvalidRefreshToken => StatusCode::UNAUTHORIZED,
             Self::Forbidden | Self::Banned => StatusCode::FORBIDDEN,
-            Self::UserNotFound | Self::ReplayNotFound(_) | Self::NotFound => StatusCode::NOT_FOUND,
+            Self::UserNotFound | Self::ReplayNotFound(_) | Self::NodeNotFound | Self::RoomNotFound | Self::NotFound => {
+                StatusCode::NOT_FOUND
+            }
+            Self::NodeUnavailable(_) => StatusCode::BAD_GATEWAY,
             Self::NoSyncServer => StatusCode::SERVICE_UNAVAILABLE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,

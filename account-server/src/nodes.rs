@@ -6,7 +6,7 @@
 //! to nodes that register later (a node that restarted, or was reconnecting during a logout or a ban, must still
 //! refuse those tokens).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -34,6 +34,8 @@ pub struct NodeStatus {
     pub load: NodeLoad,
     /// Players sent to it since that report.
     pub assigned: u64,
+    /// An admin drained it: logins go elsewhere, its running games finish.
+    pub draining: bool,
 }
 
 /// Identifies one RPC peer (a sync node's connection), e.g. a counter incremented per accepted RPC connection; not a
@@ -45,6 +47,8 @@ pub type PeerId = u64;
 #[derive(Debug)]
 pub struct NodeRegistry<L> {
     nodes: BTreeMap<String, Entry<L>>,
+    /// Node ids an admin drained; kept across a node's re-registration (and while it is away).
+    draining: BTreeSet<String>,
 }
 
 #[derive(Debug)]
@@ -67,7 +71,7 @@ pub struct Assigned {
 
 impl<L> Default for NodeRegistry<L> {
     fn default() -> Self {
-        Self { nodes: BTreeMap::new() }
+        Self { nodes: BTreeMap::new(), draining: BTreeSet::new() }
     }
 }
 
@@ -75,7 +79,8 @@ impl<L: Clone> NodeRegistry<L> {
     /// Adds a node registered on connection `peer_id`, or replaces its entry (a node registering again after a
     /// reconnect); returns whether it replaced one. The load starts at zero until the next heartbeat.
     pub fn register(&mut self, info: NodeInfo, peer_id: PeerId, notifier: L) -> bool {
-        let status = NodeStatus { info, load: NodeLoad::default(), assigned: 0 };
+        let draining = self.draining.contains(&info.node_id);
+        let status = NodeStatus { info, load: NodeLoad::default(), assigned: 0, draining };
         self.nodes.insert(status.info.node_id.clone(), Entry { status, peer_id, notifier }).is_some()
     }
 
@@ -105,14 +110,13 @@ impl<L: Clone> NodeRegistry<L> {
     /// registered. The player counts towards that node's load until its next heartbeat, so a burst of logins
     /// spreads out.
     pub fn assign(&mut self) -> Option<Assigned> {
-        let entry =
-            self.nodes.values_mut().filter(|e| players(&e.status) < e.status.info.capacity).min_by(|a, b| {
-                // players_a / capacity_a against players_b / capacity_b without division; capacities are not 0 here.
-                let (a, b) = (&a.status, &b.status);
-                let left = u128::from(players(a)) * u128::from(b.info.capacity);
-                let right = u128::from(players(b)) * u128::from(a.info.capacity);
-                left.cmp(&right).then(a.load.rooms.cmp(&b.load.rooms))
-            })?;
+        let entry = self.nodes.values_mut().filter(|e| takes_players(&e.status)).min_by(|a, b| {
+            // players_a / capacity_a against players_b / capacity_b without division; capacities are not 0 here.
+            let (a, b) = (&a.status, &b.status);
+            let left = u128::from(players(a)) * u128::from(b.info.capacity);
+            let right = u128::from(players(b)) * u128::from(a.info.capacity);
+            left.cmp(&right).then(a.load.rooms.cmp(&b.load.rooms))
+        })?;
         entry.status.assigned += 1;
         let info = &entry.status.info;
         Some(Assigned {
@@ -124,7 +128,25 @@ impl<L: Clone> NodeRegistry<L> {
 
     /// Whether [`NodeRegistry::assign`] would find a node.
     pub fn has_room(&self) -> bool {
-        self.nodes.values().any(|e| players(&e.status) < e.status.info.capacity)
+        self.nodes.values().any(|e| takes_players(&e.status))
+    }
+
+    /// Drains (`on`) or undrains registered node `node_id`; returns its status, or `None` if it is not registered.
+    /// A drained node gets no logins, even after it registers again, until undrained.
+    pub fn set_draining(&mut self, node_id: &str, on: bool) -> Option<NodeStatus> {
+        let entry = self.nodes.get_mut(node_id)?;
+        entry.status.draining = on;
+        if on {
+            self.draining.insert(node_id.to_owned());
+        } else {
+            self.draining.remove(node_id);
+        }
+        Some(entry.status.clone())
+    }
+
+    /// The notifier of registered node `node_id`.
+    pub fn notifier_of(&self, node_id: &str) -> Option<L> {
+        self.nodes.get(node_id).map(|e| e.notifier.clone())
     }
 
     /// The registered nodes, by node id.
@@ -141,6 +163,11 @@ impl<L: Clone> NodeRegistry<L> {
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()
     }
+}
+
+/// Whether a login may go to the node: not drained, and below its capacity.
+fn takes_players(status: &NodeStatus) -> bool {
+    !status.draining && players(status) < status.info.capacity
 }
 
 /// Players on a node, counting those sent to it since its last report.
@@ -196,7 +223,39 @@ impl Notice {
 pub trait Notifier: Send + Sync + fmt::Debug + 'static {
     /// Queues `notice` for the node without waiting; fails if the node is gone.
     fn notify(&self, notice: &Notice) -> Result<(), String>;
+
+    /// Sends notification `method` with `params` to the node without waiting (an admin's request, not kept for
+    /// nodes that register later); fails if the node is gone.
+    fn notify_raw(&self, method: &'static str, params: serde_json::Value) -> Result<(), String> {
+        let _ = (method, params);
+        Err("this node cannot be notified".into())
+    }
+
+    /// Calls `method` on the node and waits for its answer (an admin's request).
+    fn call(
+        &self,
+        method: &'static str,
+        params: serde_json::Value,
+    ) -> BoxFuture<'static, Result<serde_json::Value, NodeCallError>> {
+        let _ = (method, params);
+        Box::pin(async {
+            Err(NodeCallError { code: "unknown_method".into(), message: "this node takes no calls".into() })
+        })
+    }
 }
+
+/// A failed [`Notifier::call`]: the node's error code (or the RPC layer's, such as `timeout` or `disconnected`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct NodeCallError {
+    /// Machine-readable.
+    pub code: String,
+    /// For people.
+    pub message: String,
+}
+
+/// A boxed future, as [`Notifier::call`] returns.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 /// The shared handle on the registry and the recent bans. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -291,6 +350,36 @@ impl Nodes {
     /// See [`NodeRegistry::nodes`].
     pub fn nodes(&self) -> Vec<NodeStatus> {
         self.lock().registry.nodes()
+    }
+
+    /// See [`NodeRegistry::set_draining`].
+    pub fn set_draining(&self, node_id: &str, on: bool) -> Option<NodeStatus> {
+        self.lock().registry.set_draining(node_id, on)
+    }
+
+    /// Calls `method` on node `node_id`; `None` if it is not registered.
+    pub async fn call(
+        &self,
+        node_id: &str,
+        method: &'static str,
+        params: serde_json::Value,
+    ) -> Option<Result<serde_json::Value, NodeCallError>> {
+        let notifier = self.lock().registry.notifier_of(node_id)?;
+        Some(notifier.call(method, params).await)
+    }
+
+    /// Sends notification `method` to every registered node (not kept for nodes that register later); returns how
+    /// many it reached.
+    pub fn notify_all(&self, method: &'static str, params: &serde_json::Value) -> usize {
+        let notifiers = self.lock().registry.notifiers();
+        let mut reached = 0;
+        for (peer_id, notifier) in notifiers {
+            match notifier.notify_raw(method, params.clone()) {
+                Ok(()) => reached += 1,
+                Err(e) => warn!(peer_id, method, error = %e, "cannot notify a node"),
+            }
+        }
+        reached
     }
 
     /// Queues `notice` for every registered node. It is also kept (as sent at `now`) for nodes that register later. A node that cannot be reached is logged and skipped: its connection is closing.

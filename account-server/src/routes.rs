@@ -2,6 +2,7 @@
 //! modules.
 
 mod admin;
+mod admin_nodes;
 mod matches;
 mod replays;
 
@@ -36,6 +37,12 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v1/matches/{match_id}/replay", get(replays::download))
         .route("/v1/admin/users/{uid}/ban", post(admin::ban))
         .route("/v1/admin/users/{uid}/unban", post(admin::unban))
+        .route("/v1/admin/users/{uid}/kick", post(admin_nodes::kick))
+        .route("/v1/admin/nodes", get(admin_nodes::nodes))
+        .route("/v1/admin/nodes/{node_id}/drain", post(admin_nodes::drain))
+        .route("/v1/admin/nodes/{node_id}/undrain", post(admin_nodes::undrain))
+        .route("/v1/admin/nodes/{node_id}/rooms", get(admin_nodes::rooms))
+        .route("/v1/admin/nodes/{node_id}/rooms/{room_id}/end", post(admin_nodes::end_room))
 }
 
 /// Body of `register` and `login`.

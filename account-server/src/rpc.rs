@@ -277,4 +277,21 @@ impl Notifier for PeerNotifier {
     fn notify(&self, notice: &Notice) -> Result<(), String> {
         self.0.notify(notice.method(), &notice.params()).map_err(|e| e.to_string())
     }
+
+    fn notify_raw(&self, method: &'static str, params: serde_json::Value) -> Result<(), String> {
+        self.0.notify(method, &params).map_err(|e| e.to_string())
+    }
+
+    fn call(
+        &self,
+        method: &'static str,
+        params: serde_json::Value,
+    ) -> crate::nodes::BoxFuture<'static, Result<serde_json::Value, crate::nodes::NodeCallError>> {
+        let peer = self.0.clone();
+        Box::pin(async move {
+            peer.call::<_, serde_json::Value>(method, &params)
+                .await
+                .map_err(|e| crate::nodes::NodeCallError { code: e.code().to_owned(), message: e.to_string() })
+        })
+    }
 }

@@ -17,7 +17,7 @@ const MAX_QUOTED_BODY: usize = 512;
 #[derive(Debug, Clone)]
 pub struct AccountClient {
     base_url: String,
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
 }
 
 /// What a login or refresh returns: the tokens and where to play.
@@ -204,13 +204,13 @@ impl AccountClient {
         self.login(username, password).await
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
     }
 }
 
 /// Decodes a success body as `T`, or turns an error status into [`ClientError::Http`].
-async fn json_response<T: serde::de::DeserializeOwned>(resp: reqwest::Response) -> Result<T, ClientError> {
+pub(crate) async fn json_response<T: serde::de::DeserializeOwned>(resp: reqwest::Response) -> Result<T, ClientError> {
     Ok(check_status(resp).await?.json().await?)
 }
 

@@ -525,6 +525,7 @@ fn is_final(code: ErrorCode) -> bool {
     matches!(
         code,
         ErrorCode::Replaced
+            | ErrorCode::Kicked
             | ErrorCode::SessionRevoked
             | ErrorCode::Banned
             | ErrorCode::ShuttingDown

@@ -31,6 +31,7 @@
 //! ```
 
 pub mod account;
+pub mod admin;
 pub mod bot;
 pub mod error;
 pub mod game;
@@ -40,6 +41,7 @@ pub mod udp;
 pub mod ws;
 
 pub use account::{AccountClient, MatchPage, Me, Session};
+pub use admin::{AdminNode, KickSent};
 pub use error::ClientError;
 pub use game::{FrameLog, FrameLogError, Pushed};
 pub use game_client::{GameClient, GameEvent, GameSender, ReconnectPolicy};

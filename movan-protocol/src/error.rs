@@ -67,6 +67,9 @@ pub enum ErrorCode {
     Internal,
     /// `room_spectate` names a room that does not exist.
     RoomNotFound,
+    /// An admin took the player out (`POST /v1/admin/users/{uid}/kick`); the connection is then closed. Logging in
+    /// again is allowed: a kick is not a ban.
+    Kicked,
 }
 
 impl ErrorCode {
@@ -101,6 +104,7 @@ impl ErrorCode {
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
             Self::RoomNotFound => "room_not_found",
+            Self::Kicked => "kicked",
         }
     }
 }

@@ -22,11 +22,14 @@ pub enum EndReason {
     Shutdown,
     /// The players' checksums disagreed and the room's rules ended the game (`Room::on_desync`).
     Desync,
+    /// An admin ended it (`POST /v1/admin/nodes/{node_id}/rooms/{room_id}/end`); `results` is `{"reason": ...}`.
+    EndedByAdmin,
 }
 
 impl EndReason {
     /// Every reason, in declaration order.
-    pub const ALL: [Self; 5] = [Self::AllLeft, Self::MaxDuration, Self::EndedByRoom, Self::Shutdown, Self::Desync];
+    pub const ALL: [Self; 6] =
+        [Self::AllLeft, Self::MaxDuration, Self::EndedByRoom, Self::Shutdown, Self::Desync, Self::EndedByAdmin];
 
     /// The name on the wire, e.g. `all_left`.
     pub fn as_str(self) -> &'static str {
@@ -36,6 +39,7 @@ impl EndReason {
             Self::EndedByRoom => "ended_by_room",
             Self::Shutdown => "shutdown",
             Self::Desync => "desync",
+            Self::EndedByAdmin => "ended_by_admin",
         }
     }
 }

@@ -19,6 +19,14 @@ pub const REPLAY_CHUNK_BYTES: usize = 256 * 1024;
 /// Call, sync → account: the key of a connecting player's session. Params [`SessionKeyRequest`], result
 /// [`SessionKeyGrant`].
 pub const SESSION_KEY: &str = "session_key";
+/// Call, account → sync: the node's rooms, for an admin. Params [`ListRooms`], result [`RoomList`].
+pub const LIST_ROOMS: &str = "list_rooms";
+/// Call, account → sync: end a room's game (or close a waiting room), for an admin. Params [`EndRoom`], result
+/// [`RoomEnded`]; code [`codes::ROOM_NOT_FOUND`] when the node has no such room.
+pub const END_ROOM: &str = "end_room";
+/// Notification, account → sync: an admin kicked a player: close its connection with `kicked` and take it out of
+/// its room. Params [`KickPlayer`].
+pub const KICK_PLAYER: &str = "kick_player";
 /// Notification, account → sync: a session was logged out. Params [`SessionRevoked`].
 pub const SESSION_REVOKED: &str = "session_revoked";
 /// Notification, account → sync: a player was banned. Params [`UserBanned`].
@@ -46,6 +54,8 @@ pub mod codes {
     /// `replay_chunk`: the offset is not where the upload stands (a chunk was lost, or the account server restarted
     /// or dropped the upload); start again at offset 0.
     pub const REPLAY_OUT_OF_ORDER: &str = "replay_out_of_order";
+    /// `end_room`: the node has no room with this id.
+    pub const ROOM_NOT_FOUND: &str = "room_not_found";
     /// `replay_chunk`: the account server holds as many unfinished uploads as it may
     /// (`account.replay_upload_max_bytes`); try again later.
     pub const UPLOADS_FULL: &str = "uploads_full";
@@ -149,6 +159,77 @@ pub struct ChunkStored {
     pub received: u64,
     /// True once the whole file is durable (after the last chunk, or when it was stored before).
     pub stored: bool,
+}
+
+/// What [`LIST_ROOMS`] asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListRooms {
+    /// Rooms listed at most (the reply must fit one RPC frame); `truncated` says when there were more.
+    pub limit: u32,
+}
+
+/// One member of a room, as [`LIST_ROOMS`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomMemberSummary {
+    /// The player.
+    pub uid: String,
+    /// Ready (`room_prepare`).
+    pub ready: bool,
+    /// Connected (false during its reconnect grace).
+    pub connected: bool,
+}
+
+/// One room of a node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoomSummary {
+    /// The room.
+    pub room_id: String,
+    /// `waiting` or `playing`.
+    pub state: String,
+    /// The members, in join order.
+    pub members: Vec<RoomMemberSummary>,
+    /// Spectators watching.
+    pub spectators: u64,
+    /// Frames broadcast so far (0 while waiting).
+    pub frame_count: u64,
+    /// When the game started, Unix seconds; `None` while waiting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<f64>,
+}
+
+/// The answer to [`LIST_ROOMS`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoomList {
+    /// Rooms, by id.
+    pub rooms: Vec<RoomSummary>,
+    /// The node has more rooms than listed.
+    pub truncated: bool,
+}
+
+/// What [`END_ROOM`] ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndRoom {
+    /// The room.
+    pub room_id: String,
+    /// Why, for the players (`game_over.results.reason`, or the `room_left` message of a waiting room).
+    pub reason: String,
+}
+
+/// The answer to [`END_ROOM`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomEnded {
+    /// True when a running game ended (`game_over` reason `ended_by_admin`); false when a waiting room was closed
+    /// (`room_left` reason `room_closed`).
+    pub game_ended: bool,
+}
+
+/// Whom [`KICK_PLAYER`] kicks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KickPlayer {
+    /// The player.
+    pub uid: String,
+    /// Why, for the player (the `kicked` error's message).
+    pub reason: String,
 }
 
 /// Which session key a sync node asks for.

@@ -3,7 +3,8 @@
 //! - On every (re)connection it registers this node (`register_node`: node id, public address, capacity), and
 //!   applies the recent logouts and bans the reply carries (this node may have restarted or missed them).
 //! - Its heartbeats carry the load ([`NodeLoad`]), which the account server uses to pick a node at login.
-//! - It obeys `session_revoked` (logout) and `user_banned` notifications by closing the player's connection.
+//! - It obeys `session_revoked` (logout) and `user_banned` notifications by closing the player's connection, and
+//!   an admin's `kick_player`; it answers an admin's `list_rooms` and `end_room` calls.
 //! - It reports every finished game and uploads its replay ([`crate::reports`]), keeping a bounded backlog while the
 //!   account server is away.
 
@@ -15,10 +16,11 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use movan_protocol::crypto::SessionKey;
 use movan_protocol::rpc::{
-    NodeLoad, REGISTER_NODE, Registered, SESSION_KEY, SESSION_REVOKED, SessionKeyGrant, SessionKeyRequest,
-    SessionRevoked, USER_BANNED, UserBanned, codes,
+    END_ROOM, EndRoom, KICK_PLAYER, KickPlayer, LIST_ROOMS, ListRooms, NodeLoad, REGISTER_NODE, Registered, RoomEnded,
+    RoomList, SESSION_KEY, SESSION_REVOKED, SessionKeyGrant, SessionKeyRequest, SessionRevoked, USER_BANNED,
+    UserBanned, codes,
 };
-use movan_rpc::{Handlers, RpcClient, RpcConfig};
+use movan_rpc::{HandlerError, Handlers, RpcClient, RpcConfig};
 
 pub use movan_protocol::rpc::RegisterNode;
 use tokio::sync::mpsc;
@@ -28,6 +30,9 @@ use crate::engine::FinishedGame;
 use crate::keys::{KeyError, KeySource};
 use crate::reports::{ReportSettings, report_loop};
 use crate::server::Control;
+
+/// Rooms a `list_rooms` answer holds at most, whatever it asks (the answer must fit one RPC frame).
+pub const MAX_LISTED_ROOMS: usize = 1000;
 
 /// The running link; dropping it stops reconnecting.
 #[derive(Debug)]
@@ -63,7 +68,33 @@ impl Link {
     ) -> Result<Self, movan_rpc::ConfigError> {
         let revoke = control.clone();
         let ban = control.clone();
+        let (lister, ender, kicker) = (control.clone(), control.clone(), control.clone());
         let handlers = Handlers::new()
+            .method(LIST_ROOMS, move |_peer, request: ListRooms| {
+                let control = lister.clone();
+                async move {
+                    let limit = (request.limit as usize).min(MAX_LISTED_ROOMS);
+                    let (rooms, truncated) = control
+                        .list_rooms(limit)
+                        .await
+                        .ok_or_else(|| HandlerError::with_code(codes::STORE_FAILED, "the node is shutting down"))?;
+                    Ok::<_, HandlerError>(RoomList { rooms, truncated })
+                }
+            })
+            .method(END_ROOM, move |_peer, request: EndRoom| {
+                let control = ender.clone();
+                async move {
+                    match control.end_room(&request.room_id, &request.reason).await {
+                        Some(Ok(game_ended)) => Ok(RoomEnded { game_ended }),
+                        Some(Err(e)) => Err(HandlerError::with_code(codes::ROOM_NOT_FOUND, e)),
+                        None => Err(HandlerError::with_code(codes::STORE_FAILED, "the node is shutting down")),
+                    }
+                }
+            })
+            .notification(KICK_PLAYER, move |_peer, n: KickPlayer| {
+                let control = kicker.clone();
+                async move { control.kick(&n.uid, &n.reason).await }
+            })
             .notification(SESSION_REVOKED, move |_peer, n: SessionRevoked| {
                 let control = revoke.clone();
                 async move { control.revoke_session(&n.uid, &n.sid).await }

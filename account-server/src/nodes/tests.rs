@@ -61,7 +61,7 @@ fn assigned_players_spread_a_burst_until_the_next_heartbeat() {
     assert_eq!(picks, ["a.example:2025", "b.example:2025", "a.example:2025", "b.example:2025"]);
     assert_eq!(r.nodes()[0].assigned, 2);
     assert!(r.update_load("a", 0, load(2, 1)));
-    assert_eq!(r.nodes()[0], NodeStatus { info: info("a", 10), load: load(2, 1), assigned: 0 });
+    assert_eq!(r.nodes()[0], NodeStatus { info: info("a", 10), load: load(2, 1), assigned: 0, draining: false });
 }
 
 #[test]
@@ -172,4 +172,21 @@ fn notices_have_the_documented_json() {
     assert_eq!(revoked.method(), "session_revoked");
     assert_eq!(revoked.params(), serde_json::json!({"uid": "1001", "sid": "abc"}));
     assert_eq!((banned("7").method(), banned("7").params()), ("user_banned", serde_json::json!({"uid": "7"})));
+}
+
+#[test]
+fn a_drained_node_gets_no_logins_even_after_it_registers_again() {
+    let mut r = registry(&[("a", 100, load(90, 5)), ("b", 100, load(10, 1))]);
+    let drained = r.set_draining("b", true).unwrap();
+    assert!(drained.draining);
+    assert_eq!(r.assign().map(|a| a.sync_addr).as_deref(), Some("a.example:2025"), "b is emptier but drained");
+    // b reconnects and registers again: still drained.
+    r.register(info("b", 100), 7, ());
+    assert!(r.nodes().iter().find(|n| n.info.node_id == "b").unwrap().draining);
+    assert!(r.set_draining("a", true).is_some());
+    assert!(!r.has_room(), "every node drained");
+    assert_eq!(r.assign(), None);
+    assert!(r.set_draining("nope", true).is_none(), "only registered nodes");
+    r.set_draining("b", false);
+    assert_eq!(r.assign().map(|a| a.sync_addr).as_deref(), Some("b.example:2025"));
 }

@@ -34,6 +34,7 @@ namespace Movan.Client
         Unavailable,
         Internal,
         RoomNotFound,
+        Kicked,
     }
 
     /// <summary>Conversions between <see cref="ErrorCode"/> and the wire text, and what a code means for reconnecting.</summary>
@@ -45,7 +46,7 @@ namespace Movan.Client
             "token_expired", "uid_mismatch", "not_in_room", "already_in_room", "room_full", "room_in_game",
             "too_many_rooms", "game_not_running", "action_rejected", "bad_frame_range", "history_expired", "replaced",
             "session_revoked", "banned", "limit_exceeded", "rate_limited", "too_many_connections", "timeout",
-            "shutting_down", "unavailable", "internal", "room_not_found",
+            "shutting_down", "unavailable", "internal", "room_not_found", "kicked",
         };
 
         /// <summary>The code for its wire text; <see cref="ErrorCode.Unknown"/> for anything else (newer servers may add codes).</summary>
@@ -76,6 +77,7 @@ namespace Movan.Client
             switch (code)
             {
                 case ErrorCode.Replaced:
+                case ErrorCode.Kicked:
                 case ErrorCode.SessionRevoked:
                 case ErrorCode.Banned:
                 case ErrorCode.ShuttingDown:

@@ -209,7 +209,7 @@ namespace Movan.Client
         public override string Proto { get { return "game_over"; } }
         /// <summary>The room.</summary>
         public string RoomId { get; internal set; }
-        /// <summary><c>all_left</c>, <c>max_duration</c>, <c>ended_by_room</c>, <c>shutdown</c> or <c>desync</c>.</summary>
+        /// <summary><c>all_left</c>, <c>max_duration</c>, <c>ended_by_room</c>, <c>shutdown</c>, <c>desync</c> or <c>ended_by_admin</c>.</summary>
         public string Reason { get; internal set; }
         /// <summary>Frames broadcast; the last was <c>FrameCount - 1</c>.</summary>
         public long FrameCount { get; internal set; }

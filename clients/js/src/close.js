@@ -30,6 +30,7 @@ export const CLOSING_ERROR_CODES = Object.freeze([
   'frame_too_large',
   'unauthenticated',
   'replaced',
+  'kicked',
   'session_revoked',
   'banned',
   'rate_limited',

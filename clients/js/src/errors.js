@@ -36,6 +36,7 @@ export class MovanError extends Error {
  */
 export const FINAL_CODES = Object.freeze([
   'replaced',
+  'kicked',
   'session_revoked',
   'banned',
   'shutting_down',

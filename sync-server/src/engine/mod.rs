@@ -32,6 +32,7 @@ use crate::history::{FrameHistory, Reload, ReloadError};
 use crate::revocation::{Revocations, SharedRevocations};
 use crate::room::{ActionVerdict, FrameOutcome, MemberInfo, OrderedAction, Room, RoomFactory, RoomInfo};
 
+pub use admin::NoSuchRoom;
 pub use checksums::MAX_OPEN_COMPARISONS;
 pub use config::EngineConfig;
 pub use replays::FinishedGame;
@@ -232,6 +233,7 @@ macro_rules! room_info {
 }
 
 // After the macro, which they use.
+mod admin;
 mod checksums;
 pub mod config;
 mod game;

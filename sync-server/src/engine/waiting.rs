@@ -184,18 +184,25 @@ impl Engine {
 
     /// Every member gets `room_left` with reason `waiting_room_timeout` and is out of the room, which goes.
     fn close_waiting_room(&mut self, id: &Arc<str>, timeout: Duration) {
+        let message = format!(
+            "no game started in this room within {} s of its creation or its last ready player \
+             (sync.waiting_room_timeout_secs); the room was closed",
+            timeout.as_secs()
+        );
+        self.close_room_before_game(id, LEFT_WAITING_TIMEOUT, message);
+    }
+
+    /// Every member (and spectator) of the waiting room `id` gets `room_left` with `reason` and `message` and is out
+    /// of the room, which goes.
+    pub(super) fn close_room_before_game(&mut self, id: &Arc<str>, reason: &str, message: String) {
         let Some(room) = self.rooms.get(id) else {
             return;
         };
         let uids: Vec<String> = room.members.iter().map(|m| m.uid.clone()).collect();
         let left = ServerMessage::RoomLeft(RoomLeft {
             room_id: id.to_string(),
-            reason: Some(LEFT_WAITING_TIMEOUT.into()),
-            message: Some(format!(
-                "no game started in this room within {} s of its creation or its last ready player \
-                 (sync.waiting_room_timeout_secs); the room was closed",
-                timeout.as_secs()
-            )),
+            reason: Some(reason.into()),
+            message: Some(message),
         });
         self.broadcast(id, left.to_body());
         for uid in &uids {

@@ -6,15 +6,17 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use movan_protocol::rpc::RoomSummary;
 use movan_protocol::{ProtocolError, Request};
 use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::writer::Outgoing;
 use super::{LoadGauge, now, sleep_until};
 use crate::connection::CloseReason;
-use crate::engine::{ConnId, Engine, FinishedGame, Identity, Output};
+use crate::engine::{ConnId, Engine, FinishedGame, Identity, NoSuchRoom, Output};
 use crate::limits::QueuedBytes;
 
 /// Inputs to the engine task, from the accept loop, the readers and the [`Control`](super::Control) handle.
@@ -37,6 +39,19 @@ pub(super) enum Input {
     RevokeSession { uid: String, sid: String },
     /// The account server banned a player.
     Ban { uid: String, at_unix: u64 },
+    /// An admin's request, answered on its channel.
+    Admin(AdminRequest),
+}
+
+/// What an admin asks the engine (through the account server), with where the answer goes.
+#[derive(Debug)]
+pub(super) enum AdminRequest {
+    /// Up to `limit` rooms, and whether there are more.
+    ListRooms { limit: usize, reply: oneshot::Sender<(Vec<RoomSummary>, bool)> },
+    /// End a room's game or close a waiting room.
+    EndRoom { room_id: String, reason: String, reply: oneshot::Sender<Result<bool, NoSuchRoom>> },
+    /// Kick a player.
+    Kick { uid: String, reason: String },
 }
 
 /// Where the engine's outputs go: connections, the load gauge, the match-report channel.
@@ -127,6 +142,18 @@ fn handle_input(engine: &mut Engine, out: &mut Outlets, input: Input) {
         Input::Ban { uid, at_unix } => {
             info!(uid = %uid, "player banned");
             engine.ban(&uid, at_unix, now);
+        }
+        Input::Admin(AdminRequest::ListRooms { limit, reply }) => {
+            let _ = reply.send(engine.room_summaries(limit));
+        }
+        Input::Admin(AdminRequest::EndRoom { room_id, reason, reply }) => {
+            let ended = engine.end_room(&room_id, &reason, now);
+            info!(room = %room_id, reason = %reason, found = ended.is_ok(), "room ended by an admin");
+            let _ = reply.send(ended);
+        }
+        Input::Admin(AdminRequest::Kick { uid, reason }) => {
+            let known = engine.admin_kick(&uid, &reason, now);
+            info!(uid = %uid, reason = %reason, known, "player kicked by an admin");
         }
         Input::Request { conn, request, timestamp } => engine.handle(conn, request, timestamp, now),
         Input::Error { conn, error } => engine.send_error(conn, &error),

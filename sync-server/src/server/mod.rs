@@ -100,6 +100,29 @@ impl Control {
         let _ = self.inputs.send(Input::Ban { uid: uid.to_owned(), at_unix }).await;
     }
 
+    /// Up to `limit` rooms of this node, and whether it has more (`None` when the engine is gone).
+    pub async fn list_rooms(&self, limit: usize) -> Option<(Vec<movan_protocol::rpc::RoomSummary>, bool)> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.inputs.send(Input::Admin(engine_task::AdminRequest::ListRooms { limit, reply })).await.ok()?;
+        answer.await.ok()
+    }
+
+    /// Ends room `room_id`'s game (true) or closes it while it waits (false), telling the players `reason`; `None`
+    /// when the engine is gone.
+    pub async fn end_room(&self, room_id: &str, reason: &str) -> Option<Result<bool, crate::engine::NoSuchRoom>> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let request =
+            engine_task::AdminRequest::EndRoom { room_id: room_id.to_owned(), reason: reason.to_owned(), reply };
+        self.inputs.send(Input::Admin(request)).await.ok()?;
+        answer.await.ok()
+    }
+
+    /// Kicks `uid` (error `kicked` with `reason`, out of its room), if it is on this node.
+    pub async fn kick(&self, uid: &str, reason: &str) {
+        let request = engine_task::AdminRequest::Kick { uid: uid.to_owned(), reason: reason.to_owned() };
+        let _ = self.inputs.send(Input::Admin(request)).await;
+    }
+
     /// (players in rooms, rooms, connections) as of the last engine step.
     pub fn load(&self) -> (usize, usize, usize) {
         let l = &self.load;

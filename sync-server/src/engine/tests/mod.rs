@@ -155,6 +155,7 @@ fn connected_flags(events: &[(u64, ServerEvent)], to: u64) -> Vec<Vec<(String, b
         .collect()
 }
 
+mod admin;
 mod checksums;
 mod games;
 mod late_join;
