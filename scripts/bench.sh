@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Capacity and latency sweep: builds release binaries, starts a fresh account server and sync server, runs
-# movan-bench over a list of player counts (rooms of 4, 20 actions/s per player, one per tick at 20 Hz), and writes
-# docs/benchmarks.md with the table, the plot (docs/benchmarks.svg), the machine and the command.
+# movan-bench over a list of player counts (rooms of 4, 20 actions/s per player, one per tick at 20 Hz), then the same
+# sweep against the bare relay movan-relay (the yardstick: no JSON, no auth, no crypto), and writes the top of
+# docs/benchmarks.md (everything before its first "## " heading, which it keeps) with both tables, the plot
+# (docs/benchmarks.svg), the machine and the command.
 #
 #   scripts/bench.sh                                   # the standard sweep: 500,1000,2000,3000,4000 players, 30 s each
 #   scripts/bench.sh --players 200,400 --duration 10   # a quick one
@@ -30,7 +32,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-flags=(--quiet -p account-server -p sync-server -p movan-bench)
+flags=(--quiet -p account-server -p sync-server -p movan-bench --bins)
 [ "$profile" = release ] && flags+=(--release)
 cargo build "${flags[@]}"
 bin="target/$profile"
@@ -72,14 +74,27 @@ base="${out%.md}"
 cmd=(scripts/bench.sh --players "$players" --duration "$duration" --warmup "$warmup" --rate "$rate"
      --room-size "$room_size" --encryption "$encryption")
 status=0
+# The yardstick first, on its own: the bare relay with the same rooms, tick and load.
+"$bin/movan-relay" --listen 127.0.0.1:0 --room-size "$room_size" --tick-ms 50 >"$dir/relay.out" 2>&1 &
+relay_pid=$!
+pids+=("$relay_pid")
+services_wait_line "$dir/relay.out" "^movan-relay listening" "$relay_pid"
+relay_addr=$(sed -n 's/^movan-relay listening on //p' "$dir/relay.out")
+"$bin/movan-bench" --relay "$relay_addr" --players "$players" --room-size "$room_size" --rate "$rate" \
+  --warmup-secs "$warmup" --duration-secs "$duration" --server-pid "$relay_pid" --json-out "$base-relay.json" \
+  --markdown-out "$dir/relay.md" || status=$?
+kill -TERM "$relay_pid" 2>/dev/null || true
 "$bin/movan-bench" --account "http://127.0.0.1:$http_port" --sync "127.0.0.1:$sync_port" --players "$players" --room-size "$room_size" \
   --rate "$rate" --warmup-secs "$warmup" --duration-secs "$duration" --server-pid "$sync_pid" \
   --session-cache "$data/sessions.json" --json-out "$base.json" --markdown-out "$dir/table.md" \
-  --plot "$base.svg" || status=$?
+  --relay-json "$base-relay.json" --plot "$base.svg" || status=$?
 [ -s "$dir/table.md" ] || { echo "bench.sh: movan-bench produced no results (exit $status)" >&2; exit 1; }
 
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 rustc_version=$(rustc --version)
+# The hand-written sections after the generated part stay.
+kept=""
+[ -f "$out" ] && kept=$(awk 'found || /^## / {found=1; print}' "$out")
 cat >"$out" <<MD
 # Movan benchmarks
 
@@ -97,18 +112,28 @@ $warmup s warm-up, then $duration s measured per point.
 - **server CPU**: the sync server's user+system CPU over the window, as % of one core and per player-second.
 - **RSS per room**: the sync server's peak RSS growth over its idle RSS, divided by rooms.
 - **bench CPU**: the load generator's own CPU seconds over the window (it competes with the server for the cores).
+- **the relay** (\`movan-relay\`, measured first in the same run with the same load and rooms): a bare lockstep TCP
+  relay, one write per message, no JSON, no authentication, no encryption; the yardstick for what Movan's features
+  cost.
 
 $(cat "$dir/table.md")
 
+The relay alone:
+
+$(cat "$dir/relay.md" 2>/dev/null || echo "(the relay run failed)")
+
 ![latency and CPU against players]($(basename "$base").svg)
 
-Raw results: [$(basename "$base").json]($(basename "$base").json).
+Raw results: [$(basename "$base").json]($(basename "$base").json), relay
+[$(basename "$base")-relay.json]($(basename "$base")-relay.json).
 
 Reproduce:
 
 \`\`\`
 ${cmd[*]}
 \`\`\`
+
+$kept
 MD
 echo "bench.sh: wrote $out, $base.svg and $base.json"
 exit "$status"

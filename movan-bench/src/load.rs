@@ -113,10 +113,10 @@ pub async fn sessions(cfg: &LoadConfig, n: usize, bar: &ProgressBar) -> anyhow::
 
 /// What one bot measured.
 #[derive(Debug, Default)]
-struct BotResult {
-    actions: ActionTracker,
-    frames: FrameChecker,
-    error: Option<String>,
+pub(crate) struct BotResult {
+    pub(crate) actions: ActionTracker,
+    pub(crate) frames: FrameChecker,
+    pub(crate) error: Option<String>,
 }
 
 /// Live counters for the progress bar.
@@ -135,7 +135,7 @@ pub async fn run_point(cfg: &LoadConfig, sessions: &[Session], tag: &str, bar: &
     let baseline = cfg.server_pid.and_then(procfs::sample);
     let live = Arc::new(Live::default());
     let (window_tx, window_rx) = watch::channel(None::<Window>);
-    let (started_tx, mut started_rx) = mpsc::channel::<bool>(n.max(1));
+    let (started_tx, started_rx) = mpsc::channel::<bool>(n.max(1));
     let gate = Arc::new(Semaphore::new(cfg.connect_concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for (i, session) in sessions.iter().enumerate() {
@@ -149,8 +149,27 @@ pub async fn run_point(cfg: &LoadConfig, sessions: &[Session], tag: &str, bar: &
         tasks.spawn(async move { bot.run(session, gate, started).await });
     }
     drop(started_tx);
+    measure(cfg, n, rooms, Bots { live, window_tx, started_rx, tasks, baseline }, bar).await
+}
 
-    // Wait until every bot's game started (or the bot failed), then open the window after the warm-up.
+/// The bots of one point, started; what [`measure`] watches.
+pub(crate) struct Bots {
+    /// Their live counters.
+    pub(crate) live: Arc<Live>,
+    /// Tells them the measurement window.
+    pub(crate) window_tx: watch::Sender<Option<Window>>,
+    /// One message per bot once its game started (true) or it failed (false).
+    pub(crate) started_rx: mpsc::Receiver<bool>,
+    /// The bots, each ending with what it measured.
+    pub(crate) tasks: tokio::task::JoinSet<BotResult>,
+    /// The server's /proc sample before they connected.
+    pub(crate) baseline: Option<procfs::Sample>,
+}
+
+/// Waits until every bot's game started (or the bot failed), opens the window after the warm-up, samples the
+/// server during it, and sums up what the bots measured.
+pub(crate) async fn measure(cfg: &LoadConfig, n: usize, rooms: usize, bots: Bots, bar: &ProgressBar) -> Point {
+    let Bots { live, window_tx, mut started_rx, mut tasks, baseline } = bots;
     bar.set_length(n as u64);
     bar.set_position(0);
     bar.set_message("joining");

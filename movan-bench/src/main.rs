@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use movan_client::{Encryption, SyncClient};
@@ -21,6 +22,7 @@ use tracing_subscriber::EnvFilter;
 mod load;
 mod plot;
 mod procfs;
+mod relay;
 mod report;
 mod tracker;
 
@@ -92,6 +94,13 @@ struct Args {
     /// Seconds to pause between points, so the server frees the previous rooms.
     #[arg(long, default_value_t = 3.0)]
     pause_secs: f64,
+    /// Measure the bare relay `movan-relay` at this address instead of Movan (no login, no JSON, no encryption);
+    /// `--server-pid` is then the relay's.
+    #[arg(long, value_name = "ADDR")]
+    relay: Option<String>,
+    /// A relay run's `--json-out`: the markdown output gets a table of Movan beside the relay.
+    #[arg(long, value_name = "FILE")]
+    relay_json: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -144,7 +153,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let bar = ProgressBar::new(0).with_style(style);
     let max = args.players.iter().copied().max().unwrap_or(1);
     bar.set_prefix("logging in");
-    let sessions = load::sessions(&cfg, max, &bar).await?;
+    let sessions = if args.relay.is_some() { Vec::new() } else { load::sessions(&cfg, max, &bar).await? };
     let encrypted = match sessions.first() {
         Some(s) => {
             let mut s = s.clone();
@@ -166,7 +175,10 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let tag = format!("{:x}", std::process::id());
     for (k, &n) in args.players.iter().enumerate() {
         bar.set_prefix(format!("{n} players"));
-        let point = load::run_point(&cfg, &sessions[..n], &format!("{tag}-{k}"), &bar).await;
+        let point = match &args.relay {
+            Some(addr) => relay::run_point(&cfg, addr, n, &format!("{tag}-{k}"), &bar).await,
+            None => load::run_point(&cfg, &sessions[..n], &format!("{tag}-{k}"), &bar).await,
+        };
         bar.suspend(|| println!("{}", report::summary(&point)));
         for e in &point.errors {
             bar.suspend(|| eprintln!("  bot error: {e}"));
@@ -175,7 +187,13 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         tokio::time::sleep(secs("pause-secs", args.pause_secs)?).await;
     }
     bar.finish_and_clear();
-    let table = report::markdown_table(&run.points);
+    let mut table = report::markdown_table(&run.points);
+    if let Some(path) = &args.relay_json {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let relay: Run = serde_json::from_str(&text).with_context(|| format!("{}", path.display()))?;
+        table.push_str("\nBeside the bare relay (`movan-relay`, measured in the same run):\n\n");
+        table.push_str(&report::relay_comparison(&run.points, &relay.points));
+    }
     println!("\n{table}");
     if let Some(path) = &args.json_out {
         std::fs::write(path, serde_json::to_string_pretty(&run)?)?;

@@ -158,6 +158,42 @@ pub fn markdown_table(points: &[Point]) -> String {
     out
 }
 
+/// The load generator's own CPU milliseconds per player-second.
+fn bench_ms_per_player_sec(p: &Point) -> Option<f64> {
+    p.bench_cpu_secs.map(|cpu| cpu * 1000.0 / (p.players.max(1) as f64 * p.duration_secs.max(1e-9)))
+}
+
+/// Movan's points beside the bare relay's at the same player counts (`movan-bench --relay`): latency, the server's
+/// CPU per player-second and the load generator's own.
+pub fn relay_comparison(points: &[Point], relay: &[Point]) -> String {
+    let mut out = String::from(
+        "| players | relay p99 ms | Movan p99 ms | Movan p99 vs relay | relay CPU ms per player-s | Movan CPU ms per \
+         player-s | Movan / relay CPU | bench CPU ms per player-s, relay / Movan |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for p in points {
+        let Some(r) = relay.iter().find(|r| r.players == p.players) else { continue };
+        let ratio = match (p.server_cpu_ms_per_player_sec, r.server_cpu_ms_per_player_sec) {
+            (Some(m), Some(r)) if r > 0.0 => Some(m / r),
+            _ => None,
+        };
+        let p99_vs = if r.latency_ms.p99 > 0.0 { (p.latency_ms.p99 / r.latency_ms.p99 - 1.0) * 100.0 } else { 0.0 };
+        out.push_str(&format!(
+            "| {} | {:.1} | {:.1} | {:+.0} % | {} | {} | {} | {} / {} |\n",
+            p.players,
+            r.latency_ms.p99,
+            p.latency_ms.p99,
+            p99_vs,
+            opt(r.server_cpu_ms_per_player_sec, 3),
+            opt(p.server_cpu_ms_per_player_sec, 3),
+            opt(ratio, 2),
+            opt(bench_ms_per_player_sec(r), 3),
+            opt(bench_ms_per_player_sec(p), 3),
+        ));
+    }
+    out
+}
+
 /// A human summary of one point.
 pub fn summary(p: &Point) -> String {
     format!(
@@ -213,5 +249,22 @@ mod tests {
         assert_eq!(t.lines().count(), 4);
         assert!(t.lines().nth(2).unwrap().starts_with("| 500 | 125 |"));
         assert!(!points[0].clean(), "no frames means not clean");
+    }
+
+    #[test]
+    fn movan_is_set_beside_the_relay_at_the_same_player_counts() {
+        let point = |players: usize, p99: f64, cpu: f64, bench: f64| Point {
+            players,
+            duration_secs: 10.0,
+            latency_ms: Percentiles { p99, ..Percentiles::default() },
+            server_cpu_ms_per_player_sec: Some(cpu),
+            bench_cpu_secs: Some(bench),
+            ..Point::default()
+        };
+        let movan = [point(500, 55.0, 0.45, 2.5), point(1000, 60.0, 0.40, 5.0)];
+        let relay = [point(500, 50.0, 0.25, 1.5)];
+        let table = relay_comparison(&movan, &relay);
+        let rows: Vec<&str> = table.lines().skip(2).collect();
+        assert_eq!(rows, ["| 500 | 50.0 | 55.0 | +10 % | 0.250 | 0.450 | 1.80 | 0.300 / 0.500 |"], "{table}");
     }
 }
