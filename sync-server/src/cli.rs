@@ -172,8 +172,12 @@ async fn serve(args: Args, factory: impl RoomFactory) -> anyhow::Result<()> {
     let health_task = match health_listener {
         Some(l) => {
             println!("sync-server health listening on http://{}", l.local_addr()?);
-            let health = Health::new(server.control(), link.as_ref().map(Link::status), &config.sync.account_rpc_addr)
-                .with_metrics(prometheus);
+            let health = Health::new(
+                server.control(),
+                link.as_ref().map(Link::status),
+                config.sync.account_servers().join(", "),
+            )
+            .with_metrics(prometheus);
             Some(tokio::spawn(async move {
                 if let Err(e) = axum::serve(l, health.router()).await {
                     tracing::warn!(error = %e, "the health endpoint stopped");
@@ -211,7 +215,8 @@ fn start_link(
     reports: tokio::sync::mpsc::Receiver<crate::engine::FinishedGame>,
 ) -> anyhow::Result<Option<Link>> {
     let s = &config.sync;
-    if s.account_rpc_addr.is_empty() {
+    let servers = s.account_servers();
+    if servers.is_empty() {
         tracing::warn!("sync.account_rpc_addr is empty: running without an account server (no logins point here)");
         return Ok(None);
     }
@@ -226,9 +231,8 @@ fn start_link(
         udp_addr: udp_addr.to_owned(),
     };
     let settings = crate::reports::ReportSettings::new(s.replay_backlog_bytes, rpc.max_frame_bytes);
-    let link =
-        Link::start(&s.account_rpc_addr, rpc, node, control, reports, settings).context("sync.account_rpc_addr")?;
-    tracing::info!(account = %s.account_rpc_addr, node = %s.node_id, "linking to the account server");
+    let link = Link::start(&servers, rpc, node, control, reports, settings).context("sync.account_rpc_addr")?;
+    tracing::info!(accounts = ?servers, node = %s.node_id, "linking to the account servers");
     Ok(Some(link))
 }
 

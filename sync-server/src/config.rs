@@ -89,6 +89,9 @@ pub struct SyncConfig {
     pub public_addr: String,
     /// The account server's RPC address.
     pub account_rpc_addr: String,
+    /// Several account servers' RPC addresses (sharing one database): this node registers with each. Set this or
+    /// `account_rpc_addr`, not both.
+    pub account_rpc_addrs: Vec<String>,
     /// Players this node accepts; the account server sends no more once it is reached.
     pub capacity: usize,
     /// Whether client connections are sealed with ChaCha20-Poly1305.
@@ -201,6 +204,7 @@ impl Default for SyncConfig {
             node_id: "sync-1".into(),
             public_addr: String::new(),
             account_rpc_addr: "127.0.0.1:2027".into(),
+            account_rpc_addrs: Vec::new(),
             capacity: 4000,
             encryption: Encryption::Required,
             reconnect_grace_secs: 30,
@@ -376,6 +380,7 @@ impl Config {
             return Err(file.invalid("sync.node_id", "must be 1 to 64 characters"));
         }
         check_udp(file, &sync)?;
+        check_account_servers(file, &sync)?;
         Ok(Self { sync, token, rpc })
     }
 
@@ -450,6 +455,39 @@ impl Config {
 }
 
 /// The `sync.udp_*` keys.
+/// `sync.account_rpc_addrs` or `sync.account_rpc_addr`: `host:port` each, not both, no address twice.
+fn check_account_servers(file: &ConfigFile, s: &SyncConfig) -> Result<(), ConfigError> {
+    let host_port = |a: &str| a.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+    if !s.account_rpc_addrs.is_empty() && !s.account_rpc_addr.is_empty() {
+        return Err(file.invalid(
+            "sync.account_rpc_addrs",
+            "set either account_rpc_addrs (a list) or account_rpc_addr (one address), not both: set account_rpc_addr = \"\"",
+        ));
+    }
+    if let Some(bad) = s.account_rpc_addrs.iter().find(|a| !host_port(a)) {
+        return Err(file.invalid("sync.account_rpc_addrs", format!("{bad:?} is not host:port")));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(twice) = s.account_rpc_addrs.iter().find(|a| !seen.insert(a.as_str())) {
+        return Err(file.invalid("sync.account_rpc_addrs", format!("{twice:?} is listed twice")));
+    }
+    if !s.account_rpc_addr.is_empty() && !host_port(&s.account_rpc_addr) {
+        return Err(file.invalid("sync.account_rpc_addr", "must be host:port, or empty"));
+    }
+    Ok(())
+}
+
+impl SyncConfig {
+    /// The account servers to link to: `account_rpc_addrs`, or the one `account_rpc_addr`; empty = none.
+    pub fn account_servers(&self) -> Vec<String> {
+        if self.account_rpc_addrs.is_empty() && !self.account_rpc_addr.is_empty() {
+            vec![self.account_rpc_addr.clone()]
+        } else {
+            self.account_rpc_addrs.clone()
+        }
+    }
+}
+
 fn check_udp(file: &ConfigFile, s: &SyncConfig) -> Result<(), ConfigError> {
     if !s.udp_addr.is_empty() && s.udp_addr.parse::<SocketAddr>().is_err() {
         return Err(file.invalid("sync.udp_addr", "must be an address like \"127.0.0.1:2029\", or empty"));
@@ -532,6 +570,21 @@ mod tests {
         assert!(parse("[sync]\nmetrics_addr = \"\"\n").is_ok(), "empty turns the health endpoint off");
         let e = parse("[sync]\nmax_romms = 3\n").unwrap_err().to_string();
         assert!(e.contains("max_romms"), "{e}");
+    }
+
+    #[test]
+    fn several_account_servers_replace_the_one() {
+        let both = "[sync]\naccount_rpc_addrs = [\"a:1\", \"b:2\"]\n";
+        let e = parse(both).unwrap_err().to_string();
+        assert!(e.starts_with("movan.toml: sync.account_rpc_addrs: set either"), "{e}");
+        let list = parse("[sync]\naccount_rpc_addr = \"\"\naccount_rpc_addrs = [\"a:1\", \"b:2\"]\n").unwrap();
+        assert_eq!(list.sync.account_servers(), ["a:1", "b:2"]);
+        assert_eq!(parse("").unwrap().sync.account_servers(), ["127.0.0.1:2027"]);
+        assert!(parse("[sync]\naccount_rpc_addr = \"\"\n").unwrap().sync.account_servers().is_empty());
+        let e = parse("[sync]\naccount_rpc_addr = \"\"\naccount_rpc_addrs = [\"a:1\", \"a:1\"]\n").unwrap_err();
+        assert!(e.to_string().contains("listed twice"), "{e}");
+        let e = parse("[sync]\naccount_rpc_addr = \"\"\naccount_rpc_addrs = [\"nowhere\"]\n").unwrap_err();
+        assert!(e.to_string().contains("not host:port"), "{e}");
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //!
 //! - `GET /healthz`: 200 `{"status":"ok","players":..,"rooms":..,"connections":..}` while the process serves
 //!   (liveness);
-//! - `GET /readyz`: 200 `{"status":"ready","account_link":"registered"}` once the account server accepted this
-//!   node (logins can point here), `"account_link":"off"` when `sync.account_rpc_addr` is empty; otherwise 503
+//! - `GET /readyz`: 200 `{"status":"ready","account_link":"registered","account_links":[{"addr","registered"}]}`
+//!   once an account server accepted this node (logins can point here), `"account_link":"off"` when `sync.account_rpc_addr` is empty; otherwise 503
 //!   `{"status":"not_ready","account_link":"down","reason":..}`;
 //! - `GET /metrics`: the Prometheus text format ([`crate::metrics`] lists the names);
 //! - anything else: 404 with the list of endpoints.
@@ -83,17 +83,23 @@ async fn readyz(State(health): State<Health>) -> Response {
     match &health.link {
         None => Json(json!({"status": "ready", "account_link": "off"})).into_response(),
         Some(link) if link.is_registered() => {
-            Json(json!({"status": "ready", "account_link": "registered"})).into_response()
+            Json(json!({"status": "ready", "account_link": "registered", "account_links": links(link)})).into_response()
         }
-        Some(_) => {
+        Some(link) => {
             let reason = format!(
                 "not registered with the account server at {} (sync.account_rpc_addr): no login is sent here yet",
                 health.account_rpc_addr
             );
-            let body = json!({"status": "not_ready", "account_link": "down", "reason": reason});
+            let body =
+                json!({"status": "not_ready", "account_link": "down", "account_links": links(link), "reason": reason});
             (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
         }
     }
+}
+
+/// Each account server and whether this node is registered there.
+fn links(link: &LinkStatus) -> serde_json::Value {
+    link.each().into_iter().map(|(addr, registered)| json!({"addr": addr, "registered": registered})).collect()
 }
 
 async fn not_found() -> Response {

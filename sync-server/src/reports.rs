@@ -88,8 +88,20 @@ enum Step {
     Retry,
 }
 
-/// Sends games in order; on failure keeps them (bounded) and retries once the link is back.
-pub async fn report_loop(client: RpcClient, mut games: mpsc::Receiver<FinishedGame>, settings: ReportSettings) {
+/// The first connected of `clients`, waiting up to 5 s for one.
+async fn connected(clients: &[RpcClient]) -> Option<&RpcClient> {
+    for _ in 0..50 {
+        if let Some(client) = clients.iter().find(|c| c.is_connected()) {
+            return Some(client);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+/// Sends games in order, each to the first connected account server; on failure keeps them (bounded) and retries
+/// once a link is back.
+pub async fn report_loop(clients: Vec<RpcClient>, mut games: mpsc::Receiver<FinishedGame>, settings: ReportSettings) {
     let mut backlog = Backlog::default();
     let mut failures = 0u32;
     // The match whose report is stored while its replay is not (it is at the front unless the backlog dropped it).
@@ -105,11 +117,12 @@ pub async fn report_loop(client: RpcClient, mut games: mpsc::Receiver<FinishedGa
             backlog.push(game, &settings);
         }
         let Some(game) = backlog.games.front() else { continue };
+        let Some(client) = connected(&clients).await else { continue };
         let is_reported = reported.as_deref() == Some(game.report.match_id.as_str());
         let step = if is_reported {
-            upload_replay(&client, game, settings.chunk_bytes).await
+            upload_replay(client, game, settings.chunk_bytes).await
         } else {
-            report(&client, game).await
+            report(client, game).await
         };
         match step {
             Step::Done => {
@@ -121,9 +134,8 @@ pub async fn report_loop(client: RpcClient, mut games: mpsc::Receiver<FinishedGa
                     reported = Some(game.report.match_id.clone());
                 }
             }
-            Step::Disconnected => {
-                client.wait_connected(Duration::from_secs(5)).await;
-            }
+            // The next turn waits for a connected link.
+            Step::Disconnected => tokio::time::sleep(Duration::from_millis(100)).await,
             Step::Retry => {
                 failures += 1;
                 if failures >= ATTEMPTS {

@@ -2,8 +2,10 @@
 //! throw-away config, data directory and key pair, and stops them when dropped.
 
 pub mod lossy;
+mod second_account;
 mod tcp_cutter;
 
+pub use second_account::SecondAccount;
 pub use tcp_cutter::TcpCutter;
 
 use std::path::{Path, PathBuf};
@@ -60,6 +62,8 @@ pub struct Cluster {
     options: Options,
     account: Option<Child>,
     sync: Option<Child>,
+    /// When set, the sync server links to all these account servers (`sync.account_rpc_addrs`).
+    linked: Vec<String>,
 }
 
 /// Heartbeats in tests: fast, so that dead peers are noticed within about a second.
@@ -86,6 +90,7 @@ impl Cluster {
             options,
             account: None,
             sync: None,
+            linked: Vec::new(),
             dir,
         };
         cluster.write_config("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:1")?;
@@ -196,20 +201,31 @@ impl Cluster {
     }
 
     fn write_config(&self, http: &str, rpc: &str, account_rpc: &str) -> anyhow::Result<()> {
+        std::fs::write(&self.config, self.config_text(http, rpc, account_rpc, "accounts.sled"))?;
+        Ok(())
+    }
+
+    /// The config: the account server on `http` and `rpc` with database `db` in the temp dir, the sync server linked
+    /// to `account_rpc` (or to every address in `self.linked`).
+    fn config_text(&self, http: &str, rpc: &str, account_rpc: &str, db: &str) -> String {
         let d = self.dir.path().display();
         let o = &self.options;
-        let text = format!(
+        let link = if self.linked.is_empty() {
+            format!("account_rpc_addr = \"{account_rpc}\"")
+        } else {
+            let list: Vec<String> = self.linked.iter().map(|a| format!("\"{a}\"")).collect();
+            format!("account_rpc_addr = \"\"\naccount_rpc_addrs = [{}]", list.join(", "))
+        };
+        format!(
             "[token]\nprivate_key_path = \"{d}/jwt.pem\"\npublic_key_path = \"{d}/jwt.pub.pem\"\n{}\n\n\
-             [account]\nhttp_addr = \"{http}\"\nrpc_addr = \"{rpc}\"\ndb_path = \"{d}/accounts.sled\"\ndemo_dir = \"\"\njs_dir = \"\"\n{}\n\n\
+             [account]\nhttp_addr = \"{http}\"\nrpc_addr = \"{rpc}\"\ndb_path = \"{d}/{db}\"\ndemo_dir = \"\"\njs_dir = \"\"\n{}\n\n\
              [rpc]\nsecret_path = \"{d}/rpc_secret\"\nheartbeat_interval_ms = {HEARTBEAT_MS}\n{}\n\n\
-             [sync]\nlisten_addr = \"127.0.0.1:0\"\nws_addr = \"127.0.0.1:0\"\nudp_addr = \"127.0.0.1:0\"\nmetrics_addr = \"127.0.0.1:0\"\nnode_id = \"sync-test\"\naccount_rpc_addr = \"{account_rpc}\"\n{}\n",
+             [sync]\nlisten_addr = \"127.0.0.1:0\"\nws_addr = \"127.0.0.1:0\"\nudp_addr = \"127.0.0.1:0\"\nmetrics_addr = \"127.0.0.1:0\"\nnode_id = \"sync-test\"\n{link}\n{}\n",
             o.token.join("\n"),
             o.account.join("\n"),
             o.rpc.join("\n"),
             o.sync.join("\n"),
-        );
-        std::fs::write(&self.config, text)?;
-        Ok(())
+        )
     }
 }
 
