@@ -23,6 +23,8 @@ namespace Movan.Client
         public string SyncAddr;
         /// <summary>The sync server's WebSocket endpoint, or null.</summary>
         public string SyncWsUrl;
+        /// <summary>The sync server's UDP (KCP) endpoint, <c>host:port</c>, or null when it runs without UDP; see <see cref="UdpTransport"/>.</summary>
+        public string SyncUdpAddr;
         /// <summary>The secret that seals this session's sync connections (base64 of 32 bytes); null from an account server without encryption. Keep it as secret as the password.</summary>
         public string SessionKey;
         /// <summary>When this client received it (UTC): the access token expires at <c>ReceivedAt + ExpiresIn</c>.</summary>
@@ -38,6 +40,7 @@ namespace Movan.Client
                 ExpiresIn = Req(v, "expires_in").AsInt64(),
                 SyncAddr = Req(v, "sync_addr").AsString(),
                 SyncWsUrl = OptString(v, "sync_ws_url"),
+                SyncUdpAddr = OptString(v, "sync_udp_addr"),
                 SessionKey = OptString(v, "session_key"),
                 ReceivedAt = DateTime.UtcNow,
             };

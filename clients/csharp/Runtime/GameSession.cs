@@ -62,7 +62,8 @@ namespace Movan.Client
         {
             this.session = session;
             this.options = options;
-            address = options.SyncAddress ?? session.SyncAddr;
+            address = options.SyncAddress ??
+                (UdpTransport.IsUdp(options.Transport) ? SyncConnectOptions.UdpAddressOf(session) : session.SyncAddr);
             core = new GameSessionCore(options, options.Account != null);
             events = new BoundedQueue<GameEvent>(options.MaxQueuedEvents);
             inbox = new BoundedQueue<Work>(options.MaxQueuedSends);
@@ -266,6 +267,23 @@ namespace Movan.Client
         public void Ping()
         {
             Enqueue("ping", null, null, null);
+        }
+
+        /// <summary>
+        /// UDP only: moves the connection to a new local port, as after a network change (Wi-Fi to mobile data),
+        /// and queues a <c>ping</c>, which moves the server's replies to the new address once it opens. The game goes
+        /// on with no reconnect and no reload (docs/protocol.md §2.2, "Address changes"). Returns the new local address.
+        /// </summary>
+        /// <exception cref="InvalidOperationException">Not a UDP session.</exception>
+        /// <exception cref="MovanException"><see cref="ErrorKind.Closed"/> (ended, or reconnecting), <see cref="ErrorKind.Network"/>.</exception>
+        public System.Net.EndPoint Rebind()
+        {
+            if (ended) throw new MovanException(ErrorKind.Closed, "the game session has ended");
+            SyncConnection conn = current;
+            if (conn == null || !linkUp) throw new MovanException(ErrorKind.Closed, "reconnecting: the sync connection is down");
+            System.Net.EndPoint local = conn.RebindSocket();
+            Enqueue("ping", null, null, null);
+            return local;
         }
 
         /// <summary>

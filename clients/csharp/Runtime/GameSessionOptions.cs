@@ -9,13 +9,13 @@ namespace Movan.Client
         public ReconnectPolicy Policy = new ReconnectPolicy();
         /// <summary>Refreshes the tokens before they expire, and when a reconnect finds the token expired. Null: no refresh.</summary>
         public AccountClient Account;
-        /// <summary>Overrides the session's <c>sync_addr</c> (reconnects always go to the same server, where the seat is kept).</summary>
+        /// <summary>Overrides the session's <c>sync_addr</c> (or <c>sync_udp_addr</c> over UDP); reconnects always go to the same server, where the seat is kept.</summary>
         public string SyncAddress;
         /// <summary>The AEAD; default <see cref="ManagedChaCha20Poly1305"/>.</summary>
         public IAead Aead;
-        /// <summary>The transport; default <see cref="TcpTransport.Factory"/>.</summary>
+        /// <summary>The transport; default <see cref="TcpTransport.Factory"/>. <see cref="UdpTransport.Factory"/> plays over UDP (KCP) at the login's <c>sync_udp_addr</c>.</summary>
         public ISyncTransportFactory Transport;
-        /// <summary>Longest wait for one TCP connect.</summary>
+        /// <summary>Longest wait for one TCP connect (or UDP session set-up).</summary>
         public TimeSpan ConnectTimeout = TimeSpan.FromSeconds(10);
         /// <summary>Longest wait for the handshake of one connection.</summary>
         public TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(30);

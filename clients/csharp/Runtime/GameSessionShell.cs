@@ -167,10 +167,11 @@ namespace Movan.Client
                     {
                         if (w.Session != null)
                         {
-                            if (options.SyncAddress == null && w.Session.SyncAddr != address)
+                            if (options.SyncAddress == null)
                             {
-                                // Reconnects stay on the server that holds the seat.
-                                w.Session.SyncAddr = address;
+                                // Reconnects stay on the server that holds the seat, whichever the refresh named.
+                                w.Session.SyncAddr = session.SyncAddr;
+                                w.Session.SyncUdpAddr = session.SyncUdpAddr;
                             }
                             session = w.Session;
                         }

@@ -7,7 +7,7 @@ namespace Movan.Client
     /// <summary>How to open a <see cref="SyncConnection"/>.</summary>
     public sealed class SyncConnectOptions
     {
-        /// <summary>The sync server, <c>host:port</c> (the login's <c>sync_addr</c>).</summary>
+        /// <summary>The sync server, <c>host:port</c> (the login's <c>sync_addr</c>, or <c>sync_udp_addr</c> over UDP).</summary>
         public string Address;
         /// <summary>The login's uid.</summary>
         public string Uid;
@@ -17,9 +17,9 @@ namespace Movan.Client
         public string SessionKey;
         /// <summary>The AEAD to seal and open frames with; default <see cref="ManagedChaCha20Poly1305"/>.</summary>
         public IAead Aead;
-        /// <summary>How to reach the server; default <see cref="TcpTransport.Factory"/>.</summary>
+        /// <summary>How to reach the server; default <see cref="TcpTransport.Factory"/>, or <see cref="UdpTransport.Factory"/> for UDP (KCP).</summary>
         public ISyncTransportFactory Transport;
-        /// <summary>Longest wait for the TCP connect.</summary>
+        /// <summary>Longest wait for the TCP connect (or the UDP session set-up).</summary>
         public TimeSpan ConnectTimeout = TimeSpan.FromSeconds(10);
         /// <summary>Longest wait for the handshake and the <c>pong</c>s after the connect, as in the Rust SDK.</summary>
         public TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(30);
@@ -40,6 +40,25 @@ namespace Movan.Client
                 Token = session.Token,
                 SessionKey = session.SessionKey,
             };
+        }
+
+        /// <summary>Options for a session over UDP (KCP): its <c>sync_udp_addr</c> and <see cref="UdpTransport.Factory"/>.</summary>
+        /// <exception cref="MovanException"><see cref="ErrorKind.Protocol"/>: the login names no UDP endpoint (the server runs without UDP).</exception>
+        public static SyncConnectOptions ForUdp(Session session)
+        {
+            SyncConnectOptions o = For(session);
+            o.Address = UdpAddressOf(session);
+            o.Transport = UdpTransport.Factory;
+            return o;
+        }
+
+        internal static string UdpAddressOf(Session session)
+        {
+            if (string.IsNullOrEmpty(session.SyncUdpAddr))
+            {
+                throw new MovanException(ErrorKind.Protocol, "the login names no sync_udp_addr: the sync server runs without UDP");
+            }
+            return session.SyncUdpAddr;
         }
 
         internal SyncConnectOptions Copy()
@@ -268,6 +287,29 @@ namespace Movan.Client
                     throw;
                 }
             }
+        }
+
+        /// <summary>
+        /// UDP only: moves the session to a new local port, as after a network change, and sends a sealed
+        /// <c>ping</c> from it; once that opens, the server replies to the new address (docs/protocol.md §2.2,
+        /// "Address changes"). No reconnect, no reload. Returns the new local address.
+        /// </summary>
+        /// <exception cref="InvalidOperationException">Not a UDP connection.</exception>
+        /// <exception cref="MovanException"><see cref="ErrorKind.Closed"/>, <see cref="ErrorKind.Network"/>.</exception>
+        public System.Net.EndPoint Rebind()
+        {
+            System.Net.EndPoint local = RebindSocket();
+            Ping();
+            return local;
+        }
+
+        /// <summary><see cref="Rebind"/> without the ping.</summary>
+        internal System.Net.EndPoint RebindSocket()
+        {
+            var udp = transport as UdpTransport;
+            if (udp == null) throw new InvalidOperationException("Rebind needs a connection over UdpTransport");
+            if (closed) throw new MovanException(ErrorKind.Closed, "the sync connection is closed");
+            return udp.Rebind();
         }
 
         /// <summary>Closes the connection. The server keeps the player's seat for <c>sync.reconnect_grace_secs</c>; send <see cref="LeaveRoom"/> first to give it up at once.</summary>
