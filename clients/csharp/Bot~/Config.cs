@@ -17,6 +17,7 @@ namespace Movan.Bot
     {
         public string Account = Environment.GetEnvironmentVariable("MOVAN_ACCOUNT") ?? "http://127.0.0.1:2026";
         public string Sync = Environment.GetEnvironmentVariable("MOVAN_SYNC");
+        public string Transport = "tcp";
         public int Bots = 8;
         public int RoomSize = 4;
         public string Room;
@@ -38,6 +39,7 @@ namespace Movan.Bot
             "movan-bot-cs: play games with bots and check lockstep delivery (the C# twin of movan-bot)\n" +
             "  --account URL          account server (default http://127.0.0.1:2026, env MOVAN_ACCOUNT)\n" +
             "  --sync HOST:PORT       sync server instead of the login's sync_addr (env MOVAN_SYNC)\n" +
+            "  --transport tcp|udp    tcp (default), or udp: KCP at the login's sync_udp_addr (or --sync)\n" +
             "  --bots N               bots (8)\n" +
             "  --room-size N          members a room needs before its bots get ready (4)\n" +
             "  --room ID              every bot enters this room (default {prefix}-room-{i / room-size})\n" +
@@ -75,6 +77,10 @@ namespace Movan.Bot
                 {
                     case "--account": c.Account = v; break;
                     case "--sync": c.Sync = v; break;
+                    case "--transport":
+                        if (v != "tcp" && v != "udp") throw new ArgumentException("--transport is tcp or udp, not " + v);
+                        c.Transport = v;
+                        break;
                     case "--bots": c.Bots = Int(a, v, 1); break;
                     case "--room-size": c.RoomSize = Int(a, v, 1); break;
                     case "--room": c.Room = v; break;

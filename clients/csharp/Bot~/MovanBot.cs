@@ -215,6 +215,7 @@ namespace Movan.Bot
                             ? await account.LoginAsync(name, config.Password).ConfigureAwait(false)
                             : await account.RegisterOrLoginAsync(name, config.Password).ConfigureAwait(false);
                         var options = new GameSessionOptions { SyncAddress = config.Sync };
+                        if (config.Transport == "udp") options.Transport = UdpTransport.Factory;
                         if (config.LoopHz == 0) options.EventsQueued = () => MarkDirty(bot);
                         bot.Session = GameSession.Connect(s, options);
                         bot.Uid = s.Uid;

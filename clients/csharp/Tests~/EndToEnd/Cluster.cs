@@ -35,6 +35,7 @@ namespace Movan.Client.Tests.EndToEnd
         public string AccountUrl { get; private set; }
         public string AccountRpc { get; private set; }
         public string SyncAddr { get; private set; }
+        public string SyncUdpAddr { get; private set; }
         public string Dir { get { return dir; } }
 
         /// <param name="syncLines">Extra lines for the <c>[sync]</c> section, e.g. <c>max_game_secs = 4</c>.</param>
@@ -59,6 +60,7 @@ namespace Movan.Client.Tests.EndToEnd
                 AccountRpc = account.WaitForLine("account-server rpc listening on ", StartTimeout);
                 WriteConfig(AccountUrl.Replace("http://", ""), AccountRpc, AccountRpc);
                 sync = ChildProcess.Start(Bin("sync-server"), "--config " + Quote(config), null);
+                SyncUdpAddr = sync.WaitForLine("sync-server udp listening on ", StartTimeout);
                 SyncAddr = sync.WaitForLine("sync-server listening on ", StartTimeout);
                 WaitForNode();
             }
@@ -111,7 +113,7 @@ namespace Movan.Client.Tests.EndToEnd
             sb.Append("[account]\nhttp_addr = \"").Append(http).Append("\"\nrpc_addr = \"").Append(rpc).Append("\"\n");
             sb.Append("db_path = \"").Append(d).Append("/accounts.sled\"\ndemo_dir = \"\"\njs_dir = \"\"\n\n");
             sb.Append("[rpc]\nsecret_path = \"").Append(d).Append("/rpc_secret\"\nheartbeat_interval_ms = 200\n\n");
-            sb.Append("[sync]\nlisten_addr = \"127.0.0.1:0\"\nws_addr = \"\"\nudp_addr = \"\"\nmetrics_addr = \"\"\nnode_id = \"sync-cs-test\"\n");
+            sb.Append("[sync]\nlisten_addr = \"127.0.0.1:0\"\nws_addr = \"\"\nudp_addr = \"127.0.0.1:0\"\nmetrics_addr = \"\"\nnode_id = \"sync-cs-test\"\n");
             sb.Append("account_rpc_addr = \"").Append(accountRpc).Append("\"\n").Append(extraSync).Append('\n');
             File.WriteAllText(config, sb.ToString());
         }
