@@ -6,6 +6,8 @@
 #   clients/csharp/Bot~/cpu.sh                                  # 200 players, rooms of 4, 20 actions/s, 60 s
 #   clients/csharp/Bot~/cpu.sh --players 200 --duration 60 --repeat 3
 #   clients/csharp/Bot~/cpu.sh --cs-loop-hz 60                  # the C# bot polls like Update() at 60 Hz
+#   clients/csharp/Bot~/cpu.sh --transport udp                  # both bots over UDP (KCP) instead of TCP
+#   clients/csharp/Bot~/cpu.sh --kinds cs --bin-dir target/debug # only the C# bot, servers from a build at hand
 #
 # The CPU is the bot process's user+system time (/proc/<pid>/stat) over the window in which every bot is in its
 # game (from the first to the last progress line, every 0.5 s, on which all are playing), divided by
@@ -14,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 
-players=200 duration=60 rate=20 room_size=4 repeat=3 loop_hz=0
+players=200 duration=60 rate=20 room_size=4 repeat=3 loop_hz=0 transport=tcp kinds="rust cs" bin_dir=
 while [ $# -gt 0 ]; do
   case "$1" in
     --players) players=$2; shift 2 ;;
@@ -23,13 +25,21 @@ while [ $# -gt 0 ]; do
     --room-size) room_size=$2; shift 2 ;;
     --repeat) repeat=$2; shift 2 ;;
     --cs-loop-hz) loop_hz=$2; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --transport) transport=$2; shift 2 ;;
+    --kinds) kinds=$2; shift 2 ;;
+    --bin-dir) bin_dir=$2; shift 2 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "cpu.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
 
-cargo build --quiet --release -p account-server -p sync-server -p movan-client --bins
-bin=target/release
+case "$transport" in tcp|udp) ;; *) echo "cpu.sh: --transport is tcp or udp" >&2; exit 2 ;; esac
+if [ -n "$bin_dir" ]; then
+  bin=$bin_dir
+else
+  cargo build --quiet --release -p account-server -p sync-server -p movan-client --bins
+  bin=target/release
+fi
 out=target/csharp
 mkdir -p "$out"
 mcs -langversion:7.2 -optimize+ -nologo -target:library -r:System.Net.Http -out:"$out/Movan.Client.dll" clients/csharp/Runtime/*.cs
@@ -51,7 +61,7 @@ js_dir = ""
 [sync]
 listen_addr = "127.0.0.1:$sync_port"
 ws_addr = ""
-udp_addr = ""
+udp_addr = "$([ "$transport" = udp ] && echo 127.0.0.1:0)"
 metrics_addr = ""
 account_rpc_addr = "127.0.0.1:$rpc_port"
 max_players = $room_size
@@ -66,10 +76,10 @@ TOML
 services_start "$bin" "$dir/cpu.toml"
 
 args=(--account "http://127.0.0.1:$http_port" --bots "$players" --room-size "$room_size" --duration-secs "$duration"
-      --actions-per-sec "$rate" --linger-ticks 3 --join-timeout-secs 120 --progress-secs 0.5 --json)
-echo "cpu.sh: $players players, rooms of $room_size, $rate actions/s, ${duration} s; $(nproc) cores; release servers"
+      --actions-per-sec "$rate" --linger-ticks 3 --join-timeout-secs 120 --progress-secs 0.5 --json --transport "$transport")
+echo "cpu.sh: $players players, rooms of $room_size, $rate actions/s, ${duration} s, over $transport; $(nproc) cores; servers from $bin"
 for run in $(seq 1 "$repeat"); do
-  for kind in rust cs; do
+  for kind in $kinds; do
     if [ "$kind" = rust ]; then cmd=("$bin/movan-bot" --prefix "cpu-rust" "${args[@]}"); else cmd=(mono "$out/movan-bot-cs.exe" --prefix "cpu-cs" --loop-hz "$loop_hz" "${args[@]}"); fi
     load=$(cut -d' ' -f1-3 /proc/loadavg)
     python3 - "$kind" "$run" "$players" "$load" "${cmd[@]}" <<'PY'
