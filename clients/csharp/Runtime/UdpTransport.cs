@@ -243,7 +243,9 @@ namespace Movan.Client
                 {
                     if (closed || session.Error != null || s != socket) continue;
                     if (e.SocketErrorCode == SocketError.TimedOut || e.SocketErrorCode == SocketError.WouldBlock) continue;
-                    if (e.SocketErrorCode == SocketError.ConnectionRefused || e.SocketErrorCode == SocketError.ConnectionReset) continue;
+                    // ICMP errors, and a datagram longer than the MTU (the server sends none): KCP decides.
+                    if (e.SocketErrorCode == SocketError.ConnectionRefused || e.SocketErrorCode == SocketError.ConnectionReset ||
+                        e.SocketErrorCode == SocketError.MessageSize) continue;
                     throw new MovanException(ErrorKind.Network, "reading from the sync server failed: " + e.Message, e);
                 }
                 catch (ObjectDisposedException e)

@@ -238,6 +238,30 @@ namespace Movan.Client.Tests.EndToEnd
             }
         }
 
+        [Test]
+        public void An_idle_udp_session_lives_on_its_window_probes_which_the_server_answers()
+        {
+            using (var account = new AccountClient(cluster.AccountUrl))
+            {
+                Session s = account.RegisterOrLoginAsync("cs-idle", "cs-idle-pass").Result;
+                SyncConnectOptions o = SyncConnectOptions.ForUdp(s);
+                // A probe every 300 ms, and the session ends after 1 s without a datagram: only the server's answers keep it.
+                o.Transport = UdpTransport.FactoryWith(new UdpTransportOptions
+                {
+                    Keepalive = TimeSpan.FromMilliseconds(300),
+                    SilenceTimeout = TimeSpan.FromSeconds(1),
+                });
+                using (SyncConnection c = SyncConnection.Connect(o))
+                {
+                    Assert.IsTrue(c.IsSealed);
+                    Thread.Sleep(4000);
+                    Assert.IsTrue(c.IsOpen, "still open after 4 s idle: " + c.CloseReason);
+                    c.Ping();
+                    Assert.IsInstanceOf<Pong>(c.WaitFor(m => m is Pong, TimeSpan.FromSeconds(5)));
+                }
+            }
+        }
+
         private static int CountOf(string s, string part)
         {
             int n = 0;
