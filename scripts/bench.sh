@@ -9,13 +9,14 @@
 #   scripts/bench.sh --players 200,400 --duration 10   # a quick one
 #
 # Options: --players LIST, --duration SECS (30), --warmup SECS (5), --rate N (20), --room-size N (4),
+# --transports LIST (tcp,udp: Movan is measured over each, the relay over TCP),
 # --encryption required|off (required), --out FILE (docs/benchmarks.md; the SVG and JSON go beside it),
 # --debug (debug build, for trying the script only). Accounts and sessions are kept in target/bench-data between
 # runs so that argon2 logins do not dominate; delete it to start over.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-players=500,1000,2000,3000,4000 duration=30 warmup=5 rate=20 room_size=4 encryption=required
+players=500,1000,2000,3000,4000 duration=30 warmup=5 rate=20 room_size=4 encryption=required transports=tcp,udp
 out=docs/benchmarks.md profile=release
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -25,6 +26,7 @@ while [ $# -gt 0 ]; do
     --rate) rate=$2; shift 2 ;;
     --room-size) room_size=$2; shift 2 ;;
     --encryption) encryption=$2; shift 2 ;;
+    --transports) transports=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --debug) profile=debug; shift ;;
     -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -53,7 +55,9 @@ db_path = "$data/accounts.sled"
 [sync]
 listen_addr = "127.0.0.1:$sync_port"
 ws_addr = ""
-udp_addr = ""
+udp_addr = "127.0.0.1:$sync_port"
+udp_max_sessions = $(( max_players * 2 + 100 ))
+udp_max_pending = $(( max_players * 2 + 100 ))
 metrics_addr = ""
 account_rpc_addr = "127.0.0.1:$rpc_port"
 max_players = $room_size
@@ -72,7 +76,7 @@ services_start "$bin" "$dir/bench.toml"
 
 base="${out%.md}"
 cmd=(scripts/bench.sh --players "$players" --duration "$duration" --warmup "$warmup" --rate "$rate"
-     --room-size "$room_size" --encryption "$encryption")
+     --room-size "$room_size" --encryption "$encryption" --transports "$transports")
 status=0
 # The yardstick first, on its own: the bare relay with the same rooms, tick and load.
 "$bin/movan-relay" --listen 127.0.0.1:0 --room-size "$room_size" --tick-ms 50 >"$dir/relay.out" 2>&1 &
@@ -84,11 +88,17 @@ relay_addr=$(sed -n 's/^movan-relay listening on //p' "$dir/relay.out")
   --warmup-secs "$warmup" --duration-secs "$duration" --server-pid "$relay_pid" --json-out "$base-relay.json" \
   --markdown-out "$dir/relay.md" || status=$?
 kill -TERM "$relay_pid" 2>/dev/null || true
-"$bin/movan-bench" --account "http://127.0.0.1:$http_port" --sync "127.0.0.1:$sync_port" --players "$players" --room-size "$room_size" \
-  --rate "$rate" --warmup-secs "$warmup" --duration-secs "$duration" --server-pid "$sync_pid" \
-  --session-cache "$data/sessions.json" --json-out "$base.json" --markdown-out "$dir/table.md" \
-  --relay-json "$base-relay.json" --plot "$base.svg" || status=$?
-[ -s "$dir/table.md" ] || { echo "bench.sh: movan-bench produced no results (exit $status)" >&2; exit 1; }
+tables=""
+for transport in ${transports//,/ }; do
+  # TCP keeps the historical file names (benchmarks.json, benchmarks.svg); other transports get a suffix.
+  suffix=$([ "$transport" = tcp ] && echo "" || echo "-$transport")
+  "$bin/movan-bench" --account "http://127.0.0.1:$http_port" --sync "127.0.0.1:$sync_port" --transport "$transport" \
+    --players "$players" --room-size "$room_size" --rate "$rate" --warmup-secs "$warmup" --duration-secs "$duration" \
+    --server-pid "$sync_pid" --session-cache "$data/sessions.json" --json-out "$base$suffix.json" \
+    --markdown-out "$dir/table-$transport.md" --relay-json "$base-relay.json" --plot "$base$suffix.svg" || status=$?
+  [ -s "$dir/table-$transport.md" ] || { echo "bench.sh: movan-bench over $transport produced no results (exit $status)" >&2; exit 1; }
+  tables+="### Movan over ${transport^^}"$'\n\n'"$(cat "$dir/table-$transport.md")"$'\n\n'
+done
 
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 rustc_version=$(rustc --version)
@@ -116,9 +126,8 @@ $warmup s warm-up, then $duration s measured per point.
   relay, one write per message, no JSON, no authentication, no encryption; the yardstick for what Movan's features
   cost.
 
-$(cat "$dir/table.md")
-
-The relay alone:
+$tables
+The relay alone (TCP):
 
 $(cat "$dir/relay.md" 2>/dev/null || echo "(the relay run failed)")
 
