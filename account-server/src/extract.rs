@@ -69,7 +69,7 @@ impl FromRequestParts<AppState> for Authenticated {
             .tokens
             .verify(token, state.now())
             .map_err(|_| ApiError::Unauthorized("invalid or expired access token"))?;
-        let live = state.store.session(&claims.sid)?.is_some_and(|s| !s.revoked && s.uid == claims.sub);
+        let live = state.store.session(&claims.sid).await?.is_some_and(|s| !s.revoked && s.uid == claims.sub);
         if !live {
             return Err(ApiError::Unauthorized("session has ended"));
         }
@@ -86,7 +86,7 @@ impl FromRequestParts<AppState> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let Authenticated(claims) = Authenticated::from_request_parts(parts, state).await?;
-        match state.store.user(&claims.sub)? {
+        match state.store.user(&claims.sub).await? {
             Some(user) if user.role == Role::Admin && !user.is_banned() => Ok(Self(user)),
             Some(_) => Err(ApiError::Forbidden),
             None => Err(ApiError::Unauthorized("session has ended")),

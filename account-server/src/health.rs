@@ -34,7 +34,7 @@ async fn healthz() -> Json<serde_json::Value> {
 /// `GET /readyz`: 200 `{"status": "ready", "store": "ok", "sync_nodes": n}` when a read from the store succeeds and
 /// `n >= 1` sync servers are registered; otherwise 503 with `"status": "not_ready"` and a `reason`.
 async fn readyz(State(state): State<AppState>) -> Response {
-    let store = state.store.user("0");
+    let store = state.store.user("0").await;
     let nodes = state.nodes.nodes().len();
     let reason = match (&store, nodes) {
         (Err(e), _) => Some(format!("the store cannot be read: {e}")),

@@ -2,7 +2,8 @@
 //! sync servers register with.
 //!
 //! - [`config`]: the `[account]`, `[token]` and `[rpc]` sections of `config/config.toml`.
-//! - [`store`]: users, sessions, refresh tokens and match history ([`Store`], implemented on sled by [`SledStore`]).
+//! - [`store`]: users, sessions, refresh tokens and match history ([`Store`], async, implemented on sled by
+//!   [`SledStore`]).
 //! - [`password`]: argon2id hashing on the blocking pool, bounded in concurrency.
 //! - [`tokens`]: the Ed25519 key pair and the EdDSA JWTs ([`movan_protocol::TokenClaims`]) the sync server checks.
 //! - [`secret`]: the secret shared with the sync servers.
@@ -174,12 +175,10 @@ async fn prune_refresh_tokens(state: AppState) {
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        let (store, now) = (Arc::clone(state.store()), state.now());
-        match tokio::task::spawn_blocking(move || store.prune_refresh_tokens(now)).await {
-            Ok(Ok(0)) => {}
-            Ok(Ok(removed)) => debug!(removed, "removed expired refresh tokens"),
-            Ok(Err(e)) => warn!(error = %e, "cannot remove expired refresh tokens"),
-            Err(e) => warn!(error = %e, "the refresh token pruning task failed"),
+        match state.store().prune_refresh_tokens(state.now()).await {
+            Ok(0) => {}
+            Ok(removed) => debug!(removed, "removed expired refresh tokens"),
+            Err(e) => warn!(error = %e, "cannot remove expired refresh tokens"),
         }
     }
 }

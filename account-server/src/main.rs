@@ -82,7 +82,8 @@ async fn promote_admin(config: &Path, username: &str) -> anyhow::Result<()> {
     let path = Config::load(config)?.account.db_path;
     let store = SledStore::open(&path)?;
     let user = store
-        .set_role_by_name(username, Role::Admin)?
+        .set_role_by_name(username, Role::Admin)
+        .await?
         .with_context(|| format!("no user named {username:?} in {}", path.display()))?;
     store.flush().await?;
     info!(uid = %user.uid, username = %user.username, "promoted to admin");
@@ -122,7 +123,7 @@ async fn serve(config: &Path) -> anyhow::Result<()> {
         .context("account.tls_cert_path, account.tls_key_path")?;
     let (secret, status) = ensure_rpc_secret(&config.rpc.secret_path)?;
     info!(?status, path = %config.rpc.secret_path.display(), "rpc secret ready");
-    let state = AppState::open(&config)?.with_metrics(account_server::metrics::install());
+    let state = AppState::open(&config).await?.with_metrics(account_server::metrics::install());
     raise_open_files(config.account.max_connections);
     let addr = config.account.http_addr;
     let http = movan_protocol::process::tcp_listener(addr, config.account.listen_backlog)

@@ -90,7 +90,7 @@ pub(crate) async fn serve(State(state): State<AppState>) -> Result<Response, Api
         metrics::gauge!("movan_account_sync_node_rooms", "node" => id.clone()).set(node.load.rooms as f64);
         metrics::gauge!("movan_account_sync_node_capacity", "node" => id).set(node.info.capacity as f64);
     }
-    if let Ok(usage) = state.store.replay_usage() {
+    if let Ok(usage) = state.store.replay_usage().await {
         metrics::gauge!("movan_account_replays").set(usage.count as f64);
         metrics::gauge!("movan_account_replay_bytes").set(usage.bytes as f64);
     }

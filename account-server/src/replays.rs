@@ -194,11 +194,11 @@ impl Uploads {
 pub async fn replay_chunk(state: &AppState, node_id: &str, chunk: ReplayChunk) -> Result<ChunkStored, ChunkError> {
     let settings = &state.replay_settings;
     if chunk.offset == 0 {
-        let record = state.store.match_record(&chunk.match_id)?;
+        let record = state.store.match_record(&chunk.match_id).await?;
         if record.as_ref().is_none_or(|r| r.node_id != node_id) {
             return Err(ChunkError::UnknownMatch(chunk.match_id));
         }
-        if state.store.replay(&chunk.match_id)?.is_some() {
+        if state.store.replay(&chunk.match_id).await?.is_some() {
             return Ok(ChunkStored { received: chunk.total_len, stored: true });
         }
     }
@@ -206,7 +206,7 @@ pub async fn replay_chunk(state: &AppState, node_id: &str, chunk: ReplayChunk) -
     match state.uploads.add(settings, node_id, &chunk, &data, state.now())? {
         Progress::Partial(received) => Ok(ChunkStored { received, stored: false }),
         Progress::Complete(file) => {
-            let done = state.store.insert_replay(&chunk.match_id, &file, &settings.retention)?;
+            let done = state.store.insert_replay(&chunk.match_id, &file, &settings.retention).await?;
             state.store.flush().await?;
             if !done.evicted.is_empty() {
                 info!(count = done.evicted.len(), oldest = %done.evicted[0], "replays deleted for account.replay_keep_count / replay_keep_bytes");

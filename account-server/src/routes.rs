@@ -101,12 +101,12 @@ async fn register(
     state.rules.check_username(&req.username)?;
     state.rules.check_password(&req.password)?;
     // Not needed for correctness (`create_user` is atomic), but spares a hash for a name already taken.
-    if state.store.user_by_name(&req.username)?.is_some() {
+    if state.store.user_by_name(&req.username).await?.is_some() {
         return Err(ApiError::UsernameTaken);
     }
     let hash = state.passwords.hash(req.password).await?;
     let role = state.role_for_new(&req.username);
-    let user = match state.store.create_user(&req.username, &hash, role, state.now()) {
+    let user = match state.store.create_user(&req.username, &hash, role, state.now()).await {
         Ok(user) => user,
         Err(StoreError::UsernameTaken) => return Err(ApiError::UsernameTaken),
         Err(e) => return Err(e.into()),
@@ -128,7 +128,7 @@ async fn login(
         .limits
         .begin_login(ip, &req.username, Instant::now())
         .inspect_err(|r| debug!(?ip, limit = ?r.kind, "login refused"))?;
-    let user = state.store.user_by_name(&req.username)?;
+    let user = state.store.user_by_name(&req.username).await?;
     let stored = user.as_ref().map(|u| u.password_hash.clone());
     let user = match (state.passwords.verify(req.password, stored).await?, user) {
         (true, Some(user)) => user,
@@ -148,7 +148,7 @@ async fn login(
         Session { uid: user.uid.clone(), created_at: now, expires_at, revoked: false, key: Some(key.clone()) };
     let refresh_token = new_refresh_token();
     let grant = RefreshGrant { sid: sid.clone(), uid: user.uid.clone(), expires_at };
-    state.store.create_session(&sid, &session, &refresh_token_digest(&refresh_token), &grant)?;
+    state.store.create_session(&sid, &session, &refresh_token_digest(&refresh_token), &grant).await?;
     info!(uid = %user.uid, sid = %sid, sync_addr = %node.sync_addr, "logged in");
     issue(&state, &user, &sid, refresh_token, node, &key, now)
 }
@@ -161,20 +161,20 @@ async fn refresh(State(state): State<AppState>, JsonBody(req): JsonBody<RefreshR
         return Err(ApiError::NoSyncServer);
     }
     let now = state.now();
-    let grant = match state.store.spend_refresh_token(&refresh_token_digest(&req.refresh_token))? {
+    let grant = match state.store.spend_refresh_token(&refresh_token_digest(&req.refresh_token)).await? {
         Some(RefreshUse::Fresh(grant)) if grant.expires_at > now => grant,
         Some(RefreshUse::Reused(grant)) if grant.expires_at > now => {
             // Two parties hold the session's refresh tokens: whoever refreshed first may be the thief. End the
             // session for both (RFC 9700 §4.14.2), on the sync servers too.
             warn!(uid = %grant.uid, sid = %grant.sid, "a spent refresh token was used again; revoking the session");
-            state.store.revoke_session(&grant.sid)?;
+            state.store.revoke_session(&grant.sid).await?;
             state.store.flush().await?;
             state.nodes.broadcast(&Notice::SessionRevoked { uid: grant.uid, sid: grant.sid }, now);
             return Err(ApiError::InvalidRefreshToken);
         }
         _ => return Err(ApiError::InvalidRefreshToken),
     };
-    let user = state.store.user(&grant.uid)?.ok_or(ApiError::InvalidRefreshToken)?;
+    let user = state.store.user(&grant.uid).await?.ok_or(ApiError::InvalidRefreshToken)?;
     if user.is_banned() {
         return Err(ApiError::Banned);
     }
@@ -183,7 +183,8 @@ async fn refresh(State(state): State<AppState>, JsonBody(req): JsonBody<RefreshR
     let key_if_missing = SessionKey::generate(&mut OsRng);
     let key = state
         .store
-        .extend_session(&refresh_token_digest(&refresh_token), &next, &key_if_missing)?
+        .extend_session(&refresh_token_digest(&refresh_token), &next, &key_if_missing)
+        .await?
         .ok_or(ApiError::InvalidRefreshToken)?;
     // The last node may have gone since the check above; the session lives on, the client retries.
     let node = state.nodes.assign().ok_or(ApiError::NoSyncServer)?;
@@ -194,7 +195,7 @@ async fn refresh(State(state): State<AppState>, JsonBody(req): JsonBody<RefreshR
 /// `POST /v1/logout`: revokes the session of the bearer token, with all its tokens, and tells the sync servers to
 /// drop the session's connections.
 async fn logout(State(state): State<AppState>, Authenticated(claims): Authenticated) -> Result<StatusCode, ApiError> {
-    state.store.revoke_session(&claims.sid)?;
+    state.store.revoke_session(&claims.sid).await?;
     state.store.flush().await?;
     info!(uid = %claims.sub, sid = %claims.sid, "logged out");
     state.nodes.broadcast(&Notice::SessionRevoked { uid: claims.sub, sid: claims.sid }, state.now());
@@ -203,7 +204,7 @@ async fn logout(State(state): State<AppState>, Authenticated(claims): Authentica
 
 /// `GET /v1/me`: who the bearer token belongs to, and their role.
 async fn me(State(state): State<AppState>, Authenticated(claims): Authenticated) -> Result<Json<Me>, ApiError> {
-    let user = state.store.user(&claims.sub)?.ok_or(ApiError::Unauthorized("session has ended"))?;
+    let user = state.store.user(&claims.sub).await?.ok_or(ApiError::Unauthorized("session has ended"))?;
     Ok(Json(Me { uid: user.uid, username: user.username, role: user.role }))
 }
 

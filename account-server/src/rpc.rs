@@ -161,7 +161,7 @@ pub fn disconnected(state: &AppState, node_id: &str, peer_id: PeerId) {
 pub async fn report_match(state: &AppState, node_id: &str, report: MatchReport) -> Result<Stored, ReportError> {
     check(&report).map_err(ReportError::Invalid)?;
     let game = MatchRecord { report, node_id: node_id.to_owned() };
-    let new = state.store.insert_match(&game)?;
+    let new = state.store.insert_match(&game).await?;
     state.store.flush().await?;
     if new {
         let report = &game.report;
@@ -172,15 +172,16 @@ pub async fn report_match(state: &AppState, node_id: &str, report: MatchReport) 
 
 /// `session_key`: the key of session `sid` if it is live at the state's clock and belongs to `uid`, who is not
 /// banned.
-pub fn session_key(state: &AppState, request: &SessionKeyRequest) -> Result<SessionKeyGrant, SessionKeyError> {
+pub async fn session_key(state: &AppState, request: &SessionKeyRequest) -> Result<SessionKeyGrant, SessionKeyError> {
     let now = state.now();
     let session = state
         .store
-        .session(&request.sid)?
+        .session(&request.sid)
+        .await?
         .filter(|s| !s.revoked && s.expires_at > now && s.uid == request.uid)
         .ok_or(SessionKeyError::Unknown)?;
     // A ban revokes the user's sessions one by one after setting the ban; this closes the gap in between.
-    if state.store.user(&session.uid)?.is_none_or(|u| u.is_banned()) {
+    if state.store.user(&session.uid).await?.is_none_or(|u| u.is_banned()) {
         return Err(SessionKeyError::Unknown);
     }
     let key = session.key.ok_or(SessionKeyError::Unknown)?;
@@ -254,7 +255,7 @@ pub fn handlers(state: AppState) -> Handlers {
         .method(SESSION_KEY, move |peer: Peer, request: SessionKeyRequest| {
             let state = on_key.clone();
             async move {
-                session_key(&state, &request).map_err(|e| {
+                session_key(&state, &request).await.map_err(|e| {
                     match &e {
                         SessionKeyError::Unknown => {
                             debug!(node = peer.node_id(), uid = %request.uid, sid = %request.sid, "session key refused");

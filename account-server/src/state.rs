@@ -82,18 +82,18 @@ impl fmt::Debug for AppState {
 
 impl AppState {
     /// Opens the sled database at `account.db_path` and loads the token key pair, creating either if missing.
-    pub fn open(config: &Config) -> Result<Self, StartError> {
+    pub async fn open(config: &Config) -> Result<Self, StartError> {
         let path = &config.account.db_path;
         let store = SledStore::open(path)?;
-        Self::new(config, Arc::new(store))
+        Self::new(config, Arc::new(store)).await
     }
 
     /// Uses `store` (a fake one in tests, say), loads the token key pair (creating it if missing) and gives the
     /// existing users of `account.admins` the admin role. No sync node is registered yet.
-    pub fn new(config: &Config, store: Arc<dyn Store>) -> Result<Self, StartError> {
+    pub async fn new(config: &Config, store: Arc<dyn Store>) -> Result<Self, StartError> {
         let params = config.account.argon2_params().map_err(StartError::Argon2)?;
         for name in &config.account.admins {
-            match store.set_role_by_name(name, Role::Admin).map_err(StartError::Admins)? {
+            match store.set_role_by_name(name, Role::Admin).await.map_err(StartError::Admins)? {
                 Some(user) => info!(uid = %user.uid, username = %user.username, "admin (account.admins)"),
                 None => warn!(username = %name, "account.admins: no such user yet; admin once registered"),
             }

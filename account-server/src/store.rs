@@ -17,10 +17,10 @@ pub mod matches;
 pub mod replays;
 mod sled_store;
 #[cfg(test)]
+mod testing;
+#[cfg(test)]
 mod tests;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
 use movan_protocol::crypto::SessionKey;
@@ -42,9 +42,6 @@ const NEXT_UID: &[u8] = b"next_uid";
 
 /// Ends the uid part of index keys; never part of a UTF-8 string, so one uid's keys are never a prefix of another's.
 const KEY_SEP: u8 = 0xFF;
-
-/// A future returned by [`Store::flush`].
-pub type FlushFuture<'a> = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>>;
 
 /// What a user may do.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,6 +143,9 @@ pub enum StoreError {
     /// The uid counter in the `meta` tree is not 8 bytes.
     #[error("corrupt uid counter in tree `meta`")]
     BadCounter,
+    /// A blocking store task panicked or was cancelled.
+    #[error("a store task failed")]
+    TaskFailed,
     /// A stored record could not be decoded.
     #[error("corrupt record in tree `{tree}`: {source}")]
     Corrupt {
@@ -158,30 +158,39 @@ pub enum StoreError {
 
 /// Users, sessions, refresh tokens and matches. Implementations must make each method atomic (see
 /// [`Store::set_banned`] for what that means there).
+///
+/// Async, so that a networked database waits without holding a runtime thread; boxed by `async_trait`, so that
+/// `Arc<dyn Store>` works.
+#[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Creates a user with a fresh uid, or fails with [`StoreError::UsernameTaken`] if another user has
     /// `username` ignoring ASCII case.
-    fn create_user(&self, username: &str, password_hash: &str, role: Role, created_at: u64)
-    -> Result<User, StoreError>;
+    async fn create_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+        role: Role,
+        created_at: u64,
+    ) -> Result<User, StoreError>;
 
     /// The user with `username`, ignoring ASCII case.
-    fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError>;
+    async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError>;
 
     /// The user with `uid`.
-    fn user(&self, uid: &str) -> Result<Option<User>, StoreError>;
+    async fn user(&self, uid: &str) -> Result<Option<User>, StoreError>;
 
     /// Gives the user with `username` (ignoring ASCII case) `role`; returns the updated user, or `None` if there is
     /// no such user.
-    fn set_role_by_name(&self, username: &str, role: Role) -> Result<Option<User>, StoreError>;
+    async fn set_role_by_name(&self, username: &str, role: Role) -> Result<Option<User>, StoreError>;
 
     /// Sets (`Some(time)`) or lifts (`None`) the ban of user `uid`; returns the updated user, or `None` if there is
     /// no such user. Setting a ban also revokes every session of the user: once this returns, the user has no live
     /// session and [`Store::create_session`] refuses new ones.
-    fn set_banned(&self, uid: &str, banned_at: Option<u64>) -> Result<Option<User>, StoreError>;
+    async fn set_banned(&self, uid: &str, banned_at: Option<u64>) -> Result<Option<User>, StoreError>;
 
     /// Stores a new session `sid` together with its first refresh token, or fails with [`StoreError::Banned`] if
     /// the session's user is banned.
-    fn create_session(
+    async fn create_session(
         &self,
         sid: &str,
         session: &Session,
@@ -190,22 +199,22 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 
     /// The session `sid`.
-    fn session(&self, sid: &str) -> Result<Option<Session>, StoreError>;
+    async fn session(&self, sid: &str) -> Result<Option<Session>, StoreError>;
 
     /// Marks session `sid` revoked; returns whether it existed.
-    fn revoke_session(&self, sid: &str) -> Result<bool, StoreError>;
+    async fn revoke_session(&self, sid: &str) -> Result<bool, StoreError>;
 
     /// Marks the refresh token with this digest spent and returns its grant, telling whether it was spent already
     /// (atomically: of two concurrent calls, one gets [`RefreshUse::Fresh`]). `None` if there is no such token.
-    fn spend_refresh_token(&self, digest: &[u8; 32]) -> Result<Option<RefreshUse>, StoreError>;
+    async fn spend_refresh_token(&self, digest: &[u8; 32]) -> Result<Option<RefreshUse>, StoreError>;
 
     /// Removes the refresh tokens, spent or not, that expired at or before `now`; returns how many.
-    fn prune_refresh_tokens(&self, now: u64) -> Result<usize, StoreError>;
+    async fn prune_refresh_tokens(&self, now: u64) -> Result<usize, StoreError>;
 
     /// Adds a refresh token to session `grant.sid` and extends the session to `grant.expires_at`, unless the
     /// session is missing or revoked; a session without a key gets `key_if_missing`. Returns the session's key, or
     /// `None` (adding nothing) if the session is missing or revoked.
-    fn extend_session(
+    async fn extend_session(
         &self,
         digest: &[u8; 32],
         grant: &RefreshGrant,
@@ -214,18 +223,18 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores a finished game and indexes it under each of its players; returns `false` (storing nothing) if a
     /// match with this `match_id` is already stored. Its times must be finite numbers.
-    fn insert_match(&self, game: &MatchRecord) -> Result<bool, StoreError>;
+    async fn insert_match(&self, game: &MatchRecord) -> Result<bool, StoreError>;
 
     /// Up to `limit` matches of player `uid`, newest (by `ended_at`) first, strictly older than `before` if given.
     /// The page's `next` is the cursor for the following page, `None` on the last one.
-    fn matches_of(&self, uid: &str, before: Option<&MatchCursor>, limit: usize) -> Result<MatchPage, StoreError>;
+    async fn matches_of(&self, uid: &str, before: Option<&MatchCursor>, limit: usize) -> Result<MatchPage, StoreError>;
 
     /// The match `match_id`.
-    fn match_record(&self, match_id: &str) -> Result<Option<MatchRecord>, StoreError>;
+    async fn match_record(&self, match_id: &str) -> Result<Option<MatchRecord>, StoreError>;
 
     /// Stores the replay file of match `match_id`, unless one is stored already (then `stored` is false and nothing
     /// changes); then removes the oldest replays (never this one) until `retention` holds.
-    fn insert_replay(
+    async fn insert_replay(
         &self,
         match_id: &str,
         file: &[u8],
@@ -233,13 +242,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<ReplayInsert, StoreError>;
 
     /// The replay file of match `match_id`.
-    fn replay(&self, match_id: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    async fn replay(&self, match_id: &str) -> Result<Option<Vec<u8>>, StoreError>;
 
     /// How many replays are kept and their bytes.
-    fn replay_usage(&self) -> Result<ReplayUsage, StoreError>;
+    async fn replay_usage(&self) -> Result<ReplayUsage, StoreError>;
 
     /// Makes every completed write durable.
-    fn flush(&self) -> FlushFuture<'_>;
+    async fn flush(&self) -> Result<(), StoreError>;
 }
 
 /// [`Session::key`] in a record: standard base64, as the clients and the sync servers receive it.

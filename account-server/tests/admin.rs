@@ -15,7 +15,7 @@ async fn ban(app: &axum::Router, token: &Value, uid: &Value, action: &str) -> Re
 
 #[tokio::test]
 async fn configured_admins_get_the_role_at_registration_and_others_are_players() {
-    let (app, _, _, _dir) = fresh_with(|c| c.account.admins = vec!["Root".into()]);
+    let (app, _, _, _dir) = fresh_with(|c| c.account.admins = vec!["Root".into()]).await;
     for (name, role) in [("root", "admin"), ("alice", "player")] {
         register(&app, name, "correct horse").await;
         let token = login(&app, name, "correct horse").await.body["token"].clone();
@@ -28,14 +28,14 @@ async fn configured_admins_get_the_role_at_registration_and_others_are_players()
 async fn configured_admins_get_the_role_at_start_up() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(dir.path());
-    let state = AppState::open(&config).unwrap();
+    let state = AppState::open(&config).await.unwrap();
     add_node(&state, "sync-1", 1, "127.0.0.1:2025");
     let first = app(state);
     register(&first, "carol", "correct horse").await;
     drop(first);
 
     config.account.admins = vec!["CAROL".into(), "nobody-yet".into()];
-    let state = AppState::open(&config).unwrap();
+    let state = AppState::open(&config).await.unwrap();
     add_node(&state, "sync-1", 1, "127.0.0.1:2025");
     let second = app(state);
     let token = login(&second, "carol", "correct horse").await.body["token"].clone();
@@ -45,7 +45,7 @@ async fn configured_admins_get_the_role_at_start_up() {
 
 #[tokio::test]
 async fn an_admin_bans_and_unbans_a_user() {
-    let (app, _, node, _dir) = fresh_with(|c| c.account.admins = vec!["root".into()]);
+    let (app, _, node, _dir) = fresh_with(|c| c.account.admins = vec!["root".into()]).await;
     register(&app, "root", "correct horse").await;
     let root = login(&app, "root", "correct horse").await.body;
     let uid = register(&app, "alice", "correct horse").await.body["uid"].clone();
@@ -98,7 +98,7 @@ async fn an_admin_bans_and_unbans_a_user() {
 
 #[tokio::test]
 async fn sync_nodes_registering_after_a_ban_hear_of_it_but_not_of_a_lifted_one() {
-    let (app, state, _, _dir) = fresh_with(|c| c.account.admins = vec!["root".into()]);
+    let (app, state, _, _dir) = fresh_with(|c| c.account.admins = vec!["root".into()]).await;
     register(&app, "root", "correct horse").await;
     let root = login(&app, "root", "correct horse").await.body;
     let alice = register(&app, "alice", "correct horse").await.body["uid"].clone();

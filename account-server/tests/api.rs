@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use account_server::nodes::{NodeLoad, Notice};
 use account_server::store::{
-    FlushFuture, MatchCursor, MatchPage, MatchRecord, RefreshGrant, RefreshUse, ReplayInsert, ReplayRetention,
-    ReplayUsage, Role, Session, User,
+    MatchCursor, MatchPage, MatchRecord, RefreshGrant, RefreshUse, ReplayInsert, ReplayRetention, ReplayUsage, Role,
+    Session, User,
 };
 use account_server::{AppState, Store, StoreError, app};
 use axum::body::Body;
@@ -24,7 +24,7 @@ use tower::ServiceExt as _;
 
 #[tokio::test]
 async fn register_creates_accounts_with_unique_usernames_ignoring_case() {
-    let (app, _dir) = fresh();
+    let (app, _dir) = fresh().await;
     let alice = register(&app, "Alice", "correct horse").await;
     assert_eq!(alice.status, StatusCode::CREATED, "{}", alice.body);
     let uid = text(&alice.body["uid"]);
@@ -40,7 +40,7 @@ async fn register_creates_accounts_with_unique_usernames_ignoring_case() {
 
 #[tokio::test]
 async fn invalid_usernames_and_passwords_are_rejected_naming_the_rule() {
-    let (app, _dir) = fresh();
+    let (app, _dir) = fresh().await;
     for username in ["ab", "has space", "semi;colon", &"x".repeat(33), "ünïcode"] {
         let reply = register(&app, username, "correct horse").await;
         assert_error(&reply, StatusCode::BAD_REQUEST, "invalid_username");
@@ -58,7 +58,7 @@ async fn invalid_usernames_and_passwords_are_rejected_naming_the_rule() {
 async fn login_returns_a_jwt_that_verifies_with_the_public_key() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path());
-    let state = AppState::open(&config).unwrap();
+    let state = AppState::open(&config).await.unwrap();
     add_node(&state, "sync-1", 1, "127.0.0.1:2025");
     let app = app(state);
     let uid = register(&app, "Alice", "correct horse").await.body["uid"].clone();
@@ -96,7 +96,7 @@ async fn login_returns_a_jwt_that_verifies_with_the_public_key() {
 
 #[tokio::test]
 async fn wrong_password_and_unknown_user_get_identical_answers() {
-    let (app, _dir) = fresh();
+    let (app, _dir) = fresh().await;
     register(&app, "alice", "correct horse").await;
     let wrong = login(&app, "alice", "wrong horse").await;
     let unknown = login(&app, "nobody", "correct horse").await;
@@ -106,7 +106,7 @@ async fn wrong_password_and_unknown_user_get_identical_answers() {
 
 #[tokio::test]
 async fn refresh_rotates_the_refresh_token() {
-    let (app, _dir) = fresh();
+    let (app, _dir) = fresh().await;
     register(&app, "alice", "correct horse").await;
     let first = login(&app, "alice", "correct horse").await.body;
 
@@ -133,7 +133,7 @@ async fn refresh_rotates_the_refresh_token() {
 
 #[tokio::test]
 async fn reusing_a_spent_refresh_token_revokes_the_whole_session() {
-    let (app, _, node, _dir) = fresh_with(|_| {});
+    let (app, _, node, _dir) = fresh_with(|_| {}).await;
     register(&app, "alice", "correct horse").await;
     let stolen = login(&app, "alice", "correct horse").await.body;
     let laptop = login(&app, "alice", "correct horse").await.body;
@@ -159,7 +159,7 @@ async fn reusing_a_spent_refresh_token_revokes_the_whole_session() {
 
 #[tokio::test]
 async fn me_names_the_token_owner() {
-    let (app, _dir) = fresh();
+    let (app, _dir) = fresh().await;
     let uid = register(&app, "Alice", "correct horse").await.body["uid"].clone();
     let token = login(&app, "alice", "correct horse").await.body["token"].clone();
     let me = with_bearer(&app, Method::GET, "/v1/me", text(&token)).await;
@@ -179,7 +179,7 @@ async fn me_names_the_token_owner() {
 
 #[tokio::test]
 async fn logout_ends_the_session_and_only_that_one() {
-    let (app, state, node, _dir) = fresh_with(|_| {});
+    let (app, state, node, _dir) = fresh_with(|_| {}).await;
     register(&app, "alice", "correct horse").await;
     let phone = login(&app, "alice", "correct horse").await.body;
     let laptop = login(&app, "alice", "correct horse").await.body;
@@ -210,7 +210,7 @@ async fn tokens_expire_by_the_state_clock() {
     let dir = tempfile::tempdir().unwrap();
     let now = Arc::new(AtomicU64::new(1_000_000));
     let clock = Arc::clone(&now);
-    let state = AppState::open(&config(dir.path())).unwrap().with_clock(move || clock.load(Ordering::SeqCst));
+    let state = AppState::open(&config(dir.path())).await.unwrap().with_clock(move || clock.load(Ordering::SeqCst));
     add_node(&state, "sync-1", 1, "127.0.0.1:2025");
     let app = app(state);
     register(&app, "alice", "correct horse").await;
@@ -229,7 +229,7 @@ async fn tokens_expire_by_the_state_clock() {
 
 #[tokio::test]
 async fn malformed_requests_get_json_errors() {
-    let (app, _dir) = fresh();
+    let (app, _dir) = fresh().await;
     let raw = |content_type: &str, body: &'static str| {
         Request::post("/v1/register").header(header::CONTENT_TYPE, content_type).body(Body::from(body)).unwrap()
     };
@@ -250,7 +250,7 @@ async fn malformed_requests_get_json_errors() {
 
 #[tokio::test]
 async fn oversize_bodies_are_rejected() {
-    let (app, _dir) = fresh();
+    let (app, _dir) = fresh().await;
     let password = "p".repeat(20_000);
     let reply = register(&app, "alice", &password).await;
     assert_error(&reply, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
@@ -261,7 +261,7 @@ async fn oversize_bodies_are_rejected() {
 async fn accounts_survive_a_restart_and_the_key_pair_is_reused() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path());
-    let state = AppState::open(&config).unwrap();
+    let state = AppState::open(&config).await.unwrap();
     add_node(&state, "sync-1", 1, "127.0.0.1:2025");
     let first = app(state);
     let uid = register(&first, "alice", "correct horse").await.body["uid"].clone();
@@ -269,7 +269,7 @@ async fn accounts_survive_a_restart_and_the_key_pair_is_reused() {
     let public = std::fs::read_to_string(&config.token.public_key_path).unwrap();
     drop(first);
 
-    let state = AppState::open(&config).unwrap();
+    let state = AppState::open(&config).await.unwrap();
     add_node(&state, "sync-1", 1, "127.0.0.1:2025");
     let second = app(state);
     assert_eq!(std::fs::read_to_string(&config.token.public_key_path).unwrap(), public);
@@ -288,67 +288,73 @@ fn broken() -> StoreError {
     StoreError::Db(sled::Error::Unsupported("disk on fire".into()))
 }
 
+#[async_trait::async_trait]
 impl Store for BrokenStore {
-    fn create_user(&self, _: &str, _: &str, _: Role, _: u64) -> Result<User, StoreError> {
+    async fn create_user(&self, _: &str, _: &str, _: Role, _: u64) -> Result<User, StoreError> {
         Err(broken())
     }
-    fn set_role_by_name(&self, _: &str, _: Role) -> Result<Option<User>, StoreError> {
+    async fn set_role_by_name(&self, _: &str, _: Role) -> Result<Option<User>, StoreError> {
         Err(broken())
     }
-    fn set_banned(&self, _: &str, _: Option<u64>) -> Result<Option<User>, StoreError> {
+    async fn set_banned(&self, _: &str, _: Option<u64>) -> Result<Option<User>, StoreError> {
         Err(broken())
     }
-    fn insert_match(&self, _: &MatchRecord) -> Result<bool, StoreError> {
+    async fn insert_match(&self, _: &MatchRecord) -> Result<bool, StoreError> {
         Err(broken())
     }
-    fn matches_of(&self, _: &str, _: Option<&MatchCursor>, _: usize) -> Result<MatchPage, StoreError> {
+    async fn matches_of(&self, _: &str, _: Option<&MatchCursor>, _: usize) -> Result<MatchPage, StoreError> {
         Err(broken())
     }
-    fn user_by_name(&self, _: &str) -> Result<Option<User>, StoreError> {
+    async fn user_by_name(&self, _: &str) -> Result<Option<User>, StoreError> {
         Err(broken())
     }
-    fn user(&self, _: &str) -> Result<Option<User>, StoreError> {
+    async fn user(&self, _: &str) -> Result<Option<User>, StoreError> {
         Err(broken())
     }
-    fn create_session(&self, _: &str, _: &Session, _: &[u8; 32], _: &RefreshGrant) -> Result<(), StoreError> {
+    async fn create_session(&self, _: &str, _: &Session, _: &[u8; 32], _: &RefreshGrant) -> Result<(), StoreError> {
         Err(broken())
     }
-    fn session(&self, _: &str) -> Result<Option<Session>, StoreError> {
+    async fn session(&self, _: &str) -> Result<Option<Session>, StoreError> {
         Err(broken())
     }
-    fn revoke_session(&self, _: &str) -> Result<bool, StoreError> {
+    async fn revoke_session(&self, _: &str) -> Result<bool, StoreError> {
         Err(broken())
     }
-    fn spend_refresh_token(&self, _: &[u8; 32]) -> Result<Option<RefreshUse>, StoreError> {
+    async fn spend_refresh_token(&self, _: &[u8; 32]) -> Result<Option<RefreshUse>, StoreError> {
         Err(broken())
     }
-    fn prune_refresh_tokens(&self, _: u64) -> Result<usize, StoreError> {
+    async fn prune_refresh_tokens(&self, _: u64) -> Result<usize, StoreError> {
         Err(broken())
     }
-    fn extend_session(&self, _: &[u8; 32], _: &RefreshGrant, _: &SessionKey) -> Result<Option<SessionKey>, StoreError> {
+    async fn extend_session(
+        &self,
+        _: &[u8; 32],
+        _: &RefreshGrant,
+        _: &SessionKey,
+    ) -> Result<Option<SessionKey>, StoreError> {
         Err(broken())
     }
-    fn match_record(&self, _: &str) -> Result<Option<MatchRecord>, StoreError> {
+    async fn match_record(&self, _: &str) -> Result<Option<MatchRecord>, StoreError> {
         Err(broken())
     }
-    fn insert_replay(&self, _: &str, _: &[u8], _: &ReplayRetention) -> Result<ReplayInsert, StoreError> {
+    async fn insert_replay(&self, _: &str, _: &[u8], _: &ReplayRetention) -> Result<ReplayInsert, StoreError> {
         Err(broken())
     }
-    fn replay(&self, _: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn replay(&self, _: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Err(broken())
     }
-    fn replay_usage(&self) -> Result<ReplayUsage, StoreError> {
+    async fn replay_usage(&self) -> Result<ReplayUsage, StoreError> {
         Err(broken())
     }
-    fn flush(&self) -> FlushFuture<'_> {
-        Box::pin(async { Err(broken()) })
+    async fn flush(&self) -> Result<(), StoreError> {
+        Err(broken())
     }
 }
 
 #[tokio::test]
 async fn store_failures_are_opaque_internal_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let app = app(AppState::new(&config(dir.path()), Arc::new(BrokenStore)).unwrap());
+    let app = app(AppState::new(&config(dir.path()), Arc::new(BrokenStore)).await.unwrap());
     let reply = register(&app, "alice", "correct horse").await;
     assert_error(&reply, StatusCode::INTERNAL_SERVER_ERROR, "internal");
     assert_eq!(reply.body["message"], "internal server error");
@@ -361,7 +367,7 @@ async fn broken_store_at_start_names_account_admins() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(dir.path());
     config.account.admins = vec!["root".into()];
-    let e = AppState::new(&config, Arc::new(BrokenStore)).unwrap_err().to_string();
+    let e = AppState::new(&config, Arc::new(BrokenStore)).await.unwrap_err().to_string();
     assert!(e.starts_with("account.admins: "), "{e}");
 }
 
@@ -370,7 +376,7 @@ async fn run_serves_until_shutdown_then_returns() {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
     let dir = tempfile::tempdir().unwrap();
-    let state = AppState::open(&config(dir.path())).unwrap();
+    let state = AppState::open(&config(dir.path())).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -392,7 +398,7 @@ async fn run_serves_until_shutdown_then_returns() {
 #[tokio::test]
 async fn login_and_refresh_answer_503_while_no_sync_server_is_live() {
     let dir = tempfile::tempdir().unwrap();
-    let state = AppState::open(&config(dir.path())).unwrap();
+    let state = AppState::open(&config(dir.path())).await.unwrap();
     let app = app(state.clone());
     register(&app, "alice", "correct horse").await;
     let refused = login(&app, "alice", "correct horse").await;
@@ -421,7 +427,7 @@ async fn login_and_refresh_answer_503_while_no_sync_server_is_live() {
 
 #[tokio::test]
 async fn login_hands_out_the_least_loaded_node() {
-    let (app, state, _, _dir) = fresh_with(|_| {});
+    let (app, state, _, _dir) = fresh_with(|_| {}).await;
     add_node(&state, "sync-2", 2, "10.0.0.2:2025");
     assert!(state.nodes().update_load("sync-1", 1, NodeLoad { players: 50, rooms: 10 }));
     assert!(state.nodes().update_load("sync-2", 2, NodeLoad { players: 10, rooms: 2 }));

@@ -78,8 +78,8 @@ fn a_bad_config_value_is_named_and_fails() {
     assert!(out.stdout.is_empty());
 }
 
-#[test]
-fn promote_admin_gives_an_existing_user_the_role() {
+#[tokio::test]
+async fn promote_admin_gives_an_existing_user_the_role() {
     use account_server::{Role, SledStore, Store as _};
 
     let dir = tempfile::tempdir().unwrap();
@@ -88,8 +88,8 @@ fn promote_admin_gives_an_existing_user_the_role() {
     let db = dir.path().join("data/accounts.sled");
     let uid = {
         let store = SledStore::open(&db).unwrap();
-        let uid = store.create_user("Alice", "hash", Role::Player, 1).unwrap().uid;
-        store.create_user("bob", "hash", Role::Player, 1).unwrap();
+        let uid = store.create_user("Alice", "hash", Role::Player, 1).await.unwrap().uid;
+        store.create_user("bob", "hash", Role::Player, 1).await.unwrap();
         uid
     };
 
@@ -103,8 +103,8 @@ fn promote_admin_gives_an_existing_user_the_role() {
     assert!(stderr.contains("no user named \"carol\""), "{stderr}");
 
     let store = SledStore::open(&db).unwrap();
-    assert_eq!(store.user_by_name("alice").unwrap().unwrap().role, Role::Admin);
-    assert_eq!(store.user_by_name("bob").unwrap().unwrap().role, Role::Player);
+    assert_eq!(store.user_by_name("alice").await.unwrap().unwrap().role, Role::Admin);
+    assert_eq!(store.user_by_name("bob").await.unwrap().unwrap().role, Role::Player);
     // While something holds the database (a running server, here this test), it says so.
     let out = account_server(&["promote-admin", "bob", "--config", config]);
     assert!(!out.status.success());

@@ -38,7 +38,7 @@ async fn start_with(max_connections: usize, body_timeout_secs: u64) -> Server {
     config.account.header_timeout_secs = 1;
     config.account.body_timeout_secs = body_timeout_secs;
     config.account.max_connections = max_connections;
-    let state = AppState::open(&config).unwrap();
+    let state = AppState::open(&config).await.unwrap();
     add_node(&state, "sync-1", 1, "127.0.0.1:2025");
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -16,7 +16,7 @@ fn get(path: &str) -> Request<Body> {
 #[tokio::test]
 async fn healthz_is_live_and_readyz_waits_for_a_sync_server() {
     let dir = tempfile::tempdir().unwrap();
-    let state = AppState::open(&config(dir.path())).unwrap();
+    let state = AppState::open(&config(dir.path())).await.unwrap();
     let app = app(state.clone());
     let live = send(&app, get("/healthz")).await;
     assert_eq!((live.status, live.body["status"].as_str()), (StatusCode::OK, Some("ok")));
@@ -39,7 +39,7 @@ async fn healthz_is_live_and_readyz_waits_for_a_sync_server() {
 
 #[tokio::test]
 async fn root_is_a_hint_without_the_demo() {
-    let (app, _dir) = fresh();
+    let (app, _dir) = fresh().await;
     let root = send(&app, get("/")).await;
     assert_error(&root, StatusCode::NOT_FOUND, "not_found");
     let hint = root.body["message"].as_str().unwrap();
@@ -50,7 +50,7 @@ async fn root_is_a_hint_without_the_demo() {
 async fn root_redirects_to_the_demo_when_it_is_served() {
     let site = tempfile::tempdir().unwrap();
     std::fs::write(site.path().join("index.html"), "<!doctype html>").unwrap();
-    let (app, _, _, _dir) = fresh_with(|c| c.account.demo_dir = site.path().to_owned());
+    let (app, _, _, _dir) = fresh_with(|c| c.account.demo_dir = site.path().to_owned()).await;
     let r = app.oneshot(get("/")).await.unwrap();
     assert_eq!(r.status(), StatusCode::TEMPORARY_REDIRECT);
     assert_eq!(r.headers()[header::LOCATION], "/demo/");

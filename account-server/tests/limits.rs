@@ -44,7 +44,8 @@ async fn failed_logins_per_username_get_429_and_right_passwords_do_not_count() {
         c.account.login_failures_per_username = 2;
         c.account.login_failures_per_username_global = 3;
         c.account.login_username_window_secs = 600;
-    });
+    })
+    .await;
     let app = from(&state, [192, 0, 2, 1]);
     assert_eq!(register(&app, "alice", "correct horse").await.status, StatusCode::CREATED);
     for _ in 0..4 {
@@ -89,7 +90,8 @@ async fn registrations_per_address_get_429_and_other_addresses_are_not_affected(
     let (_, state, _, _dir) = fresh_with(|c| {
         c.account.register_per_ip = 2;
         c.account.register_ip_window_secs = 3600;
-    });
+    })
+    .await;
     let bot = from(&state, [192, 0, 2, 66]);
     assert_eq!(register(&bot, "bot1", "bot password").await.status, StatusCode::CREATED);
     // Refused attempts count too: otherwise a 409 would be a free test of whether a name exists.
@@ -97,7 +99,7 @@ async fn registrations_per_address_get_429_and_other_addresses_are_not_affected(
     let refused = register(&bot, "bot2", "bot password").await;
     assert_error(&refused, StatusCode::TOO_MANY_REQUESTS, "too_many_attempts");
     assert!(refused.body["message"].as_str().unwrap().contains("account.register_per_ip"), "{}", refused.body);
-    assert!(state.store().user_by_name("bot2").unwrap().is_none());
+    assert!(state.store().user_by_name("bot2").await.unwrap().is_none());
     // Logins from the same address are counted separately.
     assert_eq!(login(&bot, "bot1", "bot password").await.status, StatusCode::OK);
     let player = from(&state, [203, 0, 113, 5]);
@@ -106,7 +108,7 @@ async fn registrations_per_address_get_429_and_other_addresses_are_not_affected(
 
 #[tokio::test]
 async fn every_login_counts_for_the_address_and_loopback_is_exempt_by_default() {
-    let (_, state, _, _dir) = fresh_with(|c| c.account.login_attempts_per_ip = 3);
+    let (_, state, _, _dir) = fresh_with(|c| c.account.login_attempts_per_ip = 3).await;
     let app = from(&state, [192, 0, 2, 1]);
     assert_eq!(register(&app, "alice", "correct horse").await.status, StatusCode::CREATED);
     for name in ["alice", "bob", "carol"] {
@@ -132,7 +134,7 @@ async fn the_real_listeners_limit_by_client_address() {
     config.account.register_per_ip = 1;
     config.account.limit_exempt_ips = Vec::new();
 
-    let state = AppState::open(&config).unwrap();
+    let state = AppState::open(&config).await.unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
@@ -155,7 +157,7 @@ async fn the_real_listeners_limit_by_client_address() {
     std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
     let tls = TlsConfig::load(&cert_path, &key_path).unwrap();
     let (secret, _) = ensure_rpc_secret(&config.rpc.secret_path).unwrap();
-    let state = AppState::open(&config).unwrap();
+    let state = AppState::open(&config).await.unwrap();
     let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let rpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("https://{}", http.local_addr().unwrap());

@@ -46,7 +46,7 @@ async fn store(state: &AppState, report: MatchReport) {
 
 #[tokio::test]
 async fn matches_are_listed_newest_first_a_page_at_a_time() {
-    let (app, state, _, _dir) = fresh_with(|_| {});
+    let (app, state, _, _dir) = fresh_with(|_| {}).await;
     let (alice, alice_token) = player(&app, "alice").await;
     let (bob, bob_token) = player(&app, "bob").await;
     let base = 1_700_000_000.0;
@@ -84,7 +84,7 @@ async fn matches_are_listed_newest_first_a_page_at_a_time() {
 
 #[tokio::test]
 async fn pages_hold_20_by_default_and_100_at_most() {
-    let (app, state, _, _dir) = fresh_with(|_| {});
+    let (app, state, _, _dir) = fresh_with(|_| {}).await;
     let (alice, token) = player(&app, "alice").await;
     for i in 0..101 {
         store(&state, report(&format!("m{i:03}"), &[&alice], 1_700_000_000.0 + f64::from(i))).await;
@@ -107,7 +107,7 @@ async fn pages_hold_20_by_default_and_100_at_most() {
 
 #[tokio::test]
 async fn a_match_reported_twice_is_stored_once_and_bad_reports_are_refused() {
-    let (app, state, _, _dir) = fresh_with(|_| {});
+    let (app, state, _, _dir) = fresh_with(|_| {}).await;
     let (alice, token) = player(&app, "alice").await;
     let results = json!({"1001": {"rank": 1}});
     let first = MatchReport {

@@ -22,7 +22,7 @@ async fn metrics_count_requests_time_logins_and_show_the_nodes() {
     let mut config = config(dir.path());
     config.account.login_failures_per_username = 1;
     config.account.limit_exempt_ips = vec![];
-    let state = AppState::open(&config).unwrap().with_metrics(Some(handle));
+    let state = AppState::open(&config).await.unwrap().with_metrics(Some(handle));
     add_node(&state, "sync-1", 1, "127.0.0.1:2025");
     let app = app(state.clone());
     assert_eq!(register(&app, "alice", "correct horse").await.status, StatusCode::CREATED);

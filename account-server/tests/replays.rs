@@ -103,7 +103,7 @@ fn error_code(body: &[u8]) -> String {
 
 #[tokio::test]
 async fn players_and_admins_download_the_replay_byte_for_byte_and_as_json_lines() {
-    let (app, state, _, _dir) = fresh_with(|c| c.account.admins = vec!["root".into()]);
+    let (app, state, _, _dir) = fresh_with(|c| c.account.admins = vec!["root".into()]).await;
     let (alice, alice_token) = player(&app, "alice").await;
     let (bob, _) = player(&app, "bob").await;
     let (_, eve_token) = player(&app, "eve").await;
@@ -156,7 +156,8 @@ async fn only_the_reporting_node_may_upload_and_limits_hold() {
     let (app, state, _, _dir) = fresh_with(|c| {
         c.account.replay_max_bytes = 8192;
         c.account.replay_keep_count = 1;
-    });
+    })
+    .await;
     let (alice, alice_token) = player(&app, "alice").await;
     let players = vec![alice.clone()];
     let file = replay_file("m1", &players);

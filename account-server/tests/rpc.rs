@@ -45,7 +45,7 @@ impl Cluster {
         config.rpc.heartbeat_interval_ms = HEARTBEAT.as_millis() as u64;
         config.rpc.heartbeat_misses = MISSES;
         let (secret, _) = ensure_rpc_secret(&config.rpc.secret_path).unwrap();
-        let state = AppState::open(&config).unwrap();
+        let state = AppState::open(&config).await.unwrap();
         let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let rpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (http_addr, rpc_addr) = (http.local_addr().unwrap(), rpc.local_addr().unwrap());
@@ -280,7 +280,7 @@ async fn nodes_get_the_session_key_of_live_sessions_only() {
 
     let grant: Value = node.client.call("session_key", &json!({"sid": sid, "uid": alice})).await.unwrap();
     assert_eq!(grant["session_key"], tokens["session_key"], "{grant}");
-    let session = cluster.state.store().session(&sid).unwrap().unwrap();
+    let session = cluster.state.store().session(&sid).await.unwrap().unwrap();
     assert_eq!(grant, json!({"session_key": tokens["session_key"], "expires_at": session.expires_at}));
 
     // By code: the sync server never reads the message, so rewording it must not change what it does.

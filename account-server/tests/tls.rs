@@ -24,7 +24,7 @@ async fn register_works_over_https_and_plain_http_gets_no_answer() {
     let tls = TlsConfig::load(&cert_path, &key_path).unwrap();
 
     let (secret, _) = ensure_rpc_secret(&config.rpc.secret_path).unwrap();
-    let state = AppState::open(&config).unwrap();
+    let state = AppState::open(&config).await.unwrap();
     let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let rpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = http.local_addr().unwrap();
@@ -49,7 +49,7 @@ async fn register_works_over_https_and_plain_http_gets_no_answer() {
     assert_eq!(response.status().as_u16(), 201);
     let body: Value = response.json().await.unwrap();
     assert!(body["uid"].as_str().is_some_and(|uid| !uid.is_empty()), "{body}");
-    assert!(state.store().user_by_name("alice").unwrap().is_some());
+    assert!(state.store().user_by_name("alice").await.unwrap().is_some());
 
     // A client that does not trust the certificate refuses the connection.
     let untrusting = reqwest::Client::builder().tls_built_in_root_certs(false).build().unwrap();

@@ -29,7 +29,8 @@ async fn demo_and_js_are_served_with_their_types() {
     let (app, _, _, _dir) = common::fresh_with(|c| {
         c.account.demo_dir = site.path().join("demo");
         c.account.js_dir = site.path().join("js");
-    });
+    })
+    .await;
     let r = get(&app, "/demo/", None).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
@@ -50,7 +51,8 @@ async fn demo_and_js_are_served_with_their_types() {
 
 #[tokio::test]
 async fn cors_answers_configured_origins_only() {
-    let (app, _, _, _dir) = common::fresh_with(|c| c.account.cors_origins = vec!["http://game.example:8080".into()]);
+    let (app, _, _, _dir) =
+        common::fresh_with(|c| c.account.cors_origins = vec!["http://game.example:8080".into()]).await;
     let preflight = Request::builder()
         .method("OPTIONS")
         .uri("/v1/login")
@@ -70,7 +72,7 @@ async fn cors_answers_configured_origins_only() {
     let r = get(&app, "/v1/me", Some("http://evil.example")).await;
     assert!(r.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none(), "other origins get no CORS headers");
 
-    let (plain, _, _, _dir) = common::fresh_with(|_| {});
+    let (plain, _, _, _dir) = common::fresh_with(|_| {}).await;
     let r = get(&plain, "/v1/me", Some("http://game.example:8080")).await;
     assert!(r.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none(), "no CORS unless configured");
 }

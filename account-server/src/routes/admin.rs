@@ -44,9 +44,9 @@ pub(super) async fn ban(
     if uid == admin.uid {
         return Err(ApiError::BadRequest("an admin cannot ban themselves".into()));
     }
-    let target = state.store.user(&uid)?.ok_or(ApiError::UserNotFound)?;
+    let target = state.store.user(&uid).await?.ok_or(ApiError::UserNotFound)?;
     let at = target.banned_at.unwrap_or_else(|| state.now());
-    let user = state.store.set_banned(&uid, Some(at))?.ok_or(ApiError::UserNotFound)?;
+    let user = state.store.set_banned(&uid, Some(at)).await?.ok_or(ApiError::UserNotFound)?;
     state.store.flush().await?;
     info!(uid = %user.uid, username = %user.username, by = %admin.uid, "banned");
     state.nodes.broadcast(&Notice::UserBanned { uid: user.uid.clone() }, state.now());
@@ -59,7 +59,7 @@ pub(super) async fn unban(
     Admin(admin): Admin,
     Path(uid): Path<String>,
 ) -> Result<Json<UserStatus>, ApiError> {
-    let user = state.store.set_banned(&uid, None)?.ok_or(ApiError::UserNotFound)?;
+    let user = state.store.set_banned(&uid, None).await?.ok_or(ApiError::UserNotFound)?;
     state.store.flush().await?;
     state.nodes.forget_ban(&user.uid);
     info!(uid = %user.uid, username = %user.username, by = %admin.uid, "unbanned");

@@ -142,7 +142,7 @@ pub(super) async fn kick(
     query: Result<Query<Reason>, QueryRejection>,
 ) -> Result<Json<Kicked>, ApiError> {
     let reason = reason(query, "kicked by an admin")?;
-    let user = state.store.user(&uid)?.ok_or(ApiError::UserNotFound)?;
+    let user = state.store.user(&uid).await?.ok_or(ApiError::UserNotFound)?;
     let params = serde_json::to_value(KickPlayer { uid: user.uid.clone(), reason: reason.clone() })
         .map_err(|e| ApiError::Internal(e.into()))?;
     let nodes = state.nodes.notify_all(KICK_PLAYER, &params);

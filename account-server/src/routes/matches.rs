@@ -46,6 +46,6 @@ pub(super) async fn list(
         ),
         None => None,
     };
-    let page = state.store.matches_of(&claims.sub, before.as_ref(), limit)?;
+    let page = state.store.matches_of(&claims.sub, before.as_ref(), limit).await?;
     Ok(Json(MatchList { matches: page.matches, next: page.next.map(|c| c.to_string()) }))
 }

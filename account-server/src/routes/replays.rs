@@ -36,14 +36,14 @@ pub(super) async fn download(
         Some("jsonl") => true,
         Some(_) => return Err(ApiError::BadRequest("format must be `movan` (the file) or `jsonl`".into())),
     };
-    let record = state.store.match_record(&match_id)?.ok_or(ApiError::ReplayNotFound(NOT_YOURS))?;
+    let record = state.store.match_record(&match_id).await?.ok_or(ApiError::ReplayNotFound(NOT_YOURS))?;
     if !record.report.players.contains(&claims.sub) {
-        let admin = state.store.user(&claims.sub)?.is_some_and(|u| u.role == Role::Admin && !u.is_banned());
+        let admin = state.store.user(&claims.sub).await?.is_some_and(|u| u.role == Role::Admin && !u.is_banned());
         if !admin {
             return Err(ApiError::ReplayNotFound(NOT_YOURS));
         }
     }
-    let file = state.store.replay(&match_id)?.ok_or(ApiError::ReplayNotFound(
+    let file = state.store.replay(&match_id).await?.ok_or(ApiError::ReplayNotFound(
         "this match has no replay: it was deleted to keep within the server's retention limits, or never arrived",
     ))?;
     if !jsonl {

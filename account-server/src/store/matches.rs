@@ -132,11 +132,14 @@ mod tests {
     use movan_protocol::rpc::MatchReport;
 
     use super::*;
-    use crate::store::Store as _;
+    use crate::store::Store;
+    use crate::store::testing::on_every_store;
 
-    fn temp_store() -> SledStore {
-        SledStore::from_db(sled::Config::new().temporary(true).open().unwrap()).unwrap()
-    }
+    on_every_store!(
+        pages_run_newest_first_and_end_with_no_cursor,
+        inserting_twice_stores_once,
+        results_round_trip_and_cursors_parse
+    );
 
     fn game(id: &str, players: &[&str], ended_at: f64) -> MatchRecord {
         let report = MatchReport {
@@ -158,54 +161,48 @@ mod tests {
         page.matches.iter().map(|m| m.report.match_id.as_str()).collect()
     }
 
-    #[test]
-    fn pages_run_newest_first_and_end_with_no_cursor() {
-        let store = temp_store();
+    async fn pages_run_newest_first_and_end_with_no_cursor(store: &dyn Store) {
         // Reported out of order; two end in the same millisecond.
         for (id, ended) in [("m2", 2.0), ("m1", 1.0), ("m4", 4.0), ("m3", 3.0), ("m3b", 3.0)] {
-            assert!(store.insert_match(&game(id, &["1001", "1002"], 1_700_000_000.0 + ended)).unwrap());
+            assert!(store.insert_match(&game(id, &["1001", "1002"], 1_700_000_000.0 + ended)).await.unwrap());
         }
-        store.insert_match(&game("other", &["1003"], 1_800_000_000.0)).unwrap();
+        store.insert_match(&game("other", &["1003"], 1_800_000_000.0)).await.unwrap();
 
-        let first = store.matches_of("1001", None, 2).unwrap();
+        let first = store.matches_of("1001", None, 2).await.unwrap();
         assert_eq!(ids(&first), ["m4", "m3b"]);
-        let second = store.matches_of("1001", first.next.as_ref(), 2).unwrap();
+        let second = store.matches_of("1001", first.next.as_ref(), 2).await.unwrap();
         assert_eq!(ids(&second), ["m3", "m2"]);
-        let third = store.matches_of("1001", second.next.as_ref(), 2).unwrap();
+        let third = store.matches_of("1001", second.next.as_ref(), 2).await.unwrap();
         assert_eq!(ids(&third), ["m1"]);
         assert_eq!(third.next, None);
 
-        let exact = store.matches_of("1002", None, 5).unwrap();
+        let exact = store.matches_of("1002", None, 5).await.unwrap();
         assert_eq!(exact.matches.len(), 5);
         assert_eq!(exact.next, None, "no cursor when the page happens to end the history");
-        let all = store.matches_of("1001", None, 100).unwrap();
+        let all = store.matches_of("1001", None, 100).await.unwrap();
         assert_eq!(ids(&all), ["m4", "m3b", "m3", "m2", "m1"]);
         assert_eq!(all.next, None);
-        assert!(store.matches_of("100", None, 10).unwrap().matches.is_empty(), "uid 100 is not a prefix of 1001");
-        assert_eq!(ids(&store.matches_of("1003", None, 10).unwrap()), ["other"]);
+        assert!(store.matches_of("100", None, 10).await.unwrap().matches.is_empty(), "uid 100 is not a prefix of 1001");
+        assert_eq!(ids(&store.matches_of("1003", None, 10).await.unwrap()), ["other"]);
     }
 
-    #[test]
-    fn inserting_twice_stores_once() {
-        let store = temp_store();
-        assert!(store.insert_match(&game("m1", &["1001", "1001"], 10.0)).unwrap());
+    async fn inserting_twice_stores_once(store: &dyn Store) {
+        assert!(store.insert_match(&game("m1", &["1001", "1001"], 10.0)).await.unwrap());
         let mut again = game("m1", &["1001", "1002"], 10.0);
         again.report.ended_at = 99.0;
-        assert!(!store.insert_match(&again).unwrap());
-        let page = store.matches_of("1001", None, 10).unwrap();
+        assert!(!store.insert_match(&again).await.unwrap());
+        let page = store.matches_of("1001", None, 10).await.unwrap();
         assert_eq!(page.matches, [game("m1", &["1001", "1001"], 10.0)]);
-        assert!(store.matches_of("1002", None, 10).unwrap().matches.is_empty());
+        assert!(store.matches_of("1002", None, 10).await.unwrap().matches.is_empty());
     }
 
-    #[test]
-    fn results_round_trip_and_cursors_parse() {
-        let store = temp_store();
+    async fn results_round_trip_and_cursors_parse(store: &dyn Store) {
         let results = serde_json::json!({"1001": {"rank": 1}, "1002": {"rank": 2}});
         let mut scored = game("m1", &["1001"], 5.0);
         scored.report.results = Some(results.clone());
-        store.insert_match(&scored).unwrap();
-        store.insert_match(&game("m0", &["1001"], 4.0)).unwrap();
-        let page = store.matches_of("1001", None, 1).unwrap();
+        store.insert_match(&scored).await.unwrap();
+        store.insert_match(&game("m0", &["1001"], 4.0)).await.unwrap();
+        let page = store.matches_of("1001", None, 1).await.unwrap();
         assert_eq!(page.matches[0].report.results, Some(results));
         let cursor = page.next.unwrap();
         let text = cursor.to_string();
@@ -213,6 +210,6 @@ mod tests {
         assert_eq!(text.parse::<MatchCursor>().unwrap(), cursor);
         assert_eq!("nope".parse::<MatchCursor>(), Err(BadCursor));
         assert_eq!("".parse::<MatchCursor>(), Err(BadCursor));
-        assert_eq!(store.matches_of("1001", None, 0).unwrap(), MatchPage { matches: vec![], next: None });
+        assert_eq!(store.matches_of("1001", None, 0).await.unwrap(), MatchPage { matches: vec![], next: None });
     }
 }

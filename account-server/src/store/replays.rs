@@ -133,52 +133,49 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::store::Store as _;
+    use crate::store::Store;
+    use crate::store::testing::on_every_store;
 
-    fn temp_store() -> SledStore {
-        SledStore::from_db(sled::Config::new().temporary(true).open().unwrap()).unwrap()
-    }
+    on_every_store!(
+        a_replay_is_stored_once_and_read_back,
+        the_oldest_replays_go_when_over_a_limit,
+        the_newest_replay_stays_even_alone_over_the_limit
+    );
 
     fn keep(count: u64, bytes: u64) -> ReplayRetention {
         ReplayRetention { max_count: count, max_bytes: bytes }
     }
 
-    #[test]
-    fn a_replay_is_stored_once_and_read_back() {
-        let store = temp_store();
-        let first = store.insert_replay("m1", b"file one", &keep(10, 1000)).unwrap();
+    async fn a_replay_is_stored_once_and_read_back(store: &dyn Store) {
+        let first = store.insert_replay("m1", b"file one", &keep(10, 1000)).await.unwrap();
         assert_eq!(first, ReplayInsert { stored: true, evicted: vec![] });
-        let again = store.insert_replay("m1", b"other bytes", &keep(10, 1000)).unwrap();
+        let again = store.insert_replay("m1", b"other bytes", &keep(10, 1000)).await.unwrap();
         assert!(!again.stored);
-        assert_eq!(store.replay("m1").unwrap().unwrap(), b"file one");
-        assert_eq!(store.replay("m2").unwrap(), None);
-        assert_eq!(store.replay_usage().unwrap(), ReplayUsage { count: 1, bytes: 8 });
+        assert_eq!(store.replay("m1").await.unwrap().unwrap(), b"file one");
+        assert_eq!(store.replay("m2").await.unwrap(), None);
+        assert_eq!(store.replay_usage().await.unwrap(), ReplayUsage { count: 1, bytes: 8 });
     }
 
-    #[test]
-    fn the_oldest_replays_go_when_over_a_limit() {
-        let store = temp_store();
+    async fn the_oldest_replays_go_when_over_a_limit(store: &dyn Store) {
         for i in 0..5 {
-            store.insert_replay(&format!("m{i}"), &[i as u8; 100], &keep(3, 10_000)).unwrap();
+            store.insert_replay(&format!("m{i}"), &[i as u8; 100], &keep(3, 10_000)).await.unwrap();
         }
-        assert_eq!(store.replay_usage().unwrap(), ReplayUsage { count: 3, bytes: 300 });
-        assert!(store.replay("m1").unwrap().is_none());
-        assert!(store.replay("m2").unwrap().is_some());
+        assert_eq!(store.replay_usage().await.unwrap(), ReplayUsage { count: 3, bytes: 300 });
+        assert!(store.replay("m1").await.unwrap().is_none());
+        assert!(store.replay("m2").await.unwrap().is_some());
         // By bytes: a 250-byte replay pushes every 100-byte one out (550, 450, 350, then 250 bytes).
-        let big = store.insert_replay("big", &[9; 250], &keep(10, 300)).unwrap();
+        let big = store.insert_replay("big", &[9; 250], &keep(10, 300)).await.unwrap();
         assert_eq!(big.evicted, ["m2", "m3", "m4"]);
-        assert_eq!(store.replay_usage().unwrap(), ReplayUsage { count: 1, bytes: 250 });
-        assert!(store.replay("big").unwrap().is_some());
+        assert_eq!(store.replay_usage().await.unwrap(), ReplayUsage { count: 1, bytes: 250 });
+        assert!(store.replay("big").await.unwrap().is_some());
         // Within both limits nothing goes.
-        assert!(store.insert_replay("small", &[1; 50], &keep(10, 300)).unwrap().evicted.is_empty());
+        assert!(store.insert_replay("small", &[1; 50], &keep(10, 300)).await.unwrap().evicted.is_empty());
     }
 
-    #[test]
-    fn the_newest_replay_stays_even_alone_over_the_limit() {
-        let store = temp_store();
-        store.insert_replay("old", &[1; 10], &keep(10, 100)).unwrap();
-        let r = store.insert_replay("huge", &[2; 500], &keep(10, 100)).unwrap();
+    async fn the_newest_replay_stays_even_alone_over_the_limit(store: &dyn Store) {
+        store.insert_replay("old", &[1; 10], &keep(10, 100)).await.unwrap();
+        let r = store.insert_replay("huge", &[2; 500], &keep(10, 100)).await.unwrap();
         assert_eq!(r.evicted, ["old"]);
-        assert_eq!(store.replay_usage().unwrap(), ReplayUsage { count: 1, bytes: 500 });
+        assert_eq!(store.replay_usage().await.unwrap(), ReplayUsage { count: 1, bytes: 500 });
     }
 }

@@ -125,8 +125,9 @@ impl From<TransactionError<Abort>> for StoreError {
     }
 }
 
+#[async_trait::async_trait]
 impl Store for SledStore {
-    fn create_user(
+    async fn create_user(
         &self,
         username: &str,
         password_hash: &str,
@@ -162,25 +163,25 @@ impl Store for SledStore {
         Ok(user)
     }
 
-    fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError> {
+    async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError> {
         match self.usernames.get(username.to_ascii_lowercase())? {
             Some(uid) => get(&self.users, "users", &uid),
             None => Ok(None),
         }
     }
 
-    fn user(&self, uid: &str) -> Result<Option<User>, StoreError> {
+    async fn user(&self, uid: &str) -> Result<Option<User>, StoreError> {
         get(&self.users, "users", uid.as_bytes())
     }
 
-    fn set_role_by_name(&self, username: &str, role: Role) -> Result<Option<User>, StoreError> {
+    async fn set_role_by_name(&self, username: &str, role: Role) -> Result<Option<User>, StoreError> {
         let Some(uid) = self.usernames.get(username.to_ascii_lowercase())? else {
             return Ok(None);
         };
         self.update_user(&uid, |user| user.role = role)
     }
 
-    fn set_banned(&self, uid: &str, banned_at: Option<u64>) -> Result<Option<User>, StoreError> {
+    async fn set_banned(&self, uid: &str, banned_at: Option<u64>) -> Result<Option<User>, StoreError> {
         let Some(user) = self.update_user(uid.as_bytes(), |user| user.banned_at = banned_at)? else {
             return Ok(None);
         };
@@ -190,13 +191,13 @@ impl Store for SledStore {
             for key in self.user_sessions.scan_prefix(index_prefix(uid)).keys() {
                 let key = key?;
                 let sid = String::from_utf8_lossy(&key[uid.len() + 1..]).into_owned();
-                self.revoke_session(&sid)?;
+                self.revoke_session(&sid).await?;
             }
         }
         Ok(Some(user))
     }
 
-    fn create_session(
+    async fn create_session(
         &self,
         sid: &str,
         session: &Session,
@@ -221,11 +222,11 @@ impl Store for SledStore {
         Ok(())
     }
 
-    fn session(&self, sid: &str) -> Result<Option<Session>, StoreError> {
+    async fn session(&self, sid: &str) -> Result<Option<Session>, StoreError> {
         get(&self.sessions, "sessions", sid.as_bytes())
     }
 
-    fn revoke_session(&self, sid: &str) -> Result<bool, StoreError> {
+    async fn revoke_session(&self, sid: &str) -> Result<bool, StoreError> {
         let found = self.sessions.transaction(|sessions| {
             let Some(mut session) = get_in::<Session>(sessions, "sessions", sid.as_bytes())? else {
                 return Ok(false);
@@ -237,7 +238,7 @@ impl Store for SledStore {
         Ok(found)
     }
 
-    fn spend_refresh_token(&self, digest: &[u8; 32]) -> Result<Option<RefreshUse>, StoreError> {
+    async fn spend_refresh_token(&self, digest: &[u8; 32]) -> Result<Option<RefreshUse>, StoreError> {
         let before = self.refresh_tokens.fetch_and_update(digest, |old| {
             let mut record: StoredGrant = serde_json::from_slice(old?).ok()?;
             record.spent = true;
@@ -248,20 +249,13 @@ impl Store for SledStore {
         Ok(Some(if record.spent { RefreshUse::Reused(record.grant) } else { RefreshUse::Fresh(record.grant) }))
     }
 
-    fn prune_refresh_tokens(&self, now: u64) -> Result<usize, StoreError> {
-        let mut removed = 0;
-        for entry in self.refresh_tokens.iter() {
-            let (key, bytes) = entry?;
-            // An undecodable record is left for `spend_refresh_token` to report.
-            let expired = serde_json::from_slice::<StoredGrant>(&bytes).is_ok_and(|r| r.grant.expires_at <= now);
-            if expired && self.refresh_tokens.compare_and_swap(&key, Some(&bytes), None::<&[u8]>)?.is_ok() {
-                removed += 1;
-            }
-        }
-        Ok(removed)
+    async fn prune_refresh_tokens(&self, now: u64) -> Result<usize, StoreError> {
+        // A scan of every token: on the blocking pool, as before the trait went async.
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.prune_expired(now)).await.map_err(|_| StoreError::TaskFailed)?
     }
 
-    fn extend_session(
+    async fn extend_session(
         &self,
         digest: &[u8; 32],
         grant: &RefreshGrant,
@@ -285,19 +279,19 @@ impl Store for SledStore {
         Ok(extended)
     }
 
-    fn insert_match(&self, game: &MatchRecord) -> Result<bool, StoreError> {
+    async fn insert_match(&self, game: &MatchRecord) -> Result<bool, StoreError> {
         matches::insert(self, game)
     }
 
-    fn matches_of(&self, uid: &str, before: Option<&MatchCursor>, limit: usize) -> Result<MatchPage, StoreError> {
+    async fn matches_of(&self, uid: &str, before: Option<&MatchCursor>, limit: usize) -> Result<MatchPage, StoreError> {
         matches::page(self, uid, before, limit)
     }
 
-    fn match_record(&self, match_id: &str) -> Result<Option<MatchRecord>, StoreError> {
+    async fn match_record(&self, match_id: &str) -> Result<Option<MatchRecord>, StoreError> {
         get(&self.matches, "matches", match_id.as_bytes())
     }
 
-    fn insert_replay(
+    async fn insert_replay(
         &self,
         match_id: &str,
         file: &[u8],
@@ -306,19 +300,17 @@ impl Store for SledStore {
         replays::insert(self, match_id, file, retention)
     }
 
-    fn replay(&self, match_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn replay(&self, match_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.replays.get(match_id.as_bytes())?.map(|file| file.to_vec()))
     }
 
-    fn replay_usage(&self) -> Result<ReplayUsage, StoreError> {
+    async fn replay_usage(&self) -> Result<ReplayUsage, StoreError> {
         replays::usage(self)
     }
 
-    fn flush(&self) -> FlushFuture<'_> {
-        Box::pin(async move {
-            self.db.flush_async().await?;
-            Ok(())
-        })
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
     }
 }
 
@@ -333,6 +325,20 @@ struct StoredGrant {
 }
 
 impl SledStore {
+    /// [`Store::prune_refresh_tokens`], blocking.
+    fn prune_expired(&self, now: u64) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        for entry in self.refresh_tokens.iter() {
+            let (key, bytes) = entry?;
+            // An undecodable record is left for `spend_refresh_token` to report.
+            let expired = serde_json::from_slice::<StoredGrant>(&bytes).is_ok_and(|r| r.grant.expires_at <= now);
+            if expired && self.refresh_tokens.compare_and_swap(&key, Some(&bytes), None::<&[u8]>)?.is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Applies `change` to the user `uid` atomically; returns the updated user, or `None` if there is none.
     fn update_user(&self, uid: &[u8], change: impl Fn(&mut User)) -> Result<Option<User>, StoreError> {
         let user = self.users.transaction(|users| {

@@ -78,17 +78,17 @@ pub fn add_node(state: &AppState, node_id: &str, peer_id: PeerId, addr: &str) ->
 
 /// An app on a fresh temporary directory (kept alive by the returned guard), with one sync node at
 /// `127.0.0.1:2025`.
-pub fn fresh() -> (Router, tempfile::TempDir) {
-    let (app, _, _, dir) = fresh_with(|_| {});
+pub async fn fresh() -> (Router, tempfile::TempDir) {
+    let (app, _, _, dir) = fresh_with(|_| {}).await;
     (app, dir)
 }
 
 /// Like [`fresh`], with the config changed by `edit`; also returns the state and the fake node.
-pub fn fresh_with(edit: impl FnOnce(&mut Config)) -> (Router, AppState, Arc<FakeNode>, tempfile::TempDir) {
+pub async fn fresh_with(edit: impl FnOnce(&mut Config)) -> (Router, AppState, Arc<FakeNode>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(dir.path());
     edit(&mut config);
-    let state = AppState::open(&config).unwrap();
+    let state = AppState::open(&config).await.unwrap();
     let node = add_node(&state, "sync-1", 1, "127.0.0.1:2025");
     (app(state.clone()), state, node, dir)
 }
