@@ -1,5 +1,6 @@
-//! Durable state: users, sessions, refresh tokens and match history, behind the [`Store`] trait, with a sled
-//! implementation.
+//! Durable state: users, sessions, refresh tokens, match history and replays, behind the [`Store`] trait, with two
+//! implementations: [`SledStore`], embedded (the default), and [`PgStore`] on PostgreSQL (`store/postgres.rs`
+//! describes its tables and locking).
 //!
 //! [`SledStore`] keeps these trees of JSON records:
 //! - `users`: uid → [`User`];
@@ -14,6 +15,7 @@
 //!   replay counters.
 
 pub mod matches;
+mod postgres;
 pub mod replays;
 mod sled_store;
 #[cfg(test)]
@@ -27,6 +29,7 @@ use movan_protocol::crypto::SessionKey;
 use serde::{Deserialize, Serialize};
 
 pub use matches::{MatchCursor, MatchPage, MatchRecord};
+pub use postgres::{MIGRATIONS, MigrateError, PgOpenError, PgStore};
 pub use replays::{ReplayInsert, ReplayRetention, ReplayUsage};
 use sled_store::{Abort, decode, encode, index_prefix};
 pub use sled_store::{OpenError, SledStore};
@@ -143,6 +146,20 @@ pub enum StoreError {
     /// The uid counter in the `meta` tree is not 8 bytes.
     #[error("corrupt uid counter in tree `meta`")]
     BadCounter,
+    /// PostgreSQL failed (the message stays in the logs: clients get `internal`).
+    #[error("postgres: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No pooled PostgreSQL connection became free or could be opened in time.
+    #[error("postgres connection pool: {0}")]
+    PostgresPool(#[from] deadpool_postgres::PoolError),
+    /// A PostgreSQL column holds a value no record can have.
+    #[error("corrupt value in column `{table}.{column}`")]
+    BadColumn {
+        /// The table.
+        table: &'static str,
+        /// The column.
+        column: &'static str,
+    },
     /// A blocking store task panicked or was cancelled.
     #[error("a store task failed")]
     TaskFailed,

@@ -1,11 +1,14 @@
 //! Match history: finished games as reported by the sync servers, listed per player, newest first.
 //!
-//! Two trees:
+//! On sled, two trees:
 //! - `matches`: match id → [`MatchRecord`];
 //! - `user_matches`: uid, 0xFF, end time in milliseconds (8 bytes big-endian), a sequence number (8 bytes
 //!   big-endian) → match id. Keys sort by player then end time, so a page is one reverse range scan of `limit`
 //!   entries plus a lookup per entry, whatever the length of the history. The last 16 bytes of a key are the
 //!   [`MatchCursor`] of its entry.
+//!
+//! On PostgreSQL the same in two tables: `matches` (match id → record as JSON) and `user_matches` (uid, the 16-byte
+//! cursor as `bytea`, match id), whose primary key sorts like sled's index, so cursors mean the same on both.
 
 use std::fmt;
 use std::str::FromStr;
@@ -15,7 +18,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sled::Transactional as _;
 use sled::transaction::ConflictableTransactionError;
 
-use super::{Abort, SledStore, StoreError, decode, encode, index_prefix};
+use super::{Abort, PgStore, SledStore, StoreError, decode, encode, index_prefix};
 
 /// A finished game: the sync server's report and the node that sent it (the shape `GET /v1/me/matches` lists).
 pub use movan_protocol::MatchRecord;
@@ -54,19 +57,30 @@ pub struct MatchPage {
     pub next: Option<MatchCursor>,
 }
 
+/// The cursor of a game ending at `ended_at` (seconds) with sequence number `seq`.
+fn cursor_of(ended_at: f64, seq: u64) -> [u8; 16] {
+    // A float cast saturates: times before 1970 sort first, NaN as 0.
+    let ended_ms = (ended_at * 1000.0) as u64;
+    let mut cursor = [0u8; 16];
+    cursor[..8].copy_from_slice(&ended_ms.to_be_bytes());
+    cursor[8..].copy_from_slice(&seq.to_be_bytes());
+    cursor
+}
+
+/// The players of `game`, each once.
+fn players_of(game: &MatchRecord) -> Vec<&str> {
+    let mut players: Vec<&str> = game.report.players.iter().map(String::as_str).collect();
+    players.sort_unstable();
+    players.dedup();
+    players
+}
+
 /// [`super::Store::insert_match`] on sled.
 pub(super) fn insert(store: &SledStore, game: &MatchRecord) -> Result<bool, StoreError> {
     let report = &game.report;
     let record = encode(game);
-    // A float cast saturates: times before 1970 sort first, NaN as 0.
-    let ended_ms = (report.ended_at * 1000.0) as u64;
-    let mut cursor = [0u8; 16];
-    cursor[..8].copy_from_slice(&ended_ms.to_be_bytes());
-    cursor[8..].copy_from_slice(&store.db.generate_id()?.to_be_bytes());
-    let mut players: Vec<&str> = report.players.iter().map(String::as_str).collect();
-    players.sort_unstable();
-    players.dedup();
-    let keys: Vec<Vec<u8>> = players
+    let cursor = cursor_of(report.ended_at, store.db.generate_id()?);
+    let keys: Vec<Vec<u8>> = players_of(game)
         .into_iter()
         .map(|uid| {
             let mut key = index_prefix(uid);
@@ -120,6 +134,56 @@ pub(super) fn page(
         matches.push(decode::<MatchRecord>("matches", &record)?);
         let tail: [u8; 16] = key[key.len() - 16..].try_into().expect("index keys end with a 16-byte cursor");
         last = Some(MatchCursor(tail));
+    }
+    Ok(MatchPage { matches, next: if more { last } else { None } })
+}
+
+/// [`super::Store::insert_match`] on PostgreSQL.
+pub(super) async fn insert_pg(store: &PgStore, game: &MatchRecord) -> Result<bool, StoreError> {
+    let record = String::from_utf8(encode(game)).expect("serde_json writes UTF-8");
+    let mut client = store.client().await?;
+    let tx = client.transaction().await?;
+    let id = &game.report.match_id;
+    let sql = "INSERT INTO matches (match_id, record) VALUES ($1, $2) ON CONFLICT (match_id) DO NOTHING";
+    if tx.execute(sql, &[id, &record]).await? == 0 {
+        return Ok(false);
+    }
+    let seq: i64 = tx.query_one("SELECT nextval('match_seq')", &[]).await?.get(0);
+    let cursor = cursor_of(game.report.ended_at, u64::try_from(seq).unwrap_or(0));
+    for uid in players_of(game) {
+        let sql = "INSERT INTO user_matches (uid, cursor, match_id) VALUES ($1, $2, $3)";
+        tx.execute(sql, &[&uid, &cursor.as_slice(), id]).await?;
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// [`super::Store::matches_of`] on PostgreSQL: one index range, newest first, one row more than the page to know
+/// whether another follows.
+pub(super) async fn page_pg(
+    store: &PgStore,
+    uid: &str,
+    before: Option<&MatchCursor>,
+    limit: usize,
+) -> Result<MatchPage, StoreError> {
+    let client = store.client().await?;
+    let sql = client
+        .prepare_cached(
+            "SELECT m.record, u.cursor FROM user_matches u JOIN matches m ON m.match_id = u.match_id \
+             WHERE u.uid = $1 AND ($2::bytea IS NULL OR u.cursor < $2) ORDER BY u.cursor DESC LIMIT $3",
+        )
+        .await?;
+    let fetch = i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1;
+    let rows = client.query(&sql, &[&uid, &before.map(|c| c.0.as_slice()), &fetch]).await?;
+    let more = rows.len() > limit;
+    let mut matches = Vec::with_capacity(rows.len().min(limit));
+    let mut last = None;
+    for row in rows.iter().take(limit) {
+        matches.push(decode::<MatchRecord>("matches", row.try_get::<_, &str>(0)?.as_bytes())?);
+        let cursor: &[u8] = row.try_get(1)?;
+        last = Some(MatchCursor(
+            cursor.try_into().map_err(|_| StoreError::BadColumn { table: "user_matches", column: "cursor" })?,
+        ));
     }
     Ok(MatchPage { matches, next: if more { last } else { None } })
 }

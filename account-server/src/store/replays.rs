@@ -7,11 +7,15 @@
 //! - `meta`: `replay_count` and `replay_bytes` (8 bytes big-endian each), kept in the same transactions.
 //!
 //! [`insert`] stores a replay, then removes the oldest ones until both limits of [`ReplayRetention`] hold.
+//!
+//! On PostgreSQL, `replays` holds match id, arrival number, size and file, and the single row of `replay_usage` the
+//! counters; [`insert_pg`] locks that row, then stores and evicts in one transaction.
 
 use sled::Transactional as _;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
-use super::{Abort, SledStore, StoreError};
+use super::postgres::{db_int, from_db_int};
+use super::{Abort, PgStore, SledStore, StoreError};
 
 const REPLAY_COUNT: &[u8] = b"replay_count";
 const REPLAY_BYTES: &[u8] = b"replay_bytes";
@@ -126,6 +130,39 @@ pub(super) fn usage(store: &SledStore) -> Result<ReplayUsage, StoreError> {
         }
     };
     Ok(ReplayUsage { count: read(REPLAY_COUNT)?, bytes: read(REPLAY_BYTES)? })
+}
+
+/// [`super::Store::insert_replay`] on PostgreSQL.
+pub(super) async fn insert_pg(
+    store: &PgStore,
+    match_id: &str,
+    file: &[u8],
+    retention: &ReplayRetention,
+) -> Result<ReplayInsert, StoreError> {
+    let mut client = store.client().await?;
+    let tx = client.transaction().await?;
+    // Locked until commit: inserts queue here, so arrival numbers follow commit order.
+    let row = tx.query_one("SELECT count, bytes FROM replay_usage FOR UPDATE", &[]).await?;
+    let (mut count, mut bytes) = (from_db_int(row.try_get(0)?), from_db_int(row.try_get(1)?));
+    let size = file.len() as u64;
+    let sql = "INSERT INTO replays (match_id, seq, size, file) VALUES ($1, nextval('replay_seq'), $2, $3) \
+               ON CONFLICT (match_id) DO NOTHING RETURNING seq";
+    let Some(row) = tx.query_opt(sql, &[&match_id, &db_int(size), &file]).await? else {
+        return Ok(ReplayInsert { stored: false, evicted: Vec::new() });
+    };
+    let seq: i64 = row.try_get(0)?;
+    (count, bytes) = (count + 1, bytes.saturating_add(size));
+    let mut evicted = Vec::new();
+    while count > retention.max_count || bytes > retention.max_bytes {
+        let oldest = "DELETE FROM replays WHERE seq = (SELECT MIN(seq) FROM replays) AND seq <> $1 \
+                      RETURNING match_id, size";
+        let Some(row) = tx.query_opt(oldest, &[&seq]).await? else { break };
+        evicted.push(row.try_get::<_, String>(0)?);
+        (count, bytes) = (count.saturating_sub(1), bytes.saturating_sub(from_db_int(row.try_get(1)?)));
+    }
+    tx.execute("UPDATE replay_usage SET count = $1, bytes = $2", &[&db_int(count), &db_int(bytes)]).await?;
+    tx.commit().await?;
+    Ok(ReplayInsert { stored: true, evicted })
 }
 
 #[cfg(test)]

@@ -231,3 +231,34 @@ async fn expired_refresh_tokens_are_pruned_spent_or_not(store: &dyn Store) {
     assert_eq!(store.spend_refresh_token(&[2; 32]).await.unwrap(), None);
     assert_eq!(store.spend_refresh_token(&[3; 32]).await.unwrap(), Some(RefreshUse::Fresh(grant("s1", 300))));
 }
+
+#[tokio::test]
+async fn postgres_migrations_apply_once_and_the_uid_counter_survives_a_restart() {
+    let Some(url) = super::testing::harness::fresh_database().await else { return };
+    let store = PgStore::connect(&url, 2).await.unwrap();
+    assert_eq!(store.create_user("a", "h", Role::Player, 1).await.unwrap().uid, "1000");
+    drop(store);
+    let store = PgStore::connect(&url, 2).await.unwrap();
+    assert_eq!(store.create_user("b", "h", Role::Player, 1).await.unwrap().uid, "1001", "a restart continues");
+    let client = store.client().await.unwrap();
+    let versions: Vec<(i32, String)> = client
+        .query("SELECT version, name FROM movan_schema ORDER BY version", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert_eq!(versions, [(1, "initial".to_owned())], "each migration recorded once");
+    client.execute("INSERT INTO movan_schema (version, name) VALUES (99, 'future')", &[]).await.unwrap();
+    let e = PgStore::connect(&url, 2).await.unwrap_err();
+    assert!(matches!(e, PgOpenError::Migrate { error: MigrateError::TooNew { found: 99, known: 1 }, .. }), "{e}");
+}
+
+#[tokio::test]
+async fn an_unreachable_postgres_is_named_without_its_password() {
+    let e = PgStore::connect("postgres://movan:hunter2@127.0.0.1:1/movan", 1).await.unwrap_err();
+    let text = e.to_string();
+    assert!(text.starts_with("cannot connect to PostgreSQL at movan@127.0.0.1:1/movan: "), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+    assert!(matches!(PgStore::connect("mysql://x", 1).await, Err(PgOpenError::Url(_))));
+}
