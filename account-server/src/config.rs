@@ -30,8 +30,16 @@ pub struct AccountConfig {
     pub tls_key_path: PathBuf,
     /// RPC listen address for sync servers.
     pub rpc_addr: SocketAddr,
-    /// sled database directory.
+    /// Where users, sessions, matches and replays are kept: the embedded sled database at `db_path` (the default),
+    /// or PostgreSQL at `database_url`.
+    pub store: StoreKind,
+    /// sled database directory (`store = "sled"`).
     pub db_path: PathBuf,
+    /// PostgreSQL to use with `store = "postgres"`: `postgres://user[:password]@host[:port]/database` (or
+    /// `host=... dbname=...` pairs). The connection is not encrypted: keep it on this machine or a private network.
+    pub database_url: String,
+    /// PostgreSQL connections kept open at most (`store = "postgres"`).
+    pub database_max_connections: usize,
     /// Usernames given the `admin` role at start-up and at registration (compared ignoring ASCII case). Removing a
     /// name does not demote the user.
     pub admins: Vec<String>,
@@ -102,6 +110,17 @@ pub struct AccountConfig {
     pub replay_upload_timeout_secs: u64,
 }
 
+/// `account.store`: which [`crate::Store`] the account server uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// sled, embedded, at `account.db_path`: nothing to install, one account server per database.
+    #[default]
+    Sled,
+    /// PostgreSQL at `account.database_url`: several account servers may share it.
+    Postgres,
+}
+
 impl Default for AccountConfig {
     fn default() -> Self {
         Self {
@@ -109,7 +128,10 @@ impl Default for AccountConfig {
             tls_cert_path: PathBuf::new(),
             tls_key_path: PathBuf::new(),
             rpc_addr: SocketAddr::from(([127, 0, 0, 1], 2027)),
+            store: StoreKind::Sled,
             db_path: PathBuf::from("data/accounts.sled"),
+            database_url: String::new(),
+            database_max_connections: 16,
             admins: Vec::new(),
             max_concurrent_hashes: 0,
             argon2_memory_kib: MIN_ARGON2_MEMORY_KIB,
@@ -204,8 +226,14 @@ impl Config {
 fn first_violation(a: &AccountConfig) -> Option<(&'static str, String)> {
     let (has_cert, has_key) = (!a.tls_cert_path.as_os_str().is_empty(), !a.tls_key_path.as_os_str().is_empty());
     const WEEK: u64 = 7 * 24 * 3600;
-    let checks: [(&str, bool, &str); 29] = [
+    let checks: [(&str, bool, &str); 31] = [
         ("account.db_path", !a.db_path.as_os_str().is_empty(), "must not be empty"),
+        (
+            "account.database_url",
+            a.store != StoreKind::Postgres || !a.database_url.is_empty(),
+            "must be set when account.store = \"postgres\" (postgres://user@host:port/database)",
+        ),
+        ("account.database_max_connections", (1..=1024).contains(&a.database_max_connections), "must be 1 to 1024"),
         (
             "account.tls_key_path",
             has_key || !has_cert,
@@ -289,6 +317,11 @@ fn first_violation(a: &AccountConfig) -> Option<(&'static str, String)> {
     ];
     if let Some((key, _, why)) = checks.into_iter().find(|(_, ok, _)| !ok) {
         return Some((key, why.to_owned()));
+    }
+    // tokio-postgres's message names the problem, never the URL, so no password ends up in a log.
+    if let Some(Err(e)) = (!a.database_url.is_empty()).then(|| a.database_url.parse::<tokio_postgres::Config>()) {
+        let why = format!("is not a PostgreSQL URL like postgres://user@host:port/database ({e})");
+        return Some(("account.database_url", why));
     }
     if let Some(bad) = a.cors_origins.iter().find(|o| !valid_origin(o)) {
         return Some((
@@ -453,6 +486,27 @@ mod tests {
         assert_eq!(c.account.tls_paths(), Some((Path::new("c.pem"), Path::new("k.pem"))));
         let c = parse("[account]\ntls_cert_path = \"\"\ntls_key_path = \"\"\n").unwrap();
         assert_eq!(c.account.tls_paths(), None);
+    }
+
+    #[test]
+    fn the_store_is_sled_unless_postgres_is_chosen_with_a_url() {
+        assert_eq!(Config::default().account.store, StoreKind::Sled);
+        let c = parse("[account]\nstore = \"postgres\"\ndatabase_url = \"postgres://movan@127.0.0.1:5432/movan\"\n");
+        let c = c.unwrap();
+        assert_eq!(
+            (c.account.store, c.account.database_url.as_str()),
+            (StoreKind::Postgres, "postgres://movan@127.0.0.1:5432/movan")
+        );
+        let cases = [
+            ("store = \"postgres\"\n", "account.database_url: must be set when account.store = \"postgres\""),
+            ("store = \"postgres\"\ndatabase_url = \"mysql://x\"\n", "account.database_url: is not a PostgreSQL URL"),
+            ("store = \"mongo\"\n", "account.store: "),
+            ("database_max_connections = 0\n", "account.database_max_connections: must be 1 to 1024"),
+        ];
+        for (text, start) in cases {
+            let e = parse(&format!("[account]\n{text}")).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("movan.toml: {start}")), "{text:?} gave {e}");
+        }
     }
 
     #[test]

@@ -50,10 +50,10 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-pub use config::{AccountConfig, Config, RpcSection, TokenSection};
+pub use config::{AccountConfig, Config, RpcSection, StoreKind, TokenSection};
 pub use error::ApiError;
 pub use state::{AppState, Clock, StartError};
-pub use store::{OpenError, RefreshUse, Role, SledStore, Store, StoreError};
+pub use store::{OpenError, PgStore, RefreshUse, Role, SledStore, Store, StoreError};
 pub use tls::{TlsConfig, TlsError};
 
 /// How long [`run`] waits for open requests after the shutdown signal before closing anyway: short enough that the

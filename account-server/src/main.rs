@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use account_server::secret::ensure_rpc_secret;
+use account_server::state::{open_store, store_description};
 use account_server::tls::is_loopback;
 use account_server::tokens::ensure_key_pair;
-use account_server::{AppState, Config, Role, SledStore, Store as _, TlsConfig};
+use account_server::{AppState, Config, Role, TlsConfig};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
@@ -34,8 +35,8 @@ enum Command {
     /// Create the token key pair and the RPC secret if missing, print the private key, public key and secret paths
     /// (one per line) and exit.
     Keygen,
-    /// Give an existing user the admin role, then exit. Opens the database directly: stop the server first (sled
-    /// lets one process at a time open it).
+    /// Give an existing user the admin role, then exit. Opens the configured store directly: with sled, stop the
+    /// server first (sled lets one process at a time open it); PostgreSQL may be in use.
     PromoteAdmin {
         /// The user's name (case does not matter).
         username: String,
@@ -79,12 +80,12 @@ fn keygen(config: &Path) -> anyhow::Result<()> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn promote_admin(config: &Path, username: &str) -> anyhow::Result<()> {
-    let path = Config::load(config)?.account.db_path;
-    let store = SledStore::open(&path)?;
+    let config = Config::load(config)?;
+    let store = open_store(&config).await?;
     let user = store
         .set_role_by_name(username, Role::Admin)
         .await?
-        .with_context(|| format!("no user named {username:?} in {}", path.display()))?;
+        .with_context(|| format!("no user named {username:?} in {}", store_description(&config)))?;
     store.flush().await?;
     info!(uid = %user.uid, username = %user.username, "promoted to admin");
     let mut out = std::io::stdout().lock();
@@ -141,7 +142,7 @@ async fn serve(config: &Path) -> anyhow::Result<()> {
         writeln!(out, "account-server rpc listening on {rpc_bound}")?;
         out.flush()?;
     }
-    info!(http = %http_bound, tls = tls.is_some(), rpc = %rpc_bound, db = %config.account.db_path.display(), "serving");
+    info!(http = %http_bound, tls = tls.is_some(), rpc = %rpc_bound, store = %store_description(&config), "serving");
     let rpc_config = account_server::rpc::server_config(&config.rpc, &secret);
     account_server::serve(http, tls, rpc, state, rpc_config, shutdown).await?;
     info!("stopped");

@@ -7,11 +7,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::config::StoreKind;
 use crate::credentials::CredentialRules;
 use crate::limits::Limits;
 use crate::nodes::Nodes;
 use crate::password::PasswordHasher;
-use crate::store::{OpenError, Role, SledStore, Store, StoreError};
+use crate::store::{OpenError, PgOpenError, PgStore, Role, SledStore, Store, StoreError};
 use crate::tokens::{KeyError, TokenIssuer};
 
 /// The current time in seconds since the Unix epoch; replaceable so tests can move time.
@@ -26,6 +27,9 @@ pub enum StartError {
     /// The database cannot be opened (a missing one is created), e.g. another process holds its lock.
     #[error(transparent)]
     Database(#[from] OpenError),
+    /// PostgreSQL cannot be reached or its schema cannot be brought up to date.
+    #[error(transparent)]
+    Postgres(#[from] PgOpenError),
     /// The argon2 parameters are rejected (config validation normally catches this first).
     #[error("account.argon2_*: {0}")]
     Argon2(argon2::Error),
@@ -81,11 +85,9 @@ impl fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// Opens the sled database at `account.db_path` and loads the token key pair, creating either if missing.
+    /// Opens the configured store ([`open_store`]) and loads the token key pair, creating it if missing.
     pub async fn open(config: &Config) -> Result<Self, StartError> {
-        let path = &config.account.db_path;
-        let store = SledStore::open(path)?;
-        Self::new(config, Arc::new(store)).await
+        Self::new(config, open_store(config).await?).await
     }
 
     /// Uses `store` (a fake one in tests, say), loads the token key pair (creating it if missing) and gives the
@@ -157,6 +159,32 @@ impl AppState {
     /// Seconds since the Unix epoch, by this state's clock.
     pub fn now(&self) -> u64 {
         (self.clock)()
+    }
+}
+
+/// Opens the store `account.store` names: the sled database at `account.db_path` (created if missing), or
+/// PostgreSQL at `account.database_url` (its schema migrated).
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
+    let account = &config.account;
+    Ok(match account.store {
+        StoreKind::Sled => Arc::new(SledStore::open(&account.db_path)?),
+        StoreKind::Postgres => {
+            let store = PgStore::connect(&account.database_url, account.database_max_connections).await?;
+            info!(target = store.target(), max_connections = account.database_max_connections, "PostgreSQL store");
+            Arc::new(store)
+        }
+    })
+}
+
+/// The store as a log field: `sled:PATH` or `postgres:user@host:port/database` (never a password).
+pub fn store_description(config: &Config) -> String {
+    match config.account.store {
+        StoreKind::Sled => format!("sled:{}", config.account.db_path.display()),
+        StoreKind::Postgres => config
+            .account
+            .database_url
+            .parse::<tokio_postgres::Config>()
+            .map_or_else(|_| "postgres".to_owned(), |c| format!("postgres:{}", crate::store::describe_pg(&c))),
     }
 }
 

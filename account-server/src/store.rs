@@ -29,7 +29,7 @@ use movan_protocol::crypto::SessionKey;
 use serde::{Deserialize, Serialize};
 
 pub use matches::{MatchCursor, MatchPage, MatchRecord};
-pub use postgres::{MIGRATIONS, MigrateError, PgOpenError, PgStore};
+pub use postgres::{MIGRATIONS, MigrateError, PgOpenError, PgStore, describe_pg};
 pub use replays::{ReplayInsert, ReplayRetention, ReplayUsage};
 use sled_store::{Abort, decode, encode, index_prefix};
 pub use sled_store::{OpenError, SledStore};

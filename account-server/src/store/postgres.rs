@@ -80,7 +80,7 @@ impl PgStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
-        let target = describe(&config);
+        let target = describe_pg(&config);
         let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(max_connections.max(1))
@@ -373,7 +373,7 @@ pub(super) fn from_db_int(value: i64) -> u64 {
 }
 
 /// `user@host:port/database`, for messages: never the password.
-fn describe(config: &tokio_postgres::Config) -> String {
+pub fn describe_pg(config: &tokio_postgres::Config) -> String {
     let host = match config.get_hosts().first() {
         Some(Host::Tcp(host)) => host.clone(),
         #[cfg(unix)]
