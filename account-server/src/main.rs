@@ -1,6 +1,6 @@
 //! `account-server [--config PATH]` serves the account API over HTTP and the sync-server registry over RPC;
 //! `account-server keygen` only creates the token key pair and the RPC secret; `account-server promote-admin NAME`
-//! makes a user an admin.
+//! makes a user an admin; `account-server migrate-from-sled --from PATH` copies a sled database into PostgreSQL.
 
 use std::future::Future;
 use std::io::{IsTerminal as _, Write as _};
@@ -10,9 +10,10 @@ use std::process::ExitCode;
 
 use account_server::secret::ensure_rpc_secret;
 use account_server::state::{open_store, store_description};
+use account_server::store::migrate::copy_sled_to_postgres;
 use account_server::tls::is_loopback;
 use account_server::tokens::ensure_key_pair;
-use account_server::{AppState, Config, Role, TlsConfig};
+use account_server::{AppState, Config, PgStore, Role, SledStore, StoreKind, TlsConfig};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
@@ -41,6 +42,15 @@ enum Command {
         /// The user's name (case does not matter).
         username: String,
     },
+    /// Copy users, sessions, refresh tokens, matches and replays from a sled database into the configured
+    /// PostgreSQL store (account.store = "postgres"), in one transaction, then exit. Records PostgreSQL has already
+    /// are left as they are, so running it again copies only what is new. Stop the server using the sled database
+    /// first (sled lets one process at a time open it).
+    MigrateFromSled {
+        /// The sled database directory (account.db_path of the server that used it).
+        #[arg(long)]
+        from: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -53,6 +63,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Keygen) => keygen(&cli.config),
         Some(Command::PromoteAdmin { username }) => promote_admin(&cli.config, &username),
+        Some(Command::MigrateFromSled { from }) => migrate_from_sled(&cli.config, &from),
         None => serve(&cli.config),
     };
     match result {
@@ -90,6 +101,37 @@ async fn promote_admin(config: &Path, username: &str) -> anyhow::Result<()> {
     info!(uid = %user.uid, username = %user.username, "promoted to admin");
     let mut out = std::io::stdout().lock();
     writeln!(out, "{} (uid {}) is now an admin", user.username, user.uid)?;
+    out.flush()?;
+    Ok(())
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn migrate_from_sled(config: &Path, from: &Path) -> anyhow::Result<()> {
+    let config = Config::load(config)?;
+    let account = &config.account;
+    if account.store != StoreKind::Postgres {
+        anyhow::bail!("account.store: must be \"postgres\" to migrate into it (with account.database_url)");
+    }
+    if !from.exists() {
+        anyhow::bail!("{}: no sled database there", from.display());
+    }
+    let sled = SledStore::open(from)?;
+    let postgres = PgStore::connect(&account.database_url, 2).await?;
+    let copied = copy_sled_to_postgres(&sled, &postgres).await.context("copying into PostgreSQL")?;
+    info!(from = %from.display(), to = postgres.target(), ?copied, "migrated from sled");
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "copied {} users, {} sessions, {} refresh tokens, {} matches and {} replays from {} to {} (records it had \
+         already were left as they are)",
+        copied.users,
+        copied.sessions,
+        copied.refresh_tokens,
+        copied.matches,
+        copied.replays,
+        from.display(),
+        postgres.target()
+    )?;
     out.flush()?;
     Ok(())
 }

@@ -15,6 +15,7 @@
 //!   replay counters.
 
 pub mod matches;
+pub mod migrate;
 mod postgres;
 pub mod replays;
 mod sled_store;

@@ -317,11 +317,11 @@ impl Store for SledStore {
 /// A `refresh_tokens` record: the grant, and whether the token was used (records from before reuse detection have
 /// no `spent` and were never used, since using a token removed it then).
 #[derive(Debug, Serialize, serde::Deserialize)]
-struct StoredGrant {
+pub(super) struct StoredGrant {
     #[serde(flatten)]
-    grant: RefreshGrant,
+    pub(super) grant: RefreshGrant,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    spent: bool,
+    pub(super) spent: bool,
 }
 
 impl SledStore {
