@@ -5,7 +5,7 @@ pub mod lossy;
 mod second_account;
 mod tcp_cutter;
 
-pub use second_account::SecondAccount;
+pub use second_account::{ExtraSync, SecondAccount};
 pub use tcp_cutter::TcpCutter;
 
 use std::path::{Path, PathBuf};
