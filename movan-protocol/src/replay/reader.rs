@@ -149,12 +149,13 @@ impl Replay {
     fn split(&self, index: usize, raw: &[u8]) -> Result<Vec<(u64, Vec<u8>)>, ReplayError> {
         let block = self.blocks[index];
         let bad = |reason: String| ReplayError::Block { index, offset: block.offset, reason };
-        let mut frames = Vec::with_capacity(block.frames as usize);
+        // Each frame takes at least its 4-byte length: a count beyond that is a lie, not an allocation.
+        let mut frames = Vec::with_capacity((block.frames as usize).min(raw.len() / 4));
         let mut at = 0;
         while at < raw.len() {
             let len = u32_at(raw, at).ok_or_else(|| bad("a frame length is cut short".into()))? as usize;
             let body = raw.get(at + 4..at + 4 + len).ok_or_else(|| bad("a frame body is cut short".into()))?;
-            frames.push((block.first_frame + frames.len() as u64, body.to_vec()));
+            frames.push((block.first_frame.saturating_add(frames.len() as u64), body.to_vec()));
             at += 4 + len;
         }
         if frames.len() != block.frames as usize {
@@ -197,7 +198,7 @@ impl Replay {
                 Ok(frames) => frames,
                 Err(e) => {
                     report.problems.push(e.to_string());
-                    expected = block.first_frame + u64::from(block.frames);
+                    expected = block.first_frame.saturating_add(u64::from(block.frames));
                     continue;
                 }
             };
@@ -207,7 +208,7 @@ impl Replay {
                     Some(n) => report.problems.push(format!("frame {expected} holds frame_count {n}")),
                     None => report.problems.push(format!("frame {expected} is not a sync_frame message")),
                 }
-                expected += 1;
+                expected = expected.saturating_add(1);
                 report.frames += 1;
             }
         }

@@ -155,6 +155,30 @@ fn broken_files_are_errors_not_panics() {
 }
 
 #[test]
+fn frame_numbers_at_the_end_of_the_range_are_problems_not_overflows() {
+    // Found by fuzz/fuzz_targets/replay.rs: a block that says it starts at frame u64::MAX - 1.
+    let (mut file, _) = record(5, 1 << 20);
+    let header_end = PREAMBLE_LEN + u32::from_le_bytes(file[10..14].try_into().unwrap()) as usize;
+    file[header_end..header_end + 8].copy_from_slice(&(u64::MAX - 1).to_le_bytes());
+    let replay = Replay::parse(file).unwrap();
+    let numbers: Vec<u64> = replay.frames().map(|f| f.unwrap().0).collect();
+    assert_eq!(numbers, [u64::MAX - 1, u64::MAX, u64::MAX, u64::MAX, u64::MAX]);
+    let verified = replay.verify();
+    assert!(verified.problems.iter().any(|p| p.contains("starts at frame")), "{:?}", verified.problems);
+}
+
+#[test]
+fn a_block_claiming_billions_of_frames_allocates_for_what_it_holds() {
+    // Found by fuzz/fuzz_targets/replay.rs: the frame count of a block header sized an allocation.
+    let (mut file, _) = record(5, 1 << 20);
+    let header_end = PREAMBLE_LEN + u32::from_le_bytes(file[10..14].try_into().unwrap()) as usize;
+    file[header_end + 8..header_end + 12].copy_from_slice(&u32::MAX.to_le_bytes());
+    let replay = Replay::parse(file).unwrap();
+    assert!(replay.frames().any(|f| f.is_err()), "the count is wrong, and said so");
+    assert!(!replay.verify().is_ok());
+}
+
+#[test]
 fn checksum_comparisons_are_kept_and_checked_against_the_first_desync() {
     let mut writer = ReplayWriter::new(ReplayLimits { max_bytes: 1 << 20 });
     for n in 0..200 {
